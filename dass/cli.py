@@ -1,0 +1,92 @@
+"""Shared plumbing for the ``python -m dass.<stage>`` entry modules.
+
+Every stage: ``--config FILE`` plus ``key=value`` overrides, a run folder holding the resolved
+config, a log and the results; user errors (DassError) print one line and exit 2 unless
+``--debug`` is given.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import config as cfgmod
+from .errors import DassError
+
+log = logging.getLogger("dass")
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys for nested)")
+    return p
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse default is also 2)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_main(fn: Callable[[argparse.Namespace], int | None], argv=None, parser=None) -> None:
+    """Parse args, call ``fn(args)``, turn DassError into one line + exit 2."""
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        rc = fn(args)
+    except DassError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rc or 0)
+
+
+def load_config(cls, args):
+    return cfgmod.load(cls, args.config, args.overrides)
+
+
+def setup_run_dir(run_dir, cfg, name: str = "run") -> Path:
+    """Create the run folder, save the resolved config and attach a log file handler."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DassError(f"cannot create run folder {run_dir}: {e.strerror}") from None
+    cfgmod.save(cfg, run_dir / "config.yaml")
+    setup_logging(run_dir / f"{name}.log")
+    return run_dir
+
+
+def setup_logging(logfile=None, level=logging.INFO) -> None:
+    root = logging.getLogger("dass")
+    root.setLevel(level)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+    if logfile is not None:
+        logfile = str(logfile)
+        if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(Path(logfile).resolve())
+                   for h in root.handlers):
+            fh = logging.FileHandler(logfile)
+            fh.setFormatter(fmt)
+            root.addHandler(fh)
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0

@@ -1,0 +1,214 @@
+"""YAML configs read into typed dataclasses.
+
+* ``load(cls, path, overrides)`` reads ``path`` (optional), applies ``key=value`` overrides
+  (dotted keys reach nested dataclasses; values are parsed as YAML scalars/lists) and returns an
+  instance of ``cls``.
+* Unknown keys and ill-typed values raise :class:`DassError` naming the key and the file.
+* ``to_dict`` / ``save`` give back the resolved config (saved into each run folder).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import DassError
+
+__all__ = ["load", "from_dict", "to_dict", "save", "parse_overrides"]
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, key: str, where: str):
+    """Check/convert ``value`` to type ``tp``; raise DassError naming key and file."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    bad = DassError(f"{where}: key '{key}' expects {_type_name(tp)}, got {value!r}")
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, where)
+            except DassError as e:
+                errors.append(e)
+        raise bad
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise DassError(f"{where}: key '{key}' must be one of {list(args)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise bad
+        return from_dict(tp, value, where=where, prefix=key + ".")
+    if origin in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise bad
+            return tuple(_coerce(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{key}[{i}]", where) for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(k, kt, key, where): _coerce(v, vt, f"{key}.{k}", where) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Path):
+            return str(value)
+        raise bad
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise bad
+
+
+def from_dict(cls, data: dict, where: str = "<config>", prefix: str = ""):
+    """Build dataclass ``cls`` from ``data``; unknown keys / wrong types raise DassError."""
+    if not isinstance(data, dict):
+        raise DassError(f"{where}: expected a mapping for '{prefix.rstrip('.') or cls.__name__}', got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for k, v in data.items():
+        if k not in fields:
+            known = ", ".join(sorted(fields))
+            raise DassError(f"{where}: unknown key '{prefix}{k}' (known: {known})")
+        kwargs[k] = _coerce(v, hints[k], prefix + k, where)
+    missing = [n for n, f in fields.items() if n not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise DassError(f"{where}: missing required key '{prefix}{missing[0]}'")
+    try:
+        return cls(**kwargs)
+    except DassError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise DassError(f"{where}: {e}") from None
+
+
+def parse_overrides(items) -> dict:
+    """``["a.b=3", "c=[1,2]"]`` -> nested dict ``{"a": {"b": 3}, "c": [1, 2]}``."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise DassError(f"override '{item}' is not of the form key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise DassError(f"override '{item}' has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise DassError(f"override '{item}' conflicts with another override")
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DassError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise DassError(f"{path}: not valid YAML{at}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DassError(f"{path}: top level must be a mapping of keys to values")
+    return data
+
+
+def load(cls, path=None, overrides=None):
+    """Read ``path`` (YAML, may be None) into ``cls`` with ``key=value`` overrides applied.
+
+    A top-level ``_base_: other.yaml`` key (relative to the file) is merged first, so profiles can
+    share a common file.
+    """
+    data: dict = {}
+    where = str(path) if path else "<defaults>"
+    if path:
+        data = read_yaml(path)
+        base = data.pop("_base_", None)
+        if base is not None:
+            if not isinstance(base, str):
+                raise DassError(f"{path}: key '_base_' expects a file name")
+            base_path = Path(path).parent / base
+            base_data = read_yaml(base_path)
+            base_data.pop("_base_", None)
+            data = _merge(base_data, data)
+    ov = parse_overrides(overrides)
+    if ov:
+        where_ov = f"{where} (with overrides)"
+        try:
+            from_dict(cls, _merge(data, ov), where=where_ov)
+        except DassError as e:
+            raise e
+        data = _merge(data, ov)
+        where = where_ov
+    return from_dict(cls, data, where=where)
+
+
+def to_dict(obj) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save(obj, path) -> None:
+    from .io import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))

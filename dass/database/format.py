@@ -1,0 +1,103 @@
+"""The on-disk format of one task of the meta-training database (``<db_root>/<task_key>.pt``).
+
+A plain dict (loadable with ``torch.load(weights_only=True)``)::
+
+    format:   "dass-db-v1"
+    task:     {key, dataset, split ("meta_train" | "meta_valid" | "meta_test"), num_classes,
+               teacher_ckpt, data_root}
+    space:    the SpaceConfig as a dict (``dass.config.to_dict``)
+    noise_seed: int            # seed of the shared noise input of the functional maps
+    remap:    str              # remap strategy used for the students' maps and KD init
+    recipe:   dict             # the KD recipe that produced the labels
+    teacher:  {arch: {depths, widths}, best_acc, final_acc (percent), macs, params,
+               onehot: float32 [D], fmap: float16 [C, r, r]}
+    students: {arch: list of {depths, widths} (N),
+               onehot: float32 [N, D], fmap: float16 [N, C, r, r],
+               best_acc, final_acc, final_loss: float32 [N] (accuracies in percent),
+               macs, params: int64 [N], wall_s: float32 [N], seed: int64 [N]}
+    dataset_feats: float16 [M, C]   # teacher's pooled last-stage features of M sampled train images
+
+Accuracies are top-1 on the task's test split, in percent, as in the original release.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import DassError
+from ..io import atomic_torch_save, safe_torch_load
+
+FORMAT = "dass-db-v1"
+SPLITS = ("meta_train", "meta_valid", "meta_test")
+STUDENT_TENSORS = ("onehot", "fmap", "best_acc", "final_acc", "final_loss", "macs", "params", "wall_s", "seed")
+
+
+def validate_task_db(d: dict, where: str = "<database>") -> dict:
+    """Check keys, counts, shapes and ranges; raise DassError naming the first problem."""
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise DassError(f"{where}: not a {FORMAT} task file")
+    for k in ("task", "space", "noise_seed", "teacher", "students"):
+        if k not in d:
+            raise DassError(f"{where}: missing key '{k}'")
+    task = d["task"]
+    if task.get("split") not in SPLITS:
+        raise DassError(f"{where}: task.split must be one of {SPLITS}, got {task.get('split')!r}")
+    st = d["students"]
+    n = len(st.get("arch", []))
+    if n == 0:
+        raise DassError(f"{where}: no students")
+    for k in STUDENT_TENSORS:
+        if k not in st:
+            raise DassError(f"{where}: students lack '{k}'")
+        if not torch.is_tensor(st[k]) or st[k].shape[0] != n:
+            raise DassError(f"{where}: students.{k} must be a tensor with {n} rows")
+    t = d["teacher"]
+    for k in ("arch", "best_acc", "onehot", "fmap"):
+        if k not in t:
+            raise DassError(f"{where}: teacher lacks '{k}'")
+    if st["onehot"].shape[1:] != t["onehot"].shape:
+        raise DassError(f"{where}: student and teacher one-hot sizes differ")
+    if st["fmap"].shape[1:] != t["fmap"].shape:
+        raise DassError(f"{where}: student and teacher functional-map shapes differ")
+    for k in ("best_acc", "final_acc"):
+        v = st[k]
+        if not torch.isfinite(v).all() or (v < 0).any() or (v > 100).any():
+            raise DassError(f"{where}: students.{k} outside [0, 100]")
+    if not 0 <= float(t["best_acc"]) <= 100:
+        raise DassError(f"{where}: teacher.best_acc outside [0, 100]")
+    if not torch.isfinite(st["fmap"].float()).all():
+        raise DassError(f"{where}: students.fmap has non-finite values")
+    if len({_arch_key(a) for a in st["arch"]}) != n:
+        raise DassError(f"{where}: duplicate student architectures")
+    return d
+
+
+def _arch_key(a: dict) -> str:
+    return repr((tuple(a["depths"]), tuple(tuple(w) for w in a["widths"])))
+
+
+def load_task_db(path) -> dict:
+    d = safe_torch_load(path)
+    return validate_task_db(d, str(path))
+
+
+def save_task_db(d: dict, path) -> None:
+    validate_task_db(d, str(path))
+    atomic_torch_save(d, path)
+
+
+def load_db(root, splits=SPLITS) -> dict[str, list[dict]]:
+    """All task files under ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted by key."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DassError(f"database folder not found: {root}")
+    out: dict[str, list[dict]] = {s: [] for s in splits}
+    for p in sorted(root.glob("*.pt")):
+        d = load_task_db(p)
+        s = d["task"]["split"]
+        if s in out:
+            out[s].append(d)
+    if not any(out.values()):
+        raise DassError(f"{root}: no task files (*.pt) for splits {list(splits)}")
+    return out

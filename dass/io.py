@@ -1,0 +1,131 @@
+"""Atomic file writes and safe checkpoint loading.
+
+Every file the project writes goes through a temp file in the same folder followed by
+``os.replace``, so a kill never leaves a half-written file at the final path. Every checkpoint is
+read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import DassError
+
+
+def _atomic_write_bytes(path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    _atomic_write_bytes(path, data)
+
+
+def atomic_write_text(path, text: str) -> None:
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj, indent: int = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_json(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DassError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DassError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def atomic_torch_save(obj, path) -> None:
+    import torch
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    _atomic_write_bytes(path, buf.getvalue())
+
+
+def safe_torch_load(path, map_location="cpu"):
+    """``torch.load(weights_only=True)`` with one-line errors for missing/unsafe/corrupt files."""
+    import pickle
+
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise DassError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e).splitlines()[0] if str(e) else "unsupported content"
+        if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e).lower():
+            raise DassError(f"{path}: refused, the file needs more than weights_only=True allows "
+                            f"(it could run code): {msg[:160]}") from None
+        raise DassError(f"{path}: not a readable checkpoint ({msg[:160]})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DassError(f"{path}: not a readable checkpoint ({msg[:160]})") from None
+
+
+def append_csv_row(path, row: dict) -> None:
+    """Append one row to a CSV table (header written on creation); rewritten atomically."""
+    path = Path(path)
+    rows = []
+    fields = list(row.keys())
+    if path.is_file():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            for k in reader.fieldnames or []:
+                if k not in fields:
+                    fields.insert(len(fields), k)
+            fields = list(reader.fieldnames or []) + [k for k in row if k not in (reader.fieldnames or [])]
+    rows.append({k: row.get(k, "") for k in fields})
+    write_csv(path, rows, fields)
+
+
+def write_csv(path, rows, fields=None) -> None:
+    rows = list(rows)
+    if fields is None:
+        fields = []
+        for r in rows:
+            for k in r:
+                if k not in fields:
+                    fields.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,79 @@
+"""Student-space profile: the teacher ResNet and the choices a student may take.
+
+A profile fixes the teacher (stem width = first stage width, ``stage_widths``, ``stage_strides``,
+``max(depths)`` BasicBlocks per stage), the input (``image_size`` x ``image_size``, ``in_channels``) and
+the student choices: a depth per stage from ``depths`` and, per block, a width
+``round(stage_width * m)`` for ``m`` in ``width_mults``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..errors import DassError
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    name: str = "paper"
+    stage_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    stage_strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
+    depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    width_mults: list[float] = field(default_factory=lambda: [0.5 + i / 16 for i in range(9)])
+    image_size: int = 64
+    in_channels: int = 3
+    num_classes: int = 100  # used by --describe and as a default; teachers carry their own
+
+    def __post_init__(self):
+        if len(self.stage_widths) != len(self.stage_strides) or not self.stage_widths:
+            raise DassError(f"space '{self.name}': stage_widths and stage_strides must have the same non-zero length")
+        if any(w <= 0 for w in self.stage_widths) or any(s not in (1, 2) for s in self.stage_strides):
+            raise DassError(f"space '{self.name}': widths must be > 0 and strides 1 or 2")
+        if not self.depths or min(self.depths) < 1 or sorted(set(self.depths)) != list(self.depths):
+            raise DassError(f"space '{self.name}': depths must be increasing integers >= 1")
+        if not self.width_mults or min(self.width_mults) <= 0 or max(self.width_mults) > 1:
+            raise DassError(f"space '{self.name}': width_mults must lie in (0, 1]")
+        if sorted(set(self.width_mults)) != list(self.width_mults):
+            raise DassError(f"space '{self.name}': width_mults must be increasing and distinct")
+        if max(self.width_mults) != 1.0:
+            raise DassError(f"space '{self.name}': width_mults must contain 1.0 (the teacher's width)")
+        for w in self.stage_widths:
+            ch = [round(w * m) for m in self.width_mults]
+            if len(set(ch)) != len(ch) or min(ch) < 1:
+                raise DassError(f"space '{self.name}': stage width {w} gives repeated or zero channel "
+                                f"counts for width_mults {self.width_mults}")
+        down = 1
+        for s in self.stage_strides:
+            down *= s
+        if self.image_size % down:
+            raise DassError(f"space '{self.name}': image_size {self.image_size} not divisible by total stride {down}")
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_widths)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.depths)
+
+    @cached_property
+    def width_choices(self) -> tuple[tuple[int, ...], ...]:
+        """Per stage, the allowed block widths in channels (increasing)."""
+        return tuple(tuple(round(w * m) for m in self.width_mults) for w in self.stage_widths)
+
+    @property
+    def stem_width(self) -> int:
+        return self.stage_widths[0]
+
+    def stage_resolutions(self) -> list[int]:
+        """Spatial size of each stage's output (square)."""
+        out, r = [], self.image_size
+        for s in self.stage_strides:
+            r //= s
+            out.append(r)
+        return out
+
+
+def load_space(path=None, overrides=None) -> SpaceConfig:
+    from ..config import load
+    return load(SpaceConfig, path, overrides)

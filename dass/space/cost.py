@@ -1,0 +1,36 @@
+"""Exact MACs and parameter counts of a student, by formula (no network is built).
+
+MACs count the multiply-accumulates of convolutions and the classifier (BN, ReLU, pooling, the
+parameter-free shortcuts and the residual additions are not counted). Parameters are the trainable
+ones: conv weights (no bias), BN weight and bias (2 per channel), classifier weight and bias.
+"""
+from __future__ import annotations
+
+from .arch import Arch
+from .config import SpaceConfig
+
+
+def layer_shapes(arch: Arch, space: SpaceConfig):
+    """Yield ``(name, c_in, c_out, stride, out_resolution)`` for every 3x3 conv, in forward order."""
+    r = space.image_size
+    c = space.stem_width
+    yield "conv1", space.in_channels, c, 1, r
+    for s, (ws, stride) in enumerate(zip(arch.widths, space.stage_strides)):
+        for b, w in enumerate(ws):
+            st = stride if b == 0 else 1
+            r = r // st
+            yield f"layer{s + 1}.{b}.conv1", c, w, st, r
+            yield f"layer{s + 1}.{b}.conv2", w, w, 1, r
+            c = w
+
+
+def macs(arch: Arch, space: SpaceConfig, num_classes: int | None = None) -> int:
+    k = space.num_classes if num_classes is None else num_classes
+    total = sum(r * r * 9 * ci * co for _, ci, co, _, r in layer_shapes(arch, space))
+    return total + arch.widths[-1][-1] * k
+
+
+def params(arch: Arch, space: SpaceConfig, num_classes: int | None = None) -> int:
+    k = space.num_classes if num_classes is None else num_classes
+    total = sum(9 * ci * co + 2 * co for _, ci, co, _, _ in layer_shapes(arch, space))
+    return total + arch.widths[-1][-1] * k + k

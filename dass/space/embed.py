@@ -1,0 +1,110 @@
+"""Functional embedding: what a remapped, untrained student computes on a fixed noise input.
+
+For a task, one noise image ``N(0, 1)`` of shape ``in_channels x image_size x image_size`` is drawn
+from a ``torch.Generator`` seeded with ``seed`` (shared by the teacher and every student of the task).
+Each student is remapped from the teacher, put in eval mode (BN uses the teacher's running stats)
+and run on the noise; the embedding is its last-stage activation map, zero-padded in channels to the
+teacher's last-stage width (``C x r x r``; 256 x 8 x 8 for the ``paper`` profile).
+
+``functional_maps`` evaluates many students at once. For ``copy_paste_first`` it runs the teacher
+itself on a batch of copies of the noise, with per-sample channel masks and per-sample block skips:
+since every student tensor is a prefix slice of the teacher's, zeroing the channels beyond a block's
+width (after BN, before the ReLU) and skipping absent blocks reproduces each student exactly. Other
+remaps fall back to building each student.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .arch import Arch, teacher_arch
+from .config import SpaceConfig
+from .remap import remap
+from .resnet import ResNet, match_channels
+
+
+def noise_input(space: SpaceConfig, seed: int, n: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(n, space.in_channels, space.image_size, space.image_size, generator=g)
+
+
+def _pad_to(x: torch.Tensor, c: int) -> torch.Tensor:
+    return match_channels(x, c)
+
+
+@torch.no_grad()
+def functional_map_single(arch: Arch, teacher_sd: dict, space: SpaceConfig, num_classes: int, seed: int,
+                          strategy: str = "copy_paste_first", stage: int = -1) -> torch.Tensor:
+    """Build, remap and run one student; returns ``C x r x r`` (stage map padded to the teacher width)."""
+    net = remap(ResNet(arch, space, num_classes), teacher_sd, strategy).eval()
+    outs = net.forward_stages(noise_input(space, seed))
+    return _pad_to(outs[stage], space.stage_widths[stage])[0]
+
+
+class MaskedTeacher(torch.nn.Module):
+    """The teacher run with per-sample width masks and block skips (see module doc)."""
+
+    def __init__(self, teacher_sd: dict, space: SpaceConfig, num_classes: int):
+        super().__init__()
+        self.space = space
+        self.net = ResNet(teacher_arch(space), space, num_classes)
+        self.net.load_state_dict(teacher_sd, strict=True)
+        self.net.eval()
+
+    @torch.no_grad()
+    def forward(self, noise: torch.Tensor, archs: list[Arch], stages=(-1,)) -> list[torch.Tensor]:
+        space, net = self.space, self.net
+        dev = noise.device
+        B = len(archs)
+        x = F.relu(net.bn1(net.conv1(noise)))
+        x = x.expand(B, *x.shape[1:]).contiguous()
+        want = {s % space.num_stages for s in stages}
+        outs = {}
+        for s, layer in enumerate(net.stages):
+            C = space.stage_widths[s]
+            depth = torch.tensor([a.depths[s] for a in archs], device=dev)
+            ar = torch.arange(C, device=dev)
+            for b, block in enumerate(layer):
+                active = depth > b
+                if not bool(active.any()):
+                    continue
+                widths = torch.tensor([a.widths[s][b] if b < a.depths[s] else C for a in archs], device=dev)
+                m = (ar[None, :] < widths[:, None]).to(x.dtype)[:, :, None, None]
+                out = F.relu(block.bn1(block.conv1(x)) * m)
+                out = block.bn2(block.conv2(out)) * m
+                sc = x
+                if block.stride == 2:
+                    sc = F.max_pool2d(sc, 2)
+                new = F.relu(out + match_channels(sc, C) * m)
+                if b == 0:
+                    x = new
+                else:
+                    x = torch.where(active[:, None, None, None], new, x)
+            if s in want:
+                outs[s] = x
+        return [outs[s % space.num_stages] for s in stages]
+
+
+@torch.no_grad()
+def functional_maps(archs: list[Arch], teacher_sd: dict, space: SpaceConfig, num_classes: int, seed: int,
+                    strategy: str = "copy_paste_first", batch_size: int = 256, device="cpu",
+                    stages=(-1,), progress: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    """Stage maps of many students: ``len(archs) x C x r x r`` (a list when several ``stages``)."""
+    from tqdm import tqdm
+    device = torch.device(device)
+    results: list[list[torch.Tensor]] = [[] for _ in stages]
+    if strategy == "copy_paste_first":
+        model = MaskedTeacher({k: v for k, v in teacher_sd.items()}, space, num_classes).to(device)
+        noise = noise_input(space, seed).to(device)
+        it = range(0, len(archs), batch_size)
+        for i in tqdm(it, desc="functional maps", disable=not progress, leave=False):
+            for r, o in zip(results, model(noise, archs[i:i + batch_size], stages)):
+                r.append(o.float().cpu())
+    else:
+        for a in tqdm(archs, desc="functional maps", disable=not progress, leave=False):
+            net = remap(ResNet(a, space, num_classes), teacher_sd, strategy).eval().to(device)
+            outs = net.forward_stages(noise_input(space, seed).to(device))
+            for r, s in zip(results, stages):
+                r.append(_pad_to(outs[s], space.stage_widths[s]).float().cpu())
+    cat = [torch.cat(r) if r else torch.zeros(0) for r in results]
+    return cat[0] if len(stages) == 1 else cat
