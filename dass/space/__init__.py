@@ -7,12 +7,12 @@ from .cost import macs, params
 from .embed import functional_map_single, functional_maps, noise_input
 from .encodings import (decode_graph, decode_onehot, graph, graph_batch, onehot, onehot_batch,
                         onehot_dim)
-from .remap import REMAPS, remap
+from .remap import REMAPS, build_remapped, remap
 from .resnet import ResNet, build
 
 __all__ = [
     "Arch", "SpaceConfig", "load_space", "validate", "sample", "sample_unique", "mutate", "neighbours",
-    "num_architectures", "teacher_arch", "macs", "params", "ResNet", "build", "remap", "REMAPS",
+    "num_architectures", "teacher_arch", "macs", "params", "ResNet", "build", "remap", "build_remapped", "REMAPS",
     "onehot", "onehot_batch", "decode_onehot", "onehot_dim", "graph", "graph_batch", "decode_graph",
     "noise_input", "functional_maps", "functional_map_single",
 ]

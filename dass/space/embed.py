@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .arch import Arch, teacher_arch
 from .config import SpaceConfig
-from .remap import remap
+from .remap import build_remapped
 from .resnet import ResNet, match_channels
 
 
@@ -36,7 +36,7 @@ def _pad_to(x: torch.Tensor, c: int) -> torch.Tensor:
 def functional_map_single(arch: Arch, teacher_sd: dict, space: SpaceConfig, num_classes: int, seed: int,
                           strategy: str = "copy_paste_first", stage: int = -1) -> torch.Tensor:
     """Build, remap and run one student; returns ``C x r x r`` (stage map padded to the teacher width)."""
-    net = remap(ResNet(arch, space, num_classes), teacher_sd, strategy).eval()
+    net = build_remapped(arch, space, num_classes, teacher_sd, strategy).eval()
     outs = net.forward_stages(noise_input(space, seed))
     return _pad_to(outs[stage], space.stage_widths[stage])[0]
 
@@ -102,7 +102,7 @@ def functional_maps(archs: list[Arch], teacher_sd: dict, space: SpaceConfig, num
                 r.append(o.float().cpu())
     else:
         for a in tqdm(archs, desc="functional maps", disable=not progress, leave=False):
-            net = remap(ResNet(a, space, num_classes), teacher_sd, strategy).eval().to(device)
+            net = build_remapped(a, space, num_classes, teacher_sd, strategy).eval().to(device)
             outs = net.forward_stages(noise_input(space, seed).to(device))
             for r, s in zip(results, stages):
                 r.append(_pad_to(outs[s], space.stage_widths[s]).float().cpu())

@@ -50,6 +50,16 @@ _SELECT: dict[str, Callable[[int, int], torch.Tensor]] = {
 REMAPS = tuple(_SELECT) + ("random_init",)
 
 
+def build_remapped(arch, space, num_classes: int, teacher_sd: dict, strategy: str = "copy_paste_first",
+                   init_seed: int = 0) -> ResNet:
+    """Build a student and remap it. ``random_init`` students are initialised from ``init_seed`` (the
+    global RNG is left untouched), so their functional maps are reproducible."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        net = ResNet(arch, space, num_classes)
+    return remap(net, teacher_sd, strategy)
+
+
 @torch.no_grad()
 def remap(student: ResNet, teacher_sd: dict, strategy: str = "copy_paste_first") -> ResNet:
     """Copy slices of ``teacher_sd`` (a state dict of the teacher ResNet) into ``student`` in place."""

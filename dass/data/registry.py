@@ -1,0 +1,173 @@
+"""Datasets chosen by name.
+
+Known names (``<...>`` is a parameter):
+
+* ``tiny_imagenet`` (200 classes; "test" = the valid files) and ``tiny_imagenet-<k>`` (split task
+  k, 40 classes; see :mod:`dass.data.tiny_imagenet`),
+* ``cub``, ``dtd``, ``quickdraw``, ``stanford_cars``: the original ``.npy`` layout under
+  ``<root>/<name>/`` (see :mod:`dass.data.arrays`),
+* ``glyphs/<member>``: a built-in glyph dataset in the same layout under ``<root>/glyphs/<member>/``
+  (``python -m dass.data glyphs`` writes them),
+* ``folder:<path>``: an image folder (see :mod:`dass.data.folder`); ``root`` is not used.
+
+A reader is registered with :func:`register_dataset` under such a pattern; it is called as
+``reader(arg, root, split, image_size)`` where ``arg`` is the text matched by ``<...>`` (None for a
+plain name). ``load_dataset`` resizes whatever the reader returns to ``image_size`` when given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import DassError
+from . import tiny_imagenet
+from .arrays import SPLITS, ImageArrays, infer_num_classes, load_npy, read_split, resize_images
+from .folder import load_image_folder
+
+Reader = Callable[[Optional[str], str, str, Optional[int]], ImageArrays]
+Lister = Callable[[str], list]
+
+NPY_DATASETS = ("cub", "dtd", "quickdraw", "stanford_cars")
+GLYPHS_DIR = "glyphs"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    pattern: str
+    reader: Reader
+    lister: Lister | None
+
+    @property
+    def prefix(self) -> str | None:
+        """The fixed part of a parametric pattern ('glyphs/' for 'glyphs/<member>'), else None."""
+        return self.pattern[:self.pattern.index("<")] if "<" in self.pattern else None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_dataset(pattern: str, lister: Lister | None = None):
+    """Decorator: register ``reader`` for names matching ``pattern`` ('cub' or 'glyphs/<member>').
+
+    ``lister(root)`` (optional) returns the names of this pattern present under ``root``.
+    """
+    def deco(reader: Reader) -> Reader:
+        if pattern in _REGISTRY:
+            raise ValueError(f"dataset pattern {pattern!r} registered twice")
+        _REGISTRY[pattern] = _Entry(pattern, reader, lister)
+        return reader
+    return deco
+
+
+def known_patterns() -> list[str]:
+    return list(_REGISTRY)
+
+
+def _lookup(name: str) -> tuple[_Entry, str | None]:
+    if name in _REGISTRY and _REGISTRY[name].prefix is None:
+        return _REGISTRY[name], None
+    best = None
+    for entry in _REGISTRY.values():
+        p = entry.prefix
+        if p is not None and name.startswith(p) and len(name) > len(p):
+            if best is None or len(p) > len(best.prefix):
+                best = entry
+    if best is None:
+        raise DassError(f"unknown dataset '{name}' (known: {', '.join(known_patterns())})")
+    return best, name[len(best.prefix):]
+
+
+def load_dataset(name: str, root, split: str, image_size: int | None = None) -> ImageArrays:
+    """Load split "train" or "test" of dataset ``name`` from ``root`` (resized when ``image_size``)."""
+    if split not in SPLITS:
+        raise DassError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise DassError(f"image_size must be a positive integer, got {image_size!r}")
+    entry, arg = _lookup(name)
+    arrays = entry.reader(arg, str(root), split, image_size)
+    if image_size is not None and arrays.image_size != (image_size, image_size):
+        arrays = ImageArrays(resize_images(arrays.images, image_size), arrays.labels,
+                             arrays.num_classes, arrays.name, arrays.source)
+    return arrays
+
+
+def list_datasets(root) -> list[str]:
+    """Names of the datasets present under ``root`` (folder datasets are not listed)."""
+    names: list[str] = []
+    for entry in _REGISTRY.values():
+        if entry.lister is not None:
+            names += entry.lister(str(root))
+    return names
+
+
+def dataset_info(name: str, root) -> dict:
+    """Classes and sizes of both splits, read from array headers where the layout allows."""
+    entry, arg = _lookup(name)
+    if entry.pattern in NPY_DATASETS or entry.pattern == f"{GLYPHS_DIR}/<member>":
+        rel = name if arg is None else f"{GLYPHS_DIR}/{arg}"
+        folder = Path(root) / rel
+        info = {"name": name, "num_classes": infer_num_classes(folder)}
+        for split in SPLITS:
+            shape = load_npy(folder / f"{split}_images.npy", mmap=True).shape
+            info[split] = int(shape[0])
+            info["image_shape"] = [int(s) for s in shape[1:3]] + [3]
+        return info
+    train, test = (load_dataset(name, root, s) for s in SPLITS)
+    return {"name": name, "num_classes": train.num_classes, "train": len(train), "test": len(test),
+            "image_shape": list(train.images.shape[1:])}
+
+
+# ---------------------------------------------------------------- the built-in readers
+
+def _npy_lister(rel: str) -> Lister:
+    return lambda root: [rel] if (Path(root) / rel / "train_images.npy").is_file() else []
+
+
+for _name in NPY_DATASETS:
+    register_dataset(_name, _npy_lister(_name))(
+        lambda arg, root, split, image_size, _n=_name: read_split(root, _n, split))
+
+
+def _tiny_lister(root: str) -> list[str]:
+    if not (Path(root) / tiny_imagenet.NAME / "train_images.npy").is_file():
+        return []
+    return [tiny_imagenet.NAME] + [f"{tiny_imagenet.NAME}-{k}" for k in range(tiny_imagenet.NUM_SPLITS)]
+
+
+@register_dataset(tiny_imagenet.NAME)
+def _tiny_full(arg, root, split, image_size):
+    return tiny_imagenet.load_full(root, split)
+
+
+@register_dataset(f"{tiny_imagenet.NAME}-<k>", _tiny_lister)
+def _tiny_task(arg, root, split, image_size):
+    if not arg.isdigit():
+        raise DassError(f"tiny_imagenet task must be tiny_imagenet-<k> with k an integer, got '{arg}'")
+    return tiny_imagenet.load_task(root, int(arg), split)
+
+
+def _glyphs_lister(root: str) -> list[str]:
+    base = Path(root) / GLYPHS_DIR
+    if not base.is_dir():
+        return []
+    return [f"{GLYPHS_DIR}/{d.name}" for d in sorted(base.iterdir()) if (d / "train_images.npy").is_file()]
+
+
+@register_dataset(f"{GLYPHS_DIR}/<member>", _glyphs_lister)
+def _glyphs(arg, root, split, image_size):
+    arrays = read_split(Path(root) / GLYPHS_DIR, arg, split)
+    arrays.name = f"{GLYPHS_DIR}/{arg}"
+    return arrays
+
+
+@register_dataset("folder:<path>")
+def _folder(arg, root, split, image_size):
+    return load_image_folder(arg, split, image_size)
+
+
+def label_counts(arrays: ImageArrays) -> np.ndarray:
+    """Images per class (length num_classes)."""
+    return np.bincount(arrays.labels, minlength=arrays.num_classes)
