@@ -30,6 +30,7 @@ class Mirror:
         self.files: dict[str, bytes] = {}
         self.fail_500: Counter = Counter()      # path -> number of 500 answers still to give
         self.cut_after: dict[str, int] = {}     # path -> body bytes sent before hanging up (once)
+        self.ignore_range: set[str] = set()     # paths answered 200 with the whole file
         self.served: Counter = Counter()        # path -> body bytes sent
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.lock = threading.Lock()
@@ -54,7 +55,15 @@ def make_handler(mirror: Mirror):
                 self.send_error(404)
                 return
             data = mirror.files[path]
+            if path in mirror.ignore_range:
+                rng = None
             start = int(rng.removeprefix("bytes=").split("-")[0]) if rng else 0
+            if start >= len(data) > 0:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(206 if rng else 200)
             if rng:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -75,7 +84,8 @@ def server():
     mirror = Mirror()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(mirror))
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     mirror.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield mirror
@@ -176,6 +186,27 @@ def test_resume_after_truncated_transfer_fetches_nothing_twice(server, tmp_path)
     assert target.read_bytes() == data
     assert server.served["/f/values.npy"] == len(data)
     assert server.requests == [("/f/values.npy", None), ("/f/values.npy", "bytes=1000-")]
+
+
+def test_server_without_range_support_restarts_from_zero(server, tmp_path):
+    data = npy_bytes(np.arange(3000, dtype=np.int16))
+    server.files["/f/v.npy"] = data
+    server.cut_after["/f/v.npy"] = 700
+    server.ignore_range.add("/f/v.npy")
+    target = download.download_file(f"{server.base_url}/f/v.npy", tmp_path / "v.npy", **FAST)
+    assert target.read_bytes() == data
+    assert server.served["/f/v.npy"] == 700 + len(data)
+
+
+def test_complete_part_file_is_finished_without_refetching(server, tmp_path):
+    data = npy_bytes(np.arange(50, dtype=np.uint8))
+    server.files["/f/done.npy"] = data
+    (tmp_path / "done.npy.part").write_bytes(data)  # a run that died before the rename
+    target = download.download_file(f"{server.base_url}/f/done.npy", tmp_path / "done.npy", **FAST)
+    assert target.read_bytes() == data
+    assert server.requests == [("/f/done.npy", f"bytes={len(data)}-")]
+    assert server.served["/f/done.npy"] == 0
+    assert not (tmp_path / "done.npy.part").exists()
 
 
 def test_server_error_then_success(server, tmp_path):

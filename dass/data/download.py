@@ -358,6 +358,7 @@ def _fetch_once(url: str, part: Path, timeout: float, label: str) -> None:
                 offset, mode = 0, "wb"
                 length = r.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
+            part.parent.mkdir(parents=True, exist_ok=True)
             with open(part, mode) as f, tqdm(total=total, initial=offset, desc=label, unit="B",
                                              unit_scale=True, unit_divisor=1024) as bar:
                 # read1 hands over whatever arrived, so a dropped connection loses no bytes
@@ -433,7 +434,6 @@ def download_file(url: str, target, *, retries: int = 4, backoff: float = 1.0,
         _check_existing(target, url, expected, validate, manifest, num_classes)
         log.info("%s: present and verified", target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     if force:
         part.unlink(missing_ok=True)
     _transfer(url, part, retries=retries, backoff=backoff, timeout=timeout, label=target.name)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
-
 from ..errors import DassError
 from . import tiny_imagenet
 from .arrays import SPLITS, ImageArrays, infer_num_classes, load_npy, read_split, resize_images
@@ -167,7 +165,3 @@ def _glyphs(arg, root, split, image_size):
 def _folder(arg, root, split, image_size):
     return load_image_folder(arg, split, image_size)
 
-
-def label_counts(arrays: ImageArrays) -> np.ndarray:
-    """Images per class (length num_classes)."""
-    return np.bincount(arrays.labels, minlength=arrays.num_classes)

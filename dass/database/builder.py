@@ -1,0 +1,484 @@
+"""Build the meta-training database: teachers, sampled students, KD labels, functional maps.
+
+Phases (each resumable, see ``jobs.py``):
+
+1. ``teachers``: every task without a given teacher checkpoint gets one trained with the teacher
+   recipe into ``<work_dir>/teachers/<task>/teacher.pt`` (skipped when present).
+2. ``students``: per task, ``n`` architectures are sampled (seeded by ``sample_seed`` and the task
+   key, no duplicates, spread over the MACs range: a uniform pool of ``pool_factor * n`` is sorted
+   by MACs, cut into ``n`` equal bins and one architecture drawn per bin), each KD-trained from its
+   remapped initialisation; one JSON result per student.
+3. ``merge``: per task whose students are all done, the functional maps (batched), encodings,
+   teacher map/accuracy and dataset features are computed and written as one task file
+   (``format.py``) into ``out``, with ``manifest.json`` and ``build_log.json`` (time per student).
+
+Launchers: ``local`` (in process, or ``workers`` spawned processes), ``torchrun`` (run the same
+command under torchrun: ranks share the job list by index and meet at a barrier after each phase),
+``slurm`` (submitit job arrays with ``slurm.array_parallelism`` as concurrency cap; ``slurm.cluster:
+local`` runs the same path on this machine).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..config import to_dict
+from ..errors import DassError
+from ..io import atomic_torch_save, atomic_write_json, read_json
+from ..space import Arch, SpaceConfig, load_space, macs, params, sample
+from ..train.recipe import KDRecipe, TeacherRecipe
+from .format import SPLITS, FORMAT, save_task_db
+from .jobs import JobGroup, StudentJob, content_hash, file_sha256
+
+log = logging.getLogger("dass.build_db")
+
+
+@dataclass
+class TaskSpec:
+    dataset: str
+    split: str
+    key: str = ""        # default: the dataset name with '/' -> '-'
+    teacher: str = ""    # teacher checkpoint; empty = trained by the build
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise DassError(f"task '{self.dataset}': split must be one of {list(SPLITS)}, got '{self.split}'")
+        if not self.key:
+            self.key = self.dataset.replace("/", "-").replace(":", "-")
+
+
+@dataclass
+class SlurmConfig:
+    cluster: Literal["slurm", "local", "debug"] = "slurm"
+    partition: str = ""
+    timeout_min: int = 120
+    array_parallelism: int = 32
+    cpus_per_task: int = 4
+    gpus_per_node: int = 0
+    groups_per_job: int = 4
+
+
+@dataclass
+class BuildConfig:
+    space: str = "configs/space/cpu.yaml"
+    data_root: str = "data"
+    out: str = "assets/cpu/db"
+    work_dir: str = "runs/build_db/cpu"
+    tasks: list[TaskSpec] = field(default_factory=list)
+    students: dict[str, int] = field(default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
+    sample_seed: int = 0
+    pool_factor: int = 20
+    kd: KDRecipe = field(default_factory=KDRecipe)
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+    teacher_seed: int = 0
+    seed: int = 0
+    remap: str = "copy_paste_first"
+    noise_seed: int = 0
+    launcher: Literal["local", "torchrun", "slurm"] = "local"
+    workers: int = 1
+    threads_per_worker: int = 0   # 0 = cores // workers
+    lockstep: int = 1
+    device: str = "auto"
+    feats_per_class: int = 10
+    max_feats: int = 512
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+    def __post_init__(self):
+        keys = [t.key for t in self.tasks]
+        if len(set(keys)) != len(keys):
+            raise DassError("tasks: two tasks share a key")
+        if self.workers < 1 or self.lockstep < 1:
+            raise DassError("workers and lockstep must be >= 1")
+        for s, n in self.students.items():
+            if s not in SPLITS or n < 1:
+                raise DassError(f"students: '{s}: {n}' must name a split with a count >= 1")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def teacher_path(cfg: BuildConfig, task: TaskSpec) -> Path:
+    return Path(task.teacher) if task.teacher else Path(cfg.work_dir) / "teachers" / task.key / "teacher.pt"
+
+
+def sample_students(space: SpaceConfig, n: int, seed: int, pool_factor: int, num_classes: int) -> list[Arch]:
+    """``n`` distinct architectures spread over the MACs range (see module doc)."""
+    rng = np.random.default_rng(seed)
+    pool = list({sample(space, rng) for _ in range(pool_factor * n)})
+    pool.sort(key=lambda a: (macs(a, space, num_classes), str(a)))
+    if len(pool) < n:
+        raise DassError(f"the space has fewer than {n} distinct architectures to sample")
+    edges = np.linspace(0, len(pool), n + 1).astype(int)
+    return [pool[int(rng.integers(lo, hi))] for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _task_seed(base: int, key: str) -> int:
+    return base * 1_000_003 + zlib.crc32(key.encode())
+
+
+class _Ctx:
+    """Per-process cache of datasets and teachers (workers load each once)."""
+
+    def __init__(self, cfg: BuildConfig):
+        self.cfg = cfg
+        self.space = load_space(cfg.space)
+        self._data: dict = {}
+        self._teachers: dict = {}
+
+    def data(self, task: TaskSpec):
+        if task.key not in self._data:
+            from ..data.registry import load_dataset
+            tr = load_dataset(task.dataset, self.cfg.data_root, "train")
+            te = load_dataset(task.dataset, self.cfg.data_root, "test")
+            if tr.num_classes != te.num_classes:
+                raise DassError(f"{task.dataset}: train and test class counts differ")
+            self._data[task.key] = (tr, te)
+        return self._data[task.key]
+
+    def teacher(self, task: TaskSpec):
+        if task.key not in self._teachers:
+            from ..teacher import load_teacher
+            tr, _ = self.data(task)
+            self._teachers[task.key] = load_teacher(teacher_path(self.cfg, task), self.space, tr.num_classes)
+        return self._teachers[task.key]
+
+
+# --------------------------------------------------------------------------------------------- job runners
+
+def _set_threads(cfg: BuildConfig):
+    n = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
+    torch.set_num_threads(n)
+
+
+def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -> str:
+    from ..train import train_teacher
+    from ..teacher import save_teacher
+    path = teacher_path(cfg, task)
+    if path.is_file():
+        return "skipped"
+    ctx = ctx or _Ctx(cfg)
+    tr, te = ctx.data(task)
+    run_dir = path.parent
+    sd, metrics = train_teacher(ctx.space, tr, te, cfg.teacher_recipe, seed=cfg.teacher_seed,
+                                device=resolve_device(cfg.device), run_dir=run_dir)
+    save_teacher(path, sd, ctx.space, tr.num_classes, task.dataset, metrics)
+    return "done"
+
+
+def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int:
+    """KD-train the unfinished students of ``group``; returns how many were trained."""
+    from ..train import kd_train, kd_train_many
+    todo = [j for j in group.jobs if not j.result_path(cfg.work_dir).is_file()]
+    if not todo:
+        return 0
+    ctx = ctx or _Ctx(cfg)
+    task = next(t for t in cfg.tasks if t.key == group.task)
+    tr, te = ctx.data(task)
+    _, sd, _ = ctx.teacher(task)
+    archs = [Arch.from_dict(j.arch) for j in todo]
+    dev = resolve_device(cfg.device)
+    seed = todo[0].seed
+    t0 = time.perf_counter()
+    if len(archs) == 1:
+        results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap)]
+    else:
+        results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap)
+    wall = (time.perf_counter() - t0) / len(archs)
+    for j, r in zip(todo, results):
+        rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}
+        rec.update(arch=j.arch, seed=j.seed, student_id=j.student_id, task=j.task,
+                   macs=macs(Arch.from_dict(j.arch), ctx.space, tr.num_classes),
+                   params=params(Arch.from_dict(j.arch), ctx.space, tr.num_classes),
+                   wall_s=float(r.get("wall_s", wall)), group_wall_s=wall, history=r.get("history", []))
+        atomic_write_json(j.result_path(cfg.work_dir), rec)
+    return len(todo)
+
+
+def _worker_init(cfg_dict):
+    global _WORKER_CTX
+    from ..config import from_dict
+    cfg = from_dict(BuildConfig, cfg_dict)
+    _set_threads(cfg)
+    _WORKER_CTX = (cfg, _Ctx(cfg))
+
+
+_WORKER_CTX = None
+
+
+def _worker_teacher(task_key: str):
+    cfg, ctx = _WORKER_CTX
+    return run_teacher_job(cfg, next(t for t in cfg.tasks if t.key == task_key), ctx)
+
+
+def _worker_group(group: JobGroup):
+    cfg, ctx = _WORKER_CTX
+    return run_group(cfg, group, ctx)
+
+
+def _submitit_teacher(cfg_dict, task_key):
+    _worker_init(cfg_dict)
+    return _worker_teacher(task_key)
+
+
+def _submitit_groups(cfg_dict, groups):
+    _worker_init(cfg_dict)
+    return sum(_worker_group(g) for g in groups)
+
+
+# --------------------------------------------------------------------------------------------- planning
+
+def data_identity(arrays) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(arrays.images).tobytes())
+    h.update(np.ascontiguousarray(arrays.labels).tobytes())
+    return h.hexdigest()[:20]
+
+
+def plan_students(cfg: BuildConfig, ctx: _Ctx) -> dict[str, list[StudentJob]]:
+    """Every student job of every task, in a deterministic order (needs the teachers)."""
+    plan = {}
+    space_d = to_dict(ctx.space)
+    kd_d = to_dict(cfg.kd)
+    for task in cfg.tasks:
+        tr, te = ctx.data(task)
+        n = cfg.students.get(task.split, 0)
+        tpath = teacher_path(cfg, task)
+        if not tpath.is_file():
+            raise DassError(f"task {task.key}: teacher checkpoint missing: {tpath}")
+        ident = {"space": space_d, "data": [data_identity(tr), data_identity(te)], "teacher": file_sha256(tpath),
+                 "kd": kd_d, "remap": cfg.remap}
+        base = content_hash(ident)
+        archs = sample_students(ctx.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor, tr.num_classes)
+        plan[task.key] = [StudentJob(task.key, a.to_dict(), cfg.seed,
+                                     content_hash([base, a.to_dict(), cfg.seed])) for a in archs]
+    return plan
+
+
+def group_jobs(plan: dict[str, list[StudentJob]], k: int) -> list[JobGroup]:
+    groups = []
+    for key, jobs in plan.items():
+        for i in range(0, len(jobs), k):
+            groups.append(JobGroup(key, jobs[i:i + k]))
+    return groups
+
+
+# --------------------------------------------------------------------------------------------- launchers
+
+def _dist():
+    ws = int(os.environ.get("WORLD_SIZE", "1"))
+    if ws <= 1:
+        return 0, 1
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _barrier(world: int):
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+
+
+def _run_local(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
+    from tqdm import tqdm
+    if not items:
+        return
+    if cfg.workers == 1:
+        _worker_init(to_dict(cfg))
+        fn = _worker_teacher if kind == "teacher" else _worker_group
+        for it in tqdm(items, desc=desc, unit="job"):
+            fn(it)
+        return
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    fn = _worker_teacher if kind == "teacher" else _worker_group
+    with ctx.Pool(cfg.workers, initializer=_worker_init, initargs=(to_dict(cfg),)) as pool:
+        for _ in tqdm(pool.imap_unordered(fn, items), total=len(items), desc=desc, unit="job"):
+            pass
+
+
+def _run_slurm(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
+    if not items:
+        return
+    try:
+        import submitit
+    except ImportError:
+        raise DassError("launcher=slurm needs submitit: pip install submitit") from None
+    folder = Path(cfg.work_dir) / "submitit"
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=None if cfg.slurm.cluster == "slurm" else cfg.slurm.cluster)
+    params_ = {"timeout_min": cfg.slurm.timeout_min, "cpus_per_task": cfg.slurm.cpus_per_task}
+    if cfg.slurm.cluster == "slurm":
+        params_.update(slurm_array_parallelism=cfg.slurm.array_parallelism)
+        if cfg.slurm.partition:
+            params_["slurm_partition"] = cfg.slurm.partition
+        if cfg.slurm.gpus_per_node:
+            params_["gpus_per_node"] = cfg.slurm.gpus_per_node
+    ex.update_parameters(**params_)
+    cfg_d = to_dict(cfg)
+    if kind == "teacher":
+        jobs = ex.map_array(_submitit_teacher, [cfg_d] * len(items), items)
+    else:
+        k = cfg.slurm.groups_per_job
+        chunks = [items[i:i + k] for i in range(0, len(items), k)]
+        jobs = ex.map_array(_submitit_groups, [cfg_d] * len(chunks), chunks)
+    log.info("%s: submitted %d array tasks to %s", desc, len(jobs), folder)
+    for j in jobs:
+        j.result()
+
+
+def _run(cfg: BuildConfig, kind: str, items: list, desc: str, rank: int, world: int) -> None:
+    if cfg.launcher == "slurm":
+        if rank == 0:
+            _run_slurm(cfg, kind, items, desc)
+    elif cfg.launcher == "torchrun" or world > 1:
+        mine = items[rank::world]
+        _worker_init(to_dict(cfg))
+        fn = _worker_teacher if kind == "teacher" else _worker_group
+        from tqdm import tqdm
+        for it in tqdm(mine, desc=f"{desc} [rank {rank}/{world}]", unit="job", disable=rank != 0):
+            fn(it)
+    else:
+        _run_local(cfg, kind, items, desc)
+    _barrier(world)
+
+
+# --------------------------------------------------------------------------------------------- merge
+
+@torch.no_grad()
+def dataset_features(net, arrays, per_class: int, max_total: int, seed: int, image_size: int,
+                     device) -> torch.Tensor:
+    """The teacher's pooled last-stage features of a class-balanced sample of train images (no
+    augmentation), float16 ``[M, C]``."""
+    from ..data.loader import DeviceLoader
+    rng = np.random.default_rng(seed)
+    idx = []
+    for c in range(arrays.num_classes):
+        where = np.flatnonzero(arrays.labels == c)
+        idx.extend(rng.choice(where, size=min(per_class, len(where)), replace=False).tolist())
+    idx = np.sort(np.array(idx[:max_total] if len(idx) > max_total else idx))
+    from ..data.arrays import ImageArrays
+    sub = ImageArrays(arrays.images[idx], arrays.labels[idx], arrays.num_classes, arrays.name)
+    net = net.to(device).eval()
+    feats = []
+    for x, _ in DeviceLoader(sub, 256, train=False, image_size=image_size, device=device):
+        feats.append(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(net.forward_stages(x)[-1], 1), 1).cpu())
+    return torch.cat(feats).half()
+
+
+def merge_task(cfg: BuildConfig, task: TaskSpec, jobs: list[StudentJob], ctx: _Ctx) -> Path | None:
+    from ..space import functional_maps, onehot, onehot_batch, teacher_arch
+    results = []
+    for j in jobs:
+        p = j.result_path(cfg.work_dir)
+        if not p.is_file():
+            return None
+        results.append(read_json(p))
+    tr, _ = ctx.data(task)
+    net, sd, meta = ctx.teacher(task)
+    space = ctx.space
+    archs = [Arch.from_dict(r["arch"]) for r in results]
+    dev = resolve_device(cfg.device)
+    fmaps = functional_maps(archs, sd, space, tr.num_classes, cfg.noise_seed, strategy=cfg.remap, device=dev)
+    t_arch = teacher_arch(space)
+    t_map = functional_maps([t_arch], sd, space, tr.num_classes, cfg.noise_seed, device=dev)[0]
+    t_metrics = meta.get("metrics", {}) or {}
+    if "best_acc" not in t_metrics:
+        raise DassError(f"task {task.key}: teacher checkpoint has no metrics.best_acc")
+    d = {
+        "format": FORMAT,
+        "task": {"key": task.key, "dataset": task.dataset, "split": task.split, "num_classes": tr.num_classes,
+                 "teacher_ckpt": str(teacher_path(cfg, task)), "data_root": cfg.data_root},
+        "space": to_dict(space),
+        "noise_seed": cfg.noise_seed,
+        "remap": cfg.remap,
+        "recipe": to_dict(cfg.kd),
+        "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),
+                    "final_acc": float(t_metrics.get("final_acc", t_metrics["best_acc"])),
+                    "macs": macs(t_arch, space, tr.num_classes), "params": params(t_arch, space, tr.num_classes),
+                    "onehot": onehot(t_arch, space), "fmap": t_map.half()},
+        "students": {
+            "arch": [r["arch"] for r in results],
+            "onehot": onehot_batch(archs, space),
+            "fmap": fmaps.half(),
+            "best_acc": torch.tensor([r["best_acc"] for r in results], dtype=torch.float32),
+            "final_acc": torch.tensor([r["final_acc"] for r in results], dtype=torch.float32),
+            "final_loss": torch.tensor([r["final_loss"] for r in results], dtype=torch.float32),
+            "macs": torch.tensor([r["macs"] for r in results], dtype=torch.int64),
+            "params": torch.tensor([r["params"] for r in results], dtype=torch.int64),
+            "wall_s": torch.tensor([r["wall_s"] for r in results], dtype=torch.float32),
+            "seed": torch.tensor([r["seed"] for r in results], dtype=torch.int64),
+        },
+        "dataset_feats": dataset_features(net, tr, cfg.feats_per_class, cfg.max_feats, cfg.noise_seed,
+                                          space.image_size, dev),
+    }
+    path = Path(cfg.out) / f"{task.key}.pt"
+    save_task_db(d, path)
+    return path
+
+
+def merge(cfg: BuildConfig, plan, ctx: _Ctx) -> dict:
+    rows, walls = [], []
+    for task in cfg.tasks:
+        jobs = plan[task.key]
+        path = merge_task(cfg, task, jobs, ctx)
+        done = sum(j.result_path(cfg.work_dir).is_file() for j in jobs)
+        tw = [read_json(j.result_path(cfg.work_dir))["wall_s"] for j in jobs if j.result_path(cfg.work_dir).is_file()]
+        walls += tw
+        rows.append({"key": task.key, "dataset": task.dataset, "split": task.split, "students": len(jobs),
+                     "done": done, "file": path.name if path else None,
+                     "teacher_best_acc": float(ctx.teacher(task)[2].get("metrics", {}).get("best_acc", float("nan")))})
+    manifest = {"format": FORMAT, "space": to_dict(ctx.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
+                "noise_seed": cfg.noise_seed, "tasks": rows,
+                "complete": all(r["file"] for r in rows)}
+    atomic_write_json(Path(cfg.out) / "manifest.json", manifest)
+    log_ = {"students_done": len(walls), "student_seconds_total": float(sum(walls)),
+            "student_seconds_mean": float(np.mean(walls)) if walls else None,
+            "student_seconds_median": float(np.median(walls)) if walls else None}
+    atomic_write_json(Path(cfg.out) / "build_log.json", log_)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------- entry
+
+def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
+    if not cfg.tasks:
+        raise DassError("no tasks configured")
+    rank, world = _dist()
+    ctx = _Ctx(cfg)
+    for task in cfg.tasks:  # validate every input before expensive work
+        tr, te = ctx.data(task)
+        if task.teacher and not Path(task.teacher).is_file():
+            raise DassError(f"task {task.key}: teacher checkpoint not found: {task.teacher}")
+        if task.teacher:
+            ctx.teacher(task)
+    t0 = time.perf_counter()
+    if stage in ("all", "teachers"):
+        todo = [t.key for t in cfg.tasks if not teacher_path(cfg, t).is_file()]
+        _run(cfg, "teacher", todo, "teachers", rank, world)
+    if stage == "teachers":
+        return None
+    plan = plan_students(cfg, ctx)
+    if stage in ("all", "students"):
+        groups = [g for g in group_jobs(plan, cfg.lockstep)
+                  if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
+        _run(cfg, "group", groups, "students", rank, world)
+    if rank != 0 or stage not in ("all", "merge", "students"):
+        return None
+    manifest = merge(cfg, plan, ctx)
+    log.info("build took %.1f s; complete=%s", time.perf_counter() - t0, manifest["complete"])
+    return manifest

@@ -1,0 +1,248 @@
+"""The meta-predictor: which inputs it reads, how it combines them, how it is saved.
+
+``input_type`` is any subset of the letters (order free, stored in the canonical order D, S, T, A):
+
+* ``D``: the task's ``dataset_feats`` rows through the Set Transformer -> ``set_out`` (64);
+* ``S``: the student's functional map -> ``map_out`` (256);
+* ``T``: the teacher's functional map (separate weights from S) -> ``map_out`` (256);
+* ``A``: the architecture, ``onehot`` (linear -> ``arch_out``, 64) or ``graph`` (GIN -> 64).
+
+With ``cost_features`` two scalars are appended: ``log(macs / teacher macs)`` and
+``log(params / teacher params)`` (0 for the teacher). The head is ``linear(concat -> head_hidden)
+-> tanh -> linear(head_hidden -> 1)``: 576 -> 64 -> 1 for the paper's STA.
+
+Inputs are a dict (see :func:`dass.predictor.data.arch_inputs`): ``smap: N x C x r x r``,
+``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``, ``graph: {x, adj,
+mask}``, ``cost: N x 2``, ``dset: M x C``. Only the keys the input type needs are read. The output
+is ``N`` predicted targets (see :mod:`dass.predictor.data` for the target scales).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .. import config as cfgmod
+from ..errors import DassError
+from ..io import atomic_torch_save, safe_torch_load
+from ..space import SpaceConfig, onehot_dim
+from ..space.encodings import graph_feature_dim
+from .encoders import GraphEncoder, MapEncoder, OnehotEncoder
+from .set_encoder import SetEncoder
+
+CKPT_FORMAT = "dass-predictor-v1"
+INPUT_LETTERS = "DSTA"
+ARCH_ENCODERS = ("onehot", "graph")
+
+
+def canonical_input_type(input_type: str) -> str:
+    """Validate ``input_type`` (a non-empty subset of D, S, T, A) and return it as ordered DSTA."""
+    letters = str(input_type).upper()
+    bad = sorted(set(letters) - set(INPUT_LETTERS))
+    if not letters or bad or len(set(letters)) != len(letters):
+        raise DassError(f"input_type must be a non-empty subset of the letters {INPUT_LETTERS} without "
+                        f"repeats (e.g. STA, DSTA, A), got {input_type!r}")
+    return "".join(c for c in INPUT_LETTERS if c in letters)
+
+
+@dataclass
+class ModelSizes:
+    map_hidden: int = 128
+    map_out: int = 256
+    arch_out: int = 64
+    graph_hidden: int = 64
+    graph_layers: int = 2
+    set_dim: int = 64
+    set_out: int = 64
+    set_heads: int = 4
+    set_inducing: int = 16
+    head_hidden: int = 64
+
+
+@dataclass
+class InputDims:
+    """Sizes fixed by the student space: map channels (= dataset feature width), encodings."""
+    map_channels: int
+    onehot_dim: int
+    graph_node_dim: int
+
+    @classmethod
+    def for_space(cls, space: SpaceConfig) -> "InputDims":
+        return cls(space.stage_widths[-1], onehot_dim(space), graph_feature_dim(space))
+
+
+@dataclass
+class PredictorConfig:
+    dims: InputDims
+    input_type: str = "STA"
+    arch_encoder: str = "onehot"
+    cost_features: bool = False
+    sizes: ModelSizes = field(default_factory=ModelSizes)
+
+    def __post_init__(self):
+        self.input_type = canonical_input_type(self.input_type)
+        if self.arch_encoder not in ARCH_ENCODERS:
+            raise DassError(f"arch_encoder must be one of {list(ARCH_ENCODERS)}, got {self.arch_encoder!r}")
+
+
+class Predictor(nn.Module):
+    def __init__(self, cfg: PredictorConfig):
+        super().__init__()
+        self.cfg = cfg
+        z, d, it = cfg.sizes, cfg.dims, cfg.input_type
+        width = 0
+        if "D" in it:
+            self.dset_enc = SetEncoder(d.map_channels, z.set_dim, z.set_out, z.set_heads, z.set_inducing)
+            width += z.set_out
+        if "S" in it:
+            self.smap_enc = MapEncoder(d.map_channels, z.map_hidden, z.map_out)
+            width += z.map_out
+        if "T" in it:
+            self.tmap_enc = MapEncoder(d.map_channels, z.map_hidden, z.map_out)
+            width += z.map_out
+        if "A" in it:
+            if cfg.arch_encoder == "onehot":
+                self.arch_enc = OnehotEncoder(d.onehot_dim, z.arch_out)
+            else:
+                self.arch_enc = GraphEncoder(d.graph_node_dim, z.graph_hidden, z.arch_out, z.graph_layers)
+            width += z.arch_out
+        if cfg.cost_features:
+            width += 2
+        self.hidden = nn.Linear(width, z.head_hidden)
+        self.out = nn.Linear(z.head_hidden, 1)
+
+    @property
+    def needs(self) -> set[str]:
+        """Input keys read by :meth:`forward`."""
+        it = self.cfg.input_type
+        keys = {"D": "dset", "S": "smap", "T": "tmap"}
+        out = {keys[c] for c in it if c in keys}
+        if "A" in it:
+            out.add(self.cfg.arch_encoder)
+        if self.cfg.cost_features:
+            out.add("cost")
+        return out
+
+    def set_output_bias(self, value: float) -> None:
+        with torch.no_grad():
+            self.out.bias.fill_(float(value))
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        n = _rows(inputs)
+        parts = []
+        it = self.cfg.input_type
+        if "D" in it:
+            parts.append(self.dset_enc(inputs["dset"]).expand(n, -1))
+        if "S" in it:
+            parts.append(self.smap_enc(inputs["smap"]))
+        if "T" in it:
+            parts.append(self.tmap_enc(inputs["tmap"][None]).expand(n, -1))
+        if "A" in it:
+            parts.append(self.arch_enc(inputs[self.cfg.arch_encoder]))
+        if self.cfg.cost_features:
+            parts.append(inputs["cost"])
+        h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
+        return self.out(h)[:, 0]
+
+
+def _rows(inputs: dict) -> int:
+    for k in ("smap", "onehot", "cost"):
+        if k in inputs:
+            return inputs[k].shape[0]
+    if "graph" in inputs:
+        return inputs["graph"]["x"].shape[0]
+    raise DassError("predictor inputs hold no per-student tensor (smap, onehot, graph or cost)")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DassError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DassError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+@dataclass
+class LoadedPredictor:
+    """A predictor ready to adapt: model, per-parameter inner learning rates and what it needs.
+
+    ``target``: ``{"kind", "label", "support_default"}`` (see :mod:`dass.predictor.data`);
+    ``adapt``: ``{"steps", "first_order"}``; ``inputs``: ``{"noise_seed", "remap",
+    "dataset_feats"}`` (how the database computed the maps and dataset features).
+    """
+    model: Predictor
+    inner_lrs: dict[str, torch.Tensor]
+    space: SpaceConfig
+    target: dict
+    adapt: dict
+    inputs: dict
+    info: dict = field(default_factory=dict)
+
+    @property
+    def input_type(self) -> str:
+        return self.model.cfg.input_type
+
+
+def predictor_state(p: LoadedPredictor) -> dict:
+    """The checkpoint dict (tensors and primitives only, loadable with ``weights_only=True``)."""
+    return {
+        "format": CKPT_FORMAT,
+        "space": cfgmod.to_dict(p.space),
+        "input_type": p.input_type,
+        "predictor_config": cfgmod.to_dict(p.model.cfg),
+        "model": {k: v.detach().cpu() for k, v in p.model.state_dict().items()},
+        "inner_lrs": {k: v.detach().cpu() for k, v in p.inner_lrs.items()},
+        "target": dict(p.target),
+        "adapt": dict(p.adapt),
+        "inputs": dict(p.inputs),
+        "info": dict(p.info),
+    }
+
+
+def save_predictor(p: LoadedPredictor, path) -> None:
+    atomic_torch_save(predictor_state(p), path)
+
+
+def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> LoadedPredictor:
+    """Rebuild a predictor from ``best.pt``; with ``space`` given, refuse a checkpoint of another space."""
+    d = safe_torch_load(path)
+    where = str(path)
+    if not isinstance(d, dict) or d.get("format") != CKPT_FORMAT:
+        raise DassError(f"{where}: not a {CKPT_FORMAT} predictor checkpoint")
+    ck_space = cfgmod.from_dict(SpaceConfig, d["space"], where=f"{where} (space)")
+    if space is not None:
+        check_same_space(ck_space, space, where)
+    cfg = cfgmod.from_dict(PredictorConfig, d["predictor_config"], where=f"{where} (predictor_config)")
+    if cfg.dims != InputDims.for_space(ck_space):
+        raise DassError(f"{where}: predictor input sizes {cfg.dims} do not fit its space '{ck_space.name}'")
+    model = Predictor(cfg)
+    try:
+        model.load_state_dict(d["model"])
+    except RuntimeError as e:
+        raise DassError(f"{where}: model weights do not fit the predictor config ({str(e).splitlines()[0][:160]})") from None
+    dev = torch.device(device)
+    model.to(dev)
+    names = {k for k, _ in model.named_parameters()}
+    if set(d["inner_lrs"]) != names:
+        raise DassError(f"{where}: inner learning rates do not match the model's parameters")
+    lrs = {k: v.to(dev) for k, v in d["inner_lrs"].items()}
+    return LoadedPredictor(model, lrs, ck_space, d["target"], d["adapt"], d["inputs"], d.get("info", {}))
+
+
+def check_same_space(trained: SpaceConfig, wanted: SpaceConfig, where: str) -> None:
+    a, b = cfgmod.to_dict(trained), cfgmod.to_dict(wanted)
+    diff = [k for k in a if k not in ("name", "num_classes") and a[k] != b.get(k)]
+    if diff:
+        k = diff[0]
+        raise DassError(f"{where}: meta-trained on space '{trained.name}' ({k}={a[k]}), which differs from "
+                        f"space '{wanted.name}' ({k}={b.get(k)})")

@@ -1,0 +1,101 @@
+"""Teacher checkpoints: the project's ``teacher.pt`` and the original release's ``model_best.pth.tar``.
+
+Project format (written by ``python -m dass.train_teacher``)::
+
+    {"state_dict": {...}, "space": SpaceConfig as a dict, "arch": {"depths", "widths"},
+     "num_classes": int, "dataset": str, "metrics": {best_acc, final_acc, ...}}
+
+Also accepted: a dict with only ``state_dict`` (the original release; it may hold other entries such
+as ``epoch``) or a bare state dict; a ``module.`` prefix on the keys (DataParallel) is stripped.
+Such files carry no space, so the caller must give one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import config as cfgmod
+from .errors import DassError
+from .io import safe_torch_load
+from .space import Arch, ResNet, SpaceConfig, build, teacher_arch
+
+# Fields that define the network (name and the describe-only num_classes are not compared).
+SPACE_FIELDS = ("stage_widths", "stage_strides", "depths", "width_mults", "image_size", "in_channels")
+
+
+def _strip_prefix(sd: dict) -> dict:
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def _state_dict_of(obj, path) -> tuple[dict, dict]:
+    """(state dict, the other entries) of a loaded checkpoint object."""
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        sd, rest = obj["state_dict"], {k: v for k, v in obj.items() if k != "state_dict"}
+    elif isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):
+        sd, rest = obj, {}
+    else:
+        raise DassError(f"{path}: not a teacher checkpoint (expected a state dict or a dict with 'state_dict')")
+    if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
+        raise DassError(f"{path}: 'state_dict' must map names to tensors")
+    return _strip_prefix(sd), rest
+
+
+def same_space(a: SpaceConfig, b: SpaceConfig) -> bool:
+    return all(getattr(a, f) == getattr(b, f) for f in SPACE_FIELDS)
+
+
+def _space_of(rest: dict, space: SpaceConfig | None, path) -> SpaceConfig:
+    if "space" not in rest:
+        if space is None:
+            raise DassError(f"{path}: the checkpoint records no space profile; give one (space=<yaml>)")
+        return space
+    stored = cfgmod.from_dict(SpaceConfig, dict(rest["space"]), where=f"{path} (space)")
+    if space is not None and not same_space(stored, space):
+        diff = next(f for f in SPACE_FIELDS if getattr(stored, f) != getattr(space, f))
+        raise DassError(f"{path}: teacher was trained in space '{stored.name}' ({diff}={getattr(stored, diff)}), "
+                        f"but space '{space.name}' has {diff}={getattr(space, diff)}")
+    return stored
+
+
+def load_teacher(path, space: SpaceConfig | None = None,
+                 num_classes: int | None = None) -> tuple[ResNet, dict, dict]:
+    """Load a teacher checkpoint; returns ``(net in eval mode on the CPU, state dict, meta)``.
+
+    ``meta``: ``{path, space (SpaceConfig), arch (Arch), num_classes, dataset, metrics}``
+    (``dataset``/``metrics`` None when the file does not record them). Raises a one-line DassError
+    when the file's space, architecture or class count differs from what the caller asks for.
+    """
+    path = Path(path)
+    sd, rest = _state_dict_of(safe_torch_load(path), path)
+    space = _space_of(rest, space, path)
+    arch = teacher_arch(space)
+    if "arch" in rest and Arch.from_dict(rest["arch"]) != arch:
+        raise DassError(f"{path}: stored architecture is not the teacher of space '{space.name}'")
+    if "fc.weight" not in sd:
+        raise DassError(f"{path}: state dict has no 'fc.weight': not a ResNet teacher of this project's layout")
+    classes = int(sd["fc.weight"].shape[0])
+    if "num_classes" in rest and int(rest["num_classes"]) != classes:
+        raise DassError(f"{path}: records {rest['num_classes']} classes but its classifier has {classes}")
+    if num_classes is not None and classes != num_classes:
+        raise DassError(f"{path}: teacher has {classes} classes, the dataset has {num_classes}")
+    net = build(arch, space, classes)
+    expected = net.state_dict()
+    for k in expected:  # very old checkpoints lack BN step counters; they play no role in eval/KD
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = expected[k]
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    if missing or unexpected:
+        what = f"lacks '{missing[0]}'" if missing else f"has an unexpected '{unexpected[0]}'"
+        raise DassError(f"{path}: state dict {what} for the teacher of space '{space.name}'")
+    for k, v in expected.items():
+        if tuple(sd[k].shape) != tuple(v.shape):
+            raise DassError(f"{path}: '{k}' has shape {tuple(sd[k].shape)}, the teacher of space "
+                            f"'{space.name}' needs {tuple(v.shape)}")
+    net.load_state_dict(sd)
+    meta = {"path": str(path), "space": space, "arch": arch, "num_classes": classes,
+            "dataset": rest.get("dataset"), "metrics": rest.get("metrics")}
+    return net.eval(), net.state_dict(), meta

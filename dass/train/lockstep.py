@@ -1,0 +1,39 @@
+"""Several KD students trained in lockstep: one augmented batch and ONE teacher forward per step,
+shared by every student.
+
+Each student gets exactly what a lone :func:`dass.train.kd_train` run with the same seed gets: the
+same batches (the loader's order depends only on (seed, epoch)), the same teacher logits, the same
+initialisation (built under ``torch.manual_seed(seed)``, then remapped) and its own optimiser and
+schedule, so the results equal K sequential runs (bitwise on the CPU).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.arrays import ImageArrays
+from ..space import Arch, SpaceConfig
+from .distributed import DistContext, single_process
+from .recipe import KDRecipe
+from .trainer import check_data, fit, kd_learner, kd_result, load_teacher_net, make_loaders, precision_for
+
+
+def kd_train_many(archs: list[Arch], space: SpaceConfig, teacher_sd: dict, train: ImageArrays,
+                  test: ImageArrays, recipe: KDRecipe, seed: int, device: str = "auto",
+                  remap: str = "copy_paste_first", run_dirs: list | None = None, progress: bool = False,
+                  ctx: DistContext | None = None) -> list[dict]:
+    """KD-train every architecture of ``archs`` with ``seed``; one result dict per student, in order
+    (keys as :func:`dass.train.kd_train`). ``run_dirs`` (optional, one per student) keeps per-student
+    checkpoints and resumes from them."""
+    if run_dirs is not None and len(run_dirs) != len(archs):
+        raise ValueError(f"{len(run_dirs)} run folders for {len(archs)} students")
+    ctx = ctx or single_process(device)
+    precision = precision_for(ctx.device)
+    num_classes = check_data(train, test, space, int(teacher_sd["fc.weight"].shape[0]))
+    train_loader, test_loader = make_loaders(train, test, recipe, space, seed, ctx, precision)
+    learners = [kd_learner(a, space, teacher_sd, train, recipe, seed, remap, len(train_loader), ctx, precision,
+                           None if run_dirs is None else Path(run_dirs[i]), name=f"student {i} ({a})")
+                for i, a in enumerate(archs)]
+    teacher = None if recipe.alpha == 1.0 else load_teacher_net(space, teacher_sd, num_classes, ctx, precision)
+    desc = "kd" if len(archs) == 1 else f"kd x{len(archs)}"
+    fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, progress, desc=desc)
+    return [kd_result(l, a, space, num_classes) for l, a in zip(learners, archs)]
