@@ -98,7 +98,7 @@ class GlyphSet:
     name: str                                       # folder name: lower case, digits, '_'
     fonts: list[str]                                # font files or globs ({mpl} = matplotlib fonts)
     code_points: list[Union[int, str]]              # 65, "0x41", "U+0041", "A", "0x0391-0x03A9"
-    variation: Union[Variation, str] = "easy"       # a Variation or the name of a preset
+    variation: Union[Variation, str] = field(default_factory=Variation)   # or a preset's name
     max_classes: int = 100
     train_per_class: int | None = None              # None: the family default
     test_per_class: int | None = None

@@ -107,12 +107,14 @@ def dataset_info(name: str, root) -> dict:
     if entry.pattern in NPY_DATASETS or entry.pattern == f"{GLYPHS_DIR}/<member>":
         rel = name if arg is None else f"{GLYPHS_DIR}/{arg}"
         folder = Path(root) / rel
-        info = {"name": name, "num_classes": infer_num_classes(folder)}
-        for split in SPLITS:
-            shape = load_npy(folder / f"{split}_images.npy", mmap=True).shape
-            info[split] = int(shape[0])
-            info["image_shape"] = [int(s) for s in shape[1:3]] + [3]
-        return info
+        shapes = {s: load_npy(folder / f"{s}_images.npy", mmap=True).shape for s in SPLITS}
+        return {"name": name, "num_classes": infer_num_classes(folder),
+                **{s: int(shape[0]) for s, shape in shapes.items()},
+                "image_shape": [int(v) for v in shapes["train"][1:3]] + [3]}
+    if entry.pattern == tiny_imagenet.NAME:
+        return tiny_imagenet.info(root)
+    if entry.pattern == f"{tiny_imagenet.NAME}-<k>" and arg.isdigit():
+        return tiny_imagenet.info(root, int(arg))
     train, test = (load_dataset(name, root, s) for s in SPLITS)
     return {"name": name, "num_classes": train.num_classes, "train": len(train), "test": len(test),
             "image_shape": list(train.images.shape[1:])}

@@ -72,9 +72,10 @@ def load_full(root, split: str) -> ImageArrays:
     labels, lab_path = _read_labels(folder, fs)
     if len(images) != len(labels):
         raise DassError(f"{lab_path}: {len(labels)} labels but {img_path.name} holds {len(images)} images")
-    num_classes = 1 + max(int(labels.max(initial=-1)),
-                          int(_read_labels(folder, _FILE_SPLIT["test" if split == "train" else "train"])[0]
-                              .max(initial=-1)))
+    num_classes = 1 + int(labels.max(initial=-1))
+    other = _FILE_SPLIT["test" if split == "train" else "train"]
+    if any(p.is_file() for p in (folder / f"{other}_labels.npy", folder / "labels" / f"{other}_labels.npy")):
+        num_classes = max(num_classes, 1 + int(_read_labels(folder, other)[0].max(initial=-1)))
     return ImageArrays(images, labels, num_classes, NAME, source=str(img_path))
 
 
@@ -163,3 +164,22 @@ def load_task(root, k: int, split: str) -> ImageArrays:
         bad = int(labels[index][new_labels < 0][0])
         raise DassError(f"{path}: an indexed image has class {bad}, which is not in label_list")
     return ImageArrays(np.asarray(images[index]), new_labels, len(label_list), f"{NAME}-{k}", source=str(path))
+
+
+def info(root, k: int | None = None) -> dict:
+    """Classes and split sizes of the whole set (k None) or of task k, from headers and split files
+    only (a task whose split file is absent is described by its generated split, nothing written)."""
+    folder = dataset_folder(root, NAME)
+    header = load_npy(folder / "train_images.npy", mmap=True).shape
+    shape = [int(v) for v in header[1:3]] + [3]
+    if k is None:
+        labels = {s: _read_labels(folder, fs)[0] for s, fs in _FILE_SPLIT.items()}
+        return {"name": NAME, "num_classes": 1 + max(int(v.max()) for v in labels.values()),
+                **{s: len(v) for s, v in labels.items()}, "image_shape": shape}
+    path = split_path(root, k)
+    if not path.is_file() and k >= NUM_SPLITS:
+        raise DassError(f"split file not found: {path} (only splits 0..{NUM_SPLITS - 1} are generated)")
+    spec = read_split_file(path) if path.is_file() else generate_splits(_read_labels(folder, "train")[0])[k]
+    return {"name": f"{NAME}-{k}", "num_classes": len(spec["label_list"]), "train": len(spec["idx_train"]),
+            "test": len(spec["idx_valid"]), "image_shape": shape}
+

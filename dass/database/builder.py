@@ -33,7 +33,7 @@ import torch
 from ..config import to_dict
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json, read_json
-from ..space import Arch, SpaceConfig, load_space, macs, params, sample
+from ..space import Arch, SpaceConfig, load_space, macs, params, sample, teacher_arch
 from ..train.recipe import KDRecipe, TeacherRecipe
 from .format import SPLITS, FORMAT, save_task_db
 from .jobs import JobGroup, StudentJob, content_hash, file_sha256
@@ -165,7 +165,6 @@ def _set_threads(cfg: BuildConfig):
 
 def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -> str:
     from ..train import train_teacher
-    from ..teacher import save_teacher
     path = teacher_path(cfg, task)
     if path.is_file():
         return "skipped"
@@ -174,7 +173,8 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -
     run_dir = path.parent
     sd, metrics = train_teacher(ctx.space, tr, te, cfg.teacher_recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
-    save_teacher(path, sd, ctx.space, tr.num_classes, task.dataset, metrics)
+    atomic_torch_save({"state_dict": sd, "space": to_dict(ctx.space), "arch": teacher_arch(ctx.space).to_dict(),
+                       "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics}, path)
     return "done"
 
 
@@ -381,7 +381,7 @@ def dataset_features(net, arrays, per_class: int, max_total: int, seed: int, ima
 
 
 def merge_task(cfg: BuildConfig, task: TaskSpec, jobs: list[StudentJob], ctx: _Ctx) -> Path | None:
-    from ..space import functional_maps, onehot, onehot_batch, teacher_arch
+    from ..space import functional_maps, onehot, onehot_batch
     results = []
     for j in jobs:
         p = j.result_path(cfg.work_dir)

@@ -51,3 +51,14 @@ def adapted_params(model: nn.Module, inner_lrs: dict[str, torch.Tensor], support
 @torch.no_grad()
 def predict(model: nn.Module, params: dict[str, torch.Tensor], inputs: dict) -> torch.Tensor:
     return functional_call(model, params, (inputs,))
+
+
+def predict_task(model: nn.Module, inner_lrs: dict[str, torch.Tensor], target: dict, steps: int, task,
+                 device=None) -> torch.Tensor:
+    """Adapt on ``task``'s teacher (support label from ``target``), predict every student (CPU tensor)."""
+    from .data import support_target, take
+    needs = model.needs
+    support = take(task.support(needs), device=device)
+    label = torch.tensor([support_target(target, task.teacher_acc)], device=device)
+    params = adapted_params(model, inner_lrs, support, label, steps)
+    return predict(model, params, take(task.inputs(needs), device=device)).cpu()

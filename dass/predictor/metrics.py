@@ -10,6 +10,10 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from .adapt import predict_task
+from .data import TaskData
+from .model import LoadedPredictor, check_same_space, load_predictor
+
 METRICS = ("spearman", "kendall", "pearson")
 
 
@@ -39,3 +43,22 @@ def mean_metrics(per_task: dict[str, dict[str, float]]) -> dict[str, float]:
     if not per_task:
         return {}
     return {m: float(np.mean([r[m] for r in per_task.values()])) for m in METRICS}
+
+
+def evaluate_predictor(predictor, tasks, device="cpu") -> dict[str, dict[str, float]]:
+    """Per-task correlations between the adapted predictor's output and the students' accuracies.
+
+    ``predictor``: a ``best.pt`` path or a :class:`~dass.predictor.model.LoadedPredictor`;
+    ``tasks``: :class:`~dass.predictor.data.TaskData` objects or task dicts of the database format.
+    Returns ``{task key: {"spearman", "kendall", "pearson", "n"}}`` (accuracies of the label the
+    predictor was trained on).
+    """
+    p = predictor if isinstance(predictor, LoadedPredictor) else load_predictor(predictor, device=device)
+    dev = next(p.model.parameters()).device
+    out = {}
+    for t in tasks:
+        task = t if isinstance(t, TaskData) else TaskData.from_db(t, p.target["label"])
+        check_same_space(p.space, task.space, f"task {task.key}")
+        pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), task, dev)
+        out[task.key] = {**correlations(pred, task.acc), "n": len(task)}
+    return out

@@ -11,10 +11,10 @@ With ``cost_features`` two scalars are appended: ``log(macs / teacher macs)`` an
 ``log(params / teacher params)`` (0 for the teacher). The head is ``linear(concat -> head_hidden)
 -> tanh -> linear(head_hidden -> 1)``: 576 -> 64 -> 1 for the paper's STA.
 
-Inputs are a dict (see :func:`dass.predictor.data.arch_inputs`): ``smap: N x C x r x r``,
-``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``, ``graph: {x, adj,
-mask}``, ``cost: N x 2``, ``dset: M x C``. Only the keys the input type needs are read. The output
-is ``N`` predicted targets (see :mod:`dass.predictor.data` for the target scales).
+Inputs are a dict (built by :func:`dass.predictor.data.student_inputs` and ``task_context``):
+``smap: N x C x r x r``, ``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``,
+``graph: {x, adj, mask}``, ``cost: N x 2``, ``dset: M x C``. Only the keys the input type needs are
+read. The output is ``N`` predicted targets (see :mod:`dass.predictor.data` for the target scales).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
 from ..space import SpaceConfig, onehot_dim
 from ..space.encodings import graph_feature_dim
+from ..teacher import SPACE_FIELDS, same_space
 from .encoders import GraphEncoder, MapEncoder, OnehotEncoder
 from .set_encoder import SetEncoder
 
@@ -155,19 +156,6 @@ def _rows(inputs: dict) -> int:
     raise DassError("predictor inputs hold no per-student tensor (smap, onehot, graph or cost)")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DassError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DassError(f"device {name!r} requested but CUDA is not available")
-    return dev
-
-
 # ----------------------------------------------------------------------------------------------
 # Checkpoints
 
@@ -177,8 +165,8 @@ class LoadedPredictor:
     """A predictor ready to adapt: model, per-parameter inner learning rates and what it needs.
 
     ``target``: ``{"kind", "label", "support_default"}`` (see :mod:`dass.predictor.data`);
-    ``adapt``: ``{"steps", "first_order"}``; ``inputs``: ``{"noise_seed", "remap",
-    "dataset_feats"}`` (how the database computed the maps and dataset features).
+    ``adapt``: ``{"steps", "first_order"}``; ``inputs``: ``{"noise_seed", "remap", "dataset_feats"}``
+    (the database's noise seed and remap strategy of the maps, and its number of dataset-feature rows).
     """
     model: Predictor
     inner_lrs: dict[str, torch.Tensor]
@@ -219,6 +207,10 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
     where = str(path)
     if not isinstance(d, dict) or d.get("format") != CKPT_FORMAT:
         raise DassError(f"{where}: not a {CKPT_FORMAT} predictor checkpoint")
+    keys = ("space", "predictor_config", "model", "inner_lrs", "target", "adapt", "inputs")
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise DassError(f"{where}: predictor checkpoint lacks '{missing[0]}'")
     ck_space = cfgmod.from_dict(SpaceConfig, d["space"], where=f"{where} (space)")
     if space is not None:
         check_same_space(ck_space, space, where)
@@ -229,7 +221,8 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
     try:
         model.load_state_dict(d["model"])
     except RuntimeError as e:
-        raise DassError(f"{where}: model weights do not fit the predictor config ({str(e).splitlines()[0][:160]})") from None
+        first = str(e).splitlines()[0][:160]
+        raise DassError(f"{where}: model weights do not fit the predictor config ({first})") from None
     dev = torch.device(device)
     model.to(dev)
     names = {k for k, _ in model.named_parameters()}
@@ -240,9 +233,8 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
 
 
 def check_same_space(trained: SpaceConfig, wanted: SpaceConfig, where: str) -> None:
-    a, b = cfgmod.to_dict(trained), cfgmod.to_dict(wanted)
-    diff = [k for k in a if k not in ("name", "num_classes") and a[k] != b.get(k)]
-    if diff:
-        k = diff[0]
-        raise DassError(f"{where}: meta-trained on space '{trained.name}' ({k}={a[k]}), which differs from "
-                        f"space '{wanted.name}' ({k}={b.get(k)})")
+    """DassError unless the two spaces define the same networks (names and class counts may differ)."""
+    if not same_space(trained, wanted):
+        k = next(f for f in SPACE_FIELDS if getattr(trained, f) != getattr(wanted, f))
+        raise DassError(f"{where}: meta-trained on space '{trained.name}' ({k}={getattr(trained, k)}), which "
+                        f"differs from space '{wanted.name}' ({k}={getattr(wanted, k)})")

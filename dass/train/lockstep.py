@@ -28,7 +28,7 @@ def kd_train_many(archs: list[Arch], space: SpaceConfig, teacher_sd: dict, train
         raise ValueError(f"{len(run_dirs)} run folders for {len(archs)} students")
     ctx = ctx or single_process(device)
     precision = precision_for(ctx.device)
-    num_classes = check_data(train, test, space, int(teacher_sd["fc.weight"].shape[0]))
+    num_classes = check_data(train, test, int(teacher_sd["fc.weight"].shape[0]))
     train_loader, test_loader = make_loaders(train, test, recipe, space, seed, ctx, precision)
     learners = [kd_learner(a, space, teacher_sd, train, recipe, seed, remap, len(train_loader), ctx, precision,
                            None if run_dirs is None else Path(run_dirs[i]), name=f"student {i} ({a})")

@@ -271,17 +271,13 @@ def fit(learners: list[Learner], train_loader: DeviceLoader, test_loader: Device
 
 # ------------------------------------------------------------------------------ set-up helpers
 
-def check_data(train: ImageArrays, test: ImageArrays, space: SpaceConfig, num_classes: int | None = None) -> int:
-    """Raise DassError unless train/test agree with each other, the space's input and ``num_classes``;
-    return the number of classes."""
+def check_data(train: ImageArrays, test: ImageArrays, num_classes: int | None = None) -> int:
+    """Raise DassError unless train and test (and the teacher's ``num_classes``, when given) agree on
+    the classes; return their number. Images of any size are accepted (the loader resizes them)."""
     if train.num_classes != test.num_classes:
         raise DassError(f"dataset {train.name}: train has {train.num_classes} classes, test {test.num_classes}")
     if num_classes is not None and train.num_classes != num_classes:
         raise DassError(f"teacher has {num_classes} classes, dataset {train.name} has {train.num_classes}")
-    for arr in (train, test):
-        if arr.image_size != (space.image_size, space.image_size):
-            raise DassError(f"dataset {arr.name}: images are {arr.image_size[0]}x{arr.image_size[1]}, space "
-                            f"'{space.name}' needs {space.image_size}x{space.image_size} (load it with image_size)")
     return train.num_classes
 
 
@@ -358,7 +354,7 @@ def train_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, rec
     """
     ctx = ctx or single_process(device)
     precision = precision_for(ctx.device)
-    num_classes = check_data(train, test, space)
+    num_classes = check_data(train, test)
     train_loader, test_loader = make_loaders(train, test, recipe, space, seed, ctx, precision)
     arch = teacher_arch(space)
     torch.manual_seed(seed)
@@ -369,5 +365,7 @@ def train_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, rec
     learner = Learner("teacher", net, recipe, lambda s, y, _t: smoothed_cross_entropy(s, y, smoothing),
                       len(train_loader), ctx, precision, identity, run_dir, keep_best=True)
     fit([learner], train_loader, test_loader, None, recipe, ctx, precision, progress, desc="teacher")
+    if learner.best_state is None:  # only when a resumed run's best.pt was removed
+        raise DassError(f"{Path(run_dir) / 'best.pt'} is missing or older than last.pt; delete the run folder and retrain")
     metrics = {**learner.summary(), "macs": macs(arch, space, num_classes), "params": params(arch, space, num_classes)}
     return learner.best_state, metrics

@@ -1,0 +1,344 @@
+"""``python -m dass.evaluate --config configs/evaluate/cpu.yaml db=<db folder> [predictors='{dass: <ckpt>}']``
+
+Ranks the students of every meta-test task of a database with each method (baselines of
+:mod:`dass.evaluation.baselines` and meta-trained predictors) and compares the scores with the
+students' true KD accuracies. Writes into ``run_dir``:
+
+* ``scores.csv``: one row per (task, student): architecture, MACs, params, true accuracies and
+  ``score_<method>`` for every method;
+* ``correlations.csv``: one row per (label, task, method) with ``spearman``, ``kendall``,
+  ``pearson``, ``regret`` (true accuracy of the top-1 minus the best, points), ``top<k>_overlap``
+  and ``n``; rows with ``task = mean`` average over tasks (skipping ``nan``);
+* ``correlations.md``: the same as markdown tables (rows = methods, columns = tasks + mean, best per
+  column in bold, the oracle never bold);
+* ``plots/<task>/<method>.png`` (score vs true accuracy) and ``plots/<task>/macs_plane.png``
+  (students in the MACs / accuracy plane, each method's top-1 pick and the best student marked);
+* with ``search_kd.enabled``: ``search_kd.csv`` and ``search_kd.md`` (see
+  :mod:`dass.evaluation.search_kd`), KD runs under ``search_kd_runs/`` when ``search_kd.train``;
+* ``summary.json``: inputs, which image batch the proxies saw per task, skipped methods, per-task and
+  mean metrics, seconds per method; ``config.yaml`` and ``evaluate.log``.
+
+Every input is checked before any scoring (DassError, exit 2): the database, the methods, the
+teachers the proxies need, the recipe and the data of ``search_kd.train``. A predictor whose
+checkpoint file does not exist is skipped with a warning.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .cli import load_config, make_parser, run_main, setup_run_dir
+from .config import to_dict
+from .database.format import SPLITS, load_db
+from .errors import DassError
+from .evaluation import baselines as bl
+from .evaluation import correlation as corr
+from .evaluation import plots, search_kd, tables
+from .io import atomic_write_json, atomic_write_text, write_csv
+
+log = logging.getLogger("dass.evaluate")
+
+
+@dataclass
+class ProxyConfig:
+    input: Literal["data", "noise"] = "data"   # "data": train images of the task's dataset (noise when unreadable)
+    batch_size: int = 64
+
+
+@dataclass
+class SearchKDConfig:
+    enabled: bool = False
+    budgets: list[float] = field(default_factory=lambda: [0.25, 0.5])   # fractions of the teacher's MACs
+    train: bool = False          # KD-train each pick with every seed (else database accuracies only)
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    recipe: str = ""             # KD recipe YAML; empty = the recipe stored in each task file
+    methods: list[str] = field(default_factory=list)   # empty = every evaluated method
+
+    def __post_init__(self):
+        if not self.budgets or any(not 0 < b <= 1 for b in self.budgets):
+            raise DassError("search_kd.budgets must be fractions of the teacher's MACs in (0, 1]")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise DassError("search_kd.seeds must be a non-empty list of distinct seeds")
+
+
+@dataclass
+class EvaluateConfig:
+    db: str = ""
+    data_root: str = "data"
+    run_dir: str = "runs/evaluate/cpu"
+    split: str = "meta_test"
+    tasks: list[str] = field(default_factory=list)        # task keys; empty = every task of the split
+    methods: list[str] = field(default_factory=lambda: bl.builtin_scorers())
+    predictors: dict[str, str] = field(default_factory=dict)   # method name -> predictor checkpoint
+    teachers: dict[str, str] = field(default_factory=dict)     # task key -> teacher checkpoint override
+    labels: list[str] = field(default_factory=lambda: ["best_acc"])   # the first is the oracle's
+    top_k: int = 5
+    seed: int = 0
+    device: str = "auto"
+    plots: bool = True
+    progress: bool = True
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    search_kd: SearchKDConfig = field(default_factory=SearchKDConfig)
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise DassError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        if not self.labels or len(set(self.labels)) != len(self.labels) or set(self.labels) - set(bl.LABELS):
+            raise DassError(f"labels must be distinct names among {list(bl.LABELS)}, got {self.labels}")
+        if self.top_k < 1:
+            raise DassError("top_k must be >= 1")
+        if len(set(self.methods)) != len(self.methods):
+            raise DassError("methods: a method is listed twice")
+
+
+@dataclass
+class Plan:
+    """Everything checked and loaded before scoring starts."""
+    cfg: EvaluateConfig
+    tasks: list[dict]
+    scorers: list[bl.Scorer]
+    ctx: bl.EvalContext
+    skipped: dict[str, str]
+    search_methods: list[str]
+    recipes: dict
+
+
+def _select_tasks(cfg: EvaluateConfig) -> list[dict]:
+    if not cfg.db:
+        raise DassError("give the database folder: db=<folder>")
+    tasks = load_db(cfg.db, splits=(cfg.split,))[cfg.split]
+    keys = [bl.task_key(t) for t in tasks]
+    unknown = [k for k in cfg.tasks if k not in keys]
+    if unknown:
+        raise DassError(f"{cfg.db}: no {cfg.split} task '{unknown[0]}' (tasks: {', '.join(keys)})")
+    return [t for t in tasks if not cfg.tasks or bl.task_key(t) in cfg.tasks]
+
+
+def _scorers(cfg: EvaluateConfig, tasks: list[dict], device) -> tuple[list[bl.Scorer], dict[str, str]]:
+    scorers = [bl.make_scorer(m) for m in cfg.methods]
+    skipped = {}
+    for name, path in cfg.predictors.items():
+        if name in bl.builtin_scorers():
+            raise DassError(f"predictors: name '{name}' is already a built-in method; choose another")
+        if not Path(path).is_file():
+            log.warning("method %s skipped: predictor checkpoint not found: %s", name, path)
+            skipped[name] = f"checkpoint not found: {path}"
+            continue
+        scorer = bl.PredictorScorer(name, path, device)
+        for t in tasks:
+            scorer.check_task(t)
+        scorers.append(scorer)
+    if not scorers:
+        raise DassError("no method to evaluate (methods is empty and no predictor checkpoint was found)")
+    return scorers, skipped
+
+
+def _check_search(cfg: EvaluateConfig, tasks, names: list[str], skipped, ctx) -> tuple[list[str], dict]:
+    sk = cfg.search_kd
+    if not sk.enabled:
+        return [], {}
+    methods = []
+    for m in sk.methods or names:
+        if m in skipped:
+            continue
+        if m not in names:
+            raise DassError(f"search_kd.methods: '{m}' is not an evaluated method ({', '.join(names)})")
+        methods.append(m)
+    recipes = {}
+    if sk.train:
+        from .data.registry import dataset_info
+        for t in tasks:
+            key = bl.task_key(t)
+            recipes[key] = search_kd.load_recipe(sk.recipe, t)
+            ctx.teacher_state(t)
+            info = dataset_info(str(t["task"].get("dataset", key)), cfg.data_root)
+            if info["num_classes"] != int(t["task"]["num_classes"]):
+                raise DassError(f"task {key}: dataset {info['name']} has {info['num_classes']} classes, "
+                                f"the task {t['task']['num_classes']}")
+    return methods, recipes
+
+
+def prepare(cfg: EvaluateConfig) -> Plan:
+    """Check and load every input (DassError on the first problem), before any work."""
+    from .train.distributed import resolve_device
+    tasks = _select_tasks(cfg)
+    device = resolve_device(cfg.device)
+    scorers, skipped = _scorers(cfg, tasks, device)
+    ctx = bl.EvalContext(data_root=cfg.data_root, device=device, seed=cfg.seed, label=cfg.labels[0],
+                         proxy_input=cfg.proxy.input, proxy_batch_size=cfg.proxy.batch_size,
+                         teachers=dict(cfg.teachers), progress=cfg.progress)
+    keys = {bl.task_key(t) for t in tasks}
+    stray = [k for k in cfg.teachers if k not in keys]
+    if stray:
+        raise DassError(f"teachers: '{stray[0]}' is not an evaluated task")
+    if any(s.needs_teacher for s in scorers):
+        for t in tasks:
+            ctx.teacher_state(t)
+    search_methods, recipes = _check_search(cfg, tasks, [s.name for s in scorers], skipped, ctx)
+    return Plan(cfg, tasks, scorers, ctx, skipped, search_methods, recipes)
+
+
+# ------------------------------------------------------------------------------------------- work
+
+def score_all(plan: Plan) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, float]]:
+    """``scores[task key][method]`` and the seconds each method took over all tasks."""
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    seconds = {s.name: 0.0 for s in plan.scorers}
+    for task in plan.tasks:
+        key = bl.task_key(task)
+        scores[key] = {}
+        for s in plan.scorers:
+            t0 = time.perf_counter()
+            scores[key][s.name] = bl.run_scorer(s, task, plan.ctx)
+            seconds[s.name] += time.perf_counter() - t0
+            log.info("task %s: %s scored %d students in %.1f s", key, s.name, len(scores[key][s.name]),
+                     time.perf_counter() - t0)
+    return scores, seconds
+
+
+def metric_names(top_k: int) -> list[str]:
+    return list(corr.METRICS) + ["regret", f"top{top_k}_overlap"]
+
+
+def _task_metrics(pred: np.ndarray, true: np.ndarray, top_k: int, where: str) -> dict[str, float]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = corr.correlations(pred, true)
+    for w in caught:
+        log.warning("%s: %s", where, w.message)
+    out["regret"] = corr.regret(pred, true)
+    out[f"top{top_k}_overlap"] = corr.top_k_overlap(pred, true, top_k)
+    return out
+
+
+def correlation_rows(plan: Plan, scores) -> list[dict]:
+    cfg = plan.cfg
+    names = metric_names(cfg.top_k)
+    rows = []
+    for label in cfg.labels:
+        for s in plan.scorers:
+            per_task = []
+            for task in plan.tasks:
+                key = bl.task_key(task)
+                m = _task_metrics(scores[key][s.name], bl.true_accuracy(task, label), cfg.top_k,
+                                  f"task {key}, {s.name} vs {label}")
+                per_task.append(m)
+                rows.append({"label": label, "task": key, "method": s.name, **m, "n": bl.num_students(task)})
+            rows.append({"label": label, "task": "mean", "method": s.name,
+                         **{k: corr.nanmean(m[k] for m in per_task) for k in names}, "n": len(per_task)})
+    return rows
+
+
+def write_scores(path, plan: Plan, scores) -> None:
+    rows = []
+    for task in plan.tasks:
+        key = bl.task_key(task)
+        st = task["students"]
+        for i, arch in enumerate(bl.task_archs(task)):
+            row = {"task": key, "student": i, "arch": str(arch), "macs": int(st["macs"][i]),
+                   "params": int(st["params"][i]), "best_acc": float(st["best_acc"][i]),
+                   "final_acc": float(st["final_acc"][i])}
+            row.update({f"score_{m}": float(v[i]) for m, v in scores[key].items()})
+            rows.append(row)
+    write_csv(path, rows)
+
+
+def draw_plots(plan: Plan, scores, rows: list[dict], out_dir: Path) -> int:
+    label = plan.cfg.labels[0]
+    n = 0
+    for task in plan.tasks:
+        key = bl.task_key(task)
+        true = bl.true_accuracy(task, label)
+        folder = out_dir / plots.safe_name(key)
+        for method, s in scores[key].items():
+            c = next(r for r in rows if r["label"] == label and r["task"] == key and r["method"] == method)
+            plots.scatter_plot(folder / f"{plots.safe_name(method)}.png", s, true, f"{key}: {method}",
+                               f"{method} score", f"true {label} (%)", {m: c[m] for m in corr.METRICS})
+            n += 1
+        picks = {m: corr.top1_index(s) for m, s in scores[key].items() if m != "oracle"}
+        plots.plane_plot(folder / "macs_plane.png", search_kd.student_macs(task), true, picks,
+                         f"{key}: top-1 pick of each method", f"true {label} (%)")
+        n += 1
+    return n
+
+
+def run_search_kd(plan: Plan, scores, run_dir: Path) -> list[dict]:
+    cfg = plan.cfg
+    rows = []
+    for task in plan.tasks:
+        key = bl.task_key(task)
+        chosen = {m: scores[key][m] for m in plan.search_methods}
+        rows += search_kd.search_rows(task, chosen, cfg.search_kd.budgets, cfg.labels[0])
+    if cfg.search_kd.train:
+        search_kd.train_picks(rows, {bl.task_key(t): t for t in plan.tasks}, plan.recipes, cfg.search_kd.seeds,
+                              cfg.data_root, plan.ctx.teacher_state, plan.ctx.device, run_dir / "search_kd_runs",
+                              progress=cfg.progress)
+    write_csv(run_dir / "search_kd.csv", rows)
+    columns = list(dict.fromkeys(r["column"] for r in rows))
+    methods = plan.search_methods + [search_kd.BEST]
+    notes = [f"Pool: the database students with MACs <= budget x the teacher's MACs; accuracy label "
+             f"`{cfg.labels[0]}`."]
+    if cfg.search_kd.train:
+        notes.append(f"KD: seeds {cfg.search_kd.seeds}, recipe {cfg.search_kd.recipe or 'of the task file'}; "
+                     f"mean ± sample std over seeds.")
+    atomic_write_text(run_dir / "search_kd.md",
+                      tables.search_kd_markdown(rows, methods, columns, cfg.search_kd.train, notes=notes))
+    return rows
+
+
+def evaluate(plan: Plan, run_dir) -> dict:
+    cfg = plan.cfg
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    scores, seconds = score_all(plan)
+    write_scores(run_dir / "scores.csv", plan, scores)
+    rows = correlation_rows(plan, scores)
+    names = metric_names(cfg.top_k)
+    write_csv(run_dir / "correlations.csv", rows, ["label", "task", "method"] + names + ["n"])
+    keys = [bl.task_key(t) for t in plan.tasks]
+    methods = [s.name for s in plan.scorers]
+    notes = ["Means skip tasks where a metric is undefined (nan: constant scores). `oracle` scores the "
+             f"true `{cfg.labels[0]}` (a bound, never bold)."]
+    notes += [f"Proxy input of {k}: {v}." for k, v in plan.ctx.proxy_source.items()]
+    notes += [f"Skipped {k}: {v}." for k, v in plan.skipped.items()]
+    atomic_write_text(run_dir / "correlations.md",
+                      tables.correlations_markdown(rows, cfg.labels, names, keys, methods, notes=notes))
+    n_plots = draw_plots(plan, scores, rows, run_dir / "plots") if cfg.plots else 0
+    search_rows = run_search_kd(plan, scores, run_dir) if cfg.search_kd.enabled else []
+    summary = {
+        "db": cfg.db, "split": cfg.split, "tasks": keys, "methods": methods, "skipped": plan.skipped,
+        "predictors": {s.name: {"path": str(s.path), "input_type": s.input_type}
+                       for s in plan.scorers if isinstance(s, bl.PredictorScorer)},
+        "proxy_input": plan.ctx.proxy_source, "device": str(plan.ctx.device),
+        "mean": {label: {r["method"]: {k: r[k] for k in names} for r in rows
+                         if r["label"] == label and r["task"] == "mean"} for label in cfg.labels},
+        "per_task": rows, "seconds": seconds, "plots": n_plots,
+        "search_kd": search_rows, "wall_s": time.perf_counter() - t0,
+        "config": to_dict(cfg),
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def main(args) -> int:
+    cfg = load_config(EvaluateConfig, args)
+    plan = prepare(cfg)
+    run_dir = setup_run_dir(cfg.run_dir, cfg, "evaluate")
+    summary = evaluate(plan, run_dir)
+    label = cfg.labels[0]
+    for method, m in summary["mean"][label].items():
+        print(f"{method:>16s}  spearman {m['spearman']:+.3f}  kendall {m['kendall']:+.3f}  "
+              f"pearson {m['pearson']:+.3f}  regret {m['regret']:+.2f}")
+    print(f"results: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, parser=make_parser("python -m dass.evaluate",
+                                      "Rank meta-test students with baselines and predictors; tables and plots."))

@@ -1,0 +1,274 @@
+"""Scorers: every way of ranking the students of a database task, behind one interface.
+
+A scorer has a ``name`` and ``score(task, ctx) -> np.ndarray`` (float64, one score per student of
+``task["students"]``, in the file's order, higher = better); ``task`` is a ``dass-db-v1`` task dict
+(:mod:`dass.database.format`) and ``ctx`` an :class:`EvalContext`. Built-ins are registered by name
+(:func:`make_scorer`):
+
+* ``random``: uniform scores from ``(ctx.seed, crc32(task key))``;
+* ``macs``, ``params``: the exact costs (:mod:`dass.space.cost`);
+* ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``: zero-cost proxies
+  (:mod:`dass.evaluation.proxies`) of the *remapped* student: built and initialised from the task's
+  teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch`;
+* ``oracle``: the true accuracy (``ctx.label``), an upper bound.
+
+:class:`PredictorScorer` wraps a meta-trained predictor checkpoint (DaSS ``STA``/``DSTA``, or the
+KD-unaware ``A``/``DA`` meta-predictor): adapted on the task's teacher, it scores the database's
+students from their stored maps and encodings.
+
+Proxy batch (:meth:`EvalContext.proxy_batch`): with ``proxy_input="data"``, ``proxy_batch_size``
+train images of the task's dataset drawn without replacement with ``seed`` (resized to the space's
+input and normalised with mean 0.5 / std 0.5, no augmentation) and their labels; when the dataset
+cannot be read under ``data_root`` (or with ``proxy_input="noise"``), ``noise_input(space,
+noise_seed, n)`` (the task's fixed noise, ``n`` images) with labels ``i mod num_classes``. Which one
+each task used is kept in ``ctx.proxy_source``.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import config as cfgmod
+from ..errors import DassError
+from ..space import Arch, SpaceConfig, build_remapped, macs, noise_input, params
+from . import proxies
+
+log = logging.getLogger("dass.evaluate")
+
+PROXY_INPUTS = ("data", "noise")
+LABELS = ("best_acc", "final_acc")
+
+
+# ---------------------------------------------------------------------------------------- task access
+
+def task_key(task: dict) -> str:
+    return str(task["task"]["key"])
+
+
+def task_space(task: dict) -> SpaceConfig:
+    return cfgmod.from_dict(SpaceConfig, dict(task["space"]), where=f"task {task_key(task)} (space)")
+
+
+def task_archs(task: dict) -> list[Arch]:
+    return [Arch.from_dict(a) for a in task["students"]["arch"]]
+
+
+def num_students(task: dict) -> int:
+    return len(task["students"]["arch"])
+
+
+def true_accuracy(task: dict, label: str) -> np.ndarray:
+    if label not in LABELS:
+        raise DassError(f"label must be one of {list(LABELS)}, got {label!r}")
+    return task["students"][label].double().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------- context
+
+@dataclass
+class EvalContext:
+    """What scorers share: where data and teachers are, the device, seeds, and per-task caches."""
+
+    data_root: str = "data"
+    device: torch.device = torch.device("cpu")
+    seed: int = 0
+    label: str = "best_acc"
+    proxy_input: str = "data"
+    proxy_batch_size: int = 64
+    teachers: dict[str, str] = field(default_factory=dict)   # task key -> checkpoint (overrides the file's)
+    proxy_source: dict[str, str] = field(default_factory=dict)
+    progress: bool = True
+    _teacher_sd: dict = field(default_factory=dict, repr=False)
+    _batch: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.proxy_input not in PROXY_INPUTS:
+            raise DassError(f"proxy_input must be one of {list(PROXY_INPUTS)}, got {self.proxy_input!r}")
+        if self.proxy_batch_size < 2:
+            raise DassError("proxy_batch_size must be >= 2 (naswot and jacov compare images)")
+        if self.label not in LABELS:
+            raise DassError(f"label must be one of {list(LABELS)}, got {self.label!r}")
+
+    def teacher_path(self, task: dict) -> Path:
+        key = task_key(task)
+        return Path(self.teachers.get(key) or task["task"].get("teacher_ckpt") or "")
+
+    def teacher_state(self, task: dict) -> dict:
+        """The task's teacher state dict (loaded once; checked against the task's space and classes)."""
+        key = task_key(task)
+        if key not in self._teacher_sd:
+            from ..teacher import load_teacher
+            path = self.teacher_path(task)
+            if not str(path) or not path.is_file():
+                raise DassError(f"task {key}: teacher checkpoint not found: '{path}' "
+                                f"(give it with teachers.{key}=<path>)")
+            _, sd, _ = load_teacher(path, task_space(task), int(task["task"]["num_classes"]))
+            self._teacher_sd[key] = sd
+        return self._teacher_sd[key]
+
+    def proxy_batch(self, task: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x: B x C x S x S float32, y: B int64)`` on the device (see module doc)."""
+        key = task_key(task)
+        if key not in self._batch:
+            self._batch[key] = self._make_batch(task)
+        return self._batch[key]
+
+    def _make_batch(self, task: dict):
+        key, space = task_key(task), task_space(task)
+        n_cls = int(task["task"]["num_classes"])
+        dataset = str(task["task"].get("dataset", key))
+        if self.proxy_input == "data":
+            try:
+                return self._data_batch(task, space, dataset, n_cls)
+            except DassError as e:
+                log.warning("task %s: proxies fall back to the noise input (dataset not readable: %s)", key, e)
+        n = self.proxy_batch_size
+        x = noise_input(space, int(task["noise_seed"]), n=n)
+        y = torch.arange(n) % n_cls
+        self.proxy_source[key] = f"noise (seed {int(task['noise_seed'])}, {n} images)"
+        return x.to(self.device), y.to(self.device)
+
+    def _data_batch(self, task, space, dataset, n_cls):
+        from ..data.loader import DeviceLoader
+        from ..data.registry import load_dataset
+        arrays = load_dataset(dataset, self.data_root, "train")
+        if arrays.num_classes != n_cls:
+            raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {n_cls}")
+        rng = np.random.default_rng([self.seed, zlib.crc32(task_key(task).encode())])
+        idx = np.sort(rng.choice(len(arrays), size=min(self.proxy_batch_size, len(arrays)), replace=False))
+        if len(idx) < 2:
+            raise DassError(f"{dataset} has fewer than 2 train images")
+        loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
+                              flip=False, device=self.device)
+        x, y = next(iter(loader))
+        self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(idx)} images)"
+        return x, y
+
+
+# ---------------------------------------------------------------------------------------- scorers
+
+class Scorer:
+    """Base class: ``score(task, ctx)`` returns one float64 per student, higher = better."""
+
+    name = ""
+    needs_teacher = False   # reads the teacher checkpoint (checked before any work)
+
+    def score(self, task: dict, ctx: EvalContext) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RandomScorer(Scorer):
+    name = "random"
+
+    def score(self, task, ctx):
+        rng = np.random.default_rng([ctx.seed, zlib.crc32(task_key(task).encode())])
+        return rng.random(num_students(task))
+
+
+class CostScorer(Scorer):
+    def __init__(self, kind: str):
+        self.name = kind
+        self._fn = {"macs": macs, "params": params}[kind]
+
+    def score(self, task, ctx):
+        space, n_cls = task_space(task), int(task["task"]["num_classes"])
+        return np.array([self._fn(a, space, n_cls) for a in task_archs(task)], dtype=np.float64)
+
+
+class ProxyScorer(Scorer):
+    """A zero-cost proxy of each remapped student on the task's proxy batch."""
+
+    needs_teacher = True
+
+    def __init__(self, proxy: str):
+        self.name = proxy
+
+    def score(self, task, ctx):
+        space, n_cls = task_space(task), int(task["task"]["num_classes"])
+        sd = ctx.teacher_state(task)
+        x, y = ctx.proxy_batch(task)
+        strategy = str(task.get("remap", "copy_paste_first"))
+        out = []
+        for arch in tqdm(task_archs(task), desc=f"{self.name} {task_key(task)}", leave=False,
+                         disable=not ctx.progress):
+            net = build_remapped(arch, space, n_cls, sd, strategy).to(ctx.device)
+            out.append(proxies.compute(self.name, net, x, y))
+        return np.array(out, dtype=np.float64)
+
+
+class OracleScorer(Scorer):
+    name = "oracle"
+
+    def score(self, task, ctx):
+        return true_accuracy(task, ctx.label)
+
+
+class PredictorScorer(Scorer):
+    """A meta-trained predictor (``dass-predictor-v1`` checkpoint) adapted on each task's teacher."""
+
+    def __init__(self, name: str, path, device="cpu"):
+        from ..predictor.model import load_predictor
+        self.name = name
+        self.path = Path(path)
+        self.predictor = load_predictor(self.path, device=device)
+
+    @property
+    def input_type(self) -> str:
+        return self.predictor.input_type
+
+    def check_task(self, task: dict) -> None:
+        """Raise DassError when the predictor cannot read ``task`` (other space, missing inputs)."""
+        from ..predictor.model import check_same_space
+        check_same_space(self.predictor.space, task_space(task), f"{self.path} on task {task_key(task)}")
+        if "D" in self.input_type and task.get("dataset_feats") is None:
+            raise DassError(f"{self.path}: input type {self.input_type} reads dataset features, "
+                            f"task {task_key(task)} has none")
+        trained = self.predictor.inputs.get("remap")
+        if trained and trained != task.get("remap"):
+            log.warning("%s: meta-trained on maps remapped with %s, task %s uses %s", self.name, trained,
+                        task_key(task), task.get("remap"))
+
+    def score(self, task, ctx):
+        from ..predictor.adapt import predict_task
+        from ..predictor.data import TaskData
+        p = self.predictor
+        data = TaskData.from_db(task, ctx.label)
+        dev = next(p.model.parameters()).device
+        pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), data, dev)
+        return pred.double().numpy()
+
+
+_REGISTRY: dict[str, Callable[[], Scorer]] = {
+    "random": RandomScorer,
+    "macs": lambda: CostScorer("macs"),
+    "params": lambda: CostScorer("params"),
+    **{p: (lambda p=p: ProxyScorer(p)) for p in proxies.PROXIES},
+    "oracle": OracleScorer,
+}
+
+
+def builtin_scorers() -> list[str]:
+    return list(_REGISTRY)
+
+
+def make_scorer(name: str) -> Scorer:
+    """A built-in scorer by name (DassError naming the known ones otherwise)."""
+    if name not in _REGISTRY:
+        raise DassError(f"unknown method '{name}' (built-in: {', '.join(_REGISTRY)}; predictors are "
+                        f"given as predictors.<name>=<checkpoint>)")
+    return _REGISTRY[name]()
+
+
+def run_scorer(scorer: Scorer, task: dict, ctx: EvalContext) -> np.ndarray:
+    """``scorer.score`` checked to give one float per student."""
+    s = np.asarray(scorer.score(task, ctx), dtype=np.float64).reshape(-1)
+    if s.shape != (num_students(task),):
+        raise RuntimeError(f"scorer {scorer.name} gave {s.size} scores for {num_students(task)} students")
+    return s

@@ -1,0 +1,290 @@
+"""``python -m dass.meta_train --config configs/meta_train/cpu.yaml db=<folder> run_dir=<folder>``
+
+Bilevel (MAML) meta-training of the predictor over the database's ``meta_train`` tasks. Each
+episode, for every training task: adapt on the support set (the teacher alone, labelled with its
+own accuracy) with ``inner_steps`` steps and learnable per-parameter inner learning rates, then
+score ``n_query`` sampled students with the adapted parameters; the outer loss is the mean over
+tasks of MSE (+ ``rank_loss_weight`` x a pairwise logistic ranking loss), minimised with Adam over
+the meta-parameters and the inner learning rates. Every ``eval_every`` episodes the mean Spearman
+over ``meta_valid`` tasks picks the best checkpoint.
+
+Run folder: ``best.pt`` (:func:`dass.predictor.load_predictor`), ``last.pt`` (resume state,
+rewritten atomically every ``checkpoint_every`` episodes; a rerun with the same folder continues
+from it), ``history.csv``, ``metrics.json`` (best validation Spearman and the ``meta_test``
+correlations of the best checkpoint, per task and mean, with MACs/params baselines) and
+``config.yaml``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from . import config as cfgmod
+from .cli import load_config, make_parser, run_main, setup_run_dir
+from .errors import DassError
+from .io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
+from .predictor.adapt import adapt, init_inner_lrs, predict_task
+from .predictor.data import (TaskData, cost_features, load_tasks, make_target, sample_query, student_targets,
+                             support_target, take)
+from .predictor.metrics import correlations, evaluate_predictor, mean_metrics
+from .predictor.model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, load_predictor,
+                              save_predictor)
+from .train.distributed import resolve_device
+
+log = logging.getLogger("dass.meta_train")
+
+# Config keys that may change between a run and its resumption.
+RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "checkpoint_every")
+
+
+@dataclass
+class MetaTrainConfig:
+    db: str = ""
+    run_dir: str = ""
+    seed: int = 0
+    device: str = "auto"
+    label: Literal["best_acc", "final_acc"] = "best_acc"
+    # predictor
+    input_type: str = "STA"
+    arch_encoder: Literal["onehot", "graph"] = "onehot"
+    cost_features: bool = False
+    model: ModelSizes = field(default_factory=ModelSizes)
+    # objective
+    target: Literal["raw", "relative", "standardized"] = "raw"
+    rank_loss_weight: float = 0.0
+    # bilevel loop
+    episodes: int = 1000
+    n_query: int = 50
+    inner_steps: int = 1
+    first_order: bool = False
+    inner_lr_init: float = 0.005
+    learn_inner_lr: bool = True
+    outer_lr: float = 5e-4
+    eval_every: int = 20
+    checkpoint_every: int = 20
+    resume: bool = True
+    progress: bool = True
+
+    def check(self) -> None:
+        if not self.db:
+            raise DassError("meta_train needs db=<database folder>")
+        if not self.run_dir:
+            raise DassError("meta_train needs run_dir=<output folder>")
+        for k in ("episodes", "n_query", "eval_every", "checkpoint_every"):
+            if getattr(self, k) < 1:
+                raise DassError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.inner_steps < 0:
+            raise DassError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0:
+            raise DassError("outer_lr must be > 0, inner_lr_init and rank_loss_weight >= 0")
+
+
+def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean logistic loss ``log(1 + exp(-(p_i - p_j) / s))`` over pairs with ``y_i > y_j``;
+    ``s`` = std of ``y`` (so the loss does not depend on the target's scale)."""
+    better = y[:, None] > y[None, :]
+    if not bool(better.any()):
+        return pred.sum() * 0.0
+    scale = y.std().clamp_min(1e-8).detach()
+    diff = (pred[:, None] - pred[None, :]) / scale
+    return F.softplus(-diff[better]).mean()
+
+
+class MetaTrainer:
+    """The state of one meta-training run (model, inner learning rates, optimiser, progress)."""
+
+    def __init__(self, cfg: MetaTrainConfig, space, tasks: dict[str, list[TaskData]], device: torch.device):
+        self.cfg, self.space, self.device = cfg, space, device
+        self.train, self.valid = tasks["meta_train"], tasks["meta_valid"]
+        torch.manual_seed(cfg.seed)
+        pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
+                               cfg.model)
+        self.model = Predictor(pcfg).to(device)
+        self.needs = self.model.needs
+        self.target = make_target(cfg.target, cfg.label, self.train)
+        self.targets = {t.key: student_targets(cfg.target, t.acc, t.teacher_acc) for t in self.train}
+        self.model.set_output_bias(float(torch.cat(list(self.targets.values())).mean()))
+        self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
+        outer = list(self.model.parameters())
+        if cfg.learn_inner_lr:
+            outer += list(self.inner_lrs.values())
+        else:
+            for v in self.inner_lrs.values():
+                v.requires_grad_(False)
+        self.opt = torch.optim.Adam(outer, lr=cfg.outer_lr)
+        self.episode = 0
+        self.best = -float("inf")
+        self.best_episode = 0
+        self.history: list[dict] = []
+        self.loss_sum, self.loss_count, self.seconds = 0.0, 0, 0.0
+
+    # -- one outer step -------------------------------------------------------------------------
+    def step(self) -> float:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, self.episode])
+        self.opt.zero_grad(set_to_none=True)
+        losses = []
+        for task in self.train:
+            params = dict(self.model.named_parameters())
+            support = take(task.support(self.needs), device=self.device)
+            label = torch.tensor([support_target(self.target, task.teacher_acc)], device=self.device)
+            adapted = adapt(self.model, params, self.inner_lrs, support, label, cfg.inner_steps, cfg.first_order)
+            q = sample_query(len(task), cfg.n_query, rng)
+            pred = functional_call(self.model, adapted, (take(task.inputs(self.needs), q, self.device),))
+            y = self.targets[task.key][q].to(self.device)
+            loss = F.mse_loss(pred, y)
+            if cfg.rank_loss_weight > 0:
+                loss = loss + cfg.rank_loss_weight * pairwise_rank_loss(pred, y)
+            losses.append(loss)
+        loss = torch.stack(losses).mean()
+        if not torch.isfinite(loss):
+            raise DassError(f"meta-training diverged at episode {self.episode + 1}: loss is {float(loss.detach())} "
+                            f"(lower outer_lr or inner_lr_init)")
+        loss.backward()
+        self.opt.step()
+        self.episode += 1
+        return float(loss.detach())
+
+    def valid_spearman(self) -> float:
+        rs = [correlations(predict_task(self.model, self.inner_lrs, self.target, self.cfg.inner_steps, t,
+                                        self.device), t.acc)["spearman"] for t in self.valid]
+        return float(np.mean(rs))
+
+    def predictor(self) -> LoadedPredictor:
+        first = self.train[0]
+        inputs = {"noise_seed": first.noise_seed, "remap": first.remap,
+                  "dataset_feats": 0 if first.dset is None else int(first.dset.shape[0])}
+        return LoadedPredictor(self.model, self.inner_lrs, self.space, self.target,
+                               {"steps": self.cfg.inner_steps, "first_order": self.cfg.first_order}, inputs,
+                               {"episode": self.episode, "valid_spearman": self.best, "db": str(self.cfg.db)})
+
+    # -- resume state ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"config": cfgmod.to_dict(self.cfg), "episode": self.episode,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "inner_lrs": {k: v.detach().cpu() for k, v in self.inner_lrs.items()},
+                "optimizer": self.opt.state_dict(), "torch_rng": torch.get_rng_state(),
+                "best": self.best, "best_episode": self.best_episode, "history": self.history,
+                "loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.seconds}
+
+    def restore(self, d: dict, where: str) -> None:
+        old, new = d["config"], cfgmod.to_dict(self.cfg)
+        for k in new:
+            if k not in RESUMABLE_CHANGES and old.get(k) != new[k]:
+                raise DassError(f"{where} was written with {k}={old.get(k)!r}, now {k}={new[k]!r}: use a new "
+                                f"run_dir, or resume=false to start over")
+        self.model.load_state_dict(d["model"])
+        with torch.no_grad():
+            for k, v in self.inner_lrs.items():
+                v.copy_(d["inner_lrs"][k])
+        self.opt.load_state_dict(d["optimizer"])
+        torch.set_rng_state(d["torch_rng"])
+        self.episode, self.best, self.best_episode = int(d["episode"]), float(d["best"]), int(d["best_episode"])
+        self.history = list(d["history"])
+        self.loss_sum, self.loss_count, self.seconds = float(d["loss_sum"]), int(d["loss_count"]), float(d["seconds"])
+
+
+def run(cfg: MetaTrainConfig) -> dict:
+    """Meta-train (or resume) into ``cfg.run_dir``; returns the metrics written to ``metrics.json``."""
+    cfg.check()
+    device = resolve_device(cfg.device)
+    space, tasks = load_tasks(cfg.db, cfg.label)
+    for split in ("meta_train", "meta_valid"):
+        if not tasks[split]:
+            raise DassError(f"{cfg.db}: no {split} tasks (meta-training needs meta_train and meta_valid)")
+    trainer = MetaTrainer(cfg, space, tasks, device)
+    if "dset" in trainer.needs:
+        for t in sum(tasks.values(), []):
+            if t.dset is None:
+                raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
+    run_dir = setup_run_dir(cfg.run_dir, cfg, "meta_train")
+    last = run_dir / "last.pt"
+    if cfg.resume and last.is_file():
+        trainer.restore(safe_torch_load(last), str(last))
+        log.info("resumed from %s at episode %d", last, trainer.episode)
+    log.info("meta-training on %d tasks (valid %d, test %d), space '%s', input %s, target %s, device %s",
+             len(trainer.train), len(trainer.valid), len(tasks["meta_test"]), space.name,
+             trainer.model.cfg.input_type, cfg.target, device)
+    _loop(trainer, run_dir)
+    return _finish(trainer, tasks, run_dir, device)
+
+
+def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
+    from tqdm import tqdm
+    cfg = trainer.cfg
+    bar = tqdm(total=cfg.episodes, initial=min(trainer.episode, cfg.episodes), desc="meta-train",
+               disable=not cfg.progress, dynamic_ncols=True)
+    while trainer.episode < cfg.episodes:
+        t0 = time.perf_counter()
+        trainer.loss_sum += trainer.step()
+        trainer.loss_count += 1
+        ep = trainer.episode
+        if ep % cfg.eval_every == 0 or ep == cfg.episodes:
+            rho = trainer.valid_spearman()
+            if rho > trainer.best:
+                trainer.best, trainer.best_episode = rho, ep
+                save_predictor(trainer.predictor(), run_dir / "best.pt")
+            trainer.history.append({"episode": ep, "train_loss": trainer.loss_sum / trainer.loss_count,
+                                    "valid_spearman": rho, "best_valid_spearman": trainer.best,
+                                    "seconds": round(trainer.seconds + time.perf_counter() - t0, 3)})
+            trainer.loss_sum, trainer.loss_count = 0.0, 0
+            write_csv(run_dir / "history.csv", trainer.history)
+            bar.set_postfix(loss=f"{trainer.history[-1]['train_loss']:.4g}", valid=f"{rho:.3f}",
+                            best=f"{trainer.best:.3f}")
+        trainer.seconds += time.perf_counter() - t0
+        if ep % cfg.checkpoint_every == 0 or ep == cfg.episodes:
+            atomic_torch_save(trainer.state(), run_dir / "last.pt")
+        bar.update(1)
+    bar.close()
+
+
+def _baselines(tasks: list[TaskData]) -> dict:
+    """Mean correlations of MACs and of parameter count with the students' accuracies."""
+    out = {}
+    for i, name in enumerate(("log_macs", "log_params")):
+        per = {t.key: correlations(cost_features(t.archs, t.space, t.num_classes)[:, i], t.acc) for t in tasks}
+        out[name] = mean_metrics(per)
+    return out
+
+
+def _finish(trainer: MetaTrainer, tasks: dict, run_dir: Path, device) -> dict:
+    best = load_predictor(run_dir / "best.pt", trainer.space, device)
+    test = evaluate_predictor(best, tasks["meta_test"])
+    metrics = {
+        "best_valid_spearman": trainer.best,
+        "best_episode": trainer.best_episode,
+        "episodes": trainer.episode,
+        "meta_valid": evaluate_predictor(best, tasks["meta_valid"]),
+        "meta_test": test,
+        "meta_test_mean": mean_metrics(test),
+        "baselines_meta_test": _baselines(tasks["meta_test"]),
+        "train_seconds": round(trainer.seconds, 2),
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def main(args) -> int:
+    cfg = load_config(MetaTrainConfig, args)
+    metrics = run(cfg)
+    mean = metrics["meta_test_mean"]
+    test = f"{mean['spearman']:.4f}" if mean else "n/a (no meta_test tasks)"
+    print(f"best valid Spearman {metrics['best_valid_spearman']:.4f} (episode {metrics['best_episode']}); "
+          f"meta-test Spearman {test}; outputs in {cfg.run_dir}")
+    return 0
+
+
+def _parser():
+    return make_parser("python -m dass.meta_train", "Meta-train the DaSS accuracy predictor on a database.")
+
+
+if __name__ == "__main__":
+    run_main(main, parser=_parser())

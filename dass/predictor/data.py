@@ -1,0 +1,221 @@
+"""Tasks of the database as predictor inputs, and the targets the predictor learns.
+
+A :class:`TaskData` holds one ``dass-db-v1`` task file (see :mod:`dass.database.format`) as
+tensors. :func:`student_inputs` builds the per-row predictor inputs of any list of architectures
+(database students, the teacher as support set, search candidates) so training and search feed the
+predictor the same way; :func:`task_context` adds the per-task inputs (teacher map, dataset rows).
+
+Targets (``kind``), all from accuracies in percent:
+
+* ``raw``: ``acc / 100`` (the paper); the support label is ``teacher_acc / 100``;
+* ``relative``: ``acc / teacher_acc``; the support label is 1;
+* ``standardized``: ``(acc - mean) / std`` over the task's students; the support label is the
+  teacher's mean z-score over the meta-training tasks (``support_default``), since a new task's
+  student statistics are unknown at search time. Predictions are scores, not accuracies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import config as cfgmod
+from ..database.format import load_db
+from ..errors import DassError
+from ..space import Arch, SpaceConfig, graph_batch, macs, onehot_batch, params, teacher_arch, validate
+
+TARGETS = ("raw", "relative", "standardized")
+LABELS = ("best_acc", "final_acc")
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+def cost_features(archs: list[Arch], space: SpaceConfig, num_classes: int) -> torch.Tensor:
+    """``N x 2``: ``log(macs / teacher macs)``, ``log(params / teacher params)``."""
+    t = teacher_arch(space)
+    tm, tp = macs(t, space, num_classes), params(t, space, num_classes)
+    rows = [(math.log(macs(a, space, num_classes) / tm), math.log(params(a, space, num_classes) / tp)) for a in archs]
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(archs), 2)
+
+
+def student_inputs(archs: list[Arch], space: SpaceConfig, num_classes: int, needs: set[str],
+                   maps: torch.Tensor | None = None, onehot: torch.Tensor | None = None) -> dict:
+    """Per-row inputs (``smap``, ``onehot``, ``graph``, ``cost``) of ``archs``, as far as ``needs`` asks.
+
+    ``maps``: ``N x C x r x r`` functional maps (required when ``smap`` is needed); ``onehot``:
+    precomputed encodings (computed from ``archs`` otherwise).
+    """
+    out: dict = {}
+    if "smap" in needs:
+        if maps is None:
+            raise DassError("the predictor reads student maps (S) but none were given")
+        out["smap"] = maps
+    if "onehot" in needs:
+        out["onehot"] = onehot if onehot is not None else onehot_batch(archs, space)
+    if "graph" in needs:
+        out["graph"] = graph_batch(archs, space)
+    if "cost" in needs:
+        out["cost"] = cost_features(archs, space, num_classes)
+    return out
+
+
+def task_context(needs: set[str], tmap: torch.Tensor | None, dset: torch.Tensor | None) -> dict:
+    """Per-task inputs: ``tmap`` (``C x r x r``) and ``dset`` (``M x C``) where needed."""
+    out: dict = {}
+    if "tmap" in needs:
+        out["tmap"] = tmap
+    if "dset" in needs:
+        if dset is None:
+            raise DassError("the predictor reads dataset features (D) but the task has none")
+        out["dset"] = dset
+    return out
+
+
+def take(inputs: dict, idx=None, device=None) -> dict:
+    """Rows ``idx`` (all when None) of the per-row inputs, float32 on ``device``; per-task kept whole."""
+    def pick(v):
+        v = v if idx is None else v[idx]
+        return v.to(device=device, dtype=torch.float32)
+    out = {}
+    for k, v in inputs.items():
+        if k in ("tmap", "dset"):
+            out[k] = v.to(device=device, dtype=torch.float32)
+        elif k == "graph":
+            out[k] = {gk: pick(gv) for gk, gv in v.items()}
+        else:
+            out[k] = pick(v)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Targets
+
+
+def student_targets(kind: str, acc: torch.Tensor, teacher_acc: float) -> torch.Tensor:
+    if kind == "raw":
+        return acc / 100.0
+    if kind == "relative":
+        return acc / max(float(teacher_acc), 1e-6)
+    if kind == "standardized":
+        std = float(acc.std()) if acc.numel() > 1 else 0.0
+        return (acc - acc.mean()) / (std if std > 0 else 1.0)
+    raise DassError(f"unknown target {kind!r} (known: {', '.join(TARGETS)})")
+
+
+def support_target(target: dict, teacher_acc: float) -> float:
+    kind = target["kind"]
+    if kind == "raw":
+        return float(teacher_acc) / 100.0
+    if kind == "relative":
+        return 1.0
+    return float(target["support_default"])
+
+
+def to_accuracy(target: dict, pred: torch.Tensor, teacher_acc: float) -> torch.Tensor | None:
+    """Predicted accuracy in percent, or None for score-only targets (``standardized``)."""
+    if target["kind"] == "raw":
+        return pred * 100.0
+    if target["kind"] == "relative":
+        return pred * float(teacher_acc)
+    return None
+
+
+def make_target(kind: str, label: str, train_tasks: list["TaskData"]) -> dict:
+    """The target description stored with a predictor (``support_default`` from the training tasks)."""
+    if kind not in TARGETS:
+        raise DassError(f"unknown target {kind!r} (known: {', '.join(TARGETS)})")
+    default = 0.0
+    if kind == "standardized":
+        zs = []
+        for t in train_tasks:
+            std = float(t.acc.std())
+            zs.append((t.teacher_acc - float(t.acc.mean())) / (std if std > 0 else 1.0))
+        default = float(np.mean(zs))
+    return {"kind": kind, "label": label, "support_default": default}
+
+
+# ----------------------------------------------------------------------------------------------
+# Tasks
+
+
+@dataclass
+class TaskData:
+    """One database task. Accuracies in percent; maps float16 as stored."""
+    key: str
+    split: str
+    dataset: str
+    num_classes: int
+    space: SpaceConfig
+    archs: list[Arch]
+    acc: torch.Tensor                 # N, the chosen label (best_acc or final_acc)
+    fmap: torch.Tensor                # N x C x r x r
+    onehot: torch.Tensor              # N x D
+    teacher_arch: Arch
+    teacher_acc: float                # the teacher's best_acc (the support label)
+    teacher_fmap: torch.Tensor        # C x r x r
+    teacher_onehot: torch.Tensor      # D
+    dset: torch.Tensor | None         # M x C
+    noise_seed: int
+    remap: str
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_db(cls, d: dict, label: str = "best_acc") -> "TaskData":
+        if label not in LABELS:
+            raise DassError(f"label must be one of {list(LABELS)}, got {label!r}")
+        task, st, te = d["task"], d["students"], d["teacher"]
+        where = f"task {task.get('key')}"
+        space = cfgmod.from_dict(SpaceConfig, d["space"], where=f"{where} (space)")
+        archs = [validate(Arch.from_dict(a), space) for a in st["arch"]]
+        feats = d.get("dataset_feats")
+        return cls(key=str(task["key"]), split=task["split"], dataset=str(task.get("dataset", task["key"])),
+                   num_classes=int(task["num_classes"]), space=space, archs=archs,
+                   acc=st[label].float(), fmap=st["fmap"], onehot=st["onehot"].float(),
+                   teacher_arch=validate(Arch.from_dict(te["arch"]), space), teacher_acc=float(te["best_acc"]),
+                   teacher_fmap=te["fmap"], teacher_onehot=te["onehot"].float(),
+                   dset=None if feats is None else feats.float(), noise_seed=int(d["noise_seed"]),
+                   remap=str(d.get("remap", "copy_paste_first")))
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def inputs(self, needs: set[str]) -> dict:
+        """All students' inputs (cached; maps stay float16 until :func:`take`)."""
+        key = ("students", frozenset(needs))
+        if key not in self._cache:
+            rows = student_inputs(self.archs, self.space, self.num_classes, needs, self.fmap, self.onehot)
+            self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
+        return self._cache[key]
+
+    def support(self, needs: set[str]) -> dict:
+        """The teacher as a one-row input (its own map is both S and T)."""
+        key = ("support", frozenset(needs))
+        if key not in self._cache:
+            rows = student_inputs([self.teacher_arch], self.space, self.num_classes, needs,
+                                  self.teacher_fmap[None], self.teacher_onehot[None])
+            self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
+        return self._cache[key]
+
+
+def load_tasks(db_root, label: str = "best_acc") -> tuple[SpaceConfig, dict[str, list[TaskData]]]:
+    """Every task of the database as :class:`TaskData`, grouped by split; all must share one space."""
+    groups = load_db(db_root)
+    out: dict[str, list[TaskData]] = {}
+    space = None
+    for split, dicts in groups.items():
+        out[split] = [TaskData.from_db(d, label) for d in dicts]
+        for t in out[split]:
+            if space is None:
+                space = t.space
+            elif cfgmod.to_dict(t.space) != cfgmod.to_dict(space):
+                raise DassError(f"{db_root}: task {t.key} uses space '{t.space.name}', others '{space.name}'")
+    return space, out
+
+
+def sample_query(n: int, n_query: int, rng: np.random.Generator) -> torch.Tensor:
+    """``min(n_query, n)`` distinct student indices."""
+    return torch.from_numpy(rng.choice(n, size=min(n_query, n), replace=False))

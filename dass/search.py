@@ -1,0 +1,391 @@
+"""``python -m dass.search --config configs/search/cpu.yaml teacher=<pt> predictor=<best.pt> run_dir=<dir>``
+
+Rapid student search on a new task: adapt the meta-trained predictor on the teacher (its own map,
+encoding and accuracy), score candidates, keep the best under the MACs/parameter budgets.
+
+* ``strategy: pool``: ``pool_size`` distinct architectures sampled uniformly under the budgets
+  (rejection, seeded by ``seed``), or the architectures of ``candidates=<file>`` (see
+  :func:`read_candidates`; those over budget are dropped). A ``.pt`` candidates file may carry the
+  maps (``fmap``, ``teacher.fmap``) and the support label (``teacher.best_acc``): they are used
+  instead of computed ones (needed for predictors trained on an imported original database,
+  whose ``noise_seed`` is -1).
+* ``strategy: evolution``: (mu + lambda) evolution with the predictor as fitness: a sampled
+  population, then each generation mutates the best ``parents`` into new children under the
+  budgets and keeps the best ``population``; every scored architecture is a candidate.
+
+The teacher (:func:`dass.teacher.load_teacher`) must belong to the predictor's space. Its accuracy
+(the support label) comes from its checkpoint's ``metrics.best_acc``, else it is evaluated on the
+dataset's test split; ``dataset``/``data_root`` are needed only then and when the predictor reads
+dataset features (D, sampled as the database builder does, with the predictor's noise seed).
+
+Outputs in ``run_dir``: ``top.json`` (``{"top": [{"arch", "pred_acc", "score", "macs", "params",
+"rank"}, ...], "dataset", "teacher", "predictor", "budget", "seconds", ...}``, best first; what
+``python -m dass.kd student_file=<top.json>`` reads) and ``scores.csv`` (every candidate, by rank).
+``pred_acc`` is in percent (null for a predictor trained on ``standardized`` targets, whose
+``score`` only ranks).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .cli import load_config, make_parser, run_main, setup_run_dir
+from .data.registry import load_dataset
+from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map
+from .errors import DassError
+from .io import atomic_write_json, read_json, safe_torch_load, write_csv
+from .predictor.adapt import adapted_params, predict
+from .predictor.data import student_inputs, support_target, take, task_context, to_accuracy
+from .predictor.model import LoadedPredictor, load_predictor
+from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
+from .teacher import load_teacher
+from .train.distributed import resolve_device
+
+log = logging.getLogger("dass.search")
+# Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
+# maps are 0.5 GB in float32) while building the masked teacher only once per chunk.
+SCORE_CHUNK = 2048
+
+
+@dataclass
+class EvolutionConfig:
+    population: int = 100
+    generations: int = 20
+    parents: int = 20
+    p_mutate: float = 0.2
+
+
+@dataclass
+class SearchConfig:
+    teacher: str = ""
+    predictor: str = ""
+    run_dir: str = ""
+    dataset: str | None = None
+    data_root: str | None = None
+    max_macs: float | None = None
+    max_params: float | None = None
+    strategy: Literal["pool", "evolution"] = "pool"
+    pool_size: int = 10000
+    candidates: str | None = None
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    top_k: int = 5
+    seed: int = 0
+    noise_seed: int | None = None  # default: the seed the predictor's database used
+    feats_per_class: int = 10      # dataset features (input D): as the database builder samples them
+    max_feats: int = 512
+    batch_size: int = 256
+    device: str = "auto"
+    progress: bool = True
+
+    def check(self) -> None:
+        for k in ("teacher", "predictor", "run_dir"):
+            if not getattr(self, k):
+                raise DassError(f"search needs {k}=...")
+        for k in ("pool_size", "top_k", "batch_size"):
+            if getattr(self, k) < 1:
+                raise DassError(f"{k} must be >= 1, got {getattr(self, k)}")
+        e = self.evolution
+        if e.population < 1 or e.generations < 0 or not 1 <= e.parents <= e.population or not 0 < e.p_mutate <= 1:
+            raise DassError("evolution needs population >= 1, generations >= 0, 1 <= parents <= population, "
+                            "0 < p_mutate <= 1")
+        if self.candidates and self.strategy != "pool":
+            raise DassError("candidates=<file> goes with strategy=pool")
+
+
+# ----------------------------------------------------------------------------------------------
+# Budgets
+
+
+def smallest_arch(space: SpaceConfig) -> Arch:
+    """Minimum depth and width everywhere: the architecture with the fewest MACs and parameters."""
+    d = min(space.depths)
+    return Arch(tuple(d for _ in space.stage_widths), tuple((c[0],) * d for c in space.width_choices))
+
+
+@dataclass
+class Budget:
+    space: SpaceConfig
+    num_classes: int
+    max_macs: float | None = None
+    max_params: float | None = None
+    _costs: dict = field(default_factory=dict, repr=False)
+
+    def cost(self, arch: Arch) -> tuple[int, int]:
+        """``(MACs, parameters)`` of ``arch`` (memoised: search asks for the same ones repeatedly)."""
+        if arch not in self._costs:
+            self._costs[arch] = (macs(arch, self.space, self.num_classes), params(arch, self.space, self.num_classes))
+        return self._costs[arch]
+
+    def check_feasible(self) -> None:
+        """DassError when no architecture of the space meets the budgets."""
+        a = smallest_arch(self.space)
+        for name, limit, fn in (("max_macs", self.max_macs, macs), ("max_params", self.max_params, params)):
+            least = fn(a, self.space, self.num_classes)
+            if limit is not None and limit < least:
+                raise DassError(f"{name}={limit:g} is below the smallest architecture of space "
+                                f"'{self.space.name}' ({least} with {self.num_classes} classes): no student fits")
+
+    def accepts(self, arch: Arch) -> bool:
+        if self.max_macs is None and self.max_params is None:
+            return True
+        m, p = self.cost(arch)
+        return (self.max_macs is None or m <= self.max_macs) and (self.max_params is None or p <= self.max_params)
+
+    def as_dict(self) -> dict:
+        return {"max_macs": self.max_macs, "max_params": self.max_params}
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass
+class Candidates:
+    """Architectures of a candidates file, with the maps it may carry (rows aligned with ``archs``).
+
+    ``fmap``: ``N x C x r x r`` student maps (used instead of computing them); ``teacher_fmap``
+    (``C x r x r``) and ``teacher_acc`` (percent): the support point, from the file's ``teacher``
+    entry. Files converted from the original release carry all three (see docs/COMPAT.md).
+    """
+    archs: list[Arch]
+    fmap: torch.Tensor | None = None
+    teacher_fmap: torch.Tensor | None = None
+    teacher_acc: float | None = None
+
+    def subset(self, keep: list[int]) -> "Candidates":
+        fmap = None if self.fmap is None else self.fmap[torch.as_tensor(keep, dtype=torch.long)]
+        return Candidates([self.archs[i] for i in keep], fmap, self.teacher_fmap, self.teacher_acc)
+
+
+def read_candidates(path, space: SpaceConfig) -> Candidates:
+    """A JSON list of ``{depths, widths}`` (or of rows with such an ``arch``, e.g. a net-sample list),
+    or a ``.pt`` dict with ``archs`` and optionally ``fmap`` and ``teacher: {fmap, best_acc}``;
+    repeated architectures are dropped (first kept)."""
+    path = Path(path)
+    d: dict = {}
+    if path.suffix == ".pt":
+        d = safe_torch_load(path)
+        if not isinstance(d, dict) or "archs" not in d:
+            raise DassError(f"{path}: a candidates .pt file must be a dict with 'archs'")
+        items = d["archs"]
+    else:
+        items = read_json(path)
+    if not isinstance(items, list) or not items:
+        raise DassError(f"{path}: expected a non-empty list of architectures")
+    archs, keep, seen = [], [], set()
+    for i, a in enumerate(items):
+        try:
+            arch = validate(Arch.from_dict(a["arch"] if isinstance(a, dict) and "arch" in a else a), space)
+        except DassError as e:
+            raise DassError(f"{path}: candidate {i}: {e}") from None
+        archs.append(arch)
+        if arch not in seen:
+            seen.add(arch)
+            keep.append(i)
+    r = space.stage_resolutions()[-1]
+    shape = (space.stage_widths[-1], r, r)
+    fmap = d.get("fmap")
+    if fmap is not None and (not torch.is_tensor(fmap) or tuple(fmap.shape) != (len(items), *shape)):
+        raise DassError(f"{path}: 'fmap' must be a tensor of shape {(len(items), *shape)}")
+    teacher = d.get("teacher") or {}
+    t_fmap, acc = teacher.get("fmap"), teacher.get("best_acc")
+    if t_fmap is not None and (not torch.is_tensor(t_fmap) or tuple(t_fmap.shape) != shape):
+        raise DassError(f"{path}: 'teacher.fmap' must be a tensor of shape {shape}")
+    full = Candidates(archs, None if fmap is None else fmap.half(), None if t_fmap is None else t_fmap.half(),
+                      None if acc is None else float(acc))
+    return full.subset(keep)
+
+
+class Scorer:
+    """The predictor adapted to one teacher; scores architectures in batches.
+
+    Maps are computed from the teacher on the noise of ``noise_seed`` unless given: ``tmap`` (the
+    teacher's) here, student maps in :meth:`score`.
+    """
+
+    def __init__(self, pred: LoadedPredictor, teacher_sd: dict, num_classes: int, teacher_acc: float | None,
+                 dset: torch.Tensor | None, noise_seed: int, batch_size: int, device, progress: bool = False,
+                 tmap: torch.Tensor | None = None):
+        self.pred, self.sd, self.num_classes = pred, teacher_sd, num_classes
+        self.space = pred.space
+        self.noise_seed, self.remap = noise_seed, str(pred.inputs.get("remap", "copy_paste_first"))
+        self.batch_size, self.device, self.progress = batch_size, device, progress
+        self.needs = pred.model.needs
+        self.teacher_acc = teacher_acc
+        if tmap is None:
+            tmap = teacher_map(teacher_sd, self.space, num_classes, noise_seed, self.remap, device)
+        self.context = task_context(self.needs, tmap, dset)
+        support = {**student_inputs([teacher_arch(self.space)], self.space, num_classes, self.needs, tmap[None]),
+                   **self.context}
+        label = torch.tensor([support_target(pred.target, teacher_acc)], device=device)
+        self.params = adapted_params(pred.model, pred.inner_lrs, take(support, device=device), label,
+                                     int(pred.adapt["steps"]))
+        self.context = take(self.context, device=device)
+
+    def score(self, archs: list[Arch], fmap: torch.Tensor | None = None) -> torch.Tensor:
+        """One score per architecture; their maps are ``fmap`` (rows aligned) or computed
+        ``SCORE_CHUNK`` architectures at a time."""
+        from tqdm import tqdm
+        out = []
+        for i in tqdm(range(0, len(archs), SCORE_CHUNK), desc="scoring", disable=not self.progress, leave=False):
+            chunk = archs[i:i + SCORE_CHUNK]
+            maps = None
+            if "smap" in self.needs:
+                maps = fmap[i:i + SCORE_CHUNK] if fmap is not None else candidate_maps(
+                    chunk, self.sd, self.space, self.num_classes, self.noise_seed, self.remap, self.batch_size,
+                    self.device)
+            rows = take(student_inputs(chunk, self.space, self.num_classes, self.needs, maps), device=self.device)
+            out.append(predict(self.pred.model, self.params, {**rows, **self.context}).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def accuracy(self, scores: torch.Tensor) -> torch.Tensor | None:
+        return to_accuracy(self.pred.target, scores, self.teacher_acc or 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Strategies
+
+
+def sample_pool(space: SpaceConfig, n: int, budget: Budget, rng: np.random.Generator) -> list[Arch]:
+    """``n`` distinct architectures drawn uniformly (the space's sampler) and kept when under budget."""
+    try:
+        return sample_unique(space, n, rng, accept=budget.accepts, max_tries=1000 * n + 100_000)
+    except DassError as e:
+        raise DassError(f"{e} under the budget {budget.as_dict()}: lower pool_size or relax the budget") from None
+
+
+def evolve(scorer: Scorer, space: SpaceConfig, budget: Budget, cfg: EvolutionConfig,
+           rng: np.random.Generator) -> tuple[list[Arch], torch.Tensor]:
+    """(mu + lambda) evolution; returns every scored architecture and its score."""
+    population = sample_pool(space, cfg.population, budget, rng)
+    seen: dict[Arch, float] = dict(zip(population, scorer.score(population).tolist()))
+    for _ in range(cfg.generations):
+        parents = sorted(population, key=lambda a: -seen[a])[:cfg.parents]
+        fresh: dict[Arch, None] = {}  # insertion-ordered set
+        for _ in range(50 * cfg.population):
+            if len(fresh) == cfg.population:
+                break
+            child = mutate(parents[int(rng.integers(len(parents)))], space, rng, cfg.p_mutate)
+            if child not in seen and child not in fresh and budget.accepts(child):
+                fresh[child] = None
+        children = list(fresh)
+        seen.update(zip(children, scorer.score(children).tolist()))
+        population = sorted(population + children, key=lambda a: -seen[a])[:cfg.population]
+    archs = list(seen)
+    return archs, torch.tensor([seen[a] for a in archs])
+
+
+# ----------------------------------------------------------------------------------------------
+# Run
+
+
+def _check_maps_available(pred: LoadedPredictor, listed: Candidates | None, noise_seed: int) -> None:
+    """A negative noise seed (an imported original database) means maps cannot be computed here."""
+    if noise_seed >= 0:
+        return
+    needs = pred.model.needs
+    missing = [what for what, need, have in (
+        ("'fmap' (student maps)", "smap" in needs, listed is not None and listed.fmap is not None),
+        ("'teacher.fmap'", bool({"smap", "tmap"} & needs), listed is not None and listed.teacher_fmap is not None))
+        if need and not have]
+    if missing:
+        raise DassError(f"the predictor's maps use noise_seed {noise_seed} (the original release's noise, not "
+                        f"reproducible here): give candidates=<.pt file with {' and '.join(missing)}> "
+                        f"or noise_seed=<n>")
+
+
+def _load_images(cfg: SearchConfig, split: str, num_classes: int):
+    arrays = load_dataset(cfg.dataset, cfg.data_root, split)
+    if arrays.num_classes != num_classes:
+        raise DassError(f"dataset {cfg.dataset} has {arrays.num_classes} classes, the teacher {num_classes}")
+    return arrays
+
+
+def run(cfg: SearchConfig) -> dict:
+    """Search and write ``top.json`` / ``scores.csv``; returns the ``top.json`` content."""
+    t0 = time.perf_counter()
+    cfg.check()
+    device = resolve_device(cfg.device)
+    pred = load_predictor(cfg.predictor, device=device)
+    space = pred.space
+    net, sd, meta = load_teacher(cfg.teacher, space=space)
+    num_classes = int(meta["num_classes"])
+    teacher_acc = (meta.get("metrics") or {}).get("best_acc")
+    budget = Budget(space, num_classes, cfg.max_macs, cfg.max_params)
+    budget.check_feasible()
+    listed = read_candidates(cfg.candidates, space) if cfg.candidates else None
+    if listed is not None and listed.teacher_acc is not None:
+        teacher_acc = listed.teacher_acc  # the support label recorded with precomputed maps
+    noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
+    _check_maps_available(pred, listed, noise_seed)
+    needs_acc = pred.target["kind"] != "standardized"
+    if ((needs_acc and teacher_acc is None) or "dset" in pred.model.needs) and not (cfg.dataset and cfg.data_root):
+        raise DassError("give dataset=<name> and data_root=<folder>: needed for the teacher's accuracy "
+                        "(absent from its checkpoint) or for dataset features (input D)")
+    run_dir = setup_run_dir(cfg.run_dir, cfg, "search")
+    if needs_acc and teacher_acc is None:
+        teacher_acc = teacher_accuracy(net, _load_images(cfg, "test", num_classes), space.image_size, device)
+        log.info("teacher accuracy on the test split: %.2f%%", teacher_acc)
+    dset = None
+    if "dset" in pred.model.needs:
+        dset = dataset_features(net, _load_images(cfg, "train", num_classes), cfg.feats_per_class, cfg.max_feats,
+                                noise_seed, space.image_size, device)
+    scorer = Scorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device, cfg.progress,
+                    tmap=None if listed is None else listed.teacher_fmap)
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.strategy == "evolution":
+        archs, scores = evolve(scorer, space, budget, cfg.evolution, rng)
+    else:
+        if listed is not None:
+            kept = listed.subset([i for i, a in enumerate(listed.archs) if budget.accepts(a)])
+            if not kept.archs:
+                raise DassError(f"{cfg.candidates}: no candidate meets the budget {budget.as_dict()}")
+            if len(kept.archs) < len(listed.archs):
+                log.info("dropped %d candidates over the budget", len(listed.archs) - len(kept.archs))
+            archs, scores = kept.archs, scorer.score(kept.archs, kept.fmap)
+        else:
+            archs = sample_pool(space, cfg.pool_size, budget, rng)
+            scores = scorer.score(archs)
+    result = _write_results(cfg, run_dir, scorer, archs, scores, budget, teacher_acc, t0)
+    best = result["top"][0]
+    acc = "" if best["pred_acc"] is None else f", predicted accuracy {best['pred_acc']:.2f}%"
+    print(f"scored {len(archs)} candidates in {result['seconds']:.1f} s; pick: {Arch.from_dict(best['arch'])} "
+          f"({best['macs']} MACs, {best['params']} params{acc})")
+    return result
+
+
+def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Budget, teacher_acc, t0) -> dict:
+    order = np.argsort(-scores.numpy(), kind="stable")
+    accs = scorer.accuracy(scores)
+    rows = []
+    for rank, i in enumerate(order.tolist(), start=1):
+        m, p = budget.cost(archs[i])
+        rows.append({"rank": rank, "score": float(scores[i]),
+                     "pred_acc": None if accs is None else round(float(accs[i]), 4),
+                     "macs": m, "params": p, "arch": archs[i].to_dict()})
+    result = {"top": rows[:cfg.top_k], "dataset": cfg.dataset, "teacher": cfg.teacher, "predictor": cfg.predictor,
+              "budget": budget.as_dict(), "seconds": round(time.perf_counter() - t0, 3), "strategy": cfg.strategy,
+              "num_candidates": len(archs), "teacher_acc": teacher_acc, "input_type": scorer.pred.input_type}
+    write_csv(run_dir / "scores.csv", [{**r, "arch": json.dumps(r["arch"], separators=(",", ":"))} for r in rows])
+    atomic_write_json(run_dir / "top.json", result)
+    return result
+
+
+def main(args) -> int:
+    run(load_config(SearchConfig, args))
+    return 0
+
+
+def _parser():
+    return make_parser("python -m dass.search", "Score candidate students with the adapted predictor.")
+
+
+if __name__ == "__main__":
+    run_main(main, parser=_parser())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Search students for a dataset with a meta-trained predictor.
+#   script/run_search.sh DATASET [key=value ...]      e.g. max_macs=2000000 top_k=5
+#   teacher    default runs/teacher/<dataset>/teacher.pt (as written by script/train_teacher.sh)
+#   predictor  default runs/meta_train/$PROFILE/best.pt (as written by script/run_meta_train.sh)
+#   PROFILE    cpu (default) or paper: reads configs/search/$PROFILE.yaml
+# Output: runs/search/<dataset>/top.json (what script/run_kd.sh DATASET student_file=... reads)
+# and scores.csv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ $# -lt 1 || "$1" == *=* ]]; then
+  echo "usage: script/run_search.sh DATASET [key=value ...]" >&2
+  exit 2
+fi
+PROFILE=${PROFILE:-cpu}
+DATASET=$1
+shift
+NAME=${DATASET//\//-}
+NAME=${NAME//:/_}
+exec "${PYTHON:-python3}" -m dass.search --config "configs/search/$PROFILE.yaml" "dataset=$DATASET" \
+  "data_root=data" "teacher=runs/teacher/$NAME/teacher.pt" "predictor=runs/meta_train/$PROFILE/best.pt" \
+  "run_dir=runs/search/$NAME" "$@"

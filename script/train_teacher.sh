@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Train a teacher.   script/train_teacher.sh [DATASET] [key=value ...]
+#   DATASET   registry name (default glyphs/latin), e.g. glyphs/greek, tiny_imagenet-3, cub
+#   PROFILE   cpu (default) or paper: reads configs/teacher/$PROFILE.yaml
+#   NPROC     processes (GPUs) for data-parallel training through torchrun (default 1)
+# Output: runs/teacher/<dataset>/teacher.pt (override run_dir=...). Rerunning resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+PROFILE=${PROFILE:-cpu}
+NPROC=${NPROC:-1}
+DATASET=glyphs/latin
+if [[ $# -gt 0 && "$1" != *=* ]]; then DATASET=$1; shift; fi
+if [[ "$NPROC" -gt 1 ]]; then
+  exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" \
+    -m dass.train_teacher --config "configs/teacher/$PROFILE.yaml" "dataset=$DATASET" "$@"
+fi
+exec "$PY" -m dass.train_teacher --config "configs/teacher/$PROFILE.yaml" "dataset=$DATASET" "$@"

@@ -1,0 +1,266 @@
+"""Evaluation: correlations by hand and vs scipy, every scorer on a tiny database, tables, the CLI."""
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from assets.tiny_db import TINY, write_predictor, write_tiny_db
+from dass.errors import DassError
+from dass.evaluation import baselines as bl
+from dass.evaluation import correlation as corr
+from dass.evaluation import tables
+from dass.evaluation.search_kd import budget_pool, search_rows
+from dass.space import Arch, teacher_arch, macs
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: many threads on 2 cores are slower than one
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    tasks = write_tiny_db(root, data_root=root / "data")
+    return root, tasks
+
+
+# ------------------------------------------------------------------------------------- correlations
+
+def test_hand_computed_spearman_and_kendall():
+    # ranks differ by d = (-1, 1, -1, 1, 0): rho = 1 - 6 * 4 / (5 * 24) = 0.8;
+    # 2 discordant pairs ((1,2), (3,4)) of 10: tau = (8 - 2) / 10 = 0.6
+    c = corr.correlations([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert c["spearman"] == pytest.approx(0.8)
+    assert c["kendall"] == pytest.approx(0.6)
+    # Pearson by hand: centred x = (-2..2), centred y = (-1, -2, 1, 0, 2): 8 / sqrt(10 * 10)
+    assert c["pearson"] == pytest.approx(0.8)
+
+
+def test_monotone_reversed_and_scipy_agreement():
+    x = np.array([0.3, 1.0, 2.5, 7.0, 9.0])
+    up = corr.correlations(x, 2 * x + 1)
+    assert up == pytest.approx({"spearman": 1.0, "kendall": 1.0, "pearson": 1.0})
+    down = corr.correlations(x, -x)
+    assert down == pytest.approx({"spearman": -1.0, "kendall": -1.0, "pearson": -1.0})
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    c = corr.correlations(a, b)
+    assert c["spearman"] == pytest.approx(stats.spearmanr(a, b).statistic)
+    assert c["kendall"] == pytest.approx(stats.kendalltau(a, b).statistic)
+    assert c["pearson"] == pytest.approx(stats.pearsonr(a, b).statistic)
+
+
+def test_constant_vectors_give_nan_with_a_warning():
+    with pytest.warns(UserWarning, match="constant"):
+        c = corr.correlations([2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
+    assert all(math.isnan(v) for v in c.values())
+    with pytest.warns(UserWarning):
+        assert math.isnan(corr.correlations([1.0], [1.0])["spearman"])
+    assert corr.nanmean([0.5, float("nan"), 0.25]) == pytest.approx(0.375)
+    assert math.isnan(corr.nanmean([float("nan")]))
+
+
+def test_nan_scores_rank_last_and_pearson_needs_finite_scores():
+    with pytest.warns(UserWarning, match="Pearson"):
+        c = corr.correlations([float("nan"), 1.0, 2.0], [0.0, 1.0, 2.0])
+    assert c["spearman"] == pytest.approx(1.0) and c["kendall"] == pytest.approx(1.0)
+    assert math.isnan(c["pearson"])
+    assert corr.top1_index([float("nan"), 1.0, 3.0, 3.0]) == 2
+
+
+def test_regret_and_top_k_overlap_by_hand():
+    true = [10.0, 20.0, 30.0, 40.0]
+    assert corr.regret([4, 3, 2, 1], true) == pytest.approx(10.0 - 40.0)
+    assert corr.regret([0, 0, 0, 5], true) == 0.0
+    assert corr.regret([1, 1, 0, 0], true) == pytest.approx(15.0 - 40.0)   # tie: mean of 10 and 20
+    # top-2 of the scores: {0, 3}; true top-2: {2, 3} -> one of two
+    assert corr.top_k_overlap([9, 1, 2, 8], true, 2) == pytest.approx(0.5)
+    assert corr.top_k_overlap([9, 1, 2, 8], true, 10) == 1.0               # k capped at n
+
+
+# ------------------------------------------------------------------------------------- scorers
+
+def test_every_builtin_scorer_scores_every_student(tiny):
+    root, tasks = tiny
+    ctx = bl.EvalContext(data_root=str(root / "data"), proxy_batch_size=8, progress=False)
+    for key, task in tasks.items():
+        for name in bl.builtin_scorers():
+            s = bl.run_scorer(bl.make_scorer(name), task, ctx)
+            assert s.shape == (8,) and np.isfinite(s).all(), (key, name)
+    assert ctx.proxy_source["dtd"].startswith("train images of dtd (8 images)")
+    assert ctx.proxy_source["cub"].startswith("noise")
+    with pytest.raises(DassError, match="unknown method"):
+        bl.make_scorer("zen")
+
+
+def test_cost_oracle_and_random_scorers_against_the_database(tiny):
+    _, tasks = tiny
+    ctx = bl.EvalContext(seed=3)
+    for task in tasks.values():
+        st = task["students"]
+        np.testing.assert_array_equal(bl.make_scorer("macs").score(task, ctx), st["macs"].numpy())
+        np.testing.assert_array_equal(bl.make_scorer("params").score(task, ctx), st["params"].numpy())
+        np.testing.assert_array_equal(bl.make_scorer("oracle").score(task, ctx), st["best_acc"].double().numpy())
+    r = bl.make_scorer("random")
+    a, b = tasks["dtd"], tasks["cub"]
+    np.testing.assert_array_equal(r.score(a, ctx), r.score(a, bl.EvalContext(seed=3)))
+    assert not np.allclose(r.score(a, ctx), r.score(b, ctx))
+    assert not np.allclose(r.score(a, ctx), r.score(a, bl.EvalContext(seed=4)))
+
+
+def test_noise_input_is_used_when_asked_and_teacher_errors_are_one_line(tiny, tmp_path):
+    root, tasks = tiny
+    ctx = bl.EvalContext(data_root=str(root / "data"), proxy_input="noise", proxy_batch_size=4)
+    x, y = ctx.proxy_batch(tasks["dtd"])
+    assert x.shape == (4, 3, 8, 8) and y.tolist() == [0, 1, 2, 3]
+    assert ctx.proxy_source["dtd"].startswith("noise")
+    missing = bl.EvalContext(teachers={"dtd": str(tmp_path / "none.pt")})
+    with pytest.raises(DassError, match="teacher checkpoint not found"):
+        missing.teacher_state(tasks["dtd"])
+
+
+def _full_width_count(arch: Arch) -> int:
+    return sum(w == TINY.stage_widths[s] for s, ws in enumerate(arch.widths) for w in ws)
+
+
+def test_predictor_scorer_equals_a_hand_set_predictor(tiny, tmp_path):
+    """An A-only predictor set to output tanh(0.1 * number of full-width blocks), with zero inner
+    learning rates (adaptation changes nothing): the scorer must return exactly that."""
+    _, tasks = tiny
+    nd, nw, md = len(TINY.depths), len(TINY.width_mults), TINY.max_depth
+
+    def edit(model):
+        fc = model.arch_enc.fc
+        fc.weight.zero_()
+        fc.bias.zero_()
+        for s in range(TINY.num_stages):           # one-hot slot of the full width of every block
+            for b in range(md):
+                fc.weight[0, s * (nd + md * nw) + nd + b * nw + nw - 1] = 0.1
+        model.hidden.weight.zero_()
+        model.hidden.bias.zero_()
+        model.hidden.weight[0, 0] = 1.0
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+        model.out.weight[0, 0] = 1.0
+
+    path = write_predictor(tmp_path / "a.pt", TINY, "A", inner_lr=0.0, edit=edit)
+    scorer = bl.PredictorScorer("meta_nas_A", path)
+    assert scorer.input_type == "A"
+    for task in tasks.values():
+        scorer.check_task(task)
+        expected = [math.tanh(0.1 * _full_width_count(Arch.from_dict(a))) for a in task["students"]["arch"]]
+        np.testing.assert_allclose(scorer.score(task, bl.EvalContext()), expected, rtol=1e-6)
+    sta = bl.PredictorScorer("dass", write_predictor(tmp_path / "sta.pt", TINY, "DSTA"))
+    assert bl.run_scorer(sta, tasks["cub"], bl.EvalContext()).shape == (8,)
+
+
+def test_search_pool_and_picks_by_hand(tiny):
+    _, tasks = tiny
+    task = tasks["dtd"]
+    t_macs = macs(teacher_arch(TINY), TINY, 5)
+    m = task["students"]["macs"].numpy()
+    acc = task["students"]["best_acc"].numpy().astype(float)
+    pool = np.flatnonzero(m <= 0.5 * t_macs)
+    np.testing.assert_array_equal(budget_pool(task, 0.5), pool)
+    rows = search_rows(task, {"macs": m.astype(float)}, [0.5], "best_acc")
+    by = {r["method"]: r for r in rows}
+    assert by["macs"]["student"] == pool[np.argmax(m[pool])]
+    assert by["best_ground_truth"]["db_acc"] == pytest.approx(acc[pool].max())
+    assert by["macs"]["regret"] == pytest.approx(acc[by["macs"]["student"]] - acc[pool].max())
+
+
+# ------------------------------------------------------------------------------------- tables
+
+def test_markdown_bolds_the_best_of_each_column_but_never_the_oracle():
+    rows = [{"label": "best_acc", "task": t, "method": m, "spearman": v}
+            for (t, m, v) in [("a", "x", 0.5), ("a", "y", 0.7), ("a", "oracle", 1.0),
+                              ("mean", "x", 0.5), ("mean", "y", float("nan")), ("mean", "oracle", 1.0)]]
+    md = tables.correlations_markdown(rows, ["best_acc"], ["spearman"], ["a"], ["x", "y", "oracle"])
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[0] == "| method | a | mean |"
+    assert lines[2] == "| x | 0.500 | **0.500** |"
+    assert lines[3] == "| y | **0.700** | nan |"
+    assert lines[4] == "| oracle | 1.000 | 1.000 |"
+
+
+# ------------------------------------------------------------------------------------- the entry
+
+def _run(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "dass.evaluate", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
+    root, tasks = tiny
+    pred = write_predictor(tmp_path / "dass.pt", TINY, "STA")
+    run_dir = tmp_path / "run"
+    p = _run("--config", str(REPO / "configs/evaluate/cpu.yaml"), f"db={root / 'db'}",
+             f"data_root={root / 'data'}", f"run_dir={run_dir}", "proxy.batch_size=8", "progress=false",
+             "methods=[random,macs,naswot,oracle]",
+             f"predictors={{dass: {pred}, meta_nas_A: {tmp_path / 'missing.pt'}}}", "search_kd.enabled=true",
+             cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "meta_nas_A" in p.stderr and "not found" in p.stderr
+    with open(run_dir / "correlations.csv") as f:
+        rows = list(csv.DictReader(f))
+    methods = {r["method"] for r in rows}
+    assert methods == {"random", "macs", "naswot", "oracle", "dass"}
+    for key, task in tasks.items():
+        got = next(r for r in rows if r["task"] == key and r["method"] == "macs" and r["label"] == "best_acc")
+        exp = stats.spearmanr(task["students"]["macs"].numpy(), task["students"]["best_acc"].numpy()).statistic
+        assert float(got["spearman"]) == pytest.approx(exp)
+        oracle = next(r for r in rows if r["task"] == key and r["method"] == "oracle" and r["label"] == "best_acc")
+        assert float(oracle["spearman"]) == pytest.approx(1.0) and float(oracle["regret"]) == 0.0
+    md = (run_dir / "correlations.md").read_text()
+    assert "| method | cub | dtd | mean |" in md and "**" in md
+    pngs = sorted((run_dir / "plots").rglob("*.png"))
+    assert len(pngs) == 2 * (len(methods) + 1)
+    assert all(p_.read_bytes()[:8] == PNG_SIGNATURE for p_ in pngs)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["proxy_input"]["dtd"].startswith("train images")
+    assert summary["proxy_input"]["cub"].startswith("noise")
+    assert "meta_nas_A" in summary["skipped"] and summary["predictors"]["dass"]["input_type"] == "STA"
+    with open(run_dir / "search_kd.csv") as f:
+        sk = list(csv.DictReader(f))
+    t_macs = macs(teacher_arch(TINY), TINY, 5)
+    for key, task in tasks.items():
+        m, acc = task["students"]["macs"].numpy(), task["students"]["best_acc"].numpy()
+        best = next(r for r in sk if r["task"] == key and r["method"] == "best_ground_truth" and r["budget"] == "0.5")
+        assert float(best["db_acc"]) == pytest.approx(float(acc[m <= 0.5 * t_macs].max()))
+    assert (run_dir / "search_kd.md").read_text().startswith("# Search then KD")
+
+
+def _main_in_process(*args) -> int:
+    from dass.cli import make_parser, run_main
+    from dass.evaluate import main
+    with pytest.raises(SystemExit) as e:
+        run_main(main, list(args), make_parser("python -m dass.evaluate", ""))
+    return e.value.code
+
+
+def test_evaluate_fails_in_one_line_before_work(tmp_path, tiny, capsys):
+    root, _ = tiny
+    assert _main_in_process(f"db={tmp_path / 'nope'}", f"run_dir={tmp_path / 'run'}") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: database folder not found")
+    assert _main_in_process(f"db={root / 'db'}", "methods=[macs,zen]", f"run_dir={tmp_path / 'run'}") == 2
+    assert "unknown method 'zen'" in capsys.readouterr().err
+    assert _main_in_process(f"db={root / 'db'}", "teachers.dtd=/no/such.pt", f"run_dir={tmp_path / 'run'}") == 2
+    assert "teacher checkpoint not found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

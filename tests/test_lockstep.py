@@ -1,0 +1,78 @@
+"""Lockstep multi-student KD equals sequential single-student runs, with one teacher forward per batch."""
+import numpy as np
+import pytest
+import torch
+
+from dass.data.arrays import ImageArrays
+from dass.io import safe_torch_load
+from dass.space import Arch, build, load_space, teacher_arch
+from dass.train import KDRecipe, kd_train, kd_train_many
+from dass.train import lockstep as lockstep_mod
+
+SPACE = load_space(None, ["name=tiny", "stage_widths=[8,16,32,64]", "depths=[1,2]", "image_size=16",
+                          "width_mults=[0.5,0.75,1.0]"])
+ARCHS = [Arch((1, 1, 1, 1), ((4,), (8,), (16,), (32,))),
+         Arch((2, 1, 2, 1), ((8, 6), (12,), (24, 32), (48,))),
+         Arch((2, 2, 2, 2), ((8, 8), (16, 16), (32, 32), (64, 64)))]
+RECIPE = KDRecipe(epochs=2, batch_size=32, lr=0.05, eval_every=1, eval_batch_size=50, crop_pad=2)
+TRAIN_STEPS = 2 * (96 // 32)
+
+
+def random_set(n, seed):
+    rng = np.random.default_rng(seed)
+    return ImageArrays(rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8), rng.integers(0, 5, n), 5, "random")
+
+
+@pytest.fixture(scope="module")
+def setting():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    teacher = build(teacher_arch(SPACE), SPACE, 5)
+    with torch.no_grad():  # non-trivial BN statistics, as a trained teacher has
+        for m in teacher.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return teacher.state_dict(), random_set(96, 0), random_set(40, 1)
+
+
+def without_time(result):
+    return {k: ([{kk: vv for kk, vv in h.items() if kk != "seconds"} for h in v] if k == "history" else v)
+            for k, v in result.items() if k != "wall_s"}
+
+
+def test_lockstep_equals_sequential_bitwise(setting, tmp_path, monkeypatch):
+    teacher_sd, train, test = setting
+    forwards = []
+    real_loader = lockstep_mod.load_teacher_net
+
+    def counting_teacher(*args, **kwargs):
+        net = real_loader(*args, **kwargs)
+        net.register_forward_hook(lambda *_: forwards.append(1))
+        return net
+
+    monkeypatch.setattr(lockstep_mod, "load_teacher_net", counting_teacher)
+    together = kd_train_many(ARCHS, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
+                             run_dirs=[tmp_path / f"many{i}" for i in range(len(ARCHS))])
+    assert len(forwards) == TRAIN_STEPS  # one teacher forward per batch for all three students
+    for i, arch in enumerate(ARCHS):
+        alone = kd_train(arch, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
+                         run_dir=tmp_path / f"one{i}")
+        assert without_time(together[i]) == without_time(alone)
+        a = safe_torch_load(tmp_path / f"many{i}" / "last.pt")["model"]
+        b = safe_torch_load(tmp_path / f"one{i}" / "last.pt")["model"]
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    assert len(forwards) == (1 + len(ARCHS)) * TRAIN_STEPS  # each lone run has its own teacher forwards
+    # the students really differ (no state shared by mistake)
+    assert len({r["final_loss"] for r in together}) == len(ARCHS)
+
+
+def test_lockstep_resumes_students_that_are_at_different_epochs(setting, tmp_path):
+    teacher_sd, train, test = setting
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    reference = kd_train_many(ARCHS[:2], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu")
+    # student a finished, student b has nothing yet: b trains alone, a is reloaded untouched
+    kd_train(ARCHS[0], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu", run_dir=dirs[0])
+    resumed = kd_train_many(ARCHS[:2], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu",
+                            run_dirs=dirs)
+    assert [without_time(r) for r in resumed] == [without_time(r) for r in reference]

@@ -1,0 +1,187 @@
+"""Zero-cost proxies against closed forms and identities computed independently of their code."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from assets.tiny_db import TINY, tiny_teacher_state
+from dass.evaluation import proxies
+from dass.space import Arch, build_remapped, macs, sample
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: many threads on 2 cores are slower than one
+    yield
+    torch.set_num_threads(n)
+
+
+def remapped_student(seed: int = 0, num_classes: int = 5):
+    arch = sample(TINY, np.random.default_rng(seed))
+    return build_remapped(arch, TINY, num_classes, tiny_teacher_state(TINY, num_classes, seed)), arch
+
+
+def batch(n=6, seed=0, num_classes=5):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, TINY.image_size, TINY.image_size, generator=g), torch.arange(n) % num_classes
+
+
+# ------------------------------------------------------------------------------------- grad_norm / snip
+
+def test_grad_norm_and_snip_closed_form_on_a_linear_layer():
+    """For logits W x and mean cross-entropy, dL/dW = mean_i (softmax(W x_i) - e_{y_i}) x_i^T."""
+    W = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]])
+    X = np.array([[1.0, 2.0, -1.0], [0.5, -0.5, 3.0]])
+    y = np.array([1, 0])
+    logits = X @ W.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    G = (p - np.eye(2)[y]).T @ X / len(X)
+    net = nn.Sequential(nn.Linear(3, 2, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(W))
+    x, t = torch.tensor(X), torch.tensor(y)
+    assert proxies.grad_norm(net, x, t) == pytest.approx(np.linalg.norm(G), rel=1e-10)
+    assert proxies.snip(net, x, t) == pytest.approx(np.abs(W * G).sum(), rel=1e-10)
+
+
+# ------------------------------------------------------------------------------------- synflow
+
+def _linearised_forward(net, t: float) -> float:
+    """R(t) = sum(output) of the BN-free, |weights| x t (biases |b|) float64 net on an all-ones image."""
+    lin = proxies._without_batchnorm(net).double()
+    with torch.no_grad():
+        for name, p in lin.named_parameters():
+            p.abs_()
+            if name.endswith("weight"):
+                p.mul_(t)
+    with torch.no_grad():
+        return float(lin(torch.ones(1, 3, TINY.image_size, TINY.image_size, dtype=torch.float64)).sum())
+
+
+def test_synflow_is_the_euler_derivative_of_the_linearised_output():
+    """sum_w w dR/dw = d/dt R(t w) at t = 1 (chain rule), here by a central difference of two forwards."""
+    net, _ = remapped_student(3)
+    h = 1e-5
+    expected = (_linearised_forward(net, 1 + h) - _linearised_forward(net, 1 - h)) / (2 * h)
+    assert proxies.synflow(net, (3, TINY.image_size, TINY.image_size)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_synflow_scales_with_the_classifier_by_the_known_factor():
+    """R is linear in (fc weight, fc bias): scaling both by c scales every w dR/dw term by c (c = 4
+    keeps the float32 weights exact)."""
+    net, _ = remapped_student(1)
+    shape = (3, TINY.image_size, TINY.image_size)
+    base = proxies.synflow(net, shape)
+    with torch.no_grad():
+        net.fc.weight.mul_(4.0)
+        net.fc.bias.mul_(4.0)
+    assert proxies.synflow(net, shape) == pytest.approx(4.0 * base, rel=1e-10)
+
+
+def test_synflow_ignores_batchnorm_and_weight_signs_and_leaves_the_net_unchanged():
+    net, _ = remapped_student(2)
+    shape = (3, TINY.image_size, TINY.image_size)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    base = proxies.synflow(net, shape)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.mul_(5.0)
+                m.running_var.mul_(7.0)
+            elif isinstance(m, nn.Conv2d):
+                m.weight.neg_()
+    assert proxies.synflow(net, shape) == pytest.approx(base, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------- naswot
+
+def test_hamming_kernel_and_logdet_by_hand():
+    codes = torch.tensor([[1, 0, 1], [1, 1, 0]])
+    K = proxies.hamming_kernel(codes)
+    assert K.tolist() == [[3.0, 1.0], [1.0, 3.0]]        # agreements: 3 with itself, 1 across
+    assert proxies.logdet(K) == pytest.approx(math.log(8.0))
+
+
+def test_naswot_kernel_equals_codes_of_every_functional_relu(monkeypatch):
+    """Record every F.relu output of the forward pass independently and build K from them."""
+    net, arch = remapped_student(4)
+    x, _ = batch(5, seed=1)
+    recorded = []
+    real_relu = torch.nn.functional.relu
+
+    def spy(t, *a, **k):
+        out = real_relu(t, *a, **k)
+        recorded.append((out > 0).reshape(len(x), -1).double())
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "relu", spy)
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    monkeypatch.setattr(torch.nn.functional, "relu", real_relu)
+    codes = torch.cat(recorded, dim=1).numpy()
+    expected = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    # units by hand: the stem (C x S x S) and two ReLUs of width w at resolution r per block
+    units = TINY.stem_width * TINY.image_size ** 2
+    r = TINY.image_size
+    for ws, stride in zip(arch.widths, TINY.stage_strides):
+        r //= stride
+        units += sum(2 * w * r * r for w in ws)
+    assert codes.shape[1] == units
+    K = proxies.naswot_kernel(net, x).numpy()
+    np.testing.assert_array_equal(K, expected)
+    assert np.all(np.diag(K) == units)
+
+
+def test_naswot_of_identical_codes_is_minus_infinity():
+    """Identical images give identical codes: K is N_A times the all-ones matrix, singular."""
+    net, _ = remapped_student(5)
+    x = batch(1)[0].repeat(4, 1, 1, 1)
+    K = proxies.naswot_kernel(net, x)
+    assert torch.all(K == K[0, 0])
+    assert proxies.naswot(net, x) == float("-inf")
+
+
+# ------------------------------------------------------------------------------------- jacov
+
+def test_jacov_closed_form_for_identical_jacobians():
+    """A linear map has the same input gradient for every image: corrcoef is all ones, eigenvalues
+    (B, 0, ..., 0), so the score is -(log(B+k) + 1/(B+k)) - (B-1)(log k + 1/k)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3, bias=False))
+    B, k = 4, 1e-5
+    x = torch.randn(B, 3, 2, 2)
+    expected = -(math.log(B + k) + 1 / (B + k)) - (B - 1) * (math.log(k) + 1 / k)
+    assert proxies.jacov(net, x) == pytest.approx(expected, rel=1e-6)
+
+
+def test_jacov_is_nan_for_a_constant_jacobian_row():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3, bias=False))
+    nn.init.zeros_(net[1].weight)
+    assert math.isnan(proxies.jacov(net, torch.randn(3, 3, 2, 2)))
+
+
+def test_every_proxy_is_finite_on_a_remapped_student_and_unknown_names_fail():
+    net, _ = remapped_student(6)
+    x, y = batch(8, seed=2)
+    for name in proxies.PROXIES:
+        assert math.isfinite(proxies.compute(name, net, x, y)), name
+    with pytest.raises(ValueError, match="unknown proxy"):
+        proxies.compute("zen", net, x, y)
+
+
+def test_bigger_width_gives_bigger_synflow_on_the_same_teacher():
+    """Widening every block of a remapped student adds paths of non-negative flow: synflow grows."""
+    sd = tiny_teacher_state(TINY, 5, 0)
+    narrow = Arch((2, 2, 2, 2), tuple((c[0], c[0]) for c in TINY.width_choices))
+    wide = Arch((2, 2, 2, 2), tuple((c[-1], c[-1]) for c in TINY.width_choices))
+    assert macs(wide, TINY, 5) > macs(narrow, TINY, 5)
+    shape = (3, TINY.image_size, TINY.image_size)
+    s_n = proxies.synflow(build_remapped(narrow, TINY, 5, sd), shape)
+    s_w = proxies.synflow(build_remapped(wide, TINY, 5, sd), shape)
+    assert s_w > s_n
