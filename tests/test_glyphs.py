@@ -140,6 +140,8 @@ def test_members_differ_in_difficulty(tmp_path):
     ("datasets: [{name: a, fonts: ['{mpl}/DejaVuSans.ttf'], code_points: [A-Z], variation: nope}]", "unknown variation preset 'nope'"),
     ("datasets: [{name: A b, fonts: ['{mpl}/DejaVuSans.ttf'], code_points: [A-Z]}]", "dataset name 'A b'"),
     ("presets: {p: {rotation: 500}}\ndatasets: []", r"variation\.rotation must lie in"),
+    ("datasets: [{name: a, fonts: ['{mpl}/DejaVuSans.ttf'], code_points: [A-Z], variation: {rotaton: 5}}]",
+     r"dataset 'a': unknown key 'variation\.rotaton'"),
     ("datasets: []", "no glyph datasets defined"),
 ])
 def test_bad_config_is_one_dass_error_naming_the_file(tmp_path, yaml_text, message):

@@ -98,7 +98,9 @@ class GlyphSet:
     name: str                                       # folder name: lower case, digits, '_'
     fonts: list[str]                                # font files or globs ({mpl} = matplotlib fonts)
     code_points: list[Union[int, str]]              # 65, "0x41", "U+0041", "A", "0x0391-0x03A9"
-    variation: Union[Variation, str] = field(default_factory=Variation)   # or a preset's name
+    # a Variation mapping or a preset's name (a mapping that is not a valid Variation arrives as a
+    # dict and is re-read in __post_init__ so the error names the bad key)
+    variation: Union[Variation, str, dict] = field(default_factory=Variation)
     max_classes: int = 100
     train_per_class: int | None = None              # None: the family default
     test_per_class: int | None = None
@@ -114,6 +116,12 @@ class GlyphSet:
             if getattr(self, k) is not None and getattr(self, k) < 1:
                 raise ValueError(f"dataset '{self.name}': {k} must be >= 1")
         parse_code_points(self.code_points, self.name)
+        if isinstance(self.variation, dict):
+            try:
+                self.variation = cfgmod.from_dict(Variation, self.variation, where=f"dataset '{self.name}'",
+                                                  prefix="variation.")
+            except DassError as e:
+                raise ValueError(str(e)) from None
 
 
 @dataclass

@@ -162,10 +162,6 @@ class Learner:
             atomic_torch_save(self._checkpoint(), self.run_dir / "last.pt")
 
     # -- results
-    @property
-    def done(self) -> bool:
-        return self.epoch >= self.recipe.epochs
-
     def summary(self) -> dict:
         """best/final test top-1 (%), final train loss, wall seconds, epoch of the best, history."""
         last = self.history[-1]

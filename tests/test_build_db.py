@@ -1,0 +1,141 @@
+"""Database build: local vs torchrun give identical records; kill-and-resume redoes nothing; submitit path."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dass.build_db import validate_db
+from dass.database.format import load_db
+
+TINY_SPACE = {"name": "tiny", "stage_widths": [4, 8, 8, 16], "stage_strides": [1, 2, 2, 2], "depths": [1, 2],
+              "width_mults": [0.5, 1.0], "image_size": 8, "in_channels": 3, "num_classes": 4}
+
+
+def _make_dataset(root: Path, name: str, seed: int, n_classes=4, per_class=12):
+    """A learnable toy dataset: class c = a bright square in quadrant c, plus noise."""
+    rng = np.random.default_rng(seed)
+    out = root / "glyphs" / name
+    out.mkdir(parents=True)
+    for split, n in (("train", per_class), ("test", per_class // 2)):
+        labels = np.repeat(np.arange(n_classes), n)
+        imgs = rng.integers(0, 80, size=(len(labels), 8, 8, 3), dtype=np.uint8)
+        for i, c in enumerate(labels):
+            r, q = divmod(int(c), 2)
+            imgs[i, r * 4:(r + 1) * 4, q * 4:(q + 1) * 4] = 220
+        np.save(out / f"{split}_images.npy", imgs)
+        np.save(out / f"{split}_labels.npy", labels.astype(np.int64))
+
+
+def _config(tmp: Path, name: str, **extra) -> Path:
+    data = tmp / "data"
+    if not data.exists():
+        _make_dataset(data, "a", 0)
+        _make_dataset(data, "b", 1)
+        (tmp / "space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    cfg = {
+        "space": str(tmp / "space.yaml"), "data_root": str(data), "out": str(tmp / name / "db"),
+        "work_dir": str(tmp / name / "work"), "students": {"meta_train": 6, "meta_test": 6},
+        "tasks": [{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"}],
+        "teacher_recipe": {"epochs": 2, "batch_size": 16, "eval_every": 1, "lr": 0.05},
+        "kd": {"epochs": 2, "batch_size": 16, "eval_every": 1},
+        "workers": 1, "threads_per_worker": 1, "device": "cpu", "feats_per_class": 3, **extra,
+    }
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _records(db_dir):
+    db = load_db(db_dir)
+    out = {}
+    for split, tasks in db.items():
+        for d in tasks:
+            st = d["students"]
+            out[d["task"]["key"]] = {
+                "arch": [json.dumps(a, sort_keys=True) for a in st["arch"]],
+                "best_acc": st["best_acc"].tolist(), "final_loss": st["final_loss"].tolist(),
+                "fmap": st["fmap"].float(), "teacher_acc": float(d["teacher"]["best_acc"]),
+            }
+    return out
+
+
+def _run(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "dass.build_db", *args], capture_output=True, text=True, env=env, **kw)
+
+
+def test_local_and_torchrun_builds_are_identical(tmp_path):
+    local = _config(tmp_path, "local", lockstep=2)
+    r = _run(["--config", str(local)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    # torchrun builds with its own teachers path: reuse the local teachers so both share them
+    teachers = tmp_path / "local" / "work" / "teachers"
+    tr_cfg = _config(tmp_path, "torchrun", launcher="torchrun", lockstep=1,
+                     tasks=[{"dataset": "glyphs/a", "split": "meta_train", "teacher": str(teachers / "glyphs-a" / "teacher.pt")},
+                            {"dataset": "glyphs/b", "split": "meta_test", "teacher": str(teachers / "glyphs-b" / "teacher.pt")}])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                        "-m", "dass.build_db", "--config", str(tr_cfg)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = _records(tmp_path / "local" / "db"), _records(tmp_path / "torchrun" / "db")
+    assert a.keys() == b.keys() == {"glyphs-a", "glyphs-b"}
+    for k in a:
+        assert a[k]["arch"] == b[k]["arch"]
+        assert a[k]["best_acc"] == b[k]["best_acc"]          # lockstep 2 (local) == single runs (torchrun)
+        assert a[k]["final_loss"] == pytest.approx(b[k]["final_loss"], rel=1e-5)
+        assert torch.equal(a[k]["fmap"], b[k]["fmap"])
+    summary = validate_db(tmp_path / "local" / "db")
+    assert [t["students"] for t in summary["meta_train"]] == [6]
+    # every student result written exactly once per build, no temp files left
+    assert not list((tmp_path / "torchrun").rglob("*.tmp"))
+
+
+def test_kill_and_resume_redoes_nothing(tmp_path):
+    cfg = _config(tmp_path, "kill", lockstep=1, kd={"epochs": 6, "batch_size": 8, "eval_every": 1})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "dass.build_db", "--config", str(cfg)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    results = tmp_path / "kill" / "work" / "results"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(results.rglob("*.json"))) < 3:
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    first = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
+    assert 3 <= len(first) < 12, "the kill should land mid-build"
+    r = _run(["--config", str(cfg)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
+    assert len(after) == 12
+    for f, t in first.items():   # finished students were not trained again
+        assert after[f] == t
+    assert not list((tmp_path / "kill").rglob("*.tmp"))
+    db = load_db(tmp_path / "kill" / "db")
+    assert sum(len(d["students"]["arch"]) for ts in db.values() for d in ts) == 12
+
+
+def test_submitit_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    cfg = _config(tmp_path, "slurm", launcher="slurm", students={"meta_train": 3, "meta_test": 3},
+                  slurm={"cluster": "local", "timeout_min": 10, "groups_per_job": 2})
+    r = _run(["--config", str(cfg)], timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    db = load_db(tmp_path / "slurm" / "db")
+    assert sorted(len(d["students"]["arch"]) for ts in db.values() for d in ts) == [3, 3]
+
+
+def test_bad_task_config_is_one_line(tmp_path):
+    cfg = _config(tmp_path, "bad", tasks=[{"dataset": "glyphs/nope", "split": "meta_train"}])
+    r = _run(["--config", str(cfg)])
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    cfg = _config(tmp_path, "bad2", tasks=[{"dataset": "glyphs/a", "split": "train"}])
+    r = _run(["--config", str(cfg)])
+    assert r.returncode == 2 and "split" in r.stderr
