@@ -3,6 +3,10 @@ whole search end to end.
 
     python bench/bench_search.py            # 10,000 candidates end to end (target < 60 s on 2 cores)
     python bench/bench_search.py --quick    # smaller counts, a smoke run
+    python bench/bench_search.py --threads 1   # on a machine shared with other jobs (see below)
+
+On a 2-core machine already busy with other processes, torch's default two threads spin against
+them and every small convolution slows down by one to two orders of magnitude; one thread avoids it.
 
 The teacher is a randomly initialised cpu-profile ResNet and the predictor an untrained STA
 predictor: throughput does not depend on the weights.
@@ -57,7 +61,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small counts (smoke run)")
     ap.add_argument("--space", default=str(ROOT / "configs/space/cpu.yaml"))
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     space = load_space(args.space)
     n_batched, n_single, n_search = (512, 32, 1000) if args.quick else (2048, 128, 10000)
     print(f"space '{space.name}', torch threads {torch.get_num_threads()}, device {args.device}")

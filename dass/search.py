@@ -317,7 +317,8 @@ def run(cfg: SearchConfig) -> dict:
     space = pred.space
     net, sd, meta = load_teacher(cfg.teacher, space=space)
     num_classes = int(meta["num_classes"])
-    teacher_acc = (meta.get("metrics") or {}).get("best_acc")
+    recorded = (meta.get("metrics") or {}).get("best_acc")
+    teacher_acc = None if recorded is None else float(recorded)
     budget = Budget(space, num_classes, cfg.max_macs, cfg.max_params)
     budget.check_feasible()
     listed = read_candidates(cfg.candidates, space) if cfg.candidates else None

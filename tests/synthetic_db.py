@@ -17,6 +17,7 @@ from dass import config as cfgmod
 from dass.data.arrays import ImageArrays
 from dass.database.features import candidate_maps, dataset_features, teacher_map
 from dass.database.format import FORMAT, save_task_db
+from dass.search import smallest_arch
 from dass.space import (Arch, ResNet, SpaceConfig, macs, onehot, onehot_batch, params, sample_unique,
                         teacher_arch)
 
@@ -26,11 +27,6 @@ NUM_CLASSES = 5
 def tiny_space() -> SpaceConfig:
     return SpaceConfig(name="tiny", stage_widths=[4, 8, 8, 16], stage_strides=[1, 2, 2, 2], depths=[1, 2],
                        width_mults=[0.5, 0.75, 1.0], image_size=16, in_channels=3, num_classes=NUM_CLASSES)
-
-
-def smallest_arch(space: SpaceConfig) -> Arch:
-    d = min(space.depths)
-    return Arch(tuple(d for _ in space.stage_widths), tuple((c[0],) * d for c in space.width_choices))
 
 
 def random_teacher_sd(space: SpaceConfig, seed: int) -> dict:

@@ -89,6 +89,12 @@ def test_missing_dataset_folder(tmp_path):
         load_dataset("stanford_cars", tmp_path, "train")
 
 
+def test_subset_keeps_classes():
+    arrays = ImageArrays(np.arange(4, dtype=np.uint8).reshape(4, 1, 1), np.array([0, 1, 2, 1]), 5, "x")
+    sub = arrays.subset(np.array([3, 1]))
+    assert sub.images[:, 0, 0, 0].tolist() == [3, 1] and sub.labels.tolist() == [1, 1] and sub.num_classes == 5
+
+
 def test_image_arrays_validation():
     with pytest.raises(DassError, match="2 images but 3 labels"):
         ImageArrays(np.zeros((2, 4, 4), np.uint8), np.zeros(3), 2, "x")

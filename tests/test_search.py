@@ -292,3 +292,17 @@ def test_candidates_with_precomputed_maps(files, space, tmp_path):
     assert top["teacher_acc"] == 42.0 and top["num_candidates"] == 12
     with pytest.raises(DassError, match="noise_seed"):
         search(files, tmp_path / "r2", "pool_size=10")
+
+
+def test_standardized_predictor_ranks_without_accuracies(files, space, tmp_path):
+    """A score-only target needs no teacher accuracy and reports none."""
+    from dass.predictor import load_predictor
+    p = load_predictor(files["predictor"])
+    p.target = {"kind": "standardized", "label": "best_acc", "support_default": 1.5}
+    save_predictor(p, tmp_path / "std.pt")
+    teacher = tmp_path / "teacher.pt"
+    atomic_torch_save({"state_dict": random_teacher_sd(space, 3), "space": cfgmod.to_dict(space),
+                       "num_classes": NUM_CLASSES}, teacher)   # no metrics, and no dataset given
+    top = search({"teacher": teacher, "predictor": tmp_path / "std.pt"}, tmp_path / "r", "pool_size=20", "top_k=2")
+    assert top["teacher_acc"] is None and all(r["pred_acc"] is None for r in top["top"])
+    assert top["top"][0]["score"] >= top["top"][1]["score"]

@@ -72,6 +72,7 @@ class BuildConfig:
     data_root: str = "data"
     out: str = "assets/cpu/db"
     work_dir: str = "runs/build_db/cpu"
+    teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
     tasks: list[TaskSpec] = field(default_factory=list)
     students: dict[str, int] = field(default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
     sample_seed: int = 0
@@ -111,7 +112,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def teacher_path(cfg: BuildConfig, task: TaskSpec) -> Path:
-    return Path(task.teacher) if task.teacher else Path(cfg.work_dir) / "teachers" / task.key / "teacher.pt"
+    if task.teacher:
+        return Path(task.teacher)
+    return Path(cfg.teachers_dir or Path(cfg.work_dir) / "teachers") / task.key / "teacher.pt"
 
 
 def sample_students(space: SpaceConfig, n: int, seed: int, pool_factor: int, num_classes: int) -> list[Arch]:
@@ -170,7 +173,7 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -
         return "skipped"
     ctx = ctx or _Ctx(cfg)
     tr, te = ctx.data(task)
-    run_dir = path.parent
+    run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
     sd, metrics = train_teacher(ctx.space, tr, te, cfg.teacher_recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     atomic_torch_save({"state_dict": sd, "space": to_dict(ctx.space), "arch": teacher_arch(ctx.space).to_dict(),

@@ -1,0 +1,102 @@
+"""The benchmarks' --quick modes run, pass their own correctness checks and print their JSON line.
+
+Each benchmark runs as a subprocess (all at once) on an empty data root (so on its synthetic 40-class dataset of
+2,160 + 720 images of 32 x 32, of which quick mode keeps 256 + 128) with one torch thread. No
+timing is asserted; the counts and costs are checked against hand computations.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+QUICK_TRAIN, BATCH, SYNTHETIC_CLASSES = 256, 64, 40
+
+
+SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py"] + (
+    ["bench_search.py"] if (BENCH / "bench_search.py").is_file() else [])
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Every benchmark's ``--quick`` started at once (imports dominate, so they overlap well)."""
+    empty_root = tmp_path_factory.mktemp("no_data")
+    procs = {}
+    for script in SCRIPTS:
+        extra = [] if script == "bench_search.py" else ["--data-root", str(empty_root)]
+        procs[script] = subprocess.Popen([sys.executable, str(BENCH / script), "--quick", "--threads", "1", *extra],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         cwd=BENCH.parent)
+    yield procs
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def finish(quick_runs: dict, script: str) -> tuple[str, dict | None]:
+    """(stdout, the JSON line's object or None) of ``script --quick``; fails the test on a non-zero exit."""
+    stdout, stderr = quick_runs[script].communicate(timeout=300)
+    rc = quick_runs[script].returncode
+    assert rc == 0, f"{script} exited {rc}:\n{stdout[-2000:]}\n{stderr[-2000:]}"
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    return stdout, json.loads(lines[-1]) if lines else None
+
+
+def check_common(record: dict, bench: str) -> None:
+    assert record["bench"] == bench and record["mode"] == "quick"
+    assert {"cpu", "cores", "torch", "threads", "device", "date"} <= set(record["machine"])
+    assert record["machine"]["threads"] == 1
+    assert "met" in record and "target" in record
+
+
+def test_bench_data_quick(quick_runs):
+    out, record = finish(quick_runs, "bench_data.py")
+    check_common(record, "data")
+    assert record["train_images"] == QUICK_TRAIN and record["batch_size"] == BATCH
+    # native 32 px: bitwise equal; resized to 16 px: at most one grey level = 2/255 after normalising by 0.5
+    assert record["eval_max_abs_diff"]["32"] == 0.0
+    assert record["eval_max_abs_diff"]["16"] <= 2 / 255 + 1e-6
+    (result,) = record["results"]
+    assert result["image_size"] == 16
+    assert result["images_per_epoch"] == (QUICK_TRAIN // BATCH) * BATCH == 256
+    assert set(result["images_per_s"]) == {"DeviceLoader", "PIL w0", "PIL w2"}
+    assert all(v > 0 for v in result["images_per_s"].values())
+    assert out.count("check:") == 3 and "FAILED" not in out
+
+
+def test_bench_kd_quick(quick_runs):
+    _, record = finish(quick_runs, "bench_kd.py")
+    check_common(record, "kd")
+    (result,) = record["results"]
+    assert result["profile"] == "cpu" and result["image_size"] == 16
+    assert result["num_classes"] == SYNTHETIC_CLASSES
+    assert result["steps"] == QUICK_TRAIN // BATCH == 4          # one epoch of 256 images at batch 64
+    assert result["check_max_rel_diff"] <= 1e-4
+    # hand count, 16 px, stem 3->8 then stages at 16/8/4/2 px, classifier 48 (or 64) x 40:
+    # student 6-6|12-12|24-24|48-48: 55,296 + 359,424 + 3 x 290,304 + 1,920
+    # teacher 8x3|16x3|32x3|64x3:    55,296 + 884,736 + 3 x 811,008 + 2,560
+    assert result["student_macs"] == 1_287_552
+    assert result["teacher_macs"] == 3_375_616
+    assert result["flops_per_image"] == 6 * 1_287_552 + 2 * 3_375_616
+    assert set(result["images_per_s"]) == {"trainer", "reference"}
+    assert result["ratio"] == pytest.approx(result["images_per_s"]["trainer"] / result["images_per_s"]["reference"])
+
+
+def test_bench_lockstep_quick(quick_runs):
+    _, record = finish(quick_runs, "bench_lockstep.py")
+    check_common(record, "lockstep")
+    assert record["k"] == 4 and len(record["archs"]) == len(set(record["archs"])) == 4
+    assert record["identical"] is True
+    seq, lock = record["results"]["sequential"], record["results"]["lockstep"]
+    assert len(seq) == len(lock) == 4 and seq == lock
+    for name, seconds in record["seconds"].items():
+        assert record["students_per_hour"][name] == pytest.approx(4 * 3600 / seconds[0])
+
+
+@pytest.mark.skipif(not (BENCH / "bench_search.py").is_file(), reason="bench/bench_search.py not present")
+def test_bench_search_quick(quick_runs):
+    out, _ = finish(quick_runs, "bench_search.py")
+    assert "candidates/s" in out
