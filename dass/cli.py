@@ -66,21 +66,21 @@ def setup_run_dir(run_dir, cfg, name: str = "run") -> Path:
 
 
 def setup_logging(logfile=None, level=logging.INFO) -> None:
+    """Log to stderr and (optionally) ``logfile``; calling again replaces the previous handlers, so
+    in-process reruns neither duplicate lines nor keep a stale stream."""
     root = logging.getLogger("dass")
     root.setLevel(level)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in root.handlers):
-        sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(fmt)
+    root.addHandler(sh)
     if logfile is not None:
-        logfile = str(logfile)
-        if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(Path(logfile).resolve())
-                   for h in root.handlers):
-            fh = logging.FileHandler(logfile)
-            fh.setFormatter(fmt)
-            root.addHandler(fh)
+        fh = logging.FileHandler(str(logfile))
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
 
 
 class Timer:

@@ -35,15 +35,15 @@ def _coerce(value: Any, tp, key: str, where: str):
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(value, a, key, where)
-            except DassError as e:
-                errors.append(e)
-        raise bad
+            except DassError:
+                pass
+        names = " or ".join(_type_name(a) for a in args)
+        raise DassError(f"{where}: key '{key}' expects {names}, got {value!r}")
     if origin is typing.Literal:
         if value in args:
             return value
@@ -80,6 +80,11 @@ def _coerce(value: Any, tp, key: str, where: str):
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise bad
     if tp is str:
         if isinstance(value, str):

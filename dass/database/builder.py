@@ -362,29 +362,9 @@ def _run(cfg: BuildConfig, kind: str, items: list, desc: str, rank: int, world: 
 
 # --------------------------------------------------------------------------------------------- merge
 
-@torch.no_grad()
-def dataset_features(net, arrays, per_class: int, max_total: int, seed: int, image_size: int,
-                     device) -> torch.Tensor:
-    """The teacher's pooled last-stage features of a class-balanced sample of train images (no
-    augmentation), float16 ``[M, C]``."""
-    from ..data.loader import DeviceLoader
-    rng = np.random.default_rng(seed)
-    idx = []
-    for c in range(arrays.num_classes):
-        where = np.flatnonzero(arrays.labels == c)
-        idx.extend(rng.choice(where, size=min(per_class, len(where)), replace=False).tolist())
-    idx = np.sort(np.array(idx[:max_total] if len(idx) > max_total else idx))
-    from ..data.arrays import ImageArrays
-    sub = ImageArrays(arrays.images[idx], arrays.labels[idx], arrays.num_classes, arrays.name)
-    net = net.to(device).eval()
-    feats = []
-    for x, _ in DeviceLoader(sub, 256, train=False, image_size=image_size, device=device):
-        feats.append(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(net.forward_stages(x)[-1], 1), 1).cpu())
-    return torch.cat(feats).half()
-
-
 def merge_task(cfg: BuildConfig, task: TaskSpec, jobs: list[StudentJob], ctx: _Ctx) -> Path | None:
-    from ..space import functional_maps, onehot, onehot_batch
+    from ..space import onehot, onehot_batch
+    from .features import candidate_maps, dataset_features, teacher_map
     results = []
     for j in jobs:
         p = j.result_path(cfg.work_dir)
@@ -396,9 +376,9 @@ def merge_task(cfg: BuildConfig, task: TaskSpec, jobs: list[StudentJob], ctx: _C
     space = ctx.space
     archs = [Arch.from_dict(r["arch"]) for r in results]
     dev = resolve_device(cfg.device)
-    fmaps = functional_maps(archs, sd, space, tr.num_classes, cfg.noise_seed, strategy=cfg.remap, device=dev)
+    fmaps = candidate_maps(archs, sd, space, tr.num_classes, cfg.noise_seed, strategy=cfg.remap, device=dev)
     t_arch = teacher_arch(space)
-    t_map = functional_maps([t_arch], sd, space, tr.num_classes, cfg.noise_seed, device=dev)[0]
+    t_map = teacher_map(sd, space, tr.num_classes, cfg.noise_seed, cfg.remap, device=dev)
     t_metrics = meta.get("metrics", {}) or {}
     if "best_acc" not in t_metrics:
         raise DassError(f"task {task.key}: teacher checkpoint has no metrics.best_acc")
@@ -413,11 +393,11 @@ def merge_task(cfg: BuildConfig, task: TaskSpec, jobs: list[StudentJob], ctx: _C
         "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),
                     "final_acc": float(t_metrics.get("final_acc", t_metrics["best_acc"])),
                     "macs": macs(t_arch, space, tr.num_classes), "params": params(t_arch, space, tr.num_classes),
-                    "onehot": onehot(t_arch, space), "fmap": t_map.half()},
+                    "onehot": onehot(t_arch, space), "fmap": t_map},
         "students": {
             "arch": [r["arch"] for r in results],
             "onehot": onehot_batch(archs, space),
-            "fmap": fmaps.half(),
+            "fmap": fmaps,
             "best_acc": torch.tensor([r["best_acc"] for r in results], dtype=torch.float32),
             "final_acc": torch.tensor([r["final_acc"] for r in results], dtype=torch.float32),
             "final_loss": torch.tensor([r["final_loss"] for r in results], dtype=torch.float32),
