@@ -97,25 +97,26 @@ def check_train(arrays: ImageArrays, device) -> None:
                            f"with the same offsets and flips")
 
 
-def epoch_runner(loader, device_loader: bool):
-    """A callable that draws one epoch from ``loader`` and returns the number of images served."""
+def epoch_runner(loader, device, device_loader: bool):
+    """A callable that draws one epoch from ``loader`` onto ``device`` and returns the images served
+    (the PIL path's batches are copied to the device, as a training loop would)."""
     state = {"epoch": 0}
 
     def run() -> int:
         if device_loader:
             state["epoch"] += 1
             loader.set_epoch(state["epoch"])
-        return sum(int(y.shape[0]) for _, y in loader)
+        return sum(int(x.to(device, non_blocking=True).shape[0]) for x, _ in loader)
     return run
 
 
 def bench_size(arrays: ImageArrays, size: int, device, repeats: int, warmup: int) -> dict:
     setup_s, dev_loader = timed(lambda: DeviceLoader(arrays, BATCH, train=True, image_size=size,
                                                      device=device), device)
-    contenders = {"DeviceLoader": epoch_runner(dev_loader, True)}
+    contenders = {"DeviceLoader": epoch_runner(dev_loader, device, True)}
     for w in (0, 2):
-        contenders[f"PIL w{w}"] = epoch_runner(make_pil_loader(arrays, BATCH, train=True, image_size=size,
-                                                               num_workers=w), False)
+        pil = make_pil_loader(arrays, BATCH, train=True, image_size=size, num_workers=w)
+        contenders[f"PIL w{w}"] = epoch_runner(pil, device, False)
     images = {name: fn() for name, fn in contenders.items()}   # also serves as a first warm-up
     if len(set(images.values())) != 1:
         raise SystemExit(f"paths serve different numbers of images per epoch: {images}")

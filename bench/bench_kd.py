@@ -20,7 +20,8 @@ depth, every block at the middle width (throughput does not depend on the weight
 
 Check (quick and full): from the same initial weights, three steps (one in the paper profile) of the
 trainer's ``Learner`` in float32 and of the reference on the same batches and teacher logits give
-the same mean loss and weights (relative tolerance 1e-4), i.e. the two paths compute the same KD step.
+the same mean loss and weights (relative tolerance 1e-4 on the CPU, 5e-3 on CUDA where cuDNN may
+choose TF32 kernels), i.e. the two paths compute the same KD step.
 
 On CUDA the trainer runs under bf16 autocast (fp16 when bf16 is unsupported) with channels_last;
 the row then also gives achieved TFLOP/s and the fraction of the GPU's dense bf16 peak, counting per
@@ -127,7 +128,7 @@ def reference_kd(arch: Arch, space, teacher_sd: dict, train, test, recipe: KDRec
 
 def check_same_step(arch: Arch, space, teacher_sd: dict, train, recipe: KDRecipe, device, steps: int) -> float:
     """Largest relative difference between the trainer's and the reference's mean loss and weights
-    after ``steps`` float32 steps on the same batches; exits 1 above 1e-4."""
+    after ``steps`` float32 steps on the same batches; exits 1 above the tolerance (CPU 1e-4)."""
     ctx = single_process(device)
     fp32 = Precision()
     loader = DeviceLoader(train, recipe.batch_size, train=True, image_size=space.image_size,
@@ -150,8 +151,9 @@ def check_same_step(arch: Arch, space, teacher_sd: dict, train, recipe: KDRecipe
     for p, q in zip(learner.net.state_dict().values(), student.state_dict().values()):
         if p.is_floating_point():
             worst = max(worst, float((p - q).abs().max() / q.abs().max().clamp_min(1e-12)))
-    check(worst <= 1e-4, f"{steps} KD step(s), trainer vs reference: same mean loss and weights "
-                         f"(max relative difference {worst:.1e})")
+    tolerance = 1e-4 if device.type == "cpu" else 5e-3   # cuDNN may pick other (TF32) kernels per call
+    check(worst <= tolerance, f"{steps} KD step(s), trainer vs reference: same mean loss and weights "
+                              f"(max relative difference {worst:.1e}, tolerance {tolerance:g})")
     return worst
 
 

@@ -19,6 +19,7 @@ local`` runs the same path on this machine).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -47,6 +48,7 @@ class TaskSpec:
     split: str
     key: str = ""        # default: the dataset name with '/' -> '-'
     teacher: str = ""    # teacher checkpoint; empty = trained by the build
+    teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
 
     def __post_init__(self):
         if self.split not in SPLITS:
@@ -174,7 +176,10 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -
     ctx = ctx or _Ctx(cfg)
     tr, te = ctx.data(task)
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
-    sd, metrics = train_teacher(ctx.space, tr, te, cfg.teacher_recipe, seed=cfg.teacher_seed,
+    recipe = cfg.teacher_recipe
+    if task.teacher_lr > 0:
+        recipe = dataclasses.replace(recipe, lr=task.teacher_lr)
+    sd, metrics = train_teacher(ctx.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     atomic_torch_save({"state_dict": sd, "space": to_dict(ctx.space), "arch": teacher_arch(ctx.space).to_dict(),
                        "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics}, path)

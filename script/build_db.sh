@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build a meta-training database (teachers, students, merge); rerun to resume.
+#   script/build_db.sh [key=value ...]       PROFILE=cpu|paper (default cpu), NPROC=N for torchrun
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+PROFILE=${PROFILE:-cpu}
+NPROC=${NPROC:-1}
+if [[ "$NPROC" -gt 1 ]]; then
+  exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m dass.build_db \
+    --config "configs/db/$PROFILE.yaml" launcher=torchrun "$@"
+fi
+exec "$PY" -m dass.build_db --config "configs/db/$PROFILE.yaml" "$@"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The main job on the built-in data, on CPU: with the shipped cpu-profile assets (teachers, database,
+# meta-trained predictors), search the best student for an unseen glyph dataset under a MACs budget,
+# KD-train the pick, and evaluate DaSS against the baselines on every meta-test task.
+#   bash script/demo.sh                 # DEMO_TASK=hebrew DEMO_DIR=runs/demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash script/install.sh
+PY=${PYTHON:-python3}
+OUT=${DEMO_DIR:-runs/demo}
+TASK=${DEMO_TASK:-hebrew}
+ASSETS=assets/cpu
+TEACHER=$ASSETS/teachers/glyphs-$TASK/teacher.pt
+DASS=$ASSETS/predictors/dass/best.pt
+BASE=$ASSETS/predictors/meta_nas_A/best.pt
+start=$(date +%s)
+mkdir -p "$OUT"
+
+echo "== 1/4 data: the meta-test datasets of the built-in glyph family (skipped when present)"
+$PY -m dass.data glyphs --config configs/data/glyphs.yaml out_root=data \
+  "only=[hebrew,latin_lower,ogham,arabic]" --quiet
+
+# budget: half of the teacher's MACs
+BUDGET=$($PY -c "import torch; d=torch.load('$TEACHER', weights_only=True); print(d['metrics']['macs'] // 2)")
+echo "== 2/4 search: 10,000 candidates for glyphs/$TASK under max_macs=$BUDGET"
+$PY -m dass.search --config configs/search/cpu.yaml dataset=glyphs/$TASK data_root=data \
+  teacher=$TEACHER predictor=$DASS run_dir=$OUT/search max_macs=$BUDGET pool_size=10000 progress=false
+
+echo "== 3/4 KD of the pick (seed 1)"
+$PY -m dass.kd --config configs/kd/cpu.yaml teacher=$TEACHER dataset=glyphs/$TASK data_root=data \
+  student_file=$OUT/search/top.json run_dir=$OUT/kd "seeds=[1]" progress=false
+
+echo "== 4/4 evaluation: DaSS vs baselines on the shipped database's meta-test tasks"
+$PY -m dass.evaluate --config configs/evaluate/cpu.yaml db=$ASSETS/db data_root=data \
+  "predictors={dass: $DASS, meta_nas_A: $BASE}" run_dir=$OUT/evaluate progress=false
+
+echo
+echo "demo finished in $(( $(date +%s) - start )) s"
+echo "  search result : $OUT/search/top.json (all scores: $OUT/search/scores.csv)"
+echo "  KD result     : $OUT/kd/results.csv"
+echo "  correlations  : $OUT/evaluate/correlations.md"
+echo "  search+KD     : $OUT/evaluate/search_kd.md"
+echo "  plots         : $OUT/evaluate/plots/"
