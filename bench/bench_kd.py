@@ -242,8 +242,8 @@ def main() -> None:
                          r["achieved_tflops"][name] * 1e3, "n/a" if frac is None else f"{100 * frac:.1f} %"])
     print(markdown_table(["profile", "px", "path", "train images/s", "achieved GFLOP/s", "of GPU peak"], rows))
     for r in results:
-        note = "" if device.type == "cuda" and r["peak_tflops"] else (
-            " (GPU unknown to the peak table)" if device.type == "cuda" else "")
+        unknown_gpu = device.type == "cuda" and not r["peak_tflops"]
+        note = " (GPU not in the peak table of bench/common.py)" if unknown_gpu else ""
         print(f"{r['profile']}: trainer {r['ratio']:.2f}x the reference (target {TARGET:g}x: "
               f"{verdict(r['ratio'], TARGET)}){note}")
     emit_json("kd", args, device, dataset=train.name, target=TARGET, results=results,

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from dass.errors import DassError  # noqa: E402
 from dass.train.distributed import resolve_device  # noqa: E402
 
 # Dense bf16 tensor-core peak (TFLOP/s) by GPU name; the first key contained in the CUDA device name
@@ -67,7 +68,10 @@ def setup(args: argparse.Namespace) -> torch.device:
         args.warmup = 0 if args.quick else 1
     if args.repeats < 1 or args.warmup < 0:
         raise SystemExit("need --repeats >= 1 and --warmup >= 0")
-    return resolve_device(args.device)
+    try:
+        return resolve_device(args.device)
+    except DassError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def synchronize(device: torch.device) -> None:

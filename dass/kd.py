@@ -120,8 +120,11 @@ def main(args) -> int:
     _, teacher_sd, meta = load_teacher(cfg.teacher, space=space_hint)
     space = meta["space"]
     validate(arch, space)
-    train = load_dataset(cfg.dataset, cfg.data_root, "train", space.image_size)
-    test = load_dataset(cfg.dataset, cfg.data_root, "test", space.image_size)
+    # arrays keep their stored size (the loader resizes on the device, as the database build does);
+    # an image folder has no stored size, so it is read at the space's
+    size = space.image_size if cfg.dataset.startswith("folder:") else None
+    train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
+    test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test, meta["num_classes"])
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / run_name(cfg.dataset) / arch.key())
     ctx = init_distributed(cfg.device)

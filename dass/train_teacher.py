@@ -49,8 +49,11 @@ def main(args) -> int:
     if not cfg.dataset:
         raise DassError("no dataset given (dataset=<name>, e.g. dataset=glyphs/latin)")
     space = load_space(cfg.space)
-    train = load_dataset(cfg.dataset, cfg.data_root, "train", space.image_size)
-    test = load_dataset(cfg.dataset, cfg.data_root, "test", space.image_size)
+    # arrays keep their stored size (the loader resizes on the device, as the database build does);
+    # an image folder has no stored size, so it is read at the space's
+    size = space.image_size if cfg.dataset.startswith("folder:") else None
+    train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
+    test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test)
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / run_name(cfg.dataset))
     ctx = init_distributed(cfg.device)

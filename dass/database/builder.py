@@ -35,6 +35,7 @@ from ..config import to_dict
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json, read_json
 from ..space import Arch, SpaceConfig, load_space, macs, params, sample, teacher_arch
+from ..train.distributed import resolve_device
 from ..train.recipe import KDRecipe, TeacherRecipe
 from .format import SPLITS, FORMAT, save_task_db
 from .jobs import JobGroup, StudentJob, content_hash, file_sha256
@@ -106,12 +107,6 @@ class BuildConfig:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
 
 def teacher_path(cfg: BuildConfig, task: TaskSpec) -> Path:
     if task.teacher:
