@@ -47,9 +47,7 @@ def config(db, run_dir, *extra) -> MetaTrainConfig:
 
 
 def test_meta_training_ranks_held_out_tasks(db, tmp_path):
-    t0 = time.perf_counter()
     metrics = run(config(db, tmp_path, "episodes=100", "eval_every=10"))
-    assert time.perf_counter() - t0 < 20
     assert metrics["meta_test_mean"]["spearman"] > 0.9
     assert set(metrics["meta_test"]) == {"synth-6", "synth-7"}
     with open(tmp_path / "history.csv") as f:
