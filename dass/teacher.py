@@ -52,7 +52,7 @@ def _space_of(rest: dict, space: SpaceConfig | None, path) -> SpaceConfig:
         if space is None:
             raise DassError(f"{path}: the checkpoint records no space profile; give one (space=<yaml>)")
         return space
-    stored = cfgmod.from_dict(SpaceConfig, dict(rest["space"]), where=f"{path} (space)")
+    stored = cfgmod.from_dict(SpaceConfig, rest["space"], where=f"{path} (space)")
     if space is not None and not same_space(stored, space):
         diff = next(f for f in SPACE_FIELDS if getattr(stored, f) != getattr(space, f))
         raise DassError(f"{path}: teacher was trained in space '{stored.name}' ({diff}={getattr(stored, diff)}), "
@@ -72,12 +72,17 @@ def load_teacher(path, space: SpaceConfig | None = None,
     sd, rest = _state_dict_of(safe_torch_load(path), path)
     space = _space_of(rest, space, path)
     arch = teacher_arch(space)
-    if "arch" in rest and Arch.from_dict(rest["arch"]) != arch:
+    # the original release stores a model name there ('resnet42'): only a dict is an architecture
+    if isinstance(rest.get("arch"), dict) and Arch.from_dict(rest["arch"]) != arch:
         raise DassError(f"{path}: stored architecture is not the teacher of space '{space.name}'")
     if "fc.weight" not in sd:
         raise DassError(f"{path}: state dict has no 'fc.weight': not a ResNet teacher of this project's layout")
     classes = int(sd["fc.weight"].shape[0])
-    if "num_classes" in rest and int(rest["num_classes"]) != classes:
+    if "num_classes" in rest and not isinstance(rest["num_classes"], int):
+        raise DassError(f"{path}: 'num_classes' must be an integer, got {rest['num_classes']!r:.40}")
+    if rest.get("metrics") is not None and not isinstance(rest["metrics"], dict):
+        raise DassError(f"{path}: 'metrics' must be a mapping, got {type(rest['metrics']).__name__}")
+    if "num_classes" in rest and rest["num_classes"] != classes:
         raise DassError(f"{path}: records {rest['num_classes']} classes but its classifier has {classes}")
     if num_classes is not None and classes != num_classes:
         raise DassError(f"{path}: teacher has {classes} classes, the dataset has {num_classes}")

@@ -139,3 +139,19 @@ def test_bad_task_config_is_one_line(tmp_path):
     cfg = _config(tmp_path, "bad2", tasks=[{"dataset": "glyphs/a", "split": "train"}])
     r = _run(["--config", str(cfg)])
     assert r.returncode == 2 and "split" in r.stderr
+
+
+def test_committed_cpu_database_validates():
+    """The shipped cpu database: every task file loads with weights_only=True and passes validation."""
+    root = Path(__file__).resolve().parent.parent / "assets" / "cpu" / "db"
+    if not root.is_dir():
+        pytest.skip("no committed cpu database")
+    r = _run(["--validate", str(root)])
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
+    assert len(summary["meta_test"]) == 4 and all(t["students"] >= 50 for t in summary["meta_test"])
+    assert len(summary["meta_train"]) == 16 and len(summary["meta_valid"]) == 2
+    for ts in summary.values():
+        for t in ts:
+            lo, hi = t["best_acc_range"]
+            assert 0 <= lo < hi <= 100 and 0 < t["teacher_best_acc"] <= 100

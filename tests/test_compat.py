@@ -377,3 +377,19 @@ def test_meta_training_runs_on_the_imported_database(imported, tmp_path):
     metrics = run(cfg)
     assert metrics["episodes"] == 2 and (tmp_path / "run" / "best.pt").is_file()
     assert set(metrics["meta_test"]) == {"cub"}
+
+
+def test_original_checkpoint_with_model_name_loads_directly(tmp_path):
+    """The original saves 'arch': 'resnet42' beside a module.-prefixed state dict; load_teacher takes it."""
+    import torch
+    from dass.space import SpaceConfig, build, teacher_arch
+    from dass.teacher import load_teacher
+    space = SpaceConfig()
+    net = build(teacher_arch(space), space, 12).eval()
+    path = tmp_path / "model_best.pth.tar"
+    torch.save({"state_dict": {"module." + k: v for k, v in net.state_dict().items()}, "arch": "resnet42",
+                "epoch": 179}, path)
+    loaded, _, meta = load_teacher(path, space, 12)
+    x = torch.randn(2, 3, 64, 64)
+    assert meta["num_classes"] == 12
+    assert torch.equal(loaded.eval()(x), net(x))
