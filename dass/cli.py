@@ -7,6 +7,8 @@ config, a log and the results; user errors (DassError) print one line and exit 2
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import sys
 import time
@@ -27,14 +29,26 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-class _ArgParser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse default is also 2)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with argparse's usage errors (unknown option, invalid choice,
+    missing argument; exit 2) reduced to the one line ``error: <message>`` on stderr, as every other
+    user error. Sub-command parsers are covered too; ``--help`` output is untouched."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return parser.parse_args(argv)
+    except SystemExit as e:
+        lines = err.getvalue().strip().splitlines()
+        if e.code == 2 and lines and ": error: " in lines[-1]:
+            err = io.StringIO(f"error: {lines[-1].split(': error: ', 1)[1]}\n")
+        raise
+    finally:
+        sys.stderr.write(err.getvalue())
 
 
 def run_main(fn: Callable[[argparse.Namespace], int | None], argv=None, parser=None) -> None:
-    """Parse args, call ``fn(args)``, turn DassError into one line + exit 2."""
-    args = parser.parse_args(argv)
+    """Parse args, call ``fn(args)``, turn DassError (and argparse's usage errors) into one line + exit 2."""
+    args = parse_args(parser, argv)
     debug = getattr(args, "debug", False)
     try:
         rc = fn(args)

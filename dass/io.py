@@ -77,25 +77,40 @@ def atomic_torch_save(obj, path) -> None:
     _atomic_write_bytes(path, buf.getvalue())
 
 
+def _unpickler_reason(message: str) -> str:
+    """The one informative sentence of torch's multi-paragraph weights_only refusal (e.g.
+    "Unsupported global: GLOBAL argparse.Namespace was not an allowed global by default")."""
+    text = message.split("WeightsUnpickler error:", 1)[-1]
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unsupported content")
+    return line.split(". ", 1)[0].rstrip(".")[:160]
+
+
 def safe_torch_load(path, map_location="cpu"):
-    """``torch.load(weights_only=True)`` with one-line errors for missing/unsafe/corrupt files."""
+    """``torch.load(weights_only=True)`` with one-line errors for missing/unsafe/corrupt files.
+
+    Nothing in the file is executed: a pickle that names any class or function outside torch's
+    weights-only allowlist is refused, and any other unreadable content (truncated archive, random
+    bytes) is reported as such instead of surfacing the unpickler's internal exception."""
     import pickle
+    import warnings
 
     import torch
     path = Path(path)
     if not path.is_file():
         raise DassError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": the file is refused or read anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e).splitlines()[0] if str(e) else "unsupported content"
         if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e).lower():
             raise DassError(f"{path}: refused, the file needs more than weights_only=True allows "
-                            f"(it could run code): {msg[:160]}") from None
+                            f"(it could run code): {_unpickler_reason(str(e))}") from None
+        msg = str(e).splitlines()[0] if str(e) else "unsupported content"
         raise DassError(f"{path}: not a readable checkpoint ({msg[:160]})") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DassError(f"{path}: not a readable checkpoint ({msg[:160]})") from None
+    except Exception as e:  # the unpickler fails in many ways on random bytes (IndexError, KeyError ...)
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise DassError(f"{path}: not a readable checkpoint ({type(e).__name__}: {msg[:160]})") from None
 
 
 def append_csv_row(path, row: dict) -> None:

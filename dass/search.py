@@ -195,6 +195,8 @@ def read_candidates(path, space: SpaceConfig) -> Candidates:
     if fmap is not None and (not torch.is_tensor(fmap) or tuple(fmap.shape) != (len(items), *shape)):
         raise DassError(f"{path}: 'fmap' must be a tensor of shape {(len(items), *shape)}")
     teacher = d.get("teacher") or {}
+    if not isinstance(teacher, dict):
+        raise DassError(f"{path}: 'teacher' must be a mapping with 'fmap' and 'best_acc'")
     t_fmap, acc = teacher.get("fmap"), teacher.get("best_acc")
     if t_fmap is not None and (not torch.is_tensor(t_fmap) or tuple(t_fmap.shape) != shape):
         raise DassError(f"{path}: 'teacher.fmap' must be a tensor of shape {shape}")

@@ -40,6 +40,9 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
     for k in ("task", "space", "noise_seed", "teacher", "students"):
         if k not in d:
             raise DassError(f"{where}: missing key '{k}'")
+    for k in ("task", "teacher", "students"):
+        if not isinstance(d[k], dict):
+            raise DassError(f"{where}: '{k}' must be a mapping, got {type(d[k]).__name__}")
     task = d["task"]
     if task.get("split") not in SPLITS:
         raise DassError(f"{where}: task.split must be one of {SPLITS}, got {task.get('split')!r}")
@@ -56,6 +59,12 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
     for k in ("arch", "best_acc", "onehot", "fmap"):
         if k not in t:
             raise DassError(f"{where}: teacher lacks '{k}'")
+    for k in ("onehot", "fmap"):
+        if not torch.is_tensor(t[k]):
+            raise DassError(f"{where}: teacher.{k} must be a tensor")
+    acc = t["best_acc"]
+    if not isinstance(acc, (int, float)) and not (torch.is_tensor(acc) and acc.numel() == 1):
+        raise DassError(f"{where}: teacher.best_acc must be a number, got {t['best_acc']!r:.40}")
     if st["onehot"].shape[1:] != t["onehot"].shape:
         raise DassError(f"{where}: student and teacher one-hot sizes differ")
     if st["fmap"].shape[1:] != t["fmap"].shape:
@@ -68,7 +77,11 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
         raise DassError(f"{where}: teacher.best_acc outside [0, 100]")
     if not torch.isfinite(st["fmap"].float()).all():
         raise DassError(f"{where}: students.fmap has non-finite values")
-    if len({_arch_key(a) for a in st["arch"]}) != n:
+    try:
+        keys = {_arch_key(a) for a in st["arch"]}
+    except (TypeError, KeyError, IndexError):
+        raise DassError(f"{where}: students.arch must be a list of {{depths, widths}} mappings") from None
+    if len(keys) != n:
         raise DassError(f"{where}: duplicate student architectures")
     return d
 

@@ -211,6 +211,9 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
     missing = [k for k in keys if k not in d]
     if missing:
         raise DassError(f"{where}: predictor checkpoint lacks '{missing[0]}'")
+    for k in ("model", "inner_lrs", "target", "adapt", "inputs"):
+        if not isinstance(d[k], dict):
+            raise DassError(f"{where}: '{k}' must be a mapping, got {type(d[k]).__name__}")
     ck_space = cfgmod.from_dict(SpaceConfig, d["space"], where=f"{where} (space)")
     if space is not None:
         check_same_space(ck_space, space, where)
