@@ -25,8 +25,9 @@ from pathlib import Path
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
 from .data.registry import load_dataset
 from .errors import DassError
-from .io import atomic_write_json, read_json, safe_torch_load, write_csv
+from .io import atomic_write_json, read_json, write_csv
 from .space import REMAPS, Arch, SpaceConfig, load_space, validate
+from .space.arch import read_candidates_file
 from .teacher import load_teacher
 from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import KDRecipe
@@ -89,13 +90,7 @@ def resolve_student(cfg: KDRunConfig) -> Arch:
             raise DassError(f"{cfg.student_file}: top[{cfg.student_index}] has no 'arch'")
         return Arch.from_dict(entry["arch"])
     path = Path(cfg.candidates_file)
-    if path.suffix == ".pt":
-        data = safe_torch_load(path)
-        if not isinstance(data, dict) or "archs" not in data:
-            raise DassError(f"{path}: a candidates .pt file needs a key 'archs'")
-        items = data["archs"]
-    else:
-        items = read_json(path)
+    items, _ = read_candidates_file(path)
     entry = _pick(items, cfg.index, "architectures", path)
     return Arch.from_dict(entry["arch"] if isinstance(entry, dict) and "arch" in entry else entry)
 

@@ -40,11 +40,12 @@ from .cli import load_config, make_parser, run_main, setup_run_dir
 from .data.registry import load_dataset
 from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map
 from .errors import DassError
-from .io import atomic_write_json, read_json, safe_torch_load, write_csv
+from .io import atomic_write_json, write_csv
 from .predictor.adapt import adapted_params, predict
 from .predictor.data import student_inputs, support_target, take, task_context, to_accuracy
 from .predictor.model import LoadedPredictor, load_predictor
 from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
+from .space.arch import read_candidates_file
 from .teacher import load_teacher
 from .train.distributed import resolve_device
 
@@ -169,14 +170,7 @@ def read_candidates(path, space: SpaceConfig) -> Candidates:
     or a ``.pt`` dict with ``archs`` and optionally ``fmap`` and ``teacher: {fmap, best_acc}``;
     repeated architectures are dropped (first kept)."""
     path = Path(path)
-    d: dict = {}
-    if path.suffix == ".pt":
-        d = safe_torch_load(path)
-        if not isinstance(d, dict) or "archs" not in d:
-            raise DassError(f"{path}: a candidates .pt file must be a dict with 'archs'")
-        items = d["archs"]
-    else:
-        items = read_json(path)
+    items, d = read_candidates_file(path)
     if not isinstance(items, list) or not items:
         raise DassError(f"{path}: expected a non-empty list of architectures")
     archs, keep, seen = [], [], set()

@@ -46,6 +46,24 @@ class Arch:
         return "|".join("-".join(str(w) for w in ws) for ws in self.widths)
 
 
+def read_candidates_file(path) -> tuple[list, dict]:
+    """The entries of a candidates file and, for a ``.pt`` file, the whole dict (else ``{}``).
+
+    A ``.json`` file holds a list of ``{depths, widths}`` or of rows with such an ``arch``; a ``.pt``
+    file (read with ``weights_only=True``) is a dict whose ``archs`` is that list, possibly beside
+    precomputed inputs (e.g. ``fmap``)."""
+    from pathlib import Path
+
+    from ..io import read_json, safe_torch_load
+    path = Path(path)
+    if path.suffix == ".pt":
+        d = safe_torch_load(path)
+        if not isinstance(d, dict) or "archs" not in d:
+            raise DassError(f"{path}: a candidates .pt file must be a dict with 'archs'")
+        return d["archs"], d
+    return read_json(path), {}
+
+
 def validate(arch: Arch, space: SpaceConfig) -> Arch:
     """Raise DassError unless ``arch`` belongs to ``space``; return it otherwise."""
     if len(arch.depths) != space.num_stages or len(arch.widths) != space.num_stages:
