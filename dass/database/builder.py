@@ -362,15 +362,15 @@ def _run(cfg: BuildConfig, kind: str, items: list, desc: str, rank: int, world: 
 
 # --------------------------------------------------------------------------------------------- merge
 
-def merge_task(cfg: BuildConfig, task: TaskSpec, jobs: list[StudentJob], ctx: _Ctx) -> Path | None:
+def finished_results(cfg: BuildConfig, jobs: list[StudentJob]) -> list[dict]:
+    """The result records of the finished jobs, in job order."""
+    return [read_json(p) for p in (j.result_path(cfg.work_dir) for j in jobs) if p.is_file()]
+
+
+def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], ctx: _Ctx) -> Path:
+    """Write the task file from the records of all its students."""
     from ..space import onehot, onehot_batch
     from .features import candidate_maps, dataset_features, teacher_map
-    results = []
-    for j in jobs:
-        p = j.result_path(cfg.work_dir)
-        if not p.is_file():
-            return None
-        results.append(read_json(p))
     tr, _ = ctx.data(task)
     net, sd, meta = ctx.teacher(task)
     space = ctx.space
@@ -418,10 +418,10 @@ def merge(cfg: BuildConfig, plan, ctx: _Ctx) -> dict:
     rows, walls = [], []
     for task in cfg.tasks:
         jobs = plan[task.key]
-        path = merge_task(cfg, task, jobs, ctx)
-        done = sum(j.result_path(cfg.work_dir).is_file() for j in jobs)
-        tw = [read_json(j.result_path(cfg.work_dir))["wall_s"] for j in jobs if j.result_path(cfg.work_dir).is_file()]
-        walls += tw
+        results = finished_results(cfg, jobs)
+        done = len(results)
+        path = merge_task(cfg, task, results, ctx) if done == len(jobs) else None
+        walls += [r["wall_s"] for r in results]
         rows.append({"key": task.key, "dataset": task.dataset, "split": task.split, "students": len(jobs),
                      "done": done, "file": path.name if path else None,
                      "teacher_best_acc": float(ctx.teacher(task)[2].get("metrics", {}).get("best_acc", float("nan")))})
