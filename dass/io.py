@@ -113,23 +113,6 @@ def safe_torch_load(path, map_location="cpu"):
         raise DassError(f"{path}: not a readable checkpoint ({type(e).__name__}: {msg[:160]})") from None
 
 
-def append_csv_row(path, row: dict) -> None:
-    """Append one row to a CSV table (header written on creation); rewritten atomically."""
-    path = Path(path)
-    rows = []
-    fields = list(row.keys())
-    if path.is_file():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            for k in reader.fieldnames or []:
-                if k not in fields:
-                    fields.insert(len(fields), k)
-            fields = list(reader.fieldnames or []) + [k for k in row if k not in (reader.fieldnames or [])]
-    rows.append({k: row.get(k, "") for k in fields})
-    write_csv(path, rows, fields)
-
-
 def write_csv(path, rows, fields=None) -> None:
     rows = list(rows)
     if fields is None:
