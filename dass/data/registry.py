@@ -8,7 +8,9 @@ Known names (``<...>`` is a parameter):
   ``<root>/<name>/`` (see :mod:`dass.data.arrays`),
 * ``glyphs/<member>``: a built-in glyph dataset in the same layout under ``<root>/glyphs/<member>/``
   (``python -m dass.data glyphs`` writes them),
-* ``folder:<path>``: an image folder (see :mod:`dass.data.folder`); ``root`` is not used.
+* ``folder:<path>``: an image folder (see :mod:`dass.data.folder`); ``root`` is not used,
+* ``subset:<source>[<classes>]+...``: chosen classes of other datasets, labels re-indexed (see
+  :mod:`dass.data.subset`).
 
 A reader is registered with :func:`register_dataset` under such a pattern; it is called as
 ``reader(arg, root, split, image_size)`` where ``arg`` is the text matched by ``<...>`` (None for a
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import DassError
-from . import tiny_imagenet
+from . import subset, tiny_imagenet
 from .arrays import SPLITS, ImageArrays, infer_num_classes, load_npy, read_split, resize_images
 from .folder import load_image_folder
 
@@ -167,3 +169,8 @@ def _glyphs(arg, root, split, image_size):
 def _folder(arg, root, split, image_size):
     return load_image_folder(arg, split, image_size)
 
+
+
+@register_dataset(f"{subset.PREFIX}<spec>")
+def _subset(arg, root, split, image_size):
+    return subset.load_subset(arg, root, split)
