@@ -149,9 +149,11 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
     ids = {p.stem for p in (work / "results" / "glyphs-b").glob("*.json")}
     assert {j.student_id for j in plan1["glyphs-b"]} < ids
     # the students sampled do not depend on the KD recipe (a CE-only companion has the same students)
-    ce = plan_students(load(BuildConfig, cfg, ["kd.alpha=1.0", f"work_dir={tmp_path}/ce", f"teachers_dir={work}/teachers"]), ctx)
+    ce = plan_students(load(BuildConfig, cfg, ["kd.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
+                                               f"teachers_dir={work}/teachers"]), ctx)
     base = plan_students(load(BuildConfig, cfg), ctx)
-    for key in base:
+    assert list(ce) == ["glyphs-b"] and len(base) == 3
+    for key in ce:
         assert [j.arch for j in ce[key]] == [j.arch for j in base[key]]
         assert not {j.student_id for j in ce[key]} & {j.student_id for j in base[key]}
 

@@ -86,6 +86,7 @@ class BuildConfig:
     teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
     tasks: list[TaskSpec] = field(default_factory=list)
     subset_tasks: list[SubsetTaskSpec] = field(default_factory=list)  # class-subset tasks (see subsets.py)
+    splits: list[str] = field(default_factory=lambda: list(SPLITS))   # build only the tasks of these splits
     students: dict[str, int] = field(default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
     sample_seed: int = 0
     pool_factor: int = 20
@@ -114,16 +115,20 @@ class BuildConfig:
         for s, n in self.students.items():
             if s not in SPLITS or n < 1:
                 raise DassError(f"students: '{s}: {n}' must name a split with a count >= 1")
+        if not self.splits or any(s not in SPLITS for s in self.splits):
+            raise DassError(f"splits: {self.splits} must be a non-empty list of {list(SPLITS)}")
         for s, seeds in self.label_seeds.items():
             if s not in SPLITS or not seeds or len(set(seeds)) != len(seeds):
                 raise DassError(f"label_seeds: '{s}: {seeds}' must name a split with a list of distinct seeds")
 
     @functools.cached_property
     def all_tasks(self) -> list[TaskSpec]:
-        """``tasks`` followed by the tasks that ``subset_tasks`` expands into (reads ``data_root``)."""
-        out = list(self.tasks)
+        """``tasks`` followed by the tasks that ``subset_tasks`` expands into (reads ``data_root``),
+        those of ``splits`` only."""
+        out = [t for t in self.tasks if t.split in self.splits]
         for block in self.subset_tasks:
-            out += [TaskSpec(**t) for t in expand(block, self.data_root)]
+            if block.split in self.splits:
+                out += [TaskSpec(**t) for t in expand(block, self.data_root)]
         keys = [t.key for t in out]
         dup = {k for k in keys if keys.count(k) > 1}
         if dup:
