@@ -208,14 +208,47 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -
     ctx = ctx or _Ctx(cfg)
     tr, te = ctx.data(task)
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
-    recipe = cfg.teacher_recipe
-    if task.teacher_lr > 0:
-        recipe = dataclasses.replace(recipe, lr=task.teacher_lr)
+    recipe = teacher_recipe(cfg, task)
     sd, metrics = train_teacher(ctx.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     atomic_torch_save({"state_dict": sd, "space": to_dict(ctx.space), "arch": teacher_arch(ctx.space).to_dict(),
-                       "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics}, path)
+                       "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics,
+                       "recipe": to_dict(recipe), "seed": cfg.teacher_seed}, path)
     return "done"
+
+
+def teacher_recipe(cfg: BuildConfig, task: TaskSpec) -> TeacherRecipe:
+    """The recipe of the teacher the build trains for ``task`` (``teacher_lr`` replaces the lr)."""
+    if task.teacher_lr > 0:
+        return dataclasses.replace(cfg.teacher_recipe, lr=task.teacher_lr)
+    return cfg.teacher_recipe
+
+
+def check_trained_teachers(cfg: BuildConfig) -> None:
+    """A teacher the build would train but finds already there must have been trained for the same
+    dataset with the same recipe and seed (as recorded in it); else a one-line error: the build
+    never silently reuses a teacher of another recipe. Files that record no recipe are reused with
+    a warning."""
+    from ..io import safe_torch_load
+    for task in cfg.all_tasks:
+        path = teacher_path(cfg, task)
+        if task.teacher or not path.is_file():
+            continue
+        ck = safe_torch_load(path)
+        if not isinstance(ck, dict):
+            continue
+        if ck.get("dataset") not in (None, task.dataset):
+            raise DassError(f"{path}: a teacher of dataset {ck['dataset']!r}, not of task {task.key}'s {task.dataset!r}")
+        rec = ck.get("recipe")
+        if not isinstance(rec, dict):
+            log.warning("%s records no recipe: reused as the teacher of %s as it is", path, task.key)
+            continue
+        want = {**to_dict(teacher_recipe(cfg, task)), "seed": cfg.teacher_seed}
+        have = {**rec, "seed": ck.get("seed", cfg.teacher_seed)}
+        diff = sorted(k for k in have if k in want and have[k] != want[k])
+        if diff:
+            raise DassError(f"{path}: trained with another teacher recipe ({diff[0]}: {have[diff[0]]!r}, the config "
+                            f"says {want[diff[0]]!r}); delete it or set another teachers_dir to retrain")
 
 
 def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int:
@@ -559,6 +592,7 @@ def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
     rank, world = _dist()
     ctx = _Ctx(cfg)
     check_disjoint(cfg.all_tasks, cfg.data_root)
+    check_trained_teachers(cfg)
     for task in cfg.all_tasks:  # validate every input before expensive work
         tr, te = ctx.data(task)
         if task.teacher and not Path(task.teacher).is_file():
