@@ -81,9 +81,11 @@ def main(args) -> int:
     setup_run_dir(cfg.work_dir, cfg, "build_db")
     manifest = build(cfg, args.stage)
     if manifest is not None:
-        done = sum(r["done"] for r in manifest["tasks"])
-        total = sum(r["students"] for r in manifest["tasks"])
-        print(f"database: {cfg.out} ({done}/{total} students, complete={manifest['complete']})")
+        rows = manifest["tasks"]
+        done, total = sum(r["done"] for r in rows), sum(r["runs"] for r in rows)
+        merged = sum(1 for r in rows if r["file"])
+        print(f"database: {cfg.out} ({merged}/{len(rows)} task files, {done}/{total} KD runs, "
+              f"complete={manifest['complete']})")
     return 0
 
 
