@@ -197,6 +197,9 @@ def test_work_dir_is_committable(tmp_path):
     assert "db_build/teachers/glyphs-b/teacher.pt" in work
     assert sum(s.startswith("db_build/results/glyphs-b/") and s.endswith(".json") for s in work) == 3
     assert [s for s in work if s.endswith(".pt")] == ["db_build/teachers/glyphs-b/teacher.pt"]
+    # a teacher trained with another recipe is never reused silently
+    r = _run(["--config", str(cfg), "teacher_recipe.lr=0.01"])
+    assert r.returncode == 2 and "another teacher recipe (lr: 0.05" in r.stderr and r.stderr.strip().count("\n") == 0
 
 
 # ------------------------------------------------------------------------------------------- validate / compare
@@ -239,6 +242,3 @@ def test_validate_table_and_compare_hand_computed(tmp_path):
     assert row["students"] == 4 and row["gain"] == pytest.approx(-4.0) and row["a_better"] == 0.0
     assert row["mean_a"] == pytest.approx(25.0) and row["mean_b"] == pytest.approx(29.0)
     assert row["spearman"] == pytest.approx(rho)
-    # a teacher trained with another recipe is never reused silently
-    r = _run(["--config", str(cfg), "teacher_recipe.lr=0.01"])
-    assert r.returncode == 2 and "another teacher recipe (lr: 0.05" in r.stderr and r.stderr.strip().count("\n") == 0
