@@ -118,8 +118,8 @@ def test_committed_cpu_database_validates():
     r = _run(["--validate", str(root), "--json"])
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
-    assert len(summary["meta_test"]) == 4 and all(t["students"] >= 50 for t in summary["meta_test"])
-    assert len(summary["meta_train"]) == 16 and len(summary["meta_valid"]) == 2
+    assert len(summary["meta_test"]) >= 4 and all(t["students"] >= 50 for t in summary["meta_test"])
+    assert len(summary["meta_train"]) >= 16 and len(summary["meta_valid"]) >= 2
     for ts in summary.values():
         for t in ts:
             lo, hi = t["best_acc_range"]
