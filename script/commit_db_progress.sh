@@ -22,8 +22,9 @@ EOF
 EXISTING=()
 for d in "${DIRS[@]}"; do [[ -e "$d" ]] && EXISTING+=("$d"); done
 git add -- "${EXISTING[@]}"
-if git diff --cached --quiet -- "${EXISTING[@]}"; then
-  echo "nothing new to commit"
+if ! git diff --cached --name-only -- "${EXISTING[@]}" | grep -qv -e '/build_db\.log$' -e '/config\.yaml$'; then
+  git reset -q -- "${EXISTING[@]}"
+  echo "nothing new to commit"   # (a merge that found nothing new only appends to the log)
   exit 0
 fi
 git commit -q -m "database build progress: $(basename "$CONFIG") ($(date -u '+%Y-%m-%d %H:%M') UTC)" -- "${EXISTING[@]}"
