@@ -75,6 +75,12 @@ def main(args) -> int:
     if args.validate:
         summary = validate_db(args.validate)
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+        manifest = Path(args.validate) / "manifest.json"
+        pending = [r for r in json.loads(manifest.read_text()).get("tasks", []) if not r.get("file")] \
+            if manifest.is_file() else []
+        if pending and not args.json:
+            print(f"not merged yet ({len(pending)} tasks): " + ", ".join(
+                f"{r['key']} {r.get('done', 0)}/{r.get('runs', r.get('students'))}" for r in pending))
         print("database OK")
         return 0
     cfg = load_config(BuildConfig, args)
