@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--root", required=True)
     d.set_defaults(fn=_describe)
     v = sub.add_parser("validate", help="load one dataset with every check")
-    v.add_argument("name", help="dataset name (cub, tiny_imagenet-3, glyphs/latin, folder:PATH ...)")
+    v.add_argument("name", help="dataset name (cub, tiny_imagenet-3, glyphs/latin, folder:PATH, npy:PATH ...)")
     v.add_argument("--root", required=True)
     v.set_defaults(fn=_validate)
     for s in (g, d, v):
