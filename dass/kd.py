@@ -146,7 +146,7 @@ def main(args) -> int:
                 log.info("seed %d: best %.2f%% final %.2f%% loss %.4f (%.1f s)", seed, m["best_acc"],
                          m["final_acc"], m["final_loss"], m["wall_s"])
         if ctx.is_main:
-            _write_results(run_dir)
+            write_results(run_dir)
             finals = [results[s]["final_acc"] for s in cfg.seeds]
             print(json.dumps({"run_dir": str(run_dir), "arch": arch.to_dict(),
                               "final_acc": {str(s): results[s]["final_acc"] for s in cfg.seeds},
@@ -158,7 +158,7 @@ def main(args) -> int:
     return 0
 
 
-def _write_results(run_dir: Path) -> None:
+def write_results(run_dir: Path) -> None:
     """``results.csv``: one row per finished seed found in ``run_dir``, ordered by seed."""
     rows = []
     for f in run_dir.glob("seed*/metrics.json"):
