@@ -30,14 +30,14 @@ log = logging.getLogger("dass.train_teacher")
 @dataclass
 class TeacherRunConfig:
     dataset: str = ""                       # registry name, e.g. glyphs/latin, tiny_imagenet-3, cub
-    data_root: str = "data"
+    data_root: str = "data"  # folder of the built-in datasets
     space: str = "configs/space/cpu.yaml"   # space profile (YAML) fixing the teacher network
-    runs_root: str = "runs"
+    runs_root: str = "runs"  # parent of the default run folder
     run_dir: str = ""                       # default <runs_root>/teacher/<dataset>
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+    seed: int = 0  # seed of the initialisation and the batches
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    progress: bool = True  # progress bars
+    recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # teacher recipe
 
 
 def run_name(dataset: str) -> str:
@@ -93,7 +93,8 @@ def main(args) -> int:
 
 
 def _parser():
-    return make_parser("python -m dass.train_teacher", "Train the teacher of a space profile on a dataset.")
+    return make_parser("python -m dass.train_teacher", "Train the teacher of a space profile on a dataset.",
+                       TeacherRunConfig)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import DassError
 from . import tiny_imagenet
-from .arrays import SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split, resize_images
+from .arrays import (SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
+                     resize_images)
 from .folder import load_image_folder
 
 Reader = Callable[[Optional[str], str, str, Optional[int]], ImageArrays]

@@ -70,16 +70,16 @@ class PipelineConfig:
     teacher: str = ""             # teacher checkpoint; empty = train one here with teacher_recipe
     predictor: str = "assets/cpu/predictors/dass"   # meta-trained predictor: best.pt or its run folder
     run_dir: str = ""             # report folder; default runs/pipeline/<dataset>
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # student budget (MACs and/or parameters)
     top_k: int = 3                # candidates KD-trained, the best by predicted score
     seeds: list[int] = field(default_factory=lambda: [1])   # KD seeds of every pick
     strategy: Literal["pool", "evolution"] = "pool"   # search: a sampled pool, or evolution
     pool_size: int = 10000        # candidates sampled under the budget (strategy pool)
-    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # search settings of strategy evolution
     search_seed: int = 0          # seed of the candidate sampling
     teacher_seed: int = 0         # seed of the teacher trained here
-    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
-    kd_recipe: KDRecipe = field(default_factory=KDRecipe)
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of a teacher trained here
+    kd_recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe of the picks
     remap: str = "copy_paste_first"   # how a student's initial weights are taken from the teacher
     device: str = "auto"          # auto, cpu, cuda or cuda:<i>
     threads: int = 0              # torch CPU threads; 0 = torch's default

@@ -14,8 +14,8 @@ def main(args) -> int:
 
 def _parser():
     return make_parser("python -m dass.pipeline",
-                       "Your own dataset in one command: train or load the teacher, search students under a "
-                       "budget, KD-train the best, write a report (resumable).")
+                       "Your own dataset in one command: teacher, search under a budget, KD of the best, "
+                       "report (resumable).", PipelineConfig)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def markdown(result: dict, picks: list[dict]) -> str:
              f"{result['test_size']} test images",
              f"- **Teacher**: `{t['teacher']}` ({'trained by this run' if t['trained_here'] else 'given'}), "
              f"test top-1 {t['best_acc']:.2f} %, {t['macs']:,} MACs, {t['params']:,} parameters",
-             f"- **Budget**: MACs {_limit(b['max_macs'], t['macs'])}; parameters {_limit(b['max_params'], t['params'])}",
+             f"- **Budget**: MACs {_limit(b['max_macs'], t['macs'])}; "
+             f"parameters {_limit(b['max_params'], t['params'])}",
              f"- **Predictor**: `{result['predictor']}` (space `{result['space']}`, inputs {s.get('input_type')}); "
              f"{s['num_candidates']:,} candidates scored ({s['strategy']})",
              ""]
@@ -88,7 +89,8 @@ def markdown(result: dict, picks: list[dict]) -> str:
                      f"{p['score']:.4f} | {_fmt(p['pred_acc'])} | {p['best_acc']:.2f} | "
                      f"{p['final_acc']:.2f} ± {p['final_acc_std']:.2f} | {'yes' if p['within_budget'] else 'NO'} |")
     lines += ["", f"Measured: KD test top-1 (epochs: {result['kd_epochs']}, seeds: {result['seeds']}) of the best "
-              "epoch (the predictor's label) and of the last epoch, mean (± std) over the seeds.", "", "## Time per stage", "", "| stage | seconds | this run |",
+              "epoch (the predictor's label) and of the last epoch, mean (± std) over the seeds.", "",
+              "## Time per stage", "", "| stage | seconds | this run |",
               "|---|---:|---|"]
     for name, rec in result["stages"].items():
         lines.append(f"| {name} | {rec['seconds']:.1f} | {'skipped (finished before)' if rec['skipped'] else 'ran'} |")
