@@ -58,6 +58,9 @@ def fixtures(tmp_path_factory):
         images = np.stack([_pattern(int(c), rng) for c in labels])
         write_split(root, "arrays", split, ImageArrays(images, labels, CLASSES, "arrays"))
     pred = write_predictor(root / "pred" / "best.pt", TINY)
+    # what meta-training measured, shown in the report
+    (root / "pred" / "metrics.json").write_text(json.dumps({"meta_test_mean": {"spearman": 0.5},
+                                                            "pred_acc_mae_mean": {"meta_test": 3.25}}))
     return root, pred
 
 
@@ -108,6 +111,7 @@ def test_image_folder_from_scratch_then_resume(fixtures):
     for row in picks:
         assert row["arch"].replace("|", "\\|") in report
     assert "trained by this run" in report
+    assert "mean Spearman 0.500; predicted accuracy off by 3.25 points on average" in report
     _png_ok(out / "plots" / "candidates.png")
     _png_ok(out / "plots" / "predicted_vs_measured.png")
     assert len(_rows(out / "search" / "scores.csv")) == 30

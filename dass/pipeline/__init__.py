@@ -120,6 +120,24 @@ def predictor_file(path) -> Path:
     return p
 
 
+def predictor_quality(pred_path: Path) -> dict:
+    """What the predictor's run folder measured on its meta-test tasks (``metrics.json`` beside
+    ``best.pt``): mean Spearman and, when recorded, the mean absolute error of its predicted
+    accuracy in points; empty when there is no such file."""
+    f = pred_path.parent / "metrics.json"
+    if not f.is_file():
+        return {}
+    d = read_json(f)
+    out = {}
+    spearman = (d.get("meta_test_mean") or {}).get("spearman") if isinstance(d, dict) else None
+    if isinstance(spearman, (int, float)):
+        out["meta_test_spearman"] = float(spearman)
+    mae = (d.get("pred_acc_mae_mean") or {}).get("meta_test") if isinstance(d, dict) else None
+    if isinstance(mae, (int, float)):
+        out["meta_test_pred_acc_mae"] = float(mae)
+    return out
+
+
 def resolve_budget(cfg: BudgetConfig, teacher_macs: int, teacher_params: int) -> dict:
     """Absolute limits ``{max_macs, max_params}``: values <= 1 are fractions of the teacher's."""
     def one(v, of):
@@ -307,6 +325,7 @@ def run(cfg: PipelineConfig) -> dict:
     kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f))
     result = {"run_dir": str(run_dir), "dataset": cfg.dataset, "num_classes": num_classes,
               "train_size": len(data[0]), "test_size": len(data[1]), "predictor": str(pred_path),
+              "predictor_quality": predictor_quality(pred_path),
               "space": space.name, "teacher": teacher, "budget": budget, "budget_given": cfgmod.to_dict(cfg.budget),
               "search": search, "kd": kd, "stages": stages.records, "seeds": cfg.seeds,
               "kd_epochs": cfg.kd_recipe.epochs}

@@ -76,6 +76,13 @@ def markdown(result: dict, picks: list[dict]) -> str:
              f"- **Predictor**: `{result['predictor']}` (space `{result['space']}`, inputs {s.get('input_type')}); "
              f"{s['num_candidates']:,} candidates scored ({s['strategy']})",
              ""]
+    q = result.get("predictor_quality") or {}
+    if q:
+        said = [f"mean Spearman {q['meta_test_spearman']:.3f}" if "meta_test_spearman" in q else "",
+                f"predicted accuracy off by {q['meta_test_pred_acc_mae']:.2f} points on average"
+                if "meta_test_pred_acc_mae" in q else ""]
+        lines += [f"The predictor on its held-out meta-test tasks: {'; '.join(x for x in said if x)} "
+                  "(its `metrics.json`).", ""]
     if not has_acc:
         lines += ["The predictor ranks only (it was trained on standardised targets): the predicted-accuracy "
                   "column is empty and the plots use its score.", ""]
