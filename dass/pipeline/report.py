@@ -115,8 +115,9 @@ def candidates_plot(path, cands: dict, picks: list[dict], teacher: dict, budget:
     colour = acc if use_acc else cands["score"]
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
-    sc = ax.scatter(cands["macs"] / 1e6, cands["params"] / 1e3, c=colour, s=6, cmap="viridis", alpha=0.8,
-                    linewidths=0)
+    order = np.argsort(colour, kind="stable")   # the best drawn last, on top
+    sc = ax.scatter(cands["macs"][order] / 1e6, cands["params"][order] / 1e3, c=colour[order], s=6, cmap="viridis",
+                    alpha=0.8, linewidths=0)
     fig.colorbar(sc, ax=ax, label="predicted accuracy (%)" if use_acc else "predicted score (ranks only)")
     ax.scatter([p["macs"] / 1e6 for p in picks], [p["params"] / 1e3 for p in picks], s=90, facecolors="none",
                edgecolors="red", linewidths=1.5, label="KD-trained picks", zorder=3)
