@@ -125,17 +125,17 @@ def predictor_quality(pred_path: Path) -> dict:
     ``best.pt``): mean Spearman and, when recorded, the mean absolute error of its predicted
     accuracy in points; empty when there is no such file."""
     f = pred_path.parent / "metrics.json"
-    if not f.is_file():
-        return {}
-    d = read_json(f)
-    out = {}
-    spearman = (d.get("meta_test_mean") or {}).get("spearman") if isinstance(d, dict) else None
-    if isinstance(spearman, (int, float)):
-        out["meta_test_spearman"] = float(spearman)
-    mae = (d.get("pred_acc_mae_mean") or {}).get("meta_test") if isinstance(d, dict) else None
-    if isinstance(mae, (int, float)):
-        out["meta_test_pred_acc_mae"] = float(mae)
-    return out
+    d = read_json(f) if f.is_file() else {}
+
+    def number(*keys):
+        v = d
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    found = {"meta_test_spearman": number("meta_test_mean", "spearman"),
+             "meta_test_pred_acc_mae": number("pred_acc_mae_mean", "meta_test")}
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def resolve_budget(cfg: BudgetConfig, teacher_macs: int, teacher_params: int) -> dict:
