@@ -31,12 +31,13 @@ from .jobs import content_hash
 
 @dataclass
 class SubsetTaskSpec:
-    pool: list[str] = field(default_factory=list)   # source datasets whose classes are drawn from
-    count: int = 1                                  # number of tasks
-    classes: list[int] = field(default_factory=lambda: [20, 60])  # [min, max] classes per task, inclusive
-    split: str = "meta_train"
-    seed: int = 0
-    prefix: str = "sub"                             # task keys: <prefix><i:02d>-<hash>
+    """A block of class-subset tasks drawn from the union of the pool datasets' classes."""
+    pool: list[str] = field(default_factory=list)  # source datasets whose classes are drawn from
+    count: int = 1  # number of tasks
+    classes: list[int] = field(default_factory=lambda: [20, 60])  # [min, max] classes per task, both included
+    split: str = "meta_train"  # split of these tasks
+    seed: int = 0  # seed of the draws (task i uses the stream of (seed, i))
+    prefix: str = "sub"  # task keys: <prefix><i:02d>-<8 hex of the dataset name's hash>
 
     def __post_init__(self):
         if self.split not in SPLITS:
