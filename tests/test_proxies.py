@@ -11,14 +11,6 @@ from dass.evaluation import proxies
 from dass.space import Arch, build_remapped, macs, sample
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: many threads on 2 cores are slower than one
-    yield
-    torch.set_num_threads(n)
-
-
 def remapped_student(seed: int = 0, num_classes: int = 5):
     arch = sample(TINY, np.random.default_rng(seed))
     return build_remapped(arch, TINY, num_classes, tiny_teacher_state(TINY, num_classes, seed)), arch
