@@ -3,8 +3,8 @@
 * ``one_thread`` (automatic): one torch thread for the whole run; the machine the tests were
   written on has 2 cores shared by several jobs, where many threads on tiny tensors are slower
   than one. Subprocesses get ``OMP_NUM_THREADS=1`` from the ``env`` fixture.
-* ``tiny_teacher``: a random teacher of the tiny space (:data:`assets.tiny_db.TINY`, 5 classes) with
-  non-trivial BN statistics.
+* ``tiny_teacher``: the state dict of a random teacher of the tiny space
+  (:data:`assets.tiny_db.TINY`, 5 classes, seed 0) with non-trivial BN statistics. Read only.
 * ``tiny_db``: two meta-test tasks of that space, their teachers and the images of the first
   (:func:`assets.tiny_db.write_tiny_db`): ``(root, {key: task dict})``. Read only.
 * ``synthetic_db``: 8 tasks (4 meta-train, 2 meta-valid, 2 meta-test) of 60 students whose accuracy
@@ -48,7 +48,7 @@ def env() -> dict:
 @pytest.fixture(scope="session")
 def tiny_teacher() -> dict:
     from assets.tiny_db import TINY, tiny_teacher_state
-    return tiny_teacher_state(TINY, TINY.num_classes, seed=0)
+    return tiny_teacher_state(TINY, 5, seed=0)
 
 
 @pytest.fixture(scope="session")

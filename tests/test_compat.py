@@ -1,5 +1,5 @@
 """Compatibility with the original release: small files built with exactly the documented original
-structures (REFERENCE.md, "File structures of the original release") are converted and checked
+structures (docs/PAPER.md, "File structures of the original release") are converted and checked
 against the values that produced them."""
 import argparse
 import json
@@ -125,7 +125,7 @@ def imported(release, tmp_path_factory):
 
 
 def hand_teacher_macs_params(k: int) -> tuple[int, int]:
-    """ResNet42 at 64 px with ``k`` classes, counted by hand (REFERENCE.md)."""
+    """ResNet42 at 64 px with ``k`` classes, counted by hand (docs/PAPER.md, "Space")."""
     stem = 64 * 64 * 9 * 3 * 32
     s1 = 10 * (64 * 64 * 9 * 32 * 32)
     s2 = 32 * 32 * 9 * 32 * 64 + 9 * (32 * 32 * 9 * 64 * 64)

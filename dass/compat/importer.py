@@ -49,7 +49,7 @@ from .original import (NetSample, OriginalRecords, SearchPool, read_correlation_
 log = logging.getLogger("dass.compat")
 
 ORIGINAL_NOISE_SEED = -1          # the original's fixed noise: not reproducible by seed
-ORIGINAL_REMAP = "copy_paste_first"  # the original's default remapping (REFERENCE.md)
+ORIGINAL_REMAP = "copy_paste_first"  # the original's default remapping (docs/PAPER.md)
 CANDIDATES_FORMAT = "dass-candidates-v1"
 DB_SUFFIX = "-logs_noise_actmap.pt"
 NPY_CLASSES = {"cub": 200, "dtd": 47, "quickdraw": 345, "stanford_cars": 196}

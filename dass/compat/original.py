@@ -1,4 +1,4 @@
-"""Readers of the original DaSS release's files (structures in REFERENCE.md, "File structures of
+"""Readers of the original DaSS release's files (structures in docs/PAPER.md, "File structures of
 the original release"). Every file is read with ``torch.load(weights_only=True)``; anything else in
 it (a pickled object that would run code) is refused. Each reader checks the structure and raises a
 one-line DassError naming the file, the key and the entry at fault.
