@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
-from .data.registry import load_dataset
+from .data.registry import dataset_key, load_dataset
 from .errors import DassError
-from .io import atomic_torch_save, atomic_write_json
-from .space import load_space, teacher_arch
+from .io import atomic_write_json
+from .space import load_space
+from .teacher import save_teacher
 from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import TeacherRecipe
 from .train.trainer import check_data, train_teacher
@@ -39,11 +39,6 @@ class TeacherRunConfig:
     recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
 
 
-def run_name(dataset: str) -> str:
-    """A folder name for a dataset name ('glyphs/latin' -> 'glyphs-latin')."""
-    return dataset.replace("/", "-").replace(":", "_").strip("-_.") or "dataset"
-
-
 def main(args) -> int:
     cfg = load_config(TeacherRunConfig, args)
     if not cfg.dataset:
@@ -55,7 +50,7 @@ def main(args) -> int:
     train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
     test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test)
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / run_name(cfg.dataset))
+    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / dataset_key(cfg.dataset))
     ctx = init_distributed(cfg.device)
     try:
         if ctx.is_main:
@@ -68,9 +63,7 @@ def main(args) -> int:
         state_dict, metrics = train_teacher(space, train, test, cfg.recipe, cfg.seed, run_dir=run_dir,
                                             progress=cfg.progress, ctx=ctx)
         if ctx.is_main:
-            atomic_torch_save({"state_dict": state_dict, "space": cfgmod.to_dict(space),
-                               "arch": teacher_arch(space).to_dict(), "num_classes": train.num_classes,
-                               "dataset": cfg.dataset, "metrics": metrics}, run_dir / "teacher.pt")
+            save_teacher(run_dir / "teacher.pt", state_dict, space, train.num_classes, cfg.dataset, metrics)
             atomic_write_json(run_dir / "metrics.json", {"dataset": cfg.dataset, "seed": cfg.seed, **metrics})
             line = {k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s")}
             log.info("done: %s -> %s", line, run_dir / "teacher.pt")

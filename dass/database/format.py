@@ -30,6 +30,7 @@ from ..io import atomic_torch_save, safe_torch_load
 
 FORMAT = "dass-db-v1"
 SPLITS = ("meta_train", "meta_valid", "meta_test")
+LABELS = ("best_acc", "final_acc")  # the accuracies a predictor can be trained on or evaluated against
 STUDENT_TENSORS = ("onehot", "fmap", "best_acc", "final_acc", "final_loss", "macs", "params", "wall_s", "seed")
 
 
