@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
+from assets.tiny_db import TINY
 from dass.build_db import validate_db
+from dass.config import to_dict
 from dass.database.format import load_db
 
 pytestmark = pytest.mark.slow  # every test builds (or validates) a database in subprocesses
 
-TINY_SPACE = {"name": "tiny", "stage_widths": [4, 8, 8, 16], "stage_strides": [1, 2, 2, 2], "depths": [1, 2],
-              "width_mults": [0.5, 1.0], "image_size": 8, "in_channels": 3, "num_classes": 4}
 
 
 def _make_dataset(root: Path, name: str, seed: int, n_classes=4, per_class=12):
@@ -40,7 +40,7 @@ def _config(tmp: Path, name: str, **extra) -> Path:
     if not data.exists():
         _make_dataset(data, "a", 0)
         _make_dataset(data, "b", 1)
-        (tmp / "space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+        (tmp / "space.yaml").write_text(yaml.safe_dump(to_dict(TINY)))
     cfg = {
         "space": str(tmp / "space.yaml"), "data_root": str(data), "out": str(tmp / name / "db"),
         "work_dir": str(tmp / name / "work"), "students": {"meta_train": 6, "meta_test": 6},
