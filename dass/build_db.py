@@ -52,7 +52,7 @@ def main(args) -> int:
 
 
 def _parser():
-    p = make_parser("python -m dass.build_db", "Build the meta-training database (resumable).")
+    p = make_parser("python -m dass.build_db", "Build the meta-training database (resumable).", BuildConfig)
     p.add_argument("--stage", default="all", choices=["all", "teachers", "students", "merge"])
     p.add_argument("--validate", metavar="DIR", help="validate a built database folder and exit")
     return p

@@ -47,8 +47,8 @@ log = logging.getLogger("dass.build_db")
 
 @dataclass
 class TaskSpec:
-    dataset: str
-    split: str
+    dataset: str  # dataset name (registry: glyphs/<member>, cub, folder:<path> ...)
+    split: str  # meta_train, meta_valid or meta_test
     key: str = ""        # default: dataset_key(dataset), e.g. 'glyphs/latin' -> 'glyphs-latin'
     teacher: str = ""    # teacher checkpoint; empty = trained by the build
     teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
@@ -62,40 +62,41 @@ class TaskSpec:
 
 @dataclass
 class SlurmConfig:
-    cluster: Literal["slurm", "local", "debug"] = "slurm"
-    partition: str = ""
-    timeout_min: int = 120
-    array_parallelism: int = 32
-    cpus_per_task: int = 4
-    gpus_per_node: int = 0
-    groups_per_job: int = 4
+    cluster: Literal["slurm", "local", "debug"] = "slurm"  # slurm: submit; local/debug: run the jobs here
+    partition: str = ""  # Slurm partition (empty = the cluster's default)
+    timeout_min: int = 120  # time limit of one array job, minutes
+    array_parallelism: int = 32  # most array jobs running at once
+    cpus_per_task: int = 4  # CPU cores per array job
+    gpus_per_node: int = 0  # GPUs per array job
+    groups_per_job: int = 4  # student groups trained one after another by one array job
 
 
 @dataclass
 class BuildConfig:
-    space: str = "configs/space/cpu.yaml"
-    data_root: str = "data"
-    out: str = "assets/cpu/db"
-    work_dir: str = "runs/build_db/cpu"
+    space: str = "configs/space/cpu.yaml"  # space profile YAML
+    data_root: str = "data"  # folder of the datasets
+    out: str = "assets/cpu/db"  # output folder of the task files and manifest.json
+    work_dir: str = "runs/build_db/cpu"  # resumable state: per-student results, logs, trained teachers
     teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
-    tasks: list[TaskSpec] = field(default_factory=list)
-    students: dict[str, int] = field(default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
-    sample_seed: int = 0
-    pool_factor: int = 20
-    kd: KDRecipe = field(default_factory=KDRecipe)
-    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
-    teacher_seed: int = 0
-    seed: int = 0
-    remap: str = "copy_paste_first"
-    noise_seed: int = 0
-    launcher: Literal["local", "torchrun", "slurm"] = "local"
-    workers: int = 1
+    tasks: list[TaskSpec] = field(default_factory=list)  # the tasks: a dataset, its split and optionally a teacher
+    students: dict[str, int] = field(  # students sampled per task, by split
+        default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
+    sample_seed: int = 0  # seed of the student sampling (combined with the task key)
+    pool_factor: int = 20  # students are drawn from a pool of pool_factor x n, spread over the MACs range
+    kd: KDRecipe = field(default_factory=KDRecipe)  # KD recipe that labels the students
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of the teachers trained by the build
+    teacher_seed: int = 0  # seed of the teachers trained by the build
+    seed: int = 0  # KD seed of every student
+    remap: str = "copy_paste_first"  # initialisation of a student from its teacher (copy_paste_first ...)
+    noise_seed: int = 0  # seed of the noise input of the functional maps
+    launcher: Literal["local", "torchrun", "slurm"] = "local"  # local (in process or workers), torchrun or slurm
+    workers: int = 1  # local processes training students in parallel
     threads_per_worker: int = 0   # 0 = cores // workers
-    lockstep: int = 1
-    device: str = "auto"
-    feats_per_class: int = 10
-    max_feats: int = 512
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    lockstep: int = 1  # students of a task trained together with one teacher forward per batch
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    feats_per_class: int = 10  # training images per class behind the dataset features (input D)
+    max_feats: int = 512  # most images behind the dataset features
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # settings of launcher slurm
 
     def __post_init__(self):
         keys = [t.key for t in self.tasks]
