@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
-from .data.registry import load_dataset
+from .data.registry import dataset_key, load_dataset
 from .errors import DassError
 from .io import atomic_write_json, read_json, write_csv
 from .space import REMAPS, Arch, SpaceConfig, load_space, validate
@@ -32,7 +32,6 @@ from .teacher import load_teacher
 from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import KDRecipe
 from .train.trainer import check_data, kd_train
-from .train_teacher import run_name
 
 log = logging.getLogger("dass.kd")
 CSV_FIELDS = ("seed", "best_acc", "final_acc", "final_loss", "wall_s", "macs", "params", "arch", "dataset", "teacher")
@@ -121,7 +120,7 @@ def main(args) -> int:
     train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
     test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test, meta["num_classes"])
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / run_name(cfg.dataset) / arch.key())
+    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / arch.key())
     ctx = init_distributed(cfg.device)
     try:
         if ctx.is_main:
