@@ -23,8 +23,8 @@ def random_set(n, seed):
     return ImageArrays(rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8), rng.integers(0, 5, n), 5, "random")
 
 
-@pytest.fixture(scope="module")
-def setting():
+def make_setting():
+    """(teacher state dict with non-trivial BN statistics, 96 train images, 40 test images), 5 classes."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     teacher = build(teacher_arch(SPACE), SPACE, 5)
@@ -36,22 +36,34 @@ def setting():
     return teacher.state_dict(), random_set(96, 0), random_set(40, 1)
 
 
+@pytest.fixture(scope="module")
+def setting():
+    return make_setting()
+
+
+@pytest.fixture
+def teacher_forwards(monkeypatch):
+    """A list that grows by one at every forward of every teacher the KD path builds."""
+    calls = []
+    real_loader = lockstep_mod.load_teacher_net
+
+    def counting_teacher(*args, **kwargs):
+        net = real_loader(*args, **kwargs)
+        net.register_forward_hook(lambda *_: calls.append(1))
+        return net
+
+    monkeypatch.setattr(lockstep_mod, "load_teacher_net", counting_teacher)
+    return calls
+
+
 def without_time(result):
     return {k: ([{kk: vv for kk, vv in h.items() if kk != "seconds"} for h in v] if k == "history" else v)
             for k, v in result.items() if k != "wall_s"}
 
 
-def test_lockstep_equals_sequential_bitwise(setting, tmp_path, monkeypatch):
+def test_lockstep_equals_sequential_bitwise(setting, tmp_path, teacher_forwards):
     teacher_sd, train, test = setting
-    forwards = []
-    real_loader = lockstep_mod.load_teacher_net
-
-    def counting_teacher(*args, **kwargs):
-        net = real_loader(*args, **kwargs)
-        net.register_forward_hook(lambda *_: forwards.append(1))
-        return net
-
-    monkeypatch.setattr(lockstep_mod, "load_teacher_net", counting_teacher)
+    forwards = teacher_forwards
     together = kd_train_many(ARCHS, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
                              run_dirs=[tmp_path / f"many{i}" for i in range(len(ARCHS))])
     assert len(forwards) == TRAIN_STEPS  # one teacher forward per batch for all three students

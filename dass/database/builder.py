@@ -7,7 +7,9 @@ Phases (each resumable, see ``jobs.py``):
 2. ``students``: per task, ``n`` architectures are sampled (seeded by ``sample_seed`` and the task
    key, no duplicates, spread over the MACs range: a uniform pool of ``pool_factor * n`` is sorted
    by MACs, cut into ``n`` equal bins and one architecture drawn per bin), each KD-trained from its
-   remapped initialisation; one JSON result per student.
+   remapped initialisation; one JSON result per student. The teacher's logits are computed once
+   per task and seed and shared by all its groups (``teacher_logit_cache``, see
+   ``dass/train/logit_cache.py``).
 3. ``merge``: per task whose students are all done, the functional maps (batched), encodings,
    teacher map/accuracy and dataset features are computed and written as one task file
    (``format.py``) into ``out``, with ``manifest.json`` and ``build_log.json`` (time per student).
@@ -90,6 +92,7 @@ class BuildConfig:
     workers: int = 1
     threads_per_worker: int = 0   # 0 = cores // workers
     lockstep: int = 1
+    teacher_logit_cache: bool = True  # teacher logits once per (task, seed): <work_dir>/teacher_logits/<task>/
     device: str = "auto"
     feats_per_class: int = 10
     max_feats: int = 512
@@ -112,6 +115,11 @@ def teacher_path(cfg: BuildConfig, task: TaskSpec) -> Path:
     if task.teacher:
         return Path(task.teacher)
     return Path(cfg.teachers_dir or Path(cfg.work_dir) / "teachers") / task.key / "teacher.pt"
+
+
+def logit_cache_dir(cfg: BuildConfig, task: TaskSpec) -> Path:
+    """Where the task's teacher-logit caches live (``dass/train/logit_cache.py``)."""
+    return Path(cfg.work_dir) / "teacher_logits" / task.key
 
 
 def sample_students(space: SpaceConfig, n: int, seed: int, pool_factor: int, num_classes: int) -> list[Arch]:
@@ -194,11 +202,14 @@ def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int
     archs = [Arch.from_dict(j.arch) for j in todo]
     dev = resolve_device(cfg.device)
     seed = todo[0].seed
+    cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
     if len(archs) == 1:
-        results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap)]
+        results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+                            logit_cache=cache)]
     else:
-        results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap)
+        results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+                                logit_cache=cache)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
         rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}

@@ -231,9 +231,11 @@ def evaluate(nets: list[nn.Module], loader: DeviceLoader, ctx: DistContext, prec
 
 def fit(learners: list[Learner], train_loader: DeviceLoader, test_loader: DeviceLoader,
         teacher: nn.Module | None, recipe: Recipe, ctx: DistContext, precision: Precision,
-        progress: bool = False, desc: str = "train") -> None:
+        progress: bool = False, desc: str = "train", teacher_logits=None) -> None:
     """Train every learner to ``recipe.epochs`` on the same batches (lockstep); learners that are
-    ahead (resumed from a later epoch) wait. ``teacher`` (eval mode) gives shared logits per batch."""
+    ahead (resumed from a later epoch) wait. ``teacher`` (eval mode) gives shared logits per batch;
+    ``teacher_logits`` (a :class:`dass.train.logit_cache.TeacherLogits` of this loader's batches)
+    gives the same logits precomputed, and the teacher is then not run."""
     start = min(l.epoch for l in learners)
     bar = tqdm(total=recipe.epochs, initial=start, desc=desc, unit="epoch", leave=False,
                disable=not (progress and ctx.is_main))
@@ -243,9 +245,12 @@ def fit(learners: list[Learner], train_loader: DeviceLoader, test_loader: Device
         train_loader.set_epoch(epoch)
         for l in active:
             l.start_epoch()
-        for x, y in train_loader:
+        cached = teacher_logits.epoch(epoch) if teacher_logits is not None else None
+        for step, (x, y) in enumerate(train_loader):
             t_logits = None
-            if teacher is not None:
+            if cached is not None:
+                t_logits = cached[step]
+            elif teacher is not None:
                 with torch.no_grad(), precision.autocast(ctx.device):
                     t_logits = teacher(x)
             for l in active:
@@ -331,12 +336,15 @@ def kd_result(learner: Learner, arch: Arch, space: SpaceConfig, num_classes: int
 
 def kd_train(arch: Arch, space: SpaceConfig, teacher_sd: dict, train: ImageArrays, test: ImageArrays,
              recipe: KDRecipe, seed: int, device: str = "auto", remap: str = "copy_paste_first",
-             run_dir=None, progress: bool = False, ctx: DistContext | None = None) -> dict:
+             run_dir=None, progress: bool = False, ctx: DistContext | None = None,
+             logit_cache=None) -> dict:
     """KD-train one student; returns ``{best_acc, final_acc, final_loss, best_epoch, history, wall_s,
-    macs, params, arch}`` (accuracies: test top-1 %). Files only when ``run_dir`` is given."""
+    macs, params, arch}`` (accuracies: test top-1 %). Files only when ``run_dir`` is given;
+    ``logit_cache`` (a folder) reuses the teacher's logits (see :func:`dass.train.kd_train_many`)."""
     from .lockstep import kd_train_many
     return kd_train_many([arch], space, teacher_sd, train, test, recipe, seed, device, remap,
-                         run_dirs=None if run_dir is None else [run_dir], progress=progress, ctx=ctx)[0]
+                         run_dirs=None if run_dir is None else [run_dir], progress=progress, ctx=ctx,
+                         logit_cache=logit_cache)[0]
 
 
 def train_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, recipe: TeacherRecipe, seed: int,
