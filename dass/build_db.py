@@ -9,10 +9,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import load_config, make_parser, run_main, setup_run_dir
-from .database.builder import BuildConfig, build
-from .database.format import load_db
+from .cli import load_config, make_parser, run_entry, setup_run_dir
 from .errors import DassError
+
+
+def _parser():
+    p = make_parser("python -m dass.build_db", "Build the meta-training database (resumable).")
+    p.add_argument("--stage", default="all", choices=["all", "teachers", "students", "merge"])
+    p.add_argument("--validate", metavar="DIR", help="validate a built database folder and exit")
+    return p
+
+
+if __name__ == "__main__":  # answer --help and usage errors before importing torch
+    run_entry("dass.build_db", _parser())
+
+from .database.builder import BuildConfig, build  # noqa: E402
+from .database.format import load_db  # noqa: E402
 
 
 def validate_db(root) -> dict:
@@ -50,13 +62,3 @@ def main(args) -> int:
         print(f"database: {cfg.out} ({done}/{total} students, complete={manifest['complete']})")
     return 0
 
-
-def _parser():
-    p = make_parser("python -m dass.build_db", "Build the meta-training database (resumable).")
-    p.add_argument("--stage", default="all", choices=["all", "teachers", "students", "merge"])
-    p.add_argument("--validate", metavar="DIR", help="validate a built database folder and exit")
-    return p
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

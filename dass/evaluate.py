@@ -31,16 +31,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
-from .cli import load_config, make_parser, run_main, setup_run_dir
+from .cli import load_config, make_parser, run_entry, setup_run_dir
 from .config import to_dict
-from .database.format import SPLITS, load_db
 from .errors import DassError
-from .evaluation import baselines as bl
-from .evaluation import correlation as corr
-from .evaluation import plots, search_kd, tables
 from .io import atomic_write_json, atomic_write_text, write_csv
+
+
+def _parser():
+    return make_parser("python -m dass.evaluate",
+                       "Rank meta-test students with baselines and predictors; tables and plots.")
+
+
+if __name__ == "__main__":  # answer --help and usage errors before importing torch
+    run_entry("dass.evaluate", _parser())
+
+import numpy as np  # noqa: E402
+
+from .database.format import SPLITS, load_db  # noqa: E402
+from .evaluation import baselines as bl  # noqa: E402
+from .evaluation import correlation as corr  # noqa: E402
+from .evaluation import plots, search_kd, tables  # noqa: E402
 
 log = logging.getLogger("dass.evaluate")
 
@@ -337,8 +347,3 @@ def main(args) -> int:
               f"pearson {m['pearson']:+.3f}  regret {m['regret']:+.2f}")
     print(f"results: {run_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    run_main(main, parser=make_parser("python -m dass.evaluate",
-                                      "Rank meta-test students with baselines and predictors; tables and plots."))

@@ -22,17 +22,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
-from .data.registry import load_dataset
+from .cli import load_config, make_parser, run_entry, setup_logging, setup_run_dir
 from .errors import DassError
 from .io import atomic_write_json, read_json, write_csv
-from .space import REMAPS, Arch, SpaceConfig, load_space, validate
-from .space.arch import read_candidates_file
-from .teacher import load_teacher
-from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import KDRecipe
-from .train.trainer import check_data, kd_train
-from .train_teacher import run_name
 
 log = logging.getLogger("dass.kd")
 CSV_FIELDS = ("seed", "best_acc", "final_acc", "final_loss", "wall_s", "macs", "params", "arch", "dataset", "teacher")
@@ -62,6 +55,22 @@ class KDRunConfig:
     device: str = "auto"
     progress: bool = True
     recipe: KDRecipe = field(default_factory=KDRecipe)
+
+
+def _parser():
+    return make_parser("python -m dass.kd", "Knowledge-distil one student from a teacher (one or more seeds).")
+
+
+if __name__ == "__main__":  # answer --help, usage and config errors before importing torch
+    run_entry("dass.kd", _parser(), KDRunConfig)
+
+from .data.registry import load_dataset  # noqa: E402
+from .space import REMAPS, Arch, SpaceConfig, load_space, validate  # noqa: E402
+from .space.arch import read_candidates_file  # noqa: E402
+from .teacher import load_teacher  # noqa: E402
+from .train.distributed import barrier, init_distributed, shutdown  # noqa: E402
+from .train.trainer import check_data, kd_train  # noqa: E402
+from .train_teacher import run_name  # noqa: E402
 
 
 def _pick(items, i: int, what: str, path) -> dict:
@@ -165,11 +174,3 @@ def _write_results(run_dir: Path) -> None:
         m = read_json(f)
         rows.append(_row(int(m["seed"]), m, m["dataset"], m["teacher"]))
     write_csv(run_dir / "results.csv", sorted(rows, key=lambda r: r["seed"]), list(CSV_FIELDS))
-
-
-def _parser():
-    return make_parser("python -m dass.kd", "Knowledge-distil one student from a teacher (one or more seeds).")
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

@@ -22,22 +22,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.func import functional_call
-
 from . import config as cfgmod
-from .cli import load_config, make_parser, run_main, setup_run_dir
+from .cli import load_config, make_parser, run_entry, setup_run_dir
 from .errors import DassError
 from .io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
-from .predictor.adapt import adapt, init_inner_lrs, predict_task
-from .predictor.data import (TaskData, cost_features, load_tasks, make_target, sample_query, student_targets,
+
+
+def _parser():
+    return make_parser("python -m dass.meta_train", "Meta-train the DaSS accuracy predictor on a database.")
+
+
+if __name__ == "__main__":  # answer --help and usage errors before importing torch
+    run_entry("dass.meta_train", _parser())
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.func import functional_call  # noqa: E402
+
+from .predictor.adapt import adapt, init_inner_lrs, predict_task  # noqa: E402
+from .predictor.data import (TaskData, cost_features, load_tasks, make_target, sample_query, student_targets,  # noqa: E402
                              support_target, take)
-from .predictor.metrics import correlations, evaluate_predictor, mean_metrics
-from .predictor.model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, load_predictor,
+from .predictor.metrics import correlations, evaluate_predictor, mean_metrics  # noqa: E402
+from .predictor.model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, load_predictor,  # noqa: E402
                               save_predictor)
-from .train.distributed import resolve_device
+from .train.distributed import resolve_device  # noqa: E402
 
 log = logging.getLogger("dass.meta_train")
 
@@ -280,11 +289,3 @@ def main(args) -> int:
     print(f"best valid Spearman {metrics['best_valid_spearman']:.4f} (episode {metrics['best_episode']}); "
           f"meta-test Spearman {test}; outputs in {cfg.run_dir}")
     return 0
-
-
-def _parser():
-    return make_parser("python -m dass.meta_train", "Meta-train the DaSS accuracy predictor on a database.")
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

@@ -33,21 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import torch
-
-from .cli import load_config, make_parser, run_main, setup_run_dir
-from .data.registry import load_dataset
-from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map
+from .cli import load_config, make_parser, run_entry, setup_run_dir
 from .errors import DassError
 from .io import atomic_write_json, write_csv
-from .predictor.adapt import adapted_params, predict
-from .predictor.data import student_inputs, support_target, take, task_context, to_accuracy
-from .predictor.model import LoadedPredictor, load_predictor
-from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
-from .space.arch import read_candidates_file
-from .teacher import load_teacher
-from .train.distributed import resolve_device
 
 log = logging.getLogger("dass.search")
 # Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
@@ -98,6 +86,27 @@ class SearchConfig:
                             "0 < p_mutate <= 1")
         if self.candidates and self.strategy != "pool":
             raise DassError("candidates=<file> goes with strategy=pool")
+
+
+def _parser():
+    return make_parser("python -m dass.search", "Score candidate students with the adapted predictor.")
+
+
+if __name__ == "__main__":  # answer --help, usage and config errors before importing torch
+    run_entry("dass.search", _parser(), SearchConfig)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .data.registry import load_dataset  # noqa: E402
+from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map  # noqa: E402
+from .predictor.adapt import adapted_params, predict  # noqa: E402
+from .predictor.data import student_inputs, support_target, take, task_context, to_accuracy  # noqa: E402
+from .predictor.model import LoadedPredictor, load_predictor  # noqa: E402
+from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate  # noqa: E402
+from .space.arch import read_candidates_file  # noqa: E402
+from .teacher import load_teacher  # noqa: E402
+from .train.distributed import resolve_device  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,11 +387,3 @@ def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Bu
 def main(args) -> int:
     run(load_config(SearchConfig, args))
     return 0
-
-
-def _parser():
-    return make_parser("python -m dass.search", "Score candidate students with the adapted predictor.")
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as cfgmod
-from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
-from .data.registry import load_dataset
+from .cli import load_config, make_parser, run_entry, setup_logging, setup_run_dir
 from .errors import DassError
 from .io import atomic_torch_save, atomic_write_json
-from .space import load_space, teacher_arch
-from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import TeacherRecipe
-from .train.trainer import check_data, train_teacher
 
 log = logging.getLogger("dass.train_teacher")
 
@@ -37,6 +33,19 @@ class TeacherRunConfig:
     device: str = "auto"
     progress: bool = True
     recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+
+
+def _parser():
+    return make_parser("python -m dass.train_teacher", "Train the teacher of a space profile on a dataset.")
+
+
+if __name__ == "__main__":  # answer --help, usage and config errors before importing torch
+    run_entry("dass.train_teacher", _parser(), TeacherRunConfig)
+
+from .data.registry import load_dataset  # noqa: E402
+from .space import load_space, teacher_arch  # noqa: E402
+from .train.distributed import barrier, init_distributed, shutdown  # noqa: E402
+from .train.trainer import check_data, train_teacher  # noqa: E402
 
 
 def run_name(dataset: str) -> str:
@@ -78,11 +87,3 @@ def main(args) -> int:
     finally:
         shutdown(ctx)
     return 0
-
-
-def _parser():
-    return make_parser("python -m dass.train_teacher", "Train the teacher of a space profile on a dataset.")
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

@@ -160,3 +160,12 @@ def test_committed_cpu_database_validates():
         for t in ts:
             lo, hi = t["best_acc_range"]
             assert 0 <= lo < hi <= 100 and 0 < t["teacher_best_acc"] <= 100
+
+
+def test_groups_interleave_over_tasks():
+    """Workers start on different tasks: groups a1 a2 a3 b1 c1 c2 run as a1 b1 c1 a2 c2 a3."""
+    from dass.database.builder import interleave_tasks
+    from dass.database.jobs import JobGroup
+    groups = [JobGroup(t, [i]) for t, i in (("a", 1), ("a", 2), ("a", 3), ("b", 1), ("c", 1), ("c", 2))]
+    order = [(g.task, g.jobs[0]) for g in interleave_tasks(groups)]
+    assert order == [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("c", 2), ("a", 3)]

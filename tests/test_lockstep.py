@@ -88,3 +88,23 @@ def test_lockstep_resumes_students_that_are_at_different_epochs(setting, tmp_pat
     resumed = kd_train_many(ARCHS[:2], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu",
                             run_dirs=dirs)
     assert [without_time(r) for r in resumed] == [without_time(r) for r in reference]
+
+
+def test_learner_sgd_step_is_bitwise_the_per_parameter_loop():
+    """The trainer's (multi-tensor) SGD gives exactly the weights of torch's plain for-loop SGD."""
+    from dass.train.trainer import make_sgd
+    torch.manual_seed(0)
+    nets = [build(ARCHS[1], SPACE, 5) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fast = make_sgd(nets[0].parameters(), RECIPE)
+    loop = torch.optim.SGD(nets[1].parameters(), lr=RECIPE.lr, momentum=RECIPE.momentum, nesterov=RECIPE.nesterov,
+                           weight_decay=RECIPE.weight_decay, foreach=False)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
+    for _ in range(4):
+        for net, opt in zip(nets, (fast, loop)):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    a, b = nets[0].state_dict(), nets[1].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["fc.weight"], build(ARCHS[1], SPACE, 5).state_dict()["fc.weight"])

@@ -206,10 +206,10 @@ def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int
     t0 = time.perf_counter()
     if len(archs) == 1:
         results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
-                            logit_cache=cache)]
+                            logit_cache=cache, wait_for_cache=False)]
     else:
         results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
-                                logit_cache=cache)
+                                logit_cache=cache, wait_for_cache=False)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
         rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}
@@ -288,6 +288,16 @@ def group_jobs(plan: dict[str, list[StudentJob]], k: int) -> list[JobGroup]:
         for i in range(0, len(jobs), k):
             groups.append(JobGroup(key, jobs[i:i + k]))
     return groups
+
+
+def interleave_tasks(groups: list[JobGroup]) -> list[JobGroup]:
+    """The groups round-robin over their tasks (first group of every task, then the second ...), so
+    parallel workers start on different tasks and each computes another task's teacher logits."""
+    per_task: dict[str, list[JobGroup]] = {}
+    for g in groups:
+        per_task.setdefault(g.task, []).append(g)
+    lanes = list(per_task.values())
+    return [lane[i] for i in range(max(map(len, lanes), default=0)) for lane in lanes if i < len(lane)]
 
 
 # --------------------------------------------------------------------------------------------- launchers
@@ -468,7 +478,7 @@ def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
         return None
     plan = plan_students(cfg, ctx)
     if stage in ("all", "students"):
-        groups = [g for g in group_jobs(plan, cfg.lockstep)
+        groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
                   if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
         _run(cfg, "group", groups, "students", rank, world)
     if rank != 0 or stage not in ("all", "merge", "students"):

@@ -18,8 +18,9 @@ Both are written atomically (temporary file + ``os.replace``). A cache whose hea
 unreadable, whose identity, shape or size differs, or whose bytes do not hash to the header's
 sha256 (truncated, corrupted, half-replaced) is never used: it is rebuilt and rewritten. Workers
 that need the same cache at the same time serialise on ``<key>.lock`` (``fcntl.flock``): one
-computes, the others then read its file; where locking is unavailable each computes the same bytes
-and the last atomic rename wins, leaving one valid pair.
+computes, the others either wait and read its file or (``wait=False``, as the database builder
+does) run the teacher themselves for that one run; where locking is unavailable each computes the
+same bytes and the last atomic rename wins, leaving one valid pair.
 
 Identity: the format, the teacher's weights (sha256 of its state dict), the train data (sha256 of
 images and labels), the image size, the batch plan (seed, epochs, per-process batch, crop padding,
@@ -179,28 +180,36 @@ def _read_valid(folder: Path, key: str, identity: dict, shape: tuple | None) -> 
 
 
 @contextlib.contextmanager
-def _lock(path: Path):
-    """An exclusive ``flock`` on ``path`` for the block (no lock where the file system refuses one)."""
+def _lock(path: Path, wait: bool):
+    """An exclusive ``flock`` on ``path`` for the block; yields False when another process holds it
+    and ``wait`` is False. Where the file system refuses locks, yields True without one."""
     try:
         import fcntl
         f = open(path, "a+b")
     except (ImportError, OSError):
-        yield
+        yield True
         return
     try:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
         except OSError:
             pass
-        yield
+        yield True
     finally:
         f.close()  # releases the lock
 
 
 def teacher_logits(folder, identity: dict, make_teacher: Callable[[], nn.Module], loader, epochs: int,
-                   precision) -> TeacherLogits:
+                   precision, wait: bool = True) -> TeacherLogits | None:
     """The cached logits of ``identity`` from ``folder``; on a miss (or an invalid cache) the teacher
-    from ``make_teacher()`` computes them over ``loader``'s batches and the cache is written."""
+    from ``make_teacher()`` computes them over ``loader``'s batches and the cache is written.
+
+    When another process is writing the same cache, ``wait=True`` waits for it and reads its file;
+    ``wait=False`` returns None at once (the caller then runs the teacher itself: the same logits,
+    and no idle worker)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = identity_key(identity)
@@ -208,7 +217,9 @@ def teacher_logits(folder, identity: dict, make_teacher: Callable[[], nn.Module]
     array = _read_valid(folder, key, identity, expected)
     if array is not None:
         return TeacherLogits(array, loader.device, folder / f"{key}.npy")
-    with _lock(folder / f"{key}.lock"):
+    with _lock(folder / f"{key}.lock", wait) as locked:
+        if not locked:
+            return None
         array = _read_valid(folder, key, identity, expected)  # another worker may have written it meanwhile
         if array is not None:
             return TeacherLogits(array, loader.device, folder / f"{key}.npy")
