@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 QUICK_TRAIN, BATCH, SYNTHETIC_CLASSES = 256, 64, 40
 
 
-SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py", "bench_db.py"] + (
+SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py", "bench_db.py", "profile_step.py"] + (
     ["bench_search.py"] if (BENCH / "bench_search.py").is_file() else [])
 
 
@@ -109,6 +109,15 @@ def test_bench_db_quick(quick_runs):
     for name, seconds in record["seconds"].items():
         assert record["students_per_hour"][name] == pytest.approx(10 * 3600 / seconds[0])
     assert record["ratio"] == pytest.approx(record["students_per_hour"]["new"] / record["students_per_hour"]["old"])
+
+
+def test_profile_step_quick(quick_runs):
+    _, record = finish(quick_runs, "profile_step.py")
+    assert record["bench"] == "profile_step" and record["machine"]["threads"] == 1
+    assert len(record["students"]) == 2 and record["steps"] == 2
+    assert sum(record["shares"].values()) == pytest.approx(1.0)
+    assert record["shares"]["conv forward"] > 0 and record["shares"]["conv backward"] > 0
+    assert record["channels_last_ratio"] == pytest.approx(record["step_ms"]["NCHW"] / record["step_ms"]["channels_last"])
 
 
 @pytest.mark.skipif(not (BENCH / "bench_search.py").is_file(), reason="bench/bench_search.py not present")
