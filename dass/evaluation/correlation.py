@@ -17,7 +17,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
 
 METRICS = ("spearman", "kendall", "pearson")
 
@@ -52,6 +51,7 @@ def correlations(pred, true) -> dict[str, float]:
         warnings.warn("correlation of a constant vector (or of fewer than two values) is undefined: nan",
                       UserWarning, stacklevel=2)
         return {m: float("nan") for m in METRICS}
+    from scipy import stats  # imported here: entry modules must not pay for scipy at import time
     out = {"spearman": float(stats.spearmanr(p, t).statistic),
            "kendall": float(stats.kendalltau(p, t).statistic)}
     if np.isfinite(p).all():

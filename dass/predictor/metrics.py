@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
 
 from .adapt import predict_task
 from .data import TaskData
@@ -32,6 +31,7 @@ def correlations(pred, true) -> dict[str, float]:
         return {m: 0.0 for m in METRICS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        from scipy import stats  # imported here: entry modules must not pay for scipy at import time
         out = {"spearman": stats.spearmanr(p, t).statistic,
                "kendall": stats.kendalltau(p, t).statistic,
                "pearson": stats.pearsonr(p, t).statistic}
