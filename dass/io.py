@@ -1,7 +1,8 @@
 """Atomic file writes and safe checkpoint loading.
 
 Every file the project writes goes through a temp file in the same folder followed by
-``os.replace``, so a kill never leaves a half-written file at the final path. Every checkpoint is
+``os.replace``, so a kill never leaves a half-written file at the final path; its mode follows the
+umask, as a file made by ``open`` would. Every checkpoint is
 read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
 """
 from __future__ import annotations
@@ -16,11 +17,18 @@ from pathlib import Path
 from .errors import DassError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file follows the umask as open() does
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -65,7 +73,9 @@ def read_json(path):
     if not path.is_file():
         raise DassError(f"file not found: {path}")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DassError(f"{path}: not a UTF-8 JSON text file (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise DassError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
