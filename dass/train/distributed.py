@@ -25,6 +25,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise DassError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:<i>)") from None
+    if dev.type not in ("cpu", "cuda"):  # 'meta' and friends hold no data to train on
+        raise DassError(f"device '{name}' cannot run this project (use auto, cpu, cuda or cuda:<i>)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DassError(f"device '{name}' requested but CUDA is not available")
     return dev
