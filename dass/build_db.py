@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cli import load_config, make_parser, run_main, setup_run_dir
 from .database.builder import BuildConfig, build
-from .database.format import load_db
+from .database.format import load_db, read_manifest
 from .errors import DassError
 
 
@@ -25,14 +25,10 @@ def validate_db(root) -> dict:
                                               round(float(d["students"]["best_acc"].max()), 2)]}
                           for d in tasks]
     manifest = Path(root) / "manifest.json"
-    if manifest.is_file():
-        m = json.loads(manifest.read_text())
-        for row in m.get("tasks", []):
-            if row.get("file") and not (Path(root) / row["file"]).is_file():
-                raise DassError(f"{manifest}: lists {row['file']} which is missing")
-            found = [t for ts in summary.values() for t in ts if t["key"] == row["key"]]
-            if row.get("file") and (not found or found[0]["students"] != row["students"]):
-                raise DassError(f"{manifest}: task {row['key']} student count differs from its file")
+    for row in (read_manifest(root) or {}).get("tasks", []):  # load_db checked that listed files exist
+        found = [t for ts in summary.values() for t in ts if t["key"] == row["key"]]
+        if row.get("file") and (not found or found[0]["students"] != row.get("students")):
+            raise DassError(f"{manifest}: task {row['key']} student count differs from its file")
     return summary
 
 
