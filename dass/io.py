@@ -92,7 +92,7 @@ def _unpickler_reason(message: str) -> str:
     "Unsupported global: GLOBAL argparse.Namespace was not an allowed global by default")."""
     text = message.split("WeightsUnpickler error:", 1)[-1]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unsupported content")
-    return line.split(". ", 1)[0].rstrip(".")[:160]
+    return _first_sentence(line)
 
 
 def safe_torch_load(path, map_location="cpu"):
@@ -117,10 +117,18 @@ def safe_torch_load(path, map_location="cpu"):
             raise DassError(f"{path}: refused, the file needs more than weights_only=True allows "
                             f"(it could run code): {_unpickler_reason(str(e))}") from None
         msg = str(e).splitlines()[0] if str(e) else "unsupported content"
-        raise DassError(f"{path}: not a readable checkpoint ({msg[:160]})") from None
+        raise DassError(f"{path}: not a readable checkpoint ({_first_sentence(msg)})") from None
     except Exception as e:  # the unpickler fails in many ways on random bytes (IndexError, KeyError ...)
         msg = str(e).splitlines()[0] if str(e) else ""
-        raise DassError(f"{path}: not a readable checkpoint ({type(e).__name__}: {msg[:160]})") from None
+        raise DassError(f"{path}: not a readable checkpoint ({type(e).__name__}: {_first_sentence(msg)})") from None
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of ``text``, shortened at a word boundary (marked '...') past ``limit``."""
+    text = text.split(". ", 1)[0].strip().rstrip(".")
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def write_csv(path, rows, fields=None) -> None:

@@ -28,6 +28,7 @@ IDENTITY_FILE = "identity.json"
 IDENTITY_VERSION = 1
 _CACHE_MAX = 20000
 _cache: dict | None = None
+_cache_file: Path | None = None
 
 
 def _cache_path() -> Path:
@@ -36,10 +37,11 @@ def _cache_path() -> Path:
 
 
 def _load_cache() -> dict:
-    global _cache
-    if _cache is None:
+    global _cache, _cache_file
+    if _cache is None or _cache_file != _cache_path():
+        _cache_file = _cache_path()
         try:
-            d = json.loads(_cache_path().read_text())
+            d = json.loads(_cache_file.read_text())
             _cache = d if isinstance(d, dict) else {}
         except (OSError, ValueError):
             _cache = {}
