@@ -22,6 +22,10 @@ from .errors import DassError
 __all__ = ["load", "from_dict", "to_dict", "save", "parse_overrides"]
 
 
+class _RangeError(DassError):
+    """A value of the right type outside its range (not masked by trying another member of a Union)."""
+
+
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -41,6 +45,8 @@ def _coerce(value: Any, tp, key: str, where: str):
                 continue
             try:
                 return _coerce(value, a, key, where)
+            except _RangeError:
+                raise  # the right type, a value out of range: that is the message
             except DassError:
                 pass
         names = " or ".join(_type_name(a) for a in args)
@@ -90,7 +96,7 @@ def _coerce(value: Any, tp, key: str, where: str):
         if out is None:
             raise bad
         if not math.isfinite(out):
-            raise DassError(f"{where}: key '{key}' must be a finite number, got {value!r}")
+            raise _RangeError(f"{where}: key '{key}' must be a finite number, got {value!r}")
         return out
     if tp is str:
         if isinstance(value, str):
@@ -114,11 +120,11 @@ def _is_seed(key: str) -> bool:
 
 def _check_int(value: int, key: str, where: str) -> int:
     if not -INT_LIMIT < value < INT_LIMIT:
-        raise DassError(f"{where}: key '{key}' is out of range, got {value}")
+        raise _RangeError(f"{where}: key '{key}' is out of range, got {value}")
     # noise_seed -1 marks the original release's (not reproducible) noise
     least = -1 if key.rsplit(".", 1)[-1] == "noise_seed" else 0
     if _is_seed(key) and not least <= value < INT_LIMIT:
-        raise DassError(f"{where}: key '{key}' must be a seed in [{least}, 2^63), got {value}")
+        raise _RangeError(f"{where}: key '{key}' must be a seed in [{least}, 2^63), got {value}")
     return value
 
 

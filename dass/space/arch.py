@@ -116,7 +116,8 @@ def sample_unique(space: SpaceConfig, n: int, rng: np.random.Generator, exclude=
     while len(out) < n:
         tries += 1
         # fail fast: the rate found so far says the rest cannot come within the limit
-        if tries > limit or (tries % 10_000 == 0 and tries * n > limit * max(len(out), 1)):
+        # (none found after 10,000 draws: the projection is infinite)
+        if tries > limit or (tries % 10_000 == 0 and tries * n > limit * len(out)):
             raise DassError(f"could only find {len(out)} of {n} distinct architectures satisfying the constraints "
                             f"in {tries} draws")
         a = sample(space, rng)
