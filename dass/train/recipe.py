@@ -37,6 +37,7 @@ class Recipe:
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.momentum < 1, "momentum must lie in [0, 1)"),
+            (self.momentum > 0 or not self.nesterov, "nesterov needs momentum > 0 (or nesterov: false)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.crop_pad is None or 0 <= self.crop_pad <= 1024, "crop_pad must lie in [0, 1024]"),
             (self.std > 0, "std must be > 0"),
