@@ -113,9 +113,10 @@ INT_LIMIT = 2 ** 63  # every integer must fit a signed 64-bit integer (numpy, to
 
 
 def _is_seed(key: str) -> bool:
-    """``seed``, ``*_seed`` and the entries of ``seeds``: they feed numpy's and torch's generators."""
-    leaf = key.rsplit(".", 1)[-1].split("[", 1)[0]
-    return leaf in ("seed", "seeds") or leaf.endswith("_seed")
+    """``seed``, ``*_seed`` and the entries of ``seeds`` / ``*_seeds`` (at any depth): they feed numpy's
+    and torch's generators."""
+    parts = [p.split("[", 1)[0] for p in key.split(".")]
+    return any(p in ("seed", "seeds") or p.endswith(("_seed", "_seeds")) for p in parts)
 
 
 def _check_int(value: int, key: str, where: str) -> int:

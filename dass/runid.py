@@ -148,17 +148,18 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def claim(run_dir, ident: dict) -> None:
-    """Refuse ``run_dir`` unless it is absent, empty, or holds ``ident`` (then it resumes).
-    Writes nothing."""
+    """Refuse ``run_dir`` when it holds another run: an ``identity.json`` other than ``ident``, or an
+    entry's ``config.yaml`` without one. Absent, or holding ``ident`` (a resumption), or only other
+    files (a caller's own notes): accepted. Writes nothing."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise DassError(f"run folder {run_dir} is a file")
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
-        return
     path = run_dir / IDENTITY_FILE
     if not path.is_file():
-        raise DassError(f"run folder {run_dir} holds files but no {IDENTITY_FILE} (another run, or one of an "
-                        f"older version): give another run_dir or empty it")
+        if (run_dir / "config.yaml").is_file():  # an entry's run, of a version before identities
+            raise DassError(f"run folder {run_dir} holds a run (config.yaml) but no {IDENTITY_FILE}: another "
+                            f"run, or one of an older version; give another run_dir or empty it")
+        return
     try:
         old = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):

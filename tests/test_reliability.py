@@ -163,7 +163,7 @@ def test_meta_train_and_search_and_evaluate_refuse_another_runs_folder(files, ca
     # a folder with files but no identity is another run too
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "config.yaml").write_text("x: 1\n")
-    refused(capsys, *search(files, f"run_dir={tmp_path}/old"), expect=["no identity.json"])
+    refused(capsys, *search(files, f"run_dir={tmp_path}/old"), expect=["config.yaml", "no identity.json"])
 
 
 def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path):
