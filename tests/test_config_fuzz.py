@@ -1,8 +1,8 @@
 """Property: any value for any numeric config key of any entry module ends in exit 0 or 2, never 1.
 
 Every ``int``/``float`` key (and list of them) of the configs of ``dass.kd``, ``dass.train_teacher``,
-``dass.search``, ``dass.meta_train``, ``dass.evaluate``, ``dass.build_db``, ``dass.space`` and
-``dass.data glyphs`` is overridden with hostile values (wrong types, NaN, infinities, numbers beyond
+``dass.search``, ``dass.meta_train``, ``dass.evaluate``, ``dass.build_db``, ``dass.pipeline``,
+``dass.space`` and ``dass.data glyphs`` is overridden with hostile values (wrong types, NaN, infinities, numbers beyond
 int64, huge, negative, zero, empty) on top of a tiny valid run (one epoch / one episode / four
 candidates on the fixtures of ``test_bad_input``), in process through the entry's error boundary
 (``dass.cli.run_main``). A value that is accepted must run to the end (exit 0); one that is refused
@@ -53,12 +53,13 @@ def _configs():
     from dass.evaluate import EvaluateConfig
     from dass.kd import KDRunConfig
     from dass.meta_train import MetaTrainConfig
+    from dass.pipeline import PipelineConfig
     from dass.search import SearchConfig
     from dass.space import SpaceConfig
     from dass.train_teacher import TeacherRunConfig
     return {"kd": KDRunConfig, "train_teacher": TeacherRunConfig, "search": SearchConfig,
             "meta_train": MetaTrainConfig, "evaluate": EvaluateConfig, "build_db": BuildConfig,
-            "space": SpaceConfig, "glyphs": GlyphsConfig}
+            "space": SpaceConfig, "glyphs": GlyphsConfig, "pipeline": PipelineConfig}
 
 
 CONFIGS = _configs()
@@ -117,6 +118,11 @@ def argv_of(name: str, f: dict, run_dir: str) -> tuple[str, list[str]]:
                             "device=cpu", f"run_dir={run_dir}"]
     if name == "build_db":
         return "build_db", ["--config", f["build_cfg"], "--stage", "teachers", f"work_dir={run_dir}"]
+    if name == "pipeline":
+        return "pipeline", ["dataset=glyphs/good", f"data_root={f['data']}", f"teacher={f['teacher']}",
+                            f"predictor={f['predictor']}", "budget.macs=0.9", "top_k=1", "pool_size=4",
+                            "kd_recipe.epochs=1", "kd_recipe.batch_size=5", "kd_recipe.eval_batch_size=5",
+                            "progress=false", "device=cpu", f"run_dir={run_dir}"]
     if name == "space":
         return "space", ["--config", f["space"], "--describe"]
     assert name == "glyphs"
@@ -129,7 +135,7 @@ def call(module: str, argv: list[str]) -> int:
 
     from dass.cli import make_parser, run_main
     mod = importlib.import_module(f"dass.{module}")
-    if module in ("space", "data", "compat"):  # packages: the entry is their __main__
+    if module in ("space", "data", "compat", "pipeline"):  # packages: the entry is their __main__
         mod = importlib.import_module(f"dass.{module}.__main__")
     if module == "evaluate":
         main, parser = mod.main, make_parser("python -m dass.evaluate", "")

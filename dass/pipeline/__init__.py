@@ -102,8 +102,8 @@ class PipelineConfig:
             raise DassError("seeds must be a non-empty list of distinct seeds")
         if self.remap not in REMAPS:
             raise DassError(f"unknown remap '{self.remap}' (known: {', '.join(REMAPS)})")
-        if self.threads < 0:
-            raise DassError("threads must be >= 0")
+        if not 0 <= self.threads <= 1024:
+            raise DassError("threads must lie in [0, 1024]")
 
 
 def default_run_dir(dataset: str) -> Path:
