@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from dass.device import resolve_device  # noqa: E402
 from dass.errors import DassError  # noqa: E402
-from dass.train.distributed import resolve_device  # noqa: E402
+from dass.evaluation import tables  # noqa: E402
 
 # Dense bf16 tensor-core peak (TFLOP/s) by GPU name; the first key contained in the CUDA device name
 # wins, so the more specific names come first.
@@ -141,14 +142,13 @@ def peak_tflops(device: torch.device) -> float | None:
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
-    """A GitHub markdown table; floats get 3 significant digits beyond the integer part."""
+    """:func:`dass.evaluation.tables.markdown_table` of ``rows`` whose floats are shown with 3
+    significant digits (no decimals from 100 on, with thousands separators)."""
     def cell(v):
         if isinstance(v, float):
             return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
         return str(v)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return tables.markdown_table(headers, [[cell(v) for v in row] for row in rows]).rstrip("\n")
 
 
 def verdict(ratio: float, target: float) -> str:

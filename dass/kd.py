@@ -26,7 +26,7 @@ from pathlib import Path
 from . import config as cfgmod
 from . import runid
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
-from .data.registry import load_dataset
+from .data.registry import dataset_key, load_dataset
 from .errors import DassError
 from .io import atomic_write_json, read_json, write_csv
 from .space import REMAPS, Arch, SpaceConfig, load_space, validate
@@ -35,7 +35,6 @@ from .teacher import load_teacher
 from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import KDRecipe
 from .train.trainer import check_data, kd_train
-from .train_teacher import run_name
 
 log = logging.getLogger("dass.kd")
 # Config keys outside the run identity: where it is written, how it shows progress, which seeds
@@ -137,7 +136,7 @@ def main(args) -> int:
     ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
                            arch=arch.to_dict(), space=cfgmod.to_dict(space),
                            data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / run_name(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")
+    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     ctx = init_distributed(cfg.device)
     try:

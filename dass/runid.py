@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from .errors import DassError
-from .io import atomic_write_json
+from .io import atomic_write_json, file_sha256
 
 IDENTITY_FILE = "identity.json"
 # Bumped when a change of the code changes what a run with the same inputs produces.
@@ -71,11 +71,7 @@ def file_hash(path, _save: bool = True) -> str:
     cache = _load_cache()
     key = _stamp(path)
     if key not in cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        cache[key] = h.hexdigest()
+        cache[key] = file_sha256(path)
         if _save:
             _save_cache()
     return cache[key]

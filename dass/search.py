@@ -41,6 +41,7 @@ from . import runid
 from .cli import load_config, make_parser, run_main, setup_run_dir
 from .data.registry import load_dataset
 from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map
+from .device import resolve_device
 from .errors import DassError
 from .io import atomic_write_json, write_csv
 from .predictor.adapt import adapted_params, predict
@@ -49,7 +50,6 @@ from .predictor.model import LoadedPredictor, load_predictor
 from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
 from .space.arch import read_candidates_file
 from .teacher import load_teacher
-from .train.distributed import resolve_device
 
 log = logging.getLogger("dass.search")
 # Config keys outside the run identity (dass.runid): where and how it runs, and the files it

@@ -8,6 +8,11 @@ Project format (written by ``python -m dass.train_teacher``)::
 Also accepted: a dict with only ``state_dict`` (the original release; it may hold other entries such
 as ``epoch``) or a bare state dict; a ``module.`` prefix on the keys (DataParallel) is stripped.
 Such files carry no space, so the caller must give one.
+
+The one home of this layout: :func:`teacher_checkpoint` / :func:`save_teacher` write it (teacher
+runs, the database build, the importer of the original release), :func:`load_teacher` reads it,
+:func:`check_teacher_state_dict` checks a state dict against a space and :func:`strip_module_prefix`
+is the one prefix rule.
 """
 from __future__ import annotations
 
@@ -17,17 +22,63 @@ import torch
 
 from . import config as cfgmod
 from .errors import DassError
-from .io import safe_torch_load
+from .io import atomic_torch_save, safe_torch_load
 from .space import Arch, ResNet, SpaceConfig, build, teacher_arch
 
 # Fields that define the network (name and the describe-only num_classes are not compared).
 SPACE_FIELDS = ("stage_widths", "stage_strides", "depths", "width_mults", "image_size", "in_channels")
 
 
-def _strip_prefix(sd: dict) -> dict:
+def strip_module_prefix(sd: dict) -> dict:
+    """Drop the ``module.`` prefix that ``DataParallel`` puts on every key. Only when every key has
+    it: a state dict with some prefixed keys is not a DataParallel save and is left as it is (the
+    state-dict check then names the odd key)."""
     if sd and all(k.startswith("module.") for k in sd):
         return {k[len("module."):]: v for k, v in sd.items()}
     return dict(sd)
+
+
+def teacher_checkpoint(sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict,
+                       **extra) -> dict:
+    """The project's teacher checkpoint dict (layout above); ``extra`` entries are kept as they are
+    (e.g. ``source`` of an imported teacher)."""
+    return {"state_dict": sd, "space": cfgmod.to_dict(space), "arch": teacher_arch(space).to_dict(),
+            "num_classes": int(num_classes), "dataset": dataset, "metrics": metrics, **extra}
+
+
+def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict,
+                 **extra) -> Path:
+    """Write :func:`teacher_checkpoint` atomically to ``path``; returns the path."""
+    atomic_torch_save(teacher_checkpoint(sd, space, num_classes, dataset, metrics, **extra), path)
+    return Path(path)
+
+
+def check_teacher_state_dict(sd: dict, space: SpaceConfig, where) -> tuple[dict, int]:
+    """Check that ``sd`` (prefix already stripped) is the teacher of ``space``: the same names and
+    shapes, except the classifier's rows, which give the class count. Returns ``(state dict in the
+    network's dtypes, num_classes)``; missing BN step counters (absent from very old checkpoints) are
+    set to 0: they play no role in eval or KD. Raises a one-line DassError naming ``where``."""
+    fc = sd.get("fc.weight")
+    if not torch.is_tensor(fc) or fc.dim() != 2:
+        raise DassError(f"{where}: state dict has no 2-d 'fc.weight': not a ResNet teacher of this project's layout")
+    num_classes = int(fc.shape[0])
+    with torch.device("meta"):  # shapes only: no weights are initialised
+        expected = build(teacher_arch(space), space, num_classes).state_dict()
+    sd = dict(sd)
+    for k, v in expected.items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = torch.zeros((), dtype=v.dtype)
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    if missing or unexpected:
+        what = f"lacks '{missing[0]}'" if missing else f"has an unexpected '{unexpected[0]}'"
+        raise DassError(f"{where}: state dict {what} for the teacher of space '{space.name}' "
+                        f"({len(missing)} missing, {len(unexpected)} unexpected)")
+    for k, v in expected.items():
+        if tuple(sd[k].shape) != tuple(v.shape):
+            raise DassError(f"{where}: '{k}' has shape {tuple(sd[k].shape)}, the teacher of space "
+                            f"'{space.name}' needs {tuple(v.shape)}")
+    return {k: sd[k].detach().to(v.dtype).contiguous() for k, v in expected.items()}, num_classes
 
 
 def _state_dict_of(obj, path) -> tuple[dict, dict]:
@@ -40,7 +91,7 @@ def _state_dict_of(obj, path) -> tuple[dict, dict]:
         raise DassError(f"{path}: not a teacher checkpoint (expected a state dict or a dict with 'state_dict')")
     if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
         raise DassError(f"{path}: 'state_dict' must map names to tensors")
-    return _strip_prefix(sd), rest
+    return strip_module_prefix(sd), rest
 
 
 def same_space(a: SpaceConfig, b: SpaceConfig) -> bool:
@@ -75,9 +126,7 @@ def load_teacher(path, space: SpaceConfig | None = None,
     # the original release stores a model name there ('resnet42'): only a dict is an architecture
     if isinstance(rest.get("arch"), dict) and Arch.from_dict(rest["arch"]) != arch:
         raise DassError(f"{path}: stored architecture is not the teacher of space '{space.name}'")
-    if "fc.weight" not in sd:
-        raise DassError(f"{path}: state dict has no 'fc.weight': not a ResNet teacher of this project's layout")
-    classes = int(sd["fc.weight"].shape[0])
+    sd, classes = check_teacher_state_dict(sd, space, path)
     if "num_classes" in rest and not isinstance(rest["num_classes"], int):
         raise DassError(f"{path}: 'num_classes' must be an integer, got {rest['num_classes']!r:.40}")
     if rest.get("metrics") is not None and not isinstance(rest["metrics"], dict):
@@ -87,19 +136,6 @@ def load_teacher(path, space: SpaceConfig | None = None,
     if num_classes is not None and classes != num_classes:
         raise DassError(f"{path}: teacher has {classes} classes, the dataset has {num_classes}")
     net = build(arch, space, classes)
-    expected = net.state_dict()
-    for k in expected:  # very old checkpoints lack BN step counters; they play no role in eval/KD
-        if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = expected[k]
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    if missing or unexpected:
-        what = f"lacks '{missing[0]}'" if missing else f"has an unexpected '{unexpected[0]}'"
-        raise DassError(f"{path}: state dict {what} for the teacher of space '{space.name}'")
-    for k, v in expected.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise DassError(f"{path}: '{k}' has shape {tuple(sd[k].shape)}, the teacher of space "
-                            f"'{space.name}' needs {tuple(v.shape)}")
     net.load_state_dict(sd)
     meta = {"path": str(path), "space": space, "arch": arch, "num_classes": classes,
             "dataset": rest.get("dataset"), "metrics": rest.get("metrics")}

@@ -19,10 +19,11 @@ from . import config as cfgmod
 from . import runid
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
 from .data.arrays import ImageArrays
-from .data.registry import load_dataset
+from .data.registry import dataset_key, load_dataset
 from .errors import DassError
-from .io import atomic_torch_save, atomic_write_json
-from .space import load_space, teacher_arch
+from .io import atomic_write_json
+from .space import load_space
+from .teacher import save_teacher
 from .train.distributed import barrier, init_distributed, shutdown
 from .train.recipe import TeacherRecipe
 from .train.trainer import check_data, train_teacher
@@ -43,11 +44,6 @@ class TeacherRunConfig:
     recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # teacher recipe
 
 
-def run_name(dataset: str) -> str:
-    """A folder name for a dataset name ('glyphs/latin' -> 'glyphs-latin')."""
-    return dataset.replace("/", "-").replace(":", "_").strip("-_.") or "dataset"
-
-
 def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = None) -> dict:
     """Train (or resume) the teacher of ``cfg``; returns its metrics with ``teacher`` (the path of
     ``teacher.pt``). ``data``: the (train, test) splits when the caller has read them already."""
@@ -66,7 +62,7 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
                                                                   "data_root", "space"),
                            space=cfgmod.to_dict(space),
                            data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / f"{run_name(cfg.dataset)}-{runid.short(ident)}")
+    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / f"{dataset_key(cfg.dataset)}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     ctx = init_distributed(cfg.device)
     try:
@@ -83,9 +79,7 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
                 **{k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s",
                                            "macs", "params")}}
         if ctx.is_main:
-            atomic_torch_save({"state_dict": state_dict, "space": cfgmod.to_dict(space),
-                               "arch": teacher_arch(space).to_dict(), "num_classes": train.num_classes,
-                               "dataset": cfg.dataset, "metrics": metrics}, run_dir / "teacher.pt")
+            save_teacher(run_dir / "teacher.pt", state_dict, space, train.num_classes, cfg.dataset, metrics)
             atomic_write_json(run_dir / "metrics.json", {"dataset": cfg.dataset, "seed": cfg.seed, **metrics})
             log.info("done: %s", line)
             print(json.dumps({k: line[k] for k in ("teacher", "best_acc", "final_acc", "final_loss", "best_epoch",

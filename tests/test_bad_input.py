@@ -332,6 +332,7 @@ def test_cases_are_distinct_and_cover_every_entry_module():
         assert m in modules, m
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_error_line_and_exit_2(c: Case, results, files):
     proc = results[c.id]
@@ -346,6 +347,7 @@ def test_bad_input_is_one_error_line_and_exit_2(c: Case, results, files):
         assert not Path(path.format(**files)).exists(), f"{path.format(**files)} was created: {where}"
 
 
+@pytest.mark.slow
 def test_the_good_dataset_passes_the_same_checks(files):
     """The fixtures are sound: the dataset the bad cases start from validates (5 classes)."""
     proc = run_case(Case("good", "dass.data", ("validate", "glyphs/good", "--root", "{data}"), ()), files)

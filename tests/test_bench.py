@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each benchmark runs as a subprocess
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 QUICK_TRAIN, BATCH, SYNTHETIC_CLASSES = 256, 64, 40
 

@@ -1,5 +1,5 @@
 """Compatibility with the original release: small files built with exactly the documented original
-structures (REFERENCE.md, "File structures of the original release") are converted and checked
+structures (docs/PAPER.md, "File structures of the original release") are converted and checked
 against the values that produced them."""
 import argparse
 import json
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from assets.tiny_db import tiny_teacher_state
 from dass.compat import (import_release, read_correlation_samples, read_database_file, read_net_samples,
                          read_search_pool, read_teacher_checkpoint)
 from dass.database.format import load_db
@@ -29,18 +30,6 @@ def orig_fields(arch: Arch, pad: bool) -> tuple[list, list]:
     """``depth_config``/``channel_widths`` as the original stores them (widths lists padded to 5)."""
     widths = [list(ws) + ([0] * (5 - len(ws)) if pad else []) for ws in arch.widths]
     return list(arch.depths), widths
-
-
-def random_teacher(num_classes: int, seed: int) -> dict:
-    torch.manual_seed(seed)
-    net = build(teacher_arch(PAPER), PAPER, num_classes)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.bias.normal_(0, 0.1)
-    return net.state_dict()
 
 
 def original_checkpoint(sd: dict, best_acc1) -> dict:
@@ -92,7 +81,7 @@ def release(tmp_path_factory):
         torch.save(t, pre / "ours" / mode / "teacher" / f"{key}-logs_noise_actmap.pt")
         expected["students"][key] = (archs, d, t)
     for key, acc1 in (("tiny_imagenet-0", torch.tensor(61.25)), ("cub", 55.5)):
-        sd = random_teacher(TASKS[key][1], seed=7)
+        sd = tiny_teacher_state(PAPER, TASKS[key][1], seed=7)
         (root / "checkpoint" / "teacher" / key).mkdir(parents=True)
         torch.save(original_checkpoint(sd, acc1), root / "checkpoint" / "teacher" / key / "model_best.pth.tar")
         expected["teacher_sd"][key] = sd
@@ -125,7 +114,7 @@ def imported(release, tmp_path_factory):
 
 
 def hand_teacher_macs_params(k: int) -> tuple[int, int]:
-    """ResNet42 at 64 px with ``k`` classes, counted by hand (REFERENCE.md)."""
+    """ResNet42 at 64 px with ``k`` classes, counted by hand (docs/PAPER.md, "Space")."""
     stem = 64 * 64 * 9 * 3 * 32
     s1 = 10 * (64 * 64 * 9 * 32 * 32)
     s2 = 32 * 32 * 9 * 32 * 64 + 9 * (32 * 32 * 9 * 64 * 64)
@@ -166,7 +155,7 @@ def run_cli(argv) -> int:
 
 
 def test_teacher_subcommand_and_class_count(tmp_path):
-    sd = random_teacher(47, seed=3)
+    sd = tiny_teacher_state(PAPER, 47, seed=3)
     del sd["bn1.num_batches_tracked"]  # old checkpoints may lack step counters
     src = tmp_path / "dtd" / "model_best.pth.tar"
     src.parent.mkdir()
@@ -192,7 +181,7 @@ def test_teacher_of_another_shape_is_refused(tmp_path):
 
 
 def test_pickle_that_could_run_code_is_refused(tmp_path):
-    sd = random_teacher(40, seed=1)
+    sd = tiny_teacher_state(PAPER, 40, seed=1)
     ck = original_checkpoint(sd, 60.0)
     ck["args"] = argparse.Namespace(lr=0.05)  # an object, not weights: unpickling would call code
     torch.save(ck, tmp_path / "model_best.pth.tar")
@@ -370,6 +359,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "--num-classes expects KEY=N" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_meta_training_runs_on_the_imported_database(imported, tmp_path):
     from dass.meta_train import MetaTrainConfig, run
     cfg = MetaTrainConfig(db=str(imported), run_dir=str(tmp_path / "run"), episodes=2, eval_every=2, n_query=4,

@@ -52,6 +52,7 @@ def test_override_syntax():
         parse_overrides(["novalue"])
 
 
+@pytest.mark.slow
 def test_entry_module_exits_2_with_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dass.space", "--config", "configs/space/paper.yaml", "depths=[0,1]"],
                        capture_output=True, text=True)

@@ -126,6 +126,7 @@ def test_keys_types_defaults_and_meanings_from_the_source():
     assert text[3].split() == ["z", "p|q", "=", "q"]
 
 
+@pytest.mark.slow  # two subprocesses importing torch
 def test_cli_help_and_stage_list():
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "dass.search", "--help"], cwd=REPO, env=env, capture_output=True,

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
-from assets.tiny_db import TINY, write_predictor, write_tiny_db
+from assets.tiny_db import TINY, write_predictor
 from dass.errors import DassError
 from dass.evaluation import baselines as bl
 from dass.evaluation import correlation as corr
@@ -24,19 +23,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: many threads on 2 cores are slower than one
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    tasks = write_tiny_db(root, data_root=root / "data")
-    return root, tasks
+@pytest.fixture
+def tiny(tiny_db):
+    return tiny_db  # (root, {key: task dict}), built once per run (conftest.py)
 
 
 # ------------------------------------------------------------------------------------- correlations
@@ -206,6 +195,7 @@ def _run(*args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
     root, tasks = tiny
     pred = write_predictor(tmp_path / "dass.pt", TINY, "STA")

@@ -84,6 +84,7 @@ def _notdef_free_ink(font_path: str, code_point: int) -> bool:
     return (mask > 127).sum() > 0 and not (mask.shape == notdef.shape and np.array_equal(mask, notdef))
 
 
+@pytest.mark.slow
 def test_shipped_family_sizes_and_font_coverage():
     cfg = glyphs.load_config(SHIPPED)
     assert len(cfg.datasets) >= 16
@@ -120,6 +121,7 @@ def _nearest_centroid_accuracy(train, test) -> float:
     return float(((xte @ centroids.T).argmax(1) == test.labels).mean())
 
 
+@pytest.mark.slow
 def test_members_differ_in_difficulty(tmp_path):
     """Same classifier, same class count: the 'easy' latin set is far easier than a 'very_hard' one."""
     cfg = _config(tmp_path, ["latin", "geometric_shapes"], train_per_class=20, test_per_class=10)

@@ -25,7 +25,6 @@ def random_set(n, seed):
 
 @pytest.fixture(scope="module")
 def setting():
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     teacher = build(teacher_arch(SPACE), SPACE, 5)
     with torch.no_grad():  # non-trivial BN statistics, as a trained teacher has

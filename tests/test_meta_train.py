@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from dass.errors import DassError
 from dass.io import safe_torch_load
 from dass.meta_train import MetaTrainConfig, run
 from dass.predictor import evaluate_predictor, load_predictor
-from synthetic_db import tiny_space, write_synthetic_db
+from synthetic_db import tiny_space
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small encoders keep an episode at a few tens of milliseconds; the recipe is otherwise the paper's
@@ -26,26 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["model.map_hidden=32", "model.map_out=64", "n_query=20", "outer_lr=0.002", "progress=false"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids thread contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    root = tmp_path_factory.mktemp("db")
-    write_synthetic_db(root, noise=0.1)
-    return root
+@pytest.fixture
+def db(synthetic_db):
+    return synthetic_db  # built once per run (conftest.py)
 
 
 def config(db, run_dir, *extra) -> MetaTrainConfig:
     return cfgmod.load(MetaTrainConfig, None, [f"db={db}", f"run_dir={run_dir}", *FAST, *extra])
 
 
+@pytest.mark.slow
 def test_meta_training_ranks_held_out_tasks(db, tmp_path):
     metrics = run(config(db, tmp_path, "episodes=100", "eval_every=10"))
     assert metrics["meta_test_mean"]["spearman"] > 0.9
@@ -104,22 +93,15 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
-def test_kill_and_resume_gives_the_uninterrupted_result(db, tmp_path):
+@pytest.mark.slow
+def test_kill_and_resume_gives_the_uninterrupted_result(db, tmp_path, kill_at):
     episodes = 50
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     run(cfgmod.load(MetaTrainConfig, None, _cli(db, ref, episodes)[3:]))
-    proc = subprocess.Popen(_cli(db, cut, episodes), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while not (cut / "last.pt").is_file() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = safe_torch_load(cut / "last.pt")["episode"]
-    assert 0 < killed_at < episodes
+    # SIGKILL right after the 2nd checkpoint (episode 10 of 50) is written (a state, not a time: tests/kill_at.py)
+    killed = kill_at(f"{cut}/last.pt", 2, "dass.meta_train", _cli(db, cut, episodes)[3:])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert safe_torch_load(cut / "last.pt")["episode"] == 2 * 5
     done = subprocess.run(_cli(db, cut, episodes), cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     a = json.loads((ref / "metrics.json").read_text())

@@ -18,15 +18,6 @@ from dass.space import SpaceConfig, graph_batch, load_space, sample_unique, teac
 from synthetic_db import tiny_space
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids thread contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_inputs(space: SpaceConfig, archs, needs, seed=0, num_classes=5):
     g = torch.Generator().manual_seed(seed)
     c, r = space.stage_widths[-1], space.stage_resolutions()[-1]

@@ -11,14 +11,6 @@ from dass.evaluation import proxies
 from dass.space import Arch, build_remapped, macs, sample
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: many threads on 2 cores are slower than one
-    yield
-    torch.set_num_threads(n)
-
-
 def remapped_student(seed: int = 0, num_classes: int = 5):
     arch = sample(TINY, np.random.default_rng(seed))
     return build_remapped(arch, TINY, num_classes, tiny_teacher_state(TINY, num_classes, seed)), arch
@@ -175,9 +167,9 @@ def test_every_proxy_is_finite_on_a_remapped_student_and_unknown_names_fail():
         proxies.compute("zen", net, x, y)
 
 
-def test_bigger_width_gives_bigger_synflow_on_the_same_teacher():
+def test_bigger_width_gives_bigger_synflow_on_the_same_teacher(tiny_teacher):
     """Widening every block of a remapped student adds paths of non-negative flow: synflow grows."""
-    sd = tiny_teacher_state(TINY, 5, 0)
+    sd = tiny_teacher  # of TINY, 5 classes (conftest.py)
     narrow = Arch((2, 2, 2, 2), tuple((c[0], c[0]) for c in TINY.width_choices))
     wide = Arch((2, 2, 2, 2), tuple((c[-1], c[-1]) for c in TINY.width_choices))
     assert macs(wide, TINY, 5) > macs(narrow, TINY, 5)

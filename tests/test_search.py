@@ -27,15 +27,6 @@ from synthetic_db import NUM_CLASSES, random_teacher_sd, teacher_net, tiny_space
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids thread contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def all_archs(space):
     """Every architecture of the space, by brute force (20,736 for the tiny space)."""
     per_stage = []
@@ -136,6 +127,7 @@ def test_budget_at_the_smallest_architecture_finds_it(files, space, least, tmp_p
     assert top["top"][0]["macs"] == least[0]
 
 
+@pytest.mark.slow
 def test_impossible_budget_exits_2_with_one_line(files, least, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "dass.search", f"teacher={files['teacher']}",

@@ -17,7 +17,7 @@ def test_paper_profile_file_equals_defaults():
 
 
 def test_teacher_macs_params_by_hand():
-    # Hand formula for ResNet42 at 64 px, 100 classes (REFERENCE.md).
+    # Hand formula for ResNet42 at 64 px, 100 classes (docs/PAPER.md, "Space").
     K = 100
     stem = 64 * 64 * 9 * 3 * 32
     s1 = 10 * (64 * 64 * 9 * 32 * 32)

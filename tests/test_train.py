@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +45,11 @@ def pattern_dataset(per_class: int, seed: int) -> ImageArrays:
 
 
 @pytest.fixture(autouse=True)
-def one_thread_and_fresh_log_handlers():
-    """One torch thread (the machine is shared); the entry modules' log handlers (bound to this
-    test's captured stderr and run folder) are removed afterwards."""
-    before = torch.get_num_threads()
+def fresh_log_handlers():
+    """The entry modules' log handlers (bound to this test's captured stderr and run folder) are
+    removed afterwards. (One torch thread: conftest.py.)"""
     handlers = list(logging.getLogger("dass").handlers)
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(before)
     for h in logging.getLogger("dass").handlers:
         if h not in handlers:
             logging.getLogger("dass").removeHandler(h)
@@ -78,10 +74,7 @@ def teacher_cmd(data_root, run_dir, *extra):
 def reference_run(data_root, tmp_path_factory):
     """One uninterrupted single-process teacher run (cpu profile, EPOCHS epochs), run in-process."""
     run = tmp_path_factory.mktemp("reference")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 in the subprocesses it is compared with
-    run_teacher_in_process(teacher_cmd(data_root, run))
-    torch.set_num_threads(before)
+    run_teacher_in_process(teacher_cmd(data_root, run))  # one thread (conftest), as the subprocesses
     return run
 
 
@@ -126,17 +119,14 @@ def _last_epoch(path: Path) -> int:
         return 0
 
 
-def test_sigkill_then_same_command_resumes_to_the_same_result(data_root, reference_run, tmp_path):
+@pytest.mark.slow
+def test_sigkill_then_same_command_resumes_to_the_same_result(data_root, reference_run, tmp_path, kill_at):
     run = tmp_path / "killed"
     cmd = teacher_cmd(data_root, run)
-    proc = subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while _last_epoch(run / "last.pt") < 2 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    at_kill = _last_epoch(run / "last.pt")
-    assert proc.returncode == -signal.SIGKILL and 2 <= at_kill < EPOCHS, (proc.returncode, at_kill)
+    # SIGKILL right after the 2nd epoch's checkpoint is written (a state, not a time: tests/kill_at.py)
+    killed = kill_at(f"{run}/last.pt", 2, "dass.train_teacher", cmd[3:])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert _last_epoch(run / "last.pt") == 2
     assert not (run / "teacher.pt").exists()
     run_teacher_in_process(cmd)  # the same command again (in-process: saves a torch import)
     resumed = json.loads((run / "metrics.json").read_text())
@@ -148,6 +138,7 @@ def test_sigkill_then_same_command_resumes_to_the_same_result(data_root, referen
     assert all(torch.equal(a[k], b[k]) for k in b)
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes_match_one_process(data_root, reference_run, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

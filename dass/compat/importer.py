@@ -41,7 +41,8 @@ from ..config import to_dict
 from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
-from ..space import Arch, SpaceConfig, build, macs, onehot, onehot_batch, params, teacher_arch
+from ..space import Arch, SpaceConfig, macs, onehot, onehot_batch, params, teacher_arch
+from ..teacher import check_teacher_state_dict, save_teacher
 from ..train.recipe import KDRecipe
 from .original import (NetSample, OriginalRecords, SearchPool, read_correlation_samples, read_database_file,
                        read_net_samples, read_search_pool, read_teacher_checkpoint)
@@ -49,7 +50,7 @@ from .original import (NetSample, OriginalRecords, SearchPool, read_correlation_
 log = logging.getLogger("dass.compat")
 
 ORIGINAL_NOISE_SEED = -1          # the original's fixed noise: not reproducible by seed
-ORIGINAL_REMAP = "copy_paste_first"  # the original's default remapping (REFERENCE.md)
+ORIGINAL_REMAP = "copy_paste_first"  # the original's default remapping (docs/PAPER.md)
 CANDIDATES_FORMAT = "dass-candidates-v1"
 DB_SUFFIX = "-logs_noise_actmap.pt"
 NPY_CLASSES = {"cub": 200, "dtd": 47, "quickdraw": 345, "stanford_cars": 196}
@@ -67,41 +68,6 @@ def known_num_classes(key: str) -> int | None:
 # Teachers
 
 
-def check_teacher_state_dict(sd: dict, space: SpaceConfig, where: str) -> tuple[dict, int]:
-    """Check ``sd`` (prefix already stripped) is the teacher of ``space``: same names, same shapes
-    except the classifier rows, which give the class count. Returns ``(state dict, num_classes)``;
-    missing BN step counters are set to 0 (they play no role in eval or KD)."""
-    fc = sd.get("fc.weight")
-    if fc is None or fc.dim() != 2:
-        raise DassError(f"{where}: state dict has no 2-d 'fc.weight': not a ResNet teacher")
-    num_classes = int(fc.shape[0])
-    with torch.device("meta"):  # shapes only: no weights are initialised
-        expected = build(teacher_arch(space), space, num_classes).state_dict()
-    sd = dict(sd)
-    for k, v in expected.items():
-        if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = torch.zeros((), dtype=v.dtype)
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    if missing or unexpected:
-        what = f"lacks '{missing[0]}'" if missing else f"has an unexpected '{unexpected[0]}'"
-        raise DassError(f"{where}: state dict {what} for the teacher of space '{space.name}' "
-                        f"({len(missing)} missing, {len(unexpected)} unexpected)")
-    for k, v in expected.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise DassError(f"{where}: '{k}' has shape {tuple(sd[k].shape)}, the teacher of space "
-                            f"'{space.name}' needs {tuple(v.shape)}")
-    return {k: sd[k].detach().to(v.dtype).contiguous() for k, v in expected.items()}, num_classes
-
-
-def teacher_file(sd: dict, space: SpaceConfig, num_classes: int, dataset: str, best_acc: float | None,
-                 source: dict) -> dict:
-    """This project's teacher checkpoint dict (see :mod:`dass.teacher`)."""
-    return {"state_dict": sd, "space": to_dict(space), "arch": teacher_arch(space).to_dict(),
-            "num_classes": num_classes, "dataset": dataset,
-            "metrics": {} if best_acc is None else {"best_acc": float(best_acc)}, "source": source}
-
-
 def convert_teacher(src, out, space: SpaceConfig, dataset: str = "", best_acc: float | None = None,
                     fallback_best_acc: float | None = None) -> dict:
     """Original ``model_best.pth.tar`` -> this project's teacher file at ``out``.
@@ -116,8 +82,8 @@ def convert_teacher(src, out, space: SpaceConfig, dataset: str = "", best_acc: f
     if acc is not None and not 0 <= acc <= 100:
         raise DassError(f"{src}: best accuracy {acc} is not a percentage in [0, 100]")
     dataset = dataset or src.parent.name
-    atomic_torch_save(teacher_file(sd, space, num_classes, dataset, acc,
-                                   {"file": str(src), "epoch": orig.epoch, "release": "original DaSS"}), out)
+    save_teacher(out, sd, space, num_classes, dataset, {} if acc is None else {"best_acc": float(acc)},
+                 source={"file": str(src), "epoch": orig.epoch, "release": "original DaSS"})
     return {"path": str(out), "dataset": dataset, "num_classes": num_classes, "best_acc": acc}
 
 

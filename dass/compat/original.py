@@ -1,4 +1,4 @@
-"""Readers of the original DaSS release's files (structures in REFERENCE.md, "File structures of
+"""Readers of the original DaSS release's files (structures in docs/PAPER.md, "File structures of
 the original release"). Every file is read with ``torch.load(weights_only=True)``; anything else in
 it (a pickled object that would run code) is refused. Each reader checks the structure and raises a
 one-line DassError naming the file, the key and the entry at fault.
@@ -27,6 +27,7 @@ import torch
 from ..errors import DassError
 from ..io import safe_torch_load
 from ..space import Arch, SpaceConfig, validate
+from ..teacher import strip_module_prefix
 
 MAP_KEY = "noise_actmap_stage-4"
 NUMBER_KEYS = ("best_acc", "final_acc", "final_loss")
@@ -145,11 +146,6 @@ def _load(path, what: str):
     if not path.is_file():
         raise DassError(f"{what} not found: {path}")
     return safe_torch_load(path)
-
-
-def strip_module_prefix(sd: dict) -> dict:
-    """Drop the ``module.`` prefix DataParallel puts on keys (from every key that has one)."""
-    return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
 @dataclass

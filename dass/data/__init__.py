@@ -6,7 +6,7 @@ built-in glyph family, and the loaders that feed training.
 device (:mod:`dass.data.loader`).
 """
 from .arrays import ImageArrays, read_split, write_split
-from .registry import dataset_info, list_datasets, load_dataset, register_dataset
+from .registry import dataset_info, dataset_key, list_datasets, load_dataset, register_dataset
 
-__all__ = ["ImageArrays", "read_split", "write_split", "load_dataset", "list_datasets", "dataset_info",
+__all__ = ["ImageArrays", "read_split", "write_split", "load_dataset", "list_datasets", "dataset_info", "dataset_key",
            "register_dataset"]

@@ -30,7 +30,6 @@ Transfer
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import stat
@@ -47,7 +46,7 @@ import urllib3
 from tqdm import tqdm
 
 from ..errors import DassError
-from ..io import atomic_write_json, read_json, safe_torch_load
+from ..io import atomic_write_json, file_sha256, read_json, safe_torch_load
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +124,6 @@ def resolve_base_url(base_url: str | None = None) -> str | None:
 
 
 # --------------------------------------------------------------------------- manifest
-
-def file_sha256(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
 
 class Manifest:
     """sha256 of every file fetched under ``root``, kept in ``<root>/.dass_manifest.json``:

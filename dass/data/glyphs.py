@@ -48,7 +48,7 @@ from .arrays import ImageArrays, write_split
 
 GENERATOR_VERSION = 1
 MPL_TOKEN = "{mpl}"
-REFERENCE_EM = 48          # font size (px) of the coverage / ink / duplicate check
+CHECK_EM = 48              # font size (px) of the coverage / ink / duplicate check
 MIN_INK_PIXELS = 4         # pixels > 50% ink the reference rendering must have
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _NOTDEF_PROBE = 0x10FFFD   # a private-use code point no bundled font maps: renders as .notdef
@@ -257,7 +257,7 @@ def glyph_mask(char: str, font_path: str, em: int, stroke: int = 0):
 
 @functools.lru_cache(maxsize=None)
 def _notdef_key(font_path: str) -> bytes:
-    mask = glyph_mask(chr(_NOTDEF_PROBE), font_path, REFERENCE_EM)
+    mask = glyph_mask(chr(_NOTDEF_PROBE), font_path, CHECK_EM)
     return b"" if mask is None else _mask_key(mask)
 
 
@@ -267,7 +267,7 @@ def _mask_key(mask) -> bytes:
 
 def renders_with_ink(code_point: int, font_path: str):
     """The reference rendering if it has ink and is not the font's .notdef glyph, else None."""
-    mask = glyph_mask(chr(code_point), font_path, REFERENCE_EM)
+    mask = glyph_mask(chr(code_point), font_path, CHECK_EM)
     if mask is None or int((np.asarray(mask) > 127).sum()) < MIN_INK_PIXELS:
         return None
     if _mask_key(mask) == _notdef_key(font_path):
@@ -389,7 +389,7 @@ def render_image(cls: GlyphClass, var: Variation, rng: np.random.Generator, size
     stroke = int(round(em * rng.uniform(*var.stroke)))
     mask = glyph_mask(chr(cls.code_point), font, em, stroke)
     if mask is None:                      # a tiny glyph lost at this size: use the reference size
-        mask = glyph_mask(chr(cls.code_point), font, REFERENCE_EM, stroke)
+        mask = glyph_mask(chr(cls.code_point), font, CHECK_EM, stroke)
     if var.dropout > 0:                   # knock out ink where a smooth field is in its low `dropout` share
         field, grid = _smooth_field(rng, (mask.height, mask.width), 6)
         keep = field > np.sort(grid, axis=None)[int(var.dropout * grid.size)]

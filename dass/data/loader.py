@@ -28,20 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..device import resolve_device
 from ..errors import DassError
 from .arrays import ImageArrays
 
 _RESIZE_CHUNK = 1024
-
-
-def resolve_device(device) -> torch.device:
-    """'auto' (or None) -> cuda when available, else cpu; anything else -> torch.device."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DassError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:0 ...)") from None
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -71,6 +71,13 @@ def known_patterns() -> list[str]:
     return list(_REGISTRY)
 
 
+def dataset_key(name: str) -> str:
+    """The one file-name form of a dataset name (run folders, database task keys): '/' and ':' become
+    '-', leading/trailing '-', '_' and '.' go ('glyphs/latin' -> 'glyphs-latin',
+    'folder:/data/x' -> 'folder--data-x'); an empty result is 'dataset'."""
+    return name.replace("/", "-").replace(":", "-").strip("-_.") or "dataset"
+
+
 def _lookup(name: str) -> tuple[_Entry, str | None]:
     if name in _REGISTRY and _REGISTRY[name].prefix is None:
         return _REGISTRY[name], None

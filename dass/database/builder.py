@@ -39,13 +39,15 @@ import numpy as np
 import torch
 
 from ..config import to_dict
+from ..data.registry import dataset_key
 from ..errors import DassError
-from ..io import atomic_torch_save, atomic_write_json, read_json
+from ..io import atomic_write_json, file_sha256, read_json
 from ..space import Arch, SpaceConfig, load_space, macs, params, sample, teacher_arch
+from ..teacher import save_teacher
 from ..train.distributed import resolve_device
 from ..train.recipe import KDRecipe, TeacherRecipe
 from .format import SPLITS, FORMAT, save_task_db, seed_agreement
-from .jobs import JobGroup, StudentJob, content_hash, file_sha256
+from .jobs import JobGroup, StudentJob, content_hash
 from .subsets import SubsetTaskSpec, check_disjoint, expand
 
 log = logging.getLogger("dass.build_db")
@@ -55,7 +57,7 @@ log = logging.getLogger("dass.build_db")
 class TaskSpec:
     dataset: str  # dataset name (registry: glyphs/<member>, cub, folder:<path>, subset:... ...)
     split: str  # meta_train, meta_valid or meta_test
-    key: str = ""        # default: the dataset name with '/' -> '-'
+    key: str = ""        # default: dataset_key(dataset), e.g. 'glyphs/latin' -> 'glyphs-latin'
     teacher: str = ""    # teacher checkpoint; empty = trained by the build
     teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
 
@@ -63,7 +65,7 @@ class TaskSpec:
         if self.split not in SPLITS:
             raise DassError(f"task '{self.dataset}': split must be one of {list(SPLITS)}, got '{self.split}'")
         if not self.key:
-            self.key = self.dataset.replace("/", "-").replace(":", "-")
+            self.key = dataset_key(self.dataset)
 
 
 @dataclass
@@ -218,9 +220,8 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -
     recipe = teacher_recipe(cfg, task)
     sd, metrics = train_teacher(ctx.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
-    atomic_torch_save({"state_dict": sd, "space": to_dict(ctx.space), "arch": teacher_arch(ctx.space).to_dict(),
-                       "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics,
-                       "recipe": to_dict(recipe), "seed": cfg.teacher_seed}, path)
+    save_teacher(path, sd, ctx.space, tr.num_classes, task.dataset, metrics,
+                 recipe=to_dict(recipe), seed=cfg.teacher_seed)
     return "done"
 
 

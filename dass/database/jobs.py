@@ -21,17 +21,6 @@ def content_hash(obj) -> str:
     return hashlib.sha256(s.encode()).hexdigest()[:20]
 
 
-def file_sha256(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
 @dataclass
 class StudentJob:
     task: str                 # task key

@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from .. import config as cfgmod
+from ..database.format import LABELS
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build_remapped, macs, noise_input, params
 from . import proxies
@@ -43,7 +44,6 @@ from . import proxies
 log = logging.getLogger("dass.evaluate")
 
 PROXY_INPUTS = ("data", "noise")
-LABELS = ("best_acc", "final_acc")
 
 
 # ---------------------------------------------------------------------------------------- task access

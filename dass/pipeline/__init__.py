@@ -37,19 +37,18 @@ import torch
 
 from .. import config as cfgmod
 from ..cli import setup_logging, setup_run_dir
-from ..data.registry import load_dataset
+from ..data.registry import dataset_key, load_dataset
 from ..database.builder import data_identity
 from ..database.features import teacher_accuracy
-from ..database.jobs import file_sha256
 from ..errors import DassError
-from ..io import atomic_torch_save, atomic_write_json, read_json
+from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json
 from ..predictor.model import load_predictor
 from ..search import Budget, EvolutionConfig, SearchConfig
 from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..teacher import load_teacher
 from ..train.recipe import KDRecipe, TeacherRecipe
 from ..train.trainer import check_data
-from ..train_teacher import TeacherRunConfig, run_name
+from ..train_teacher import TeacherRunConfig
 
 log = logging.getLogger("dass.pipeline")
 STAGES = ("teacher", "search", "kd")
@@ -107,7 +106,7 @@ class PipelineConfig:
 
 
 def default_run_dir(dataset: str) -> Path:
-    return Path("runs") / "pipeline" / run_name(dataset)
+    return Path("runs") / "pipeline" / dataset_key(dataset)
 
 
 def predictor_file(path) -> Path:

@@ -22,12 +22,11 @@ import numpy as np
 import torch
 
 from .. import config as cfgmod
-from ..database.format import load_db
+from ..database.format import LABELS, load_db
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, graph_batch, macs, onehot_batch, params, teacher_arch, validate
 
 TARGETS = ("raw", "relative", "standardized")
-LABELS = ("best_acc", "final_acc")
 
 
 # ----------------------------------------------------------------------------------------------

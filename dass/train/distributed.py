@@ -14,22 +14,8 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from ..device import resolve_device  # noqa: F401  (re-exported: dass.train.resolve_device)
 from ..errors import DassError
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; otherwise the named device (checked to exist)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DassError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:<i>)") from None
-    if dev.type not in ("cpu", "cuda"):  # 'meta' and friends hold no data to train on
-        raise DassError(f"device '{name}' cannot run this project (use auto, cpu, cuda or cuda:<i>)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DassError(f"device '{name}' requested but CUDA is not available")
-    return dev
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Training losses. Logits are ``B x K`` (any float dtype; computed in float32), labels ``B`` int64.
 
-KD loss (REFERENCE.md, "KD")::
+KD loss (docs/PAPER.md, "KD")::
 
     (1 - alpha) * T^2 * sum_b softCE(student_b / T, teacher_b / T) / B  +  alpha * sum_b CE_b / B
 

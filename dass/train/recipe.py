@@ -1,6 +1,6 @@
 """Training recipes: the hyper-parameters of a teacher run and of a KD run, as typed dataclasses.
 
-The defaults are the paper's (REFERENCE.md, "KD" and "Teachers"); ``configs/{teacher,kd}/*.yaml``
+The defaults are the paper's (docs/PAPER.md, "KD" and "Teachers"); ``configs/{teacher,kd}/*.yaml``
 hold the profiles. Learning rates follow a per-step cosine from ``lr`` to 0 over ``epochs`` epochs.
 ``batch_size`` is the global batch: under ``torchrun`` each of the ``W`` processes takes
 ``batch_size / W`` images per step.

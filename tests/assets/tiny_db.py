@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dass import teacher
 from dass.config import to_dict
 from dass.data.arrays import ImageArrays, write_split
 from dass.database.format import FORMAT_V1 as FORMAT, save_task_db
-from dass.io import atomic_torch_save
 from dass.space import (SpaceConfig, build, functional_maps, macs, onehot, onehot_batch, params, sample_unique,
                         teacher_arch)
 
@@ -38,11 +38,8 @@ def tiny_teacher_state(space: SpaceConfig, num_classes: int, seed: int) -> dict:
 
 
 def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, best_acc: float) -> Path:
-    """The project's teacher checkpoint layout (see :mod:`dass.teacher`)."""
-    atomic_torch_save({"state_dict": sd, "space": to_dict(space), "arch": teacher_arch(space).to_dict(),
-                       "num_classes": num_classes, "dataset": dataset,
-                       "metrics": {"best_acc": best_acc, "final_acc": best_acc}}, path)
-    return Path(path)
+    """A teacher checkpoint (:func:`dass.teacher.save_teacher`) whose best and final accuracy are ``best_acc``."""
+    return teacher.save_teacher(path, sd, space, num_classes, dataset, {"best_acc": best_acc, "final_acc": best_acc})
 
 
 def write_images(data_root, name: str, num_classes: int, n_train: int = 40, n_test: int = 20, seed: int = 0,

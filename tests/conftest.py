@@ -1,0 +1,77 @@
+"""Fixtures shared by the test files, each built once per test run (session scope).
+
+* ``one_thread`` (automatic): one torch thread for the whole run; the machine the tests were
+  written on has 2 cores shared by several jobs, where many threads on tiny tensors are slower
+  than one. Subprocesses get ``OMP_NUM_THREADS=1`` from the ``env`` fixture.
+* ``tiny_teacher``: the state dict of a random teacher of the tiny space
+  (:data:`assets.tiny_db.TINY`, 5 classes, seed 0) with non-trivial BN statistics. Read only.
+* ``tiny_db``: two meta-test tasks of that space, their teachers and the images of the first
+  (:func:`assets.tiny_db.write_tiny_db`): ``(root, {key: task dict})``. Read only.
+* ``synthetic_db``: 8 tasks (4 meta-train, 2 meta-valid, 2 meta-test) of 60 students whose accuracy
+  is a known function of their MACs (:mod:`synthetic_db`). Read only.
+* ``env``: the environment for ``python -m dass...`` subprocesses: this tree first on the path,
+  one thread.
+* ``kill_at``: run an entry module and SIGKILL it right after its ``n``-th write of a file
+  matching a pattern (:mod:`kill_at`), for kill-and-resume tests that do not depend on timing.
+
+Tests marked ``slow`` (registered in ``pytest.ini``) take more than a few seconds each;
+``python -m pytest -m "not slow" tests`` leaves them out.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+KILL_AT = Path(__file__).with_name("kill_at.py")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def env() -> dict:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher() -> dict:
+    from assets.tiny_db import TINY, tiny_teacher_state
+    return tiny_teacher_state(TINY, 5, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_db(tmp_path_factory):
+    from assets.tiny_db import write_tiny_db
+    root = tmp_path_factory.mktemp("tiny_db")
+    return root, write_tiny_db(root, data_root=root / "data")
+
+
+@pytest.fixture(scope="session")
+def synthetic_db(tmp_path_factory) -> Path:
+    from synthetic_db import write_synthetic_db
+    root = tmp_path_factory.mktemp("synthetic_db")
+    write_synthetic_db(root, noise=0.1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def kill_at(env):
+    """``kill_at(pattern, n, module, args, cwd=...)``: run ``python -m module args`` until its ``n``-th
+    completed write of a file whose path matches the ``fnmatch`` ``pattern``, where it is SIGKILLed;
+    returns the CompletedProcess (return code ``-SIGKILL`` when the state was reached)."""
+    def run(pattern: str, n: int, module: str, args, cwd=REPO, timeout: float = 600) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(KILL_AT), pattern, str(n), module, *map(str, args)]
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return run

@@ -1,0 +1,172 @@
+"""The import rule of docs/ARCHITECTURE.md ("Layers"), read from the source with ``ast``: every
+``import`` of a ``dass`` module, at module top or inside a function, is a dependency. A component
+may import itself (entry modules excepted: none imports another) and the components listed for it
+in ``MAY_IMPORT``; the edges in ``KNOWN_LEAKS``
+break that rule today and are to be removed, not added to. No two modules may import each other,
+directly or through others, except the cycles in ``KNOWN_CYCLES``."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+DASS = Path(__file__).resolve().parents[1] / "dass"
+
+PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli"}
+# entry modules (a package's __main__.py belongs to its package); dass.__main__ lists the stages
+ENTRY = {"dass.build_db", "dass.meta_train", "dass.train_teacher", "dass.kd", "dass.evaluate", "dass.__main__"}
+
+# component -> the components it may import (besides itself); keep in step with docs/ARCHITECTURE.md
+MAY_IMPORT = {
+    "plumbing": set(),
+    "data": {"plumbing"},
+    "space": {"plumbing"},
+    "teacher": {"plumbing", "space"},
+    "train": {"plumbing", "data", "space"},
+    "database": {"plumbing", "data", "space", "teacher", "train"},
+    "predictor": {"plumbing", "data", "space", "database"},
+    "search": {"plumbing", "data", "space", "predictor"},
+    "evaluation": {"plumbing", "data", "space", "teacher", "train", "database", "predictor", "search"},
+    "compat": {"plumbing", "data", "space", "teacher", "train", "database"},
+    "entry": {"plumbing", "data", "space", "teacher", "train", "database", "predictor", "search", "evaluation",
+              "compat"},
+    # one dataset end to end: calls the stages' public run() functions, entry modules included
+    "pipeline": {"plumbing", "data", "space", "teacher", "train", "database", "predictor", "search", "evaluation",
+                 "entry"},
+}
+
+# (importing module, imported component): why it is there today. Remove an entry when its import goes.
+KNOWN_LEAKS = {
+    # same_space / SPACE_FIELDS (space equality) live in dass.teacher; they belong to dass.space
+    ("dass.predictor.model", "teacher"): "space equality from dass.teacher",
+    # teacher map, candidate maps and dataset features are predictor inputs, kept in
+    # dass/database/features.py; they belong to the predictor layer
+    ("dass.search", "database"): "predictor inputs from dass.database.features",
+    # search loads the teacher checkpoint itself instead of receiving the task's inputs
+    ("dass.search", "teacher"): "teacher checkpoint loaded by search",
+}
+
+# Sets of modules that import each other. Remove an entry when the cycle goes.
+KNOWN_CYCLES = [
+    # the lockstep trainer reuses the trainer's helpers, and the trainer dispatches to lockstep
+    {"dass.train.trainer", "dass.train.lockstep"},
+    # a class-subset dataset loads its sources through the registry, which registers the subset reader
+    {"dass.data.registry", "dass.data.subset"},
+]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for p in sorted(DASS.rglob("*.py")):
+        parts = list(p.relative_to(DASS.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = p
+    return out
+
+
+def component(mod: str) -> str:
+    if mod in PLUMBING:
+        return "plumbing"
+    if mod in ENTRY:
+        return "entry"
+    return mod.split(".")[1]
+
+
+def imports(mod: str, path: Path, known: dict) -> set[str]:
+    """The ``dass`` modules (or packages, for names they re-export) that ``mod`` imports."""
+    out = set()
+    package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "dass"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "dass":
+                continue
+            for a in node.names:  # `from pkg import submodule` depends on the submodule
+                out.add(f"{target}.{a.name}" if f"{target}.{a.name}" in known else target)
+    out.discard(mod)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    g = {m: imports(m, p, known) for m, p in known.items()}
+    unknown = {d for ds in g.values() for d in ds if d not in known}
+    assert not unknown, f"imports of modules that do not exist: {sorted(unknown)}"
+    return g
+
+
+def cycles(g: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(comp)
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_every_module_has_a_component():
+    for m in modules():
+        assert component(m) in MAY_IMPORT, f"{m}: no component; add it to MAY_IMPORT and docs/ARCHITECTURE.md"
+
+
+def test_imports_follow_the_layers():
+    g = graph()
+    leaks, used = [], set()
+    for m, deps in sorted(g.items()):
+        for d in sorted(deps):
+            a, b = component(m), component(d)
+            if (a == b and a != "entry") or b in MAY_IMPORT[a]:  # entry modules are not libraries
+                continue
+            if (m, b) in KNOWN_LEAKS:
+                used.add((m, b))
+            else:
+                leaks.append(f"{m} ({a}) imports {d} ({b})")
+    assert not leaks, "imports against docs/ARCHITECTURE.md:\n" + "\n".join(leaks)
+    assert not set(KNOWN_LEAKS) - used, f"fixed leaks still listed in KNOWN_LEAKS: {sorted(set(KNOWN_LEAKS) - used)}"
+
+
+def test_no_import_cycles():
+    found = cycles(graph())
+    new = [c for c in found if c not in KNOWN_CYCLES]
+    assert not new, f"import cycles: {[sorted(c) for c in new]}"
+    assert all(c in found for c in KNOWN_CYCLES), "a cycle in KNOWN_CYCLES is gone: remove it from the list"
+
+
+def test_the_checker_sees_leaks_and_cycles():
+    """The rule and the cycle search themselves, on a hand-made graph."""
+    assert "train" not in MAY_IMPORT["space"] and component("dass.space.arch") == "space"
+    assert component("dass.data.__main__") == "data" and component("dass.io") == "plumbing"
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(g) == [{"a", "b", "c"}]
+    known = modules()
+    # a relative import of a re-exported name resolves to the package, of a submodule to the module
+    assert "dass.train" in imports("dass.database.builder", known["dass.database.builder"], known)
+    assert "dass.database.format" in imports("dass.predictor.data", known["dass.predictor.data"], known)

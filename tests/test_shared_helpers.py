@@ -1,0 +1,84 @@
+"""The helpers that have one home each: devices, file hashes, label names, markdown tables, dataset
+keys and teacher checkpoints (save, load, state-dict check, ``module.`` prefix)."""
+import hashlib
+
+import pytest
+import torch
+
+from assets.tiny_db import TINY
+from dass.data import dataset_key
+from dass.database.format import LABELS
+from dass.device import resolve_device
+from dass.errors import DassError
+from dass.evaluation.tables import markdown_table
+from dass.io import file_sha256, safe_torch_load
+from dass.teacher import check_teacher_state_dict, load_teacher, save_teacher, strip_module_prefix
+
+
+def test_resolve_device():
+    cuda = torch.cuda.is_available()
+    assert resolve_device("auto").type == resolve_device(None).type == ("cuda" if cuda else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device(torch.device("cpu"))
+    with pytest.raises(DassError, match="unknown device 'gpu7'"):
+        resolve_device("gpu7")
+    if not cuda:  # the data loader's copy used to accept this and fail later, deep inside torch
+        with pytest.raises(DassError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_file_sha256(tmp_path):
+    (tmp_path / "abc").write_bytes(b"abc")  # the FIPS 180-2 test vector
+    assert file_sha256(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    data = bytes(range(256)) * 4100  # several chunks and a partial one
+    (tmp_path / "big").write_bytes(data)
+    assert file_sha256(tmp_path / "big", chunk=1000) == hashlib.sha256(data).hexdigest()
+
+
+def test_labels_have_one_definition():
+    from dass.evaluation import baselines
+    from dass.predictor import data
+    assert LABELS == ("best_acc", "final_acc")
+    assert data.LABELS is LABELS and baselines.LABELS is LABELS
+
+
+def test_markdown_table_by_hand():
+    got = markdown_table(["method", "a|b", "mean"], [["macs", "0.5", 1], ["x", "**0.7**", "nan"]])
+    assert got == ("| method | a\\|b | mean |\n"
+                   "| --- | ---: | ---: |\n"
+                   "| macs | 0.5 | 1 |\n"
+                   "| x | **0.7** | nan |\n")
+
+
+@pytest.mark.parametrize("name, key", [("glyphs/latin", "glyphs-latin"), ("cub", "cub"),
+                                       ("tiny_imagenet/3", "tiny_imagenet-3"),
+                                       ("folder:/data/x/", "folder--data-x"), ("/", "dataset")])
+def test_dataset_key(name, key):
+    assert dataset_key(name) == key
+
+
+def test_module_prefix_is_stripped_only_from_a_dataparallel_save():
+    t = torch.zeros(1)
+    assert strip_module_prefix({"module.a": t, "module.b.c": t}) == {"a": t, "b.c": t}
+    assert strip_module_prefix({"module.a": t, "b": t}) == {"module.a": t, "b": t}
+
+
+def test_teacher_checkpoint_round_trip(tiny_teacher, tmp_path):
+    path = save_teacher(tmp_path / "t.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5}, source={"n": 1})
+    raw = safe_torch_load(path)
+    assert raw["num_classes"] == 5 and raw["dataset"] == "glyphs/x" and raw["source"] == {"n": 1}
+    assert raw["arch"] == {"depths": [2, 2, 2, 2], "widths": [[4, 4], [8, 8], [8, 8], [16, 16]]}
+    net, sd, meta = load_teacher(path, TINY, num_classes=5)
+    assert meta["metrics"] == {"best_acc": 61.5} and meta["dataset"] == "glyphs/x"
+    assert sd.keys() == tiny_teacher.keys() and all(torch.equal(sd[k], tiny_teacher[k]) for k in sd)
+
+
+def test_teacher_state_dict_check(tiny_teacher):
+    sd = {k: v for k, v in tiny_teacher.items() if not k.endswith("num_batches_tracked")}
+    fixed, classes = check_teacher_state_dict(sd, TINY, "t.pt")
+    assert classes == 5 and fixed["bn1.num_batches_tracked"] == 0 and fixed.keys() == tiny_teacher.keys()
+    with pytest.raises(DassError, match=r"t.pt: 'conv1.weight' has shape \(4, 3, 1, 1\).*needs \(4, 3, 3, 3\)"):
+        check_teacher_state_dict({**tiny_teacher, "conv1.weight": torch.zeros(4, 3, 1, 1)}, TINY, "t.pt")
+    with pytest.raises(DassError, match="has an unexpected 'extra'"):
+        check_teacher_state_dict({**tiny_teacher, "extra": torch.zeros(1)}, TINY, "t.pt")
+    with pytest.raises(DassError, match="no 2-d 'fc.weight'"):
+        check_teacher_state_dict({k: v for k, v in tiny_teacher.items() if k != "fc.weight"}, TINY, "t.pt")
