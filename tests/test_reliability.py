@@ -186,8 +186,12 @@ def test_base_is_recursive_and_a_cycle_is_an_error(tmp_path, capsys):
     (tmp_path / "parent.yaml").write_text(f"_base_: {REPO}/configs/kd/cpu.yaml\nseeds: [3]\n")
     (tmp_path / "child.yaml").write_text("_base_: parent.yaml\nrecipe: {lr: 0.1}\n")
     cfg = cfgmod.load(KDRunConfig, tmp_path / "child.yaml")
-    # configs/kd/cpu.yaml: 5 epochs at batch 128 (not the dataclass defaults 50 / 64)
-    assert (cfg.recipe.epochs, cfg.recipe.batch_size, cfg.recipe.lr, cfg.seeds) == (5, 128, 0.1, [3])
+    # the grandparent's schedule, which differs from the dataclass defaults
+    grand = yaml.safe_load((REPO / "configs/kd/cpu.yaml").read_text())["recipe"]
+    default = KDRunConfig().recipe
+    assert (grand["epochs"], grand["batch_size"]) != (default.epochs, default.batch_size)
+    assert (cfg.recipe.epochs, cfg.recipe.batch_size, cfg.recipe.lr, cfg.seeds) == (
+        grand["epochs"], grand["batch_size"], 0.1, [3])
     (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
     (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
     refused(capsys, "kd", "--config", str(tmp_path / "a.yaml"), expect=["loops back", "a.yaml"])
