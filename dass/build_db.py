@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .cli import load_config, make_parser, run_main, setup_run_dir
 from .database.builder import BuildConfig, build, task_row
-from .database.format import acc_seeds, label_seeds_of, load_db
+from .database.format import acc_seeds, label_seeds_of, load_db, read_manifest
 from .errors import DassError
 
 
@@ -30,14 +30,10 @@ def validate_db(root) -> dict:
                                               round(float(d["students"]["best_acc"].max()), 2)]}
                           for d in tasks]
     manifest = Path(root) / "manifest.json"
-    if manifest.is_file():
-        m = json.loads(manifest.read_text())
-        for row in m.get("tasks", []):
-            if row.get("file") and not (Path(root) / row["file"]).is_file():
-                raise DassError(f"{manifest}: lists {row['file']} which is missing")
-            found = [t for ts in summary.values() for t in ts if t["key"] == row["key"]]
-            if row.get("file") and (not found or found[0]["students"] != row["students"]):
-                raise DassError(f"{manifest}: task {row['key']} student count differs from its file")
+    for row in (read_manifest(root) or {}).get("tasks", []):  # load_db checked that listed files exist
+        found = [t for ts in summary.values() for t in ts if t["key"] == row["key"]]
+        if row.get("file") and (not found or found[0]["students"] != row.get("students")):
+            raise DassError(f"{manifest}: task {row['key']} student count differs from its file")
     return summary
 
 
@@ -75,9 +71,7 @@ def main(args) -> int:
     if args.validate:
         summary = validate_db(args.validate)
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-        manifest = Path(args.validate) / "manifest.json"
-        pending = [r for r in json.loads(manifest.read_text()).get("tasks", []) if not r.get("file")] \
-            if manifest.is_file() else []
+        pending = [r for r in (read_manifest(args.validate) or {}).get("tasks", []) if not r.get("file")]
         if pending and not args.json:
             print(f"not merged yet ({len(pending)} tasks): " + ", ".join(
                 f"{r['key']} {r.get('done', 0)}/{r.get('runs', r.get('students'))}" for r in pending))

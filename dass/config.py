@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,10 @@ import yaml
 from .errors import DassError
 
 __all__ = ["load", "from_dict", "to_dict", "save", "parse_overrides"]
+
+
+class _RangeError(DassError):
+    """A value of the right type outside its range (not masked by trying another member of a Union)."""
 
 
 def _type_name(tp) -> str:
@@ -40,6 +45,8 @@ def _coerce(value: Any, tp, key: str, where: str):
                 continue
             try:
                 return _coerce(value, a, key, where)
+            except _RangeError:
+                raise  # the right type, a value out of range: that is the message
             except DassError:
                 pass
         names = " or ".join(_type_name(a) for a in args)
@@ -75,17 +82,22 @@ def _coerce(value: Any, tp, key: str, where: str):
         raise bad
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return _check_int(value, key, where)
         raise bad
     if tp is float:
+        out = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            out = float(value) if abs(value) < 1e308 else math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
-                return float(value)
+                out = float(value)
             except ValueError:
                 pass
-        raise bad
+        if out is None:
+            raise bad
+        if not math.isfinite(out):
+            raise _RangeError(f"{where}: key '{key}' must be a finite number, got {value!r}")
+        return out
     if tp is str:
         if isinstance(value, str):
             return value
@@ -95,6 +107,26 @@ def _coerce(value: Any, tp, key: str, where: str):
     if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise bad
+
+
+INT_LIMIT = 2 ** 63  # every integer must fit a signed 64-bit integer (numpy, torch)
+
+
+def _is_seed(key: str) -> bool:
+    """``seed``, ``*_seed`` and the entries of ``seeds`` / ``*_seeds`` (at any depth): they feed numpy's
+    and torch's generators."""
+    parts = [p.split("[", 1)[0] for p in key.split(".")]
+    return any(p in ("seed", "seeds") or p.endswith(("_seed", "_seeds")) for p in parts)
+
+
+def _check_int(value: int, key: str, where: str) -> int:
+    if not -INT_LIMIT < value < INT_LIMIT:
+        raise _RangeError(f"{where}: key '{key}' is out of range, got {value}")
+    # noise_seed -1 marks the original release's (not reproducible) noise
+    least = -1 if key.rsplit(".", 1)[-1] == "noise_seed" else 0
+    if _is_seed(key) and not least <= value < INT_LIMIT:
+        raise _RangeError(f"{where}: key '{key}' must be a seed in [{least}, 2^63), got {value}")
+    return value
 
 
 def from_dict(cls, data: dict, where: str = "<config>", prefix: str = ""):
@@ -160,7 +192,9 @@ def read_yaml(path) -> dict:
     if not path.is_file():
         raise DassError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DassError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         at = f" (line {line + 1})" if line is not None else ""
@@ -172,33 +206,37 @@ def read_yaml(path) -> dict:
     return data
 
 
+def read_with_bases(path, _chain=()) -> dict:
+    """``path`` with its ``_base_`` chain merged (a base's keys first; relative to each file);
+    a file that is its own ancestor is an error naming the cycle."""
+    path = Path(path)
+    here = path.resolve()
+    if here in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, here))
+        raise DassError(f"{path}: '_base_' chain loops back to itself ({cycle})")
+    data = read_yaml(path)
+    base = data.pop("_base_", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise DassError(f"{path}: key '_base_' expects a file name")
+    return _merge(read_with_bases(path.parent / base, (*_chain, here)), data)
+
+
 def load(cls, path=None, overrides=None):
     """Read ``path`` (YAML, may be None) into ``cls`` with ``key=value`` overrides applied.
 
-    A top-level ``_base_: other.yaml`` key (relative to the file) is merged first, so profiles can
-    share a common file.
+    A top-level ``_base_: other.yaml`` key (relative to the file) is merged first, recursively (a
+    base may name its own base), so profiles can share a common file.
     """
     data: dict = {}
     where = str(path) if path else "<defaults>"
     if path:
-        data = read_yaml(path)
-        base = data.pop("_base_", None)
-        if base is not None:
-            if not isinstance(base, str):
-                raise DassError(f"{path}: key '_base_' expects a file name")
-            base_path = Path(path).parent / base
-            base_data = read_yaml(base_path)
-            base_data.pop("_base_", None)
-            data = _merge(base_data, data)
+        data = read_with_bases(path)
     ov = parse_overrides(overrides)
     if ov:
-        where_ov = f"{where} (with overrides)"
-        try:
-            from_dict(cls, _merge(data, ov), where=where_ov)
-        except DassError as e:
-            raise e
         data = _merge(data, ov)
-        where = where_ov
+        where = f"{where} (with overrides)"
     return from_dict(cls, data, where=where)
 
 

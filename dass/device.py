@@ -16,6 +16,8 @@ def resolve_device(name=None) -> torch.device:
         dev = torch.device(name)
     except (RuntimeError, TypeError):
         raise DassError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:<i>)") from None
+    if dev.type not in ("cpu", "cuda"):  # 'meta' and friends hold no data to compute on
+        raise DassError(f"device '{name}' cannot run this project (use auto, cpu, cuda or cuda:<i>)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DassError(f"device '{name}' requested but CUDA is not available")
     return dev

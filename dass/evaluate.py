@@ -33,6 +33,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import runid
 from .cli import load_config, make_parser, run_main, setup_run_dir
 from .config import to_dict
 from .database.format import SPLITS, load_db
@@ -71,7 +72,7 @@ class SearchKDConfig:
 class EvaluateConfig:
     db: str = ""  # database folder (task files)
     data_root: str = "data"  # folder of the datasets (proxies read images; else noise)
-    run_dir: str = "runs/evaluate/cpu"  # output folder
+    run_dir: str = ""  # output folder; default runs/evaluate/<split>-<identity hash> (dass.runid)
     split: str = "meta_test"  # split whose tasks are evaluated
     tasks: list[str] = field(default_factory=list)        # task keys; empty = every task of the split
     methods: list[str] = field(default_factory=lambda: bl.builtin_scorers())  # baselines to run (random, macs ...)
@@ -326,10 +327,22 @@ def evaluate(plan: Plan, run_dir) -> dict:
     return summary
 
 
+def identity(cfg: EvaluateConfig) -> dict:
+    """The run identity (dass.runid): the config, less where it writes and how it shows progress,
+    plus the bytes of the database task files, predictors and teacher overrides it reads."""
+    preds = {k: runid.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
+    return runid.identity("evaluate", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
+                                                          "predictors", "teachers"),
+                          db={p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
+                          predictors=preds, teachers={k: runid.file_hash(p) for k, p in cfg.teachers.items()})
+
+
 def main(args) -> int:
     cfg = load_config(EvaluateConfig, args)
     plan = prepare(cfg)
-    run_dir = setup_run_dir(cfg.run_dir, cfg, "evaluate")
+    ident = identity(cfg)
+    run_dir = setup_run_dir(cfg.run_dir or Path("runs") / "evaluate" / f"{cfg.split}-{runid.short(ident)}", cfg,
+                            "evaluate", identity=ident)
     summary = evaluate(plan, run_dir)
     label = cfg.labels[0]
     for method, m in summary["mean"][label].items():

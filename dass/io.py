@@ -1,7 +1,8 @@
 """Atomic file writes and safe checkpoint loading.
 
 Every file the project writes goes through a temp file in the same folder followed by
-``os.replace``, so a kill never leaves a half-written file at the final path. Every checkpoint is
+``os.replace``, so a kill never leaves a half-written file at the final path; its mode follows the
+umask, as a file made by ``open`` would. Every checkpoint is
 read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
 """
 from __future__ import annotations
@@ -17,11 +18,18 @@ from pathlib import Path
 from .errors import DassError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file follows the umask as open() does
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -66,7 +74,9 @@ def read_json(path):
     if not path.is_file():
         raise DassError(f"file not found: {path}")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DassError(f"{path}: not a UTF-8 JSON text file (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise DassError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
@@ -92,7 +102,7 @@ def _unpickler_reason(message: str) -> str:
     "Unsupported global: GLOBAL argparse.Namespace was not an allowed global by default")."""
     text = message.split("WeightsUnpickler error:", 1)[-1]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unsupported content")
-    return line.split(". ", 1)[0].rstrip(".")[:160]
+    return _first_sentence(line)
 
 
 def safe_torch_load(path, map_location="cpu"):
@@ -117,10 +127,18 @@ def safe_torch_load(path, map_location="cpu"):
             raise DassError(f"{path}: refused, the file needs more than weights_only=True allows "
                             f"(it could run code): {_unpickler_reason(str(e))}") from None
         msg = str(e).splitlines()[0] if str(e) else "unsupported content"
-        raise DassError(f"{path}: not a readable checkpoint ({msg[:160]})") from None
+        raise DassError(f"{path}: not a readable checkpoint ({_first_sentence(msg)})") from None
     except Exception as e:  # the unpickler fails in many ways on random bytes (IndexError, KeyError ...)
         msg = str(e).splitlines()[0] if str(e) else ""
-        raise DassError(f"{path}: not a readable checkpoint ({type(e).__name__}: {msg[:160]})") from None
+        raise DassError(f"{path}: not a readable checkpoint ({type(e).__name__}: {_first_sentence(msg)})") from None
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of ``text``, shortened at a word boundary (marked '...') past ``limit``."""
+    text = text.split(". ", 1)[0].strip().rstrip(".")
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def write_csv(path, rows, fields=None) -> None:

@@ -9,8 +9,9 @@ The student is given by exactly one of:
 * ``candidates_file=<file>`` + ``index``: a JSON list of architectures (``{"depths", "widths"}``, or
   ``{"arch": {...}}``) or a ``.pt`` dict whose ``archs`` is such a list.
 
-Writes into ``run_dir`` (default ``<runs_root>/kd/<dataset>/<arch key>``): ``config.yaml``,
-``kd.log``, per seed ``seed<k>/{best.pt,last.pt,metrics.json}`` (running the same command again
+Writes into ``run_dir`` (default ``<runs_root>/kd/<dataset>/<arch key>-<identity>``, see
+:mod:`dass.runid`: a folder holding a run of another teacher, data, student or recipe is refused):
+``identity.json``, ``config.yaml``, ``kd.log``, per seed ``seed<k>/{best.pt,last.pt,metrics.json}`` (running the same command again
 resumes unfinished seeds) and ``results.csv`` (one row per finished seed in the folder). Under
 ``torchrun`` each seed is trained data-parallel and rank 0 writes.
 """
@@ -22,6 +23,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config as cfgmod
+from . import runid
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
 from .data.registry import dataset_key, load_dataset
 from .errors import DassError
@@ -34,6 +37,11 @@ from .train.recipe import KDRecipe
 from .train.trainer import check_data, kd_train
 
 log = logging.getLogger("dass.kd")
+# Config keys outside the run identity: where it is written, how it shows progress, which seeds
+# (each seed is its own sub-folder), and the inputs the identity holds by content (teacher bytes,
+# data bytes, the resolved student and space).
+IDENTITY_FREE = ("runs_root", "run_dir", "progress", "device", "seeds", "teacher", "data_root", "space", "student",
+                 "student_file", "student_index", "candidates_file", "index")
 CSV_FIELDS = ("seed", "best_acc", "final_acc", "final_loss", "wall_s", "macs", "params", "arch", "dataset", "teacher")
 
 
@@ -107,24 +115,33 @@ def main(args) -> int:
             raise DassError(f"no {key} given ({key}=...)")
     if not cfg.seeds:
         raise DassError("seeds is empty")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise DassError(f"seeds lists a seed twice ({cfg.seeds}): each seed is one run")
     if cfg.remap not in REMAPS:
         raise DassError(f"unknown remap '{cfg.remap}' (known: {', '.join(REMAPS)})")
     arch = resolve_student(cfg)
     space_hint: SpaceConfig | None = load_space(cfg.space) if cfg.space else None
     _, teacher_sd, meta = load_teacher(cfg.teacher, space=space_hint)
     space = meta["space"]
-    validate(arch, space)
+    try:
+        validate(arch, space)
+    except DassError as e:
+        raise DassError(f"student {arch} is not in space '{space.name}' of teacher {cfg.teacher}: {e}") from None
     # arrays keep their stored size (the loader resizes on the device, as the database build does);
     # an image folder has no stored size, so it is read at the space's
     size = space.image_size if cfg.dataset.startswith("folder:") else None
     train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
     test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test, meta["num_classes"])
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / arch.key())
+    ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
+                           arch=arch.to_dict(), space=cfgmod.to_dict(space),
+                           data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
+    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")
+    runid.claim(run_dir, ident)
     ctx = init_distributed(cfg.device)
     try:
         if ctx.is_main:
-            setup_run_dir(run_dir, cfg, "kd")
+            setup_run_dir(run_dir, cfg, "kd", identity=ident)
         else:
             setup_logging()
         barrier(ctx)

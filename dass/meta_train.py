@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from . import config as cfgmod
+from . import runid
 from .cli import load_config, make_parser, run_main, setup_run_dir
 from .errors import DassError
 from .io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
@@ -85,6 +86,9 @@ class MetaTrainConfig:
             raise DassError(f"inner_steps must be >= 0, got {self.inner_steps}")
         if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0:
             raise DassError("outer_lr must be > 0, inner_lr_init and rank_loss_weight >= 0")
+        for k in ("episodes", "n_query", "inner_steps", "eval_every", "checkpoint_every"):
+            if getattr(self, k) > 10_000_000:
+                raise DassError(f"{k} must be <= 10^7, got {getattr(self, k)}")
 
 
 def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -205,7 +209,9 @@ def run(cfg: MetaTrainConfig) -> dict:
         for t in sum(tasks.values(), []):
             if t.dset is None:
                 raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
-    run_dir = setup_run_dir(cfg.run_dir, cfg, "meta_train")
+    files = {p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
+    ident = runid.identity("meta_train", cfgmod.to_dict(cfg), drop=RESUMABLE_CHANGES + ("db",), db=files)
+    run_dir = setup_run_dir(cfg.run_dir, cfg, "meta_train", identity=ident)
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
         trainer.restore(safe_torch_load(last), str(last))

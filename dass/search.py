@@ -36,6 +36,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from . import config as cfgmod
+from . import runid
 from .cli import load_config, make_parser, run_main, setup_run_dir
 from .data.registry import load_dataset
 from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map
@@ -50,9 +52,14 @@ from .space.arch import read_candidates_file
 from .teacher import load_teacher
 
 log = logging.getLogger("dass.search")
+# Config keys outside the run identity (dass.runid): where and how it runs, and the files it
+# holds by content.
+IDENTITY_FREE = ("run_dir", "progress", "device", "teacher", "predictor", "candidates", "data_root")
 # Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
 # maps are 0.5 GB in float32) while building the masked teacher only once per chunk.
 SCORE_CHUNK = 2048
+# Largest pool, population or batch: every candidate, its score and costs stay in memory.
+MAX_POOL = 10_000_000
 
 
 @dataclass
@@ -89,9 +96,14 @@ class SearchConfig:
         for k in ("teacher", "predictor", "run_dir"):
             if not getattr(self, k):
                 raise DassError(f"search needs {k}=...")
-        for k in ("pool_size", "top_k", "batch_size"):
-            if getattr(self, k) < 1:
-                raise DassError(f"{k} must be >= 1, got {getattr(self, k)}")
+        for k in ("pool_size", "top_k", "batch_size", "feats_per_class", "max_feats"):
+            if not 1 <= getattr(self, k) <= MAX_POOL:
+                raise DassError(f"{k} must lie in [1, {MAX_POOL}], got {getattr(self, k)}")
+        if self.evolution.population > MAX_POOL or self.evolution.generations > MAX_POOL:
+            raise DassError(f"evolution.population and evolution.generations must be <= {MAX_POOL}")
+        for k in ("max_macs", "max_params"):
+            if getattr(self, k) is not None and getattr(self, k) <= 0:
+                raise DassError(f"{k} must be > 0 (or null for no limit), got {getattr(self, k)}")
         e = self.evolution
         if e.population < 1 or e.generations < 0 or not 1 <= e.parents <= e.population or not 0 < e.p_mutate <= 1:
             raise DassError("evolution needs population >= 1, generations >= 0, 1 <= parents <= population, "
@@ -297,6 +309,17 @@ def _check_maps_available(pred: LoadedPredictor, listed: Candidates | None, nois
                         f"or noise_seed=<n>")
 
 
+def _accuracy(value, where: str) -> float:
+    """A stored accuracy (percent) as a float, refused unless finite and within [0, 100]."""
+    try:
+        acc = float(value)
+    except (TypeError, ValueError):
+        raise DassError(f"{where} must be a number, got {value!r:.40}") from None
+    if not 0.0 <= acc <= 100.0:  # also refuses NaN
+        raise DassError(f"{where} is {acc}: an accuracy in percent must lie in [0, 100]")
+    return acc
+
+
 def _load_images(cfg: SearchConfig, split: str, num_classes: int):
     arrays = load_dataset(cfg.dataset, cfg.data_root, split)
     if arrays.num_classes != num_classes:
@@ -314,26 +337,32 @@ def run(cfg: SearchConfig) -> dict:
     net, sd, meta = load_teacher(cfg.teacher, space=space)
     num_classes = int(meta["num_classes"])
     recorded = (meta.get("metrics") or {}).get("best_acc")
-    teacher_acc = None if recorded is None else float(recorded)
+    teacher_acc = None if recorded is None else _accuracy(recorded, f"{cfg.teacher}: metrics.best_acc")
     budget = Budget(space, num_classes, cfg.max_macs, cfg.max_params)
     budget.check_feasible()
     listed = read_candidates(cfg.candidates, space) if cfg.candidates else None
     if listed is not None and listed.teacher_acc is not None:
-        teacher_acc = listed.teacher_acc  # the support label recorded with precomputed maps
+        # the support label recorded with precomputed maps
+        teacher_acc = _accuracy(listed.teacher_acc, f"{cfg.candidates}: teacher.best_acc")
     noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
     _check_maps_available(pred, listed, noise_seed)
     needs_acc = pred.target["kind"] != "standardized"
     if ((needs_acc and teacher_acc is None) or "dset" in pred.model.needs) and not (cfg.dataset and cfg.data_root):
         raise DassError("give dataset=<name> and data_root=<folder>: needed for the teacher's accuracy "
                         "(absent from its checkpoint) or for dataset features (input D)")
-    run_dir = setup_run_dir(cfg.run_dir, cfg, "search")
-    if needs_acc and teacher_acc is None:
-        teacher_acc = teacher_accuracy(net, _load_images(cfg, "test", num_classes), space.image_size, device)
+    test = _load_images(cfg, "test", num_classes) if needs_acc and teacher_acc is None else None
+    train = _load_images(cfg, "train", num_classes) if "dset" in pred.model.needs else None
+    data = {k: runid.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
+    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
+                           predictor=runid.file_hash(cfg.predictor), data=data,
+                           candidates=runid.file_hash(cfg.candidates) if cfg.candidates else None)
+    run_dir = setup_run_dir(cfg.run_dir, cfg, "search", identity=ident)
+    if test is not None:
+        teacher_acc = teacher_accuracy(net, test, space.image_size, device)
         log.info("teacher accuracy on the test split: %.2f%%", teacher_acc)
     dset = None
-    if "dset" in pred.model.needs:
-        dset = dataset_features(net, _load_images(cfg, "train", num_classes), cfg.feats_per_class, cfg.max_feats,
-                                noise_seed, space.image_size, device)
+    if train is not None:
+        dset = dataset_features(net, train, cfg.feats_per_class, cfg.max_feats, noise_seed, space.image_size, device)
     scorer = Scorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device, cfg.progress,
                     tmap=None if listed is None else listed.teacher_fmap)
     rng = np.random.default_rng(cfg.seed)

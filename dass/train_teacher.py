@@ -1,6 +1,8 @@
 """``python -m dass.train_teacher --config configs/teacher/cpu.yaml dataset=glyphs/latin``: train a teacher.
 
-Writes into ``run_dir`` (default ``<runs_root>/teacher/<dataset>``): ``config.yaml``, ``teacher.log``,
+Writes into ``run_dir`` (default ``<runs_root>/teacher/<dataset>-<identity>``; a folder holding a run
+of other data, space, recipe or seed is refused, see :mod:`dass.runid`): ``identity.json``,
+``config.yaml``, ``teacher.log``,
 ``last.pt`` / ``best.pt`` (training checkpoints; running the same command again resumes),
 ``metrics.json`` and ``teacher.pt`` (format in :mod:`dass.teacher`; its weights are those of the
 epoch with the best test top-1, as the original's ``model_best``). Under ``torchrun`` the run is
@@ -13,6 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config as cfgmod
+from . import runid
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
 from .data.arrays import ImageArrays
 from .data.registry import dataset_key, load_dataset
@@ -54,11 +58,16 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
                 load_dataset(cfg.dataset, cfg.data_root, "test", size))
     train, test = data
     check_data(train, test)
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / dataset_key(cfg.dataset))
+    ident = runid.identity("teacher", cfgmod.to_dict(cfg), drop=("runs_root", "run_dir", "progress", "device",
+                                                                  "data_root", "space"),
+                           space=cfgmod.to_dict(space),
+                           data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
+    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / f"{dataset_key(cfg.dataset)}-{runid.short(ident)}")
+    runid.claim(run_dir, ident)
     ctx = init_distributed(cfg.device)
     try:
         if ctx.is_main:
-            setup_run_dir(run_dir, cfg, "teacher")
+            setup_run_dir(run_dir, cfg, "teacher", identity=ident)
         else:
             setup_logging()
         barrier(ctx)

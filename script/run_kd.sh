@@ -5,7 +5,7 @@
 #   teacher      default runs/teacher/<dataset>/teacher.pt (as written by script/train_teacher.sh)
 #   PROFILE      cpu (default) or paper: reads configs/kd/$PROFILE.yaml
 #   NPROC        processes (GPUs) for data-parallel training through torchrun (default 1)
-# Output: runs/kd/<dataset>/<arch key>/ (override run_dir=...). Rerunning resumes.
+# Output: runs/kd/<dataset>/<arch key>-<identity hash>/ (override run_dir=...). Rerunning resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $# -lt 1 || "$1" == *=* ]]; then

@@ -167,6 +167,14 @@ CASES = [
          ["two tasks share a key"], absent=["{scratch}/bd"]),
     case("build-db-bad-split", ("dass.build_db", ("--config", "{cfg_bad_split}")),
          ["split must be one of", "'meta_training'"], absent=["{scratch}/bd"]),
+    # ---- ranges at the edge (issue 15; more in test_reliability.py and test_config_fuzz.py)
+    case("nan-budget", search("max_macs=.nan"), ["'max_macs' must be a finite number"], absent=["{scratch}/search"]),
+    case("negative-seed", search("seed=-1"), ["'seed' must be a seed in [0, 2^63)"], absent=["{scratch}/search"]),
+    case("repeated-kd-seed", kd(*STUDENT, "seeds=[1,1]"), ["seeds lists a seed twice"], absent=["{scratch}/kd"]),
+    case("nan-outer-lr", meta_train("outer_lr=.nan"), ["'outer_lr' must be a finite number"],
+         absent=["{scratch}/mt"]),
+    case("negative-image-size", ("dass.space", ("--describe", "image_size=-16")), ["image_size must lie in"]),
+    case("manifest-not-json", ("dass.build_db", ("--validate", "{manifest_db}")), ["manifest.json", "not valid JSON"]),
     # ---- compat and downloads
     case("compat-import-without-original-files",
          ("dass.compat", ("import", "--src", "{empty_release}", "--out", "{scratch}/imported")),
@@ -262,6 +270,9 @@ def make_files(root: Path) -> dict[str, str]:
     task["students"]["arch"] = [[1, 1, 1, 1]] * len(task["students"]["arch"])
     atomic_torch_save(task, root / "malformed_db" / "malformed.pt")
     f["malformed_db"] = str(root / "malformed_db")
+    atomic_torch_save(torch.load(root / "tiny" / "db" / "dtd.pt", weights_only=True), root / "manifest_db" / "dtd.pt")
+    (root / "manifest_db" / "manifest.json").write_text('{"tasks": [')
+    f["manifest_db"] = str(root / "manifest_db")
     (root / "bad_candidates.json").write_text(json.dumps([
         {"depths": [1, 1, 1, 1], "widths": [[2], [4], [4], [8]]},
         {"depths": [1, 1, 1, 1], "widths": [[5], [4], [4], [8]]}]))

@@ -18,7 +18,7 @@ from ..cli import run_main
 from ..config_help import attach
 from ..errors import DassError
 from . import glyphs
-from .arrays import SPLITS
+from .arrays import SPLITS, check_splits
 from .registry import dataset_info, list_datasets, load_dataset
 
 
@@ -36,14 +36,10 @@ def _describe(args) -> int:
 
 def _validate(args) -> int:
     train, test = (load_dataset(args.name, args.root, s) for s in SPLITS)
-    if train.num_classes != test.num_classes:
-        raise DassError(f"{args.name}: train has {train.num_classes} classes but test {test.num_classes}")
+    check_splits(train, test)
     if train.images.shape[1:] != test.images.shape[1:]:
         raise DassError(f"{args.name}: train images are {train.images.shape[1:]} but test "
                         f"{test.images.shape[1:]}")
-    missing = np.flatnonzero(np.bincount(train.labels, minlength=train.num_classes) == 0)
-    if len(missing):
-        raise DassError(f"{args.name}: class {int(missing[0])} has no training image")
     out = {"name": args.name, "ok": True, "num_classes": train.num_classes,
            "image_shape": list(train.images.shape[1:])}
     for split, arrays in zip(SPLITS, (train, test)):

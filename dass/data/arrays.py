@@ -125,6 +125,8 @@ def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DassError(f"{path}: not a readable .npy array ({msg[:160]})") from None
+    except MemoryError:  # a header claiming more data than fits (or than the file holds)
+        raise DassError(f"{path}: its header claims an array too large to load into memory") from None
 
 
 def dataset_folder(root, name: str) -> Path:
@@ -139,7 +141,26 @@ def infer_num_classes(folder: Path) -> int:
     files = sorted(Path(folder).glob("*_labels.npy"))
     if not files:
         raise DassError(f"{folder}: no *_labels.npy file")
-    return 1 + max(int(as_int64_labels(load_npy(f, mmap=True), str(f)).max(initial=-1)) for f in files)
+    labels = [as_int64_labels(load_npy(f, mmap=True), str(f)) for f in files]
+    top = max(int(lab.max(initial=-1)) for lab in labels)
+    count = sum(len(lab) for lab in labels)
+    if top >= count:  # every class needs an image: a larger label is an error, not a class
+        f = next(f for f, lab in zip(files, labels) if int(lab.max(initial=-1)) == top)
+        raise DassError(f"{f}: label {top} but only {count} labelled images: labels must lie in [0, classes)")
+    return 1 + top
+
+
+def check_splits(train: ImageArrays, test: ImageArrays) -> int:
+    """What every entry that trains or evaluates on a dataset needs of its two splits: the same
+    classes, at least two of them, each with a training image. Returns the class count."""
+    if train.num_classes != test.num_classes:
+        raise DassError(f"dataset {train.name}: train has {train.num_classes} classes but test {test.num_classes}")
+    if train.num_classes < 2:
+        raise DassError(f"dataset {train.name}: {train.num_classes} class; classification needs at least 2")
+    missing = np.flatnonzero(np.bincount(train.labels, minlength=train.num_classes) == 0)
+    if len(missing):
+        raise DassError(f"dataset {train.name}: class {int(missing[0])} has no training image")
+    return train.num_classes
 
 
 def read_split(root, name: str, split: str) -> ImageArrays:

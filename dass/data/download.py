@@ -248,15 +248,21 @@ def _check_label_values(labels: np.ndarray, split: str, num_classes: int) -> Non
 
 
 def _check_zip(data_path: Path) -> set[str]:
-    """Every member passes its CRC check; returns the member names."""
+    """Every member passes its CRC check and is one :func:`safe_extract_zip` would extract into
+    the archive's folder (so a zip that extraction refuses is never recorded as verified);
+    returns the member names."""
+    dest = data_path.parent.resolve()
     try:
         with zipfile.ZipFile(data_path) as zf:
             bad = zf.testzip()
             names = set(zf.namelist())
+            unsafe = next(((i.filename, r) for i in zf.infolist() if (r := _unsafe_reason(i, dest))), None)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
         raise _BadFile(f"not a readable zip archive ({e})") from None
     if bad is not None:
         raise _BadFile(f"member {bad!r} fails its CRC check")
+    if unsafe is not None:
+        raise _BadFile(f"member {unsafe[0]!r} {unsafe[1]}: extraction would refuse it")
     return names
 
 

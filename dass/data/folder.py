@@ -48,8 +48,12 @@ def _read_image(path: Path, image_size: int | None) -> np.ndarray:
                 left, top = (nw - image_size) // 2, (nh - image_size) // 2
                 im = im.crop((left, top, left + image_size, top + image_size))
             return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DassError(f"{path}: not a readable image ({str(e)[:120]})") from None
+    except Image.DecompressionBombError as e:  # a header claiming a huge image: refused before decoding
+        raise DassError(f"{path}: image refused as too large ({str(e).split('.')[0][:120]})") from None
+    except MemoryError:
+        raise DassError(f"{path}: image too large to decode in memory") from None
 
 
 def _stack(files: list[tuple[Path, int]], image_size: int | None, num_classes: int, name: str,

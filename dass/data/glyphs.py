@@ -110,11 +110,11 @@ class GlyphSet:
             raise ValueError(f"dataset name '{self.name}' must match {_NAME_RE.pattern}")
         if not self.fonts:
             raise ValueError(f"dataset '{self.name}': fonts is empty")
-        if self.max_classes < 2:
-            raise ValueError(f"dataset '{self.name}': max_classes must be >= 2")
+        if not 2 <= self.max_classes <= 100_000:
+            raise ValueError(f"dataset '{self.name}': max_classes must lie in [2, 100000]")
         for k in ("train_per_class", "test_per_class"):
-            if getattr(self, k) is not None and getattr(self, k) < 1:
-                raise ValueError(f"dataset '{self.name}': {k} must be >= 1")
+            if getattr(self, k) is not None and not 1 <= getattr(self, k) <= 1_000_000:
+                raise ValueError(f"dataset '{self.name}': {k} must lie in [1, 10^6]")
         parse_code_points(self.code_points, self.name)
         if isinstance(self.variation, dict):
             try:
@@ -140,10 +140,10 @@ class GlyphsConfig:
     datasets: list[GlyphSet] = field(default_factory=list)  # the datasets of the family
 
     def __post_init__(self):
-        if self.image_size < 8 or self.render_scale < 1 or self.workers < 1:
-            raise ValueError("image_size must be >= 8, render_scale >= 1 and workers >= 1")
-        if self.train_per_class < 1 or self.test_per_class < 1:
-            raise ValueError("train_per_class and test_per_class must be >= 1")
+        if not (8 <= self.image_size <= 1024 and 1 <= self.render_scale <= 16 and 1 <= self.workers <= 256):
+            raise ValueError("image_size must lie in [8, 1024], render_scale in [1, 16] and workers in [1, 256]")
+        if not (1 <= self.train_per_class <= 1_000_000 and 1 <= self.test_per_class <= 1_000_000):
+            raise ValueError("train_per_class and test_per_class must lie in [1, 10^6]")
         names = [d.name for d in self.datasets]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

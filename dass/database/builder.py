@@ -116,11 +116,17 @@ class BuildConfig:
         keys = [t.key for t in self.tasks]
         if len(set(keys)) != len(keys):
             raise DassError("tasks: two tasks share a key")
-        if self.workers < 1 or self.lockstep < 1:
-            raise DassError("workers and lockstep must be >= 1")
+        if not (1 <= self.workers <= 1024 and 1 <= self.lockstep <= 1024 and 1 <= self.pool_factor <= 10_000
+                and 0 <= self.threads_per_worker <= 1024 and 1 <= self.feats_per_class <= 1 << 20
+                and 1 <= self.max_feats <= 1 << 20 and self.noise_seed >= 0):
+            raise DassError("workers and lockstep must lie in [1, 1024], pool_factor in [1, 10000], "
+                            "threads_per_worker in [0, 1024], feats_per_class and max_feats in [1, 2^20], noise_seed >= 0")
+        if any(t.teacher_lr < 0 for t in self.tasks) or min(vars(self.slurm).get(k) for k in (
+                "timeout_min", "array_parallelism", "cpus_per_task", "gpus_per_node", "groups_per_job")) < 0:
+            raise DassError("tasks[].teacher_lr and the slurm counts must be >= 0")
         for s, n in self.students.items():
-            if s not in SPLITS or n < 1:
-                raise DassError(f"students: '{s}: {n}' must name a split with a count >= 1")
+            if s not in SPLITS or not 1 <= n <= 1_000_000:
+                raise DassError(f"students: '{s}: {n}' must name a split with a count in [1, 10^6]")
         if not self.splits or any(s not in SPLITS for s in self.splits):
             raise DassError(f"splits: {self.splits} must be a non-empty list of {list(SPLITS)}")
         for s, seeds in self.label_seeds.items():

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DassError
-from ..io import atomic_torch_save, safe_torch_load
+from ..io import atomic_torch_save, read_json, safe_torch_load
 
 FORMAT = "dass-db-v2"
 FORMAT_V1 = "dass-db-v1"
@@ -157,11 +157,34 @@ def save_task_db(d: dict, path) -> None:
     atomic_torch_save(d, path)
 
 
+def read_manifest(root) -> dict | None:
+    """``<root>/manifest.json`` checked for the structure readers rely on (a mapping whose ``tasks``
+    is a list of rows, each with a ``key`` and, for a merged task, a ``file``); None when absent."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        return None
+    m = read_json(path)
+    if not isinstance(m, dict) or not isinstance(m.get("tasks", []), list):
+        raise DassError(f"{path}: expected a mapping with a list 'tasks'")
+    for i, row in enumerate(m.get("tasks", [])):
+        if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+            raise DassError(f"{path}: tasks[{i}] must be a mapping with a string 'key'")
+        if row.get("file") is not None and not isinstance(row["file"], str):
+            raise DassError(f"{path}: tasks[{i}].file must be a file name")
+    return m
+
+
 def load_db(root, splits=SPLITS) -> dict[str, list[dict]]:
-    """All task files under ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted by key."""
+    """All task files under ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted by key.
+    A task file that ``manifest.json`` lists but that is missing is an error (never a silent
+    average over the rest)."""
     root = Path(root)
     if not root.is_dir():
         raise DassError(f"database folder not found: {root}")
+    manifest = read_manifest(root)
+    for row in (manifest or {}).get("tasks", []):
+        if row.get("file") and not (root / row["file"]).is_file():
+            raise DassError(f"{root / 'manifest.json'}: lists task {row['key']} in {row['file']}, which is missing")
     out: dict[str, list[dict]] = {s: [] for s in splits}
     for p in sorted(root.glob("*.pt")):
         d = load_task_db(p)

@@ -83,7 +83,7 @@ def load_recipe(path: str, task: dict):
         if "recipe" not in task:
             raise DassError(f"task {task_key(task)}: the task file stores no KD recipe; give search_kd.recipe")
         return cfgmod.from_dict(KDRecipe, dict(task["recipe"]), where=f"task {task_key(task)} (recipe)")
-    data = cfgmod.read_yaml(path)
+    data = cfgmod.read_with_bases(path)
     if isinstance(data.get("recipe"), dict):
         data = data["recipe"]
     return cfgmod.from_dict(KDRecipe, data, where=str(path))

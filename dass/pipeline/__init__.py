@@ -14,7 +14,7 @@
    (:mod:`dass.pipeline.report`).
 
 Everything goes under ``run_dir``. Each of the first three stages records its identity (what its
-result depends on: data and checkpoint hashes, settings) in ``<stage>/identity.json`` when it starts
+result depends on: data and checkpoint hashes, settings) in ``<stage>/stage_identity.json`` when it starts
 and its result in ``<stage>/stage.json`` when it ends: a rerun skips finished stages whose identity
 is unchanged, resumes interrupted training from its checkpoints, and redoes (after emptying the
 folder) a stage whose identity changed, and with it every later stage.
@@ -101,8 +101,8 @@ class PipelineConfig:
             raise DassError("seeds must be a non-empty list of distinct seeds")
         if self.remap not in REMAPS:
             raise DassError(f"unknown remap '{self.remap}' (known: {', '.join(REMAPS)})")
-        if self.threads < 0:
-            raise DassError("threads must be >= 0")
+        if not 0 <= self.threads <= 1024:
+            raise DassError("threads must lie in [0, 1024]")
 
 
 def default_run_dir(dataset: str) -> Path:
@@ -166,7 +166,7 @@ class Stages:
                 log.info("stage %s: finished before with the same inputs, skipped", name)
                 self.records[name] = {**rec, "skipped": True}
                 return rec["result"]
-        started = folder / "identity.json"
+        started = folder / "stage_identity.json"  # (identity.json is the entry's own, dass.runid)
         if folder.exists() and (not started.is_file() or read_json(started) != identity):
             log.info("stage %s: inputs changed since the last run, redoing it", name)
             shutil.rmtree(folder)

@@ -60,6 +60,13 @@ class ModelSizes:
     set_inducing: int = 16  # inducing points of the set encoder
     head_hidden: int = 64  # hidden size of the prediction head
 
+    def __post_init__(self):
+        for k, v in vars(self).items():
+            if not 1 <= v <= 65536:
+                raise DassError(f"model.{k} must lie in [1, 65536], got {v}")
+        if self.set_dim % self.set_heads:
+            raise DassError(f"model.set_dim {self.set_dim} must be divisible by model.set_heads {self.set_heads}")
+
 
 @dataclass
 class InputDims:

@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 from ..cli import load_config, make_parser, run_main
+from ..errors import DassError
 from .arch import num_architectures, sample, teacher_arch
 from .config import SpaceConfig
 from .cost import macs, params
@@ -37,6 +38,10 @@ def describe(space: SpaceConfig) -> dict:
 
 def main(args) -> int:
     space = load_config(SpaceConfig, args)
+    if not 0 <= args.sample <= 1_000_000:
+        raise DassError(f"--sample must lie in [0, 10^6], got {args.sample}")
+    if not 0 <= args.seed < 2 ** 63:
+        raise DassError(f"--seed must lie in [0, 2^63), got {args.seed}")
     if args.sample:
         rng = np.random.default_rng(args.seed)
         for _ in range(args.sample):

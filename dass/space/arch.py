@@ -105,14 +105,21 @@ def sample(space: SpaceConfig, rng: np.random.Generator) -> Arch:
 def sample_unique(space: SpaceConfig, n: int, rng: np.random.Generator, exclude=(), max_tries: int | None = None,
                   accept=None) -> list[Arch]:
     """``n`` distinct architectures (none in ``exclude``), optionally filtered by ``accept(arch)``."""
+    total = num_architectures(space)
+    if n > total - len(set(exclude)):
+        raise DassError(f"space '{space.name}' holds {total} architectures: it cannot supply {n} "
+                        f"distinct ones{' besides the ' + str(len(set(exclude))) + ' excluded' if exclude else ''}")
     seen = set(exclude)
     out = []
     tries = 0
     limit = max_tries if max_tries is not None else 1000 * max(n, 1)
     while len(out) < n:
         tries += 1
-        if tries > limit:
-            raise DassError(f"could only find {len(out)} of {n} distinct architectures satisfying the constraints")
+        # fail fast: the rate found so far says the rest cannot come within the limit
+        # (none found after 10,000 draws: the projection is infinite)
+        if tries > limit or (tries % 10_000 == 0 and tries * n > limit * len(out)):
+            raise DassError(f"could only find {len(out)} of {n} distinct architectures satisfying the constraints "
+                            f"in {tries} draws")
         a = sample(space, rng)
         if a in seen or (accept is not None and not accept(a)):
             continue

@@ -43,9 +43,18 @@ class SpaceConfig:
             if len(set(ch)) != len(ch) or min(ch) < 1:
                 raise DassError(f"space '{self.name}': stage width {w} gives repeated or zero channel "
                                 f"counts for width_mults {self.width_mults}")
+        if self.in_channels < 1 or self.in_channels > 64:
+            raise DassError(f"space '{self.name}': in_channels must lie in [1, 64], got {self.in_channels}")
+        if self.num_classes < 2:
+            raise DassError(f"space '{self.name}': num_classes must be >= 2, got {self.num_classes}")
+        if max(self.stage_widths) > 16384 or max(self.depths) > 64 or len(self.stage_widths) > 16:
+            raise DassError(f"space '{self.name}': at most 16 stages of width <= 16384 and depth <= 64")
         down = 1
         for s in self.stage_strides:
             down *= s
+        if not down <= self.image_size <= 4096:
+            raise DassError(f"space '{self.name}': image_size must lie in [{down} (the total stride), 4096], "
+                            f"got {self.image_size}")
         if self.image_size % down:
             raise DassError(f"space '{self.name}': image_size {self.image_size} not divisible by total stride {down}")
 

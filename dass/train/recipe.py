@@ -31,14 +31,15 @@ class Recipe:
 
     def __post_init__(self):
         checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+            (1 <= self.epochs <= 100_000, "epochs must lie in [1, 100000]"),
+            (1 <= self.batch_size <= 1 << 20, "batch_size must lie in [1, 2^20]"),
+            (1 <= self.eval_batch_size <= 1 << 20, "eval_batch_size must lie in [1, 2^20]"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.momentum < 1, "momentum must lie in [0, 1)"),
+            (self.momentum > 0 or not self.nesterov, "nesterov needs momentum > 0 (or nesterov: false)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.crop_pad is None or self.crop_pad >= 0, "crop_pad must be >= 0"),
+            (self.crop_pad is None or 0 <= self.crop_pad <= 1024, "crop_pad must lie in [0, 1024]"),
             (self.std > 0, "std must be > 0"),
         ]
         for ok, msg in checks:

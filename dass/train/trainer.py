@@ -38,7 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from ..data.arrays import ImageArrays
+from ..data.arrays import ImageArrays, check_splits
 from ..data.loader import DeviceLoader
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
@@ -281,9 +281,9 @@ def fit(learners: list[Learner], train_loader: DeviceLoader, test_loader: Device
 
 def check_data(train: ImageArrays, test: ImageArrays, num_classes: int | None = None) -> int:
     """Raise DassError unless train and test (and the teacher's ``num_classes``, when given) agree on
-    the classes; return their number. Images of any size are accepted (the loader resizes them)."""
-    if train.num_classes != test.num_classes:
-        raise DassError(f"dataset {train.name}: train has {train.num_classes} classes, test {test.num_classes}")
+    the classes (at least two, each with a training image); return their number. Images of any size
+    are accepted (the loader resizes them)."""
+    check_splits(train, test)
     if num_classes is not None and train.num_classes != num_classes:
         raise DassError(f"teacher has {num_classes} classes, dataset {train.name} has {train.num_classes}")
     return train.num_classes

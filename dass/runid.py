@@ -1,0 +1,171 @@
+"""Run identity: a run folder holds the run its inputs determine, and no other.
+
+Every resumable entry (teacher, kd, meta-train, search, evaluation) describes its run by
+:func:`identity`: the resolved config (less the keys that do not change the result: where it is
+written, progress bars, how far it has got), the content hashes of the files it reads (teacher,
+predictor, database task files) and of the dataset's bytes, and the versions of the code that
+shape the result. The hash of that description names the run. :func:`claim` refuses a folder that
+holds another identity, before anything in it is written, naming what differs; :func:`record`
+writes ``identity.json`` into the folder. Default run folders carry the first characters of the
+hash, so two different runs never meet.
+
+File hashes are cached by (absolute path, size, modification time) in
+``$DASS_CACHE_DIR/file_hashes.json`` (default ``~/.cache/dass``), so a large dataset is read once;
+an unwritable cache only costs the re-reading.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .errors import DassError
+from .io import atomic_write_json, file_sha256
+
+IDENTITY_FILE = "identity.json"
+# Bumped when a change of the code changes what a run with the same inputs produces.
+IDENTITY_VERSION = 1
+_CACHE_MAX = 20000
+_cache: dict | None = None
+_cache_file: Path | None = None
+
+
+def _cache_path() -> Path:
+    root = os.environ.get("DASS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dass"
+    return Path(root) / "file_hashes.json"
+
+
+def _load_cache() -> dict:
+    global _cache, _cache_file
+    if _cache is None or _cache_file != _cache_path():
+        _cache_file = _cache_path()
+        try:
+            d = json.loads(_cache_file.read_text())
+            _cache = d if isinstance(d, dict) else {}
+        except (OSError, ValueError):
+            _cache = {}
+    return _cache
+
+
+def _save_cache() -> None:
+    cache = _load_cache()
+    while len(cache) > _CACHE_MAX:
+        cache.pop(next(iter(cache)))
+    try:
+        atomic_write_json(_cache_path(), cache, indent=0)
+    except OSError:
+        pass  # a cache that cannot be written only means hashing again next time
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def file_hash(path, _save: bool = True) -> str:
+    """sha256 of a file's bytes (cached by path, size and modification time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DassError(f"file not found: {path}")
+    cache = _load_cache()
+    key = _stamp(path)
+    if key not in cache:
+        cache[key] = file_sha256(path)
+        if _save:
+            _save_cache()
+    return cache[key]
+
+
+def folder_hash(folder) -> str:
+    """Hash of every file under ``folder`` (relative names and contents; hidden files skipped)."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    for p in files:
+        h.update(f"{p.relative_to(folder).as_posix()}\0{file_hash(p, _save=False)}\n".encode())
+    _save_cache()
+    return h.hexdigest()
+
+
+def dataset_hash(arrays) -> str:
+    """Content hash of a loaded dataset split: its files (the folder of ``arrays.source``, through
+    the cache) plus which of their images it takes (name, count, classes), or the bytes in memory
+    when it came from nowhere on disk."""
+    src = Path(arrays.source) if arrays.source else None
+    h = hashlib.sha256()
+    h.update(json.dumps([arrays.name, len(arrays), int(arrays.num_classes), list(arrays.images.shape)]).encode())
+    if src is not None and src.exists():
+        h.update(folder_hash(src if src.is_dir() else src.parent).encode())
+    else:
+        h.update(arrays.images.tobytes())
+        h.update(arrays.labels.tobytes())
+    return h.hexdigest()
+
+
+def _flatten(d, prefix: str = "") -> dict:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def identity(kind: str, config: dict, drop=(), **inputs) -> dict:
+    """The identity of a run of ``kind``: ``config`` (a resolved config dict) without the keys of
+    ``drop`` (dotted), plus ``inputs`` (content hashes of files and data), plus code versions."""
+    import torch
+
+    from . import __version__
+    flat = {k: v for k, v in _flatten(config).items() if k not in drop and not any(k.startswith(d + ".") for d in drop)}
+    parts = {"kind": kind, "code": {"identity": IDENTITY_VERSION, "dass": __version__,
+                                    "torch": ".".join(torch.__version__.split(".")[:2])},
+             "config": flat, "inputs": inputs}
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return {"hash": hashlib.sha256(text.encode()).hexdigest()[:16], **json.loads(text)}
+
+
+def short(ident: dict) -> str:
+    """The part of the hash that default run folder names carry."""
+    return ident["hash"][:8]
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    a, b = _flatten({k: v for k, v in old.items() if k != "hash"}), _flatten({k: v for k, v in new.items() if k != "hash"})
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            name = k.split(".", 1)[1] if k.startswith(("config.", "inputs.")) else k
+            va, vb = (str(x.get(k, "<absent>"))[:24] for x in (a, b))
+            out.append(f"{name}: {va} -> {vb}")
+    return out
+
+
+def claim(run_dir, ident: dict) -> None:
+    """Refuse ``run_dir`` when it holds another run: an ``identity.json`` other than ``ident``, or an
+    entry's ``config.yaml`` without one. Absent, or holding ``ident`` (a resumption), or only other
+    files (a caller's own notes): accepted. Writes nothing."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DassError(f"run folder {run_dir} is a file")
+    path = run_dir / IDENTITY_FILE
+    if not path.is_file():
+        if (run_dir / "config.yaml").is_file():  # an entry's run, of a version before identities
+            raise DassError(f"run folder {run_dir} holds a run (config.yaml) but no {IDENTITY_FILE}: another "
+                            f"run, or one of an older version; give another run_dir or empty it")
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise DassError(f"{path}: not valid JSON; give another run_dir or empty it") from None
+    if not isinstance(old, dict) or old.get("hash") != ident["hash"]:
+        diff = _differences(old if isinstance(old, dict) else {}, ident)
+        shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise DassError(f"run folder {run_dir} holds another run (differs in {shown or 'its identity'}): "
+                        f"give another run_dir, or delete it to start over")
+
+
+def record(run_dir, ident: dict) -> None:
+    atomic_write_json(Path(run_dir) / IDENTITY_FILE, ident)
