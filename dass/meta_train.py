@@ -34,7 +34,8 @@ from .io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
 from .predictor.adapt import adapt, init_inner_lrs, predict_task
 from .predictor.data import (TaskData, cost_features, load_tasks, make_target, sample_query, student_targets,
                              support_target, take)
-from .predictor.metrics import correlations, evaluate_predictor, mean_metrics
+from .evaluation.correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_value
+from .predictor.metrics import evaluate_predictor, task_metrics
 from .predictor.model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, load_predictor,
                               save_predictor)
 from .train.distributed import resolve_device
@@ -154,9 +155,9 @@ class MetaTrainer:
         return float(loss.detach())
 
     def valid_spearman(self) -> float:
-        rs = [correlations(predict_task(self.model, self.inner_lrs, self.target, self.cfg.inner_steps, t,
-                                        self.device), t.acc)["spearman"] for t in self.valid]
-        return float(np.mean(rs))
+        rs = [task_metrics(predict_task(self.model, self.inner_lrs, self.target, self.cfg.inner_steps, t,
+                                        self.device), t)["spearman"] for t in self.valid]
+        return selection_value(nanmean(rs))
 
     def predictor(self) -> LoadedPredictor:
         first = self.train[0]
@@ -229,7 +230,7 @@ def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
         ep = trainer.episode
         if ep % cfg.eval_every == 0 or ep == cfg.episodes:
             rho = trainer.valid_spearman()
-            if rho > trainer.best:
+            if rho > trainer.best or trainer.best_episode == 0:
                 trainer.best, trainer.best_episode = rho, ep
                 save_predictor(trainer.predictor(), run_dir / "best.pt")
             trainer.history.append({"episode": ep, "train_loss": trainer.loss_sum / trainer.loss_count,
@@ -250,8 +251,8 @@ def _baselines(tasks: list[TaskData]) -> dict:
     """Mean correlations of MACs and of parameter count with the students' accuracies."""
     out = {}
     for i, name in enumerate(("log_macs", "log_params")):
-        per = {t.key: correlations(cost_features(t.archs, t.space, t.num_classes)[:, i], t.acc) for t in tasks}
-        out[name] = mean_metrics(per)
+        per = {t.key: task_metrics(cost_features(t.archs, t.space, t.num_classes)[:, i], t) for t in tasks}
+        out[name] = mean_metrics(per, METRICS + (PARTIAL,))
     return out
 
 
@@ -264,7 +265,7 @@ def _finish(trainer: MetaTrainer, tasks: dict, run_dir: Path, device) -> dict:
         "episodes": trainer.episode,
         "meta_valid": evaluate_predictor(best, tasks["meta_valid"]),
         "meta_test": test,
-        "meta_test_mean": mean_metrics(test),
+        "meta_test_mean": mean_metrics(test, METRICS + (PARTIAL,)),
         "baselines_meta_test": _baselines(tasks["meta_test"]),
         "train_seconds": round(trainer.seconds, 2),
     }

@@ -75,6 +75,50 @@ def test_constant_vectors_give_nan_with_a_warning():
     assert math.isnan(corr.nanmean([float("nan")]))
 
 
+def test_partial_spearman_by_hand_and_zero_for_macs():
+    macs = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    true = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])
+    # MACs itself, any monotone transform of it, and a linear one: nothing left beyond MACs -> 0.
+    assert corr.partial_spearman(macs, true, macs) == 0.0
+    assert corr.partial_spearman(np.log(macs), true, macs) == 0.0
+    assert corr.partial_spearman(-macs ** 3, true, macs) == 0.0
+    # By hand: MACs ranks m = 1..6 (mean 3.5); the true ranks' residual on m is t - m (slope 1,
+    # intercept 0 since t and m share mean and covariance) = (0, 1, -1, 1, -1, 0). A score equal to
+    # those residuals has ranks s = (3.5, 5.5, 1.5, 5.5, 1.5, 3.5), regressed on m: slope
+    # cov(s, m) / var(m) = 0 (s is symmetric around the middle), residual s - 3.5 = (0, 2, -2, 2, -2, 0),
+    # exactly 2 x the true residual -> partial correlation 1.
+    score = true - macs
+    assert corr.partial_spearman(score, true, macs) == pytest.approx(1.0)
+    assert corr.partial_spearman(-score, true, macs) == pytest.approx(-1.0)
+    # Plain Spearman of that score is far from 1 (MACs explains most of the order).
+    assert corr.correlations(score, true)["spearman"] < 0.5
+    with pytest.warns(UserWarning, match="constant"):
+        assert math.isnan(corr.partial_spearman(np.ones(6), true, macs))
+
+
+def test_partial_spearman_matches_the_closed_form():
+    # Partial correlation of ranks: (r_st - r_sm r_tm) / sqrt((1 - r_sm^2)(1 - r_tm^2)) with the
+    # pairwise Spearman correlations (the classical first-order partial correlation formula).
+    rng = np.random.default_rng(3)
+    m, s, t = rng.normal(size=(3, 40))
+    t = t + m
+    r = lambda a, b: stats.spearmanr(a, b).statistic  # noqa: E731
+    want = (r(s, t) - r(s, m) * r(t, m)) / math.sqrt((1 - r(s, m) ** 2) * (1 - r(t, m) ** 2))
+    assert corr.partial_spearman(s, t, m) == pytest.approx(want)
+
+
+def test_bootstrap_interval():
+    lo, hi = corr.bootstrap_interval([0.5, 0.5, 0.5])
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    v = [0.0, 1.0]
+    # resampled means of two values are 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4: the 5 % and
+    # 95 % quantiles are 0 and 1.
+    assert corr.bootstrap_interval(v) == pytest.approx((0.0, 1.0))
+    lo, hi = corr.bootstrap_interval([0.1, 0.2, 0.3, 0.4, float("nan")], seed=1)
+    assert 0.1 <= lo < 0.25 < hi <= 0.4
+    assert all(math.isnan(x) for x in corr.bootstrap_interval([float("nan")]))
+
+
 def test_nan_scores_rank_last_and_pearson_needs_finite_scores():
     with pytest.warns(UserWarning, match="Pearson"):
         c = corr.correlations([float("nan"), 1.0, 2.0], [0.0, 1.0, 2.0])

@@ -10,6 +10,11 @@ A scorer has a ``name`` and ``score(task, ctx) -> np.ndarray`` (float64, one sco
 * ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``: zero-cost proxies
   (:mod:`dass.evaluation.proxies`) of the *remapped* student: built and initialised from the task's
   teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch`;
+* ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
+  relations against the trained teacher's on the same batch (:func:`proxies.diswot`);
+* ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
+  one-hot encoding, trained on the database's ``meta_train`` tasks (``ctx.db``), its feature set and
+  penalty chosen on ``meta_valid`` (:mod:`dass.evaluation.ensemble`);
 * ``oracle``: the true accuracy (``ctx.label``), an upper bound.
 
 :class:`PredictorScorer` wraps a meta-trained predictor checkpoint (DaSS ``STA``/``DSTA``, or the
@@ -85,8 +90,10 @@ class EvalContext:
     teachers: dict[str, str] = field(default_factory=dict)   # task key -> checkpoint (overrides the file's)
     proxy_source: dict[str, str] = field(default_factory=dict)
     progress: bool = True
+    db: str = ""            # the database (the proxy ensemble trains on its meta_train/meta_valid tasks)
     _teacher_sd: dict = field(default_factory=dict, repr=False)
     _batch: dict = field(default_factory=dict, repr=False)
+    _proxy: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         if self.proxy_input not in PROXY_INPUTS:
@@ -112,6 +119,28 @@ class EvalContext:
             _, sd, _ = load_teacher(path, task_space(task), int(task["task"]["num_classes"]))
             self._teacher_sd[key] = sd
         return self._teacher_sd[key]
+
+    def proxy_scores(self, task: dict, name: str) -> np.ndarray:
+        """Proxy ``name`` (one of :data:`proxies.PROXIES` or ``diswot``) of every remapped student of
+        ``task`` on the task's proxy batch; computed once per (task, proxy) and shared by scorers."""
+        key = (task_key(task), name)
+        if key not in self._proxy:
+            space, n_cls = task_space(task), int(task["task"]["num_classes"])
+            sd = self.teacher_state(task)
+            x, y = self.proxy_batch(task)
+            strategy = str(task.get("remap", "copy_paste_first"))
+            if name == "diswot":
+                from ..space import build, teacher_arch
+                teacher = build(teacher_arch(space), space, n_cls)
+                teacher.load_state_dict(sd)
+                rel = proxies.relation_matrices(teacher.to(self.device), x)
+            out = []
+            for arch in tqdm(task_archs(task), desc=f"{name} {task_key(task)}", leave=False,
+                             disable=not self.progress):
+                net = build_remapped(arch, space, n_cls, sd, strategy).to(self.device)
+                out.append(proxies.diswot(net, rel, x) if name == "diswot" else proxies.compute(name, net, x, y))
+            self._proxy[key] = np.array(out, dtype=np.float64)
+        return self._proxy[key]
 
     def proxy_batch(self, task: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x: B x C x S x S float32, y: B int64)`` on the device (see module doc)."""
@@ -191,16 +220,34 @@ class ProxyScorer(Scorer):
         self.name = proxy
 
     def score(self, task, ctx):
-        space, n_cls = task_space(task), int(task["task"]["num_classes"])
-        sd = ctx.teacher_state(task)
-        x, y = ctx.proxy_batch(task)
-        strategy = str(task.get("remap", "copy_paste_first"))
-        out = []
-        for arch in tqdm(task_archs(task), desc=f"{self.name} {task_key(task)}", leave=False,
-                         disable=not ctx.progress):
-            net = build_remapped(arch, space, n_cls, sd, strategy).to(ctx.device)
-            out.append(proxies.compute(self.name, net, x, y))
-        return np.array(out, dtype=np.float64)
+        return ctx.proxy_scores(task, self.name)
+
+
+class EnsembleScorer(Scorer):
+    """``proxy_ensemble``: ridge regression over cost, zero-cost proxies and the one-hot encoding,
+    trained on the database's meta_train tasks, features and penalty chosen on meta_valid
+    (:mod:`dass.evaluation.ensemble`)."""
+
+    name = "proxy_ensemble"
+    needs_teacher = True
+    needs_training_tasks = True
+
+    def __init__(self):
+        self.model = None
+
+    def fit(self, ctx: EvalContext) -> None:
+        from ..database.format import load_db
+        from . import ensemble
+        if not ctx.db:
+            raise DassError("proxy_ensemble needs the database (db=...) to train on its meta_train tasks")
+        groups = load_db(ctx.db, splits=("meta_train", "meta_valid"))
+        self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], ctx)
+        log.info("proxy_ensemble: %s", self.model.describe())
+
+    def score(self, task, ctx):
+        if self.model is None:
+            self.fit(ctx)
+        return self.model.predict_task(task, ctx)
 
 
 class OracleScorer(Scorer):
@@ -250,6 +297,8 @@ _REGISTRY: dict[str, Callable[[], Scorer]] = {
     "macs": lambda: CostScorer("macs"),
     "params": lambda: CostScorer("params"),
     **{p: (lambda p=p: ProxyScorer(p)) for p in proxies.PROXIES},
+    "diswot": lambda: ProxyScorer("diswot"),
+    "proxy_ensemble": EnsembleScorer,
     "oracle": OracleScorer,
 }
 

@@ -1,6 +1,12 @@
-"""Agreement between a method's scores and the students' true accuracies.
+"""Agreement between a method's scores and the students' true accuracies: the one home of the
+correlation metrics, used by meta-training (validation, ``metrics.json``) and by ``dass.evaluate``.
 
 * :func:`correlations`: Spearman, Kendall tau (tau-b) and Pearson, with scipy's estimators.
+* :func:`partial_spearman`: the size-controlled rank correlation: the ranks of the scores and of the
+  true values are each regressed (least squares, with intercept) on the ranks of the students' MACs
+  and the residuals are correlated (Pearson). It measures the order a score finds among students of
+  similar cost; ranking by MACs (or any monotone function of it) scores exactly 0.
+* :func:`bootstrap_interval`: a percentile bootstrap interval of a mean over tasks.
 * :func:`top_k_overlap`: the share of the ``k`` truly best students found among the ``k`` best scored.
 * :func:`regret`: the true accuracy of the scored top-1 minus the best true accuracy (<= 0; 0 means
   the method found the best student).
@@ -10,7 +16,11 @@ Conventions: scores are "higher = better". A ``nan`` score (a proxy that failed 
 below every other score (it becomes ``-inf``); ``+-inf`` keep their order. Pearson needs finite
 values: with any non-finite score it is ``nan``. A constant vector (or fewer than two students)
 carries no ranking: its correlations are ``nan`` with a :class:`UserWarning`, never an exception.
-Means over tasks (:func:`nanmean`) skip ``nan``.
+Means over tasks (:func:`nanmean`) skip ``nan`` (``nan`` only when every task is ``nan``); a
+checkpoint selection on such a mean treats ``nan`` as worse than any number. This is the one rule,
+for meta-training and evaluation alike. :func:`partial_spearman` follows it (``nan`` for a constant
+score or true vector) with one addition: a non-constant score whose ranks are exactly a linear
+function of the MACs ranks has nothing left after the regression and scores 0, not ``nan``.
 """
 from __future__ import annotations
 
@@ -20,6 +30,8 @@ import numpy as np
 from scipy import stats
 
 METRICS = ("spearman", "kendall", "pearson")
+PARTIAL = "partial_spearman"
+CI_LEVEL = 0.9
 
 
 def as_scores(x) -> np.ndarray:
@@ -92,3 +104,58 @@ def nanmean(values) -> float:
     v = np.asarray(list(values), dtype=np.float64)
     v = v[np.isfinite(v)]
     return float(v.mean()) if v.size else float("nan")
+
+
+def _residual(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Residual of the least-squares fit ``y ~ a + b x``."""
+    X = np.stack([np.ones_like(x), x], axis=1)
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return y - X @ coef
+
+
+def partial_spearman(pred, true, macs) -> float:
+    """Spearman of ``pred`` and ``true`` controlled for ``macs`` (see module doc; ranks are
+    average ranks of ties, so ``log MACs`` and ``MACs`` give the same value)."""
+    p, t = _check_pair(pred, true)
+    m = np.asarray(macs, dtype=np.float64).reshape(-1)
+    if m.shape != p.shape:
+        raise ValueError(f"{m.size} MACs for {p.size} scores")
+    if _constant(p) or _constant(t):
+        warnings.warn("partial correlation of a constant vector (or of fewer than two values) is undefined: nan",
+                      UserWarning, stacklevel=2)
+        return float("nan")
+    rp, rt, rm = (stats.rankdata(v) for v in (p, t, m))
+    ep, et = _residual(rp, rm), _residual(rt, rm)
+    scale = lambda r: np.linalg.norm(r - r.mean())  # noqa: E731
+    if np.linalg.norm(ep) <= 1e-9 * scale(rp):
+        return 0.0
+    if np.linalg.norm(et) <= 1e-9 * scale(rt):
+        warnings.warn("partial correlation: the true values are ordered exactly as the MACs: nan",
+                      UserWarning, stacklevel=2)
+        return float("nan")
+    return float(np.dot(ep, et) / (np.linalg.norm(ep) * np.linalg.norm(et)))
+
+
+def bootstrap_interval(values, level: float = CI_LEVEL, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one per task; ``nan`` skipped):
+    ``n_boot`` resamples of the tasks with replacement, seeded. ``(nan, nan)`` without a finite value."""
+    v = np.asarray(list(values), dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(int(n_boot), v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def mean_metrics(per_task: dict[str, dict[str, float]], metrics=METRICS) -> dict[str, float]:
+    """``nanmean`` of each metric over tasks (empty dict when there is no task)."""
+    if not per_task:
+        return {}
+    return {m: nanmean(r[m] for r in per_task.values()) for m in metrics}
+
+
+def selection_value(x: float) -> float:
+    """A mean used to pick a checkpoint or a design: ``nan`` ranks below every number."""
+    return float(x) if np.isfinite(x) else -float("inf")
