@@ -8,11 +8,22 @@ tasks of MSE (+ ``rank_loss_weight`` x a pairwise logistic ranking loss), minimi
 the meta-parameters and the inner learning rates. Every ``eval_every`` episodes the mean Spearman
 over ``meta_valid`` tasks picks the best checkpoint.
 
+Design switches (``configs/meta_train/*.yaml``): ``input_type``, ``arch_encoder``,
+``cost_features`` (log MACs/params as inputs), ``cost_prior`` (a least-squares cost prior plus a
+learned residual, :mod:`dass.predictor.model`), ``target`` (``raw`` / ``relative`` / per-task
+``standardized``), ``rank_loss_weight``, ``first_order``, ``eval_at_start`` (the untrained model,
+i.e. the cost prior alone, competes for the checkpoint).
+
+After training, the best checkpoint gets a linear calibration from its output to accuracy relative
+to the teacher's, fitted on the meta-training students (:func:`calibrate`), so every predictor
+gives a predicted accuracy in percent (``pred_acc`` in search).
+
 Run folder: ``best.pt`` (:func:`dass.predictor.load_predictor`), ``last.pt`` (resume state,
 rewritten atomically every ``checkpoint_every`` episodes; a rerun with the same folder continues
-from it), ``history.csv``, ``metrics.json`` (best validation Spearman and the ``meta_test``
-correlations of the best checkpoint, per task and mean, with MACs/params baselines) and
-``config.yaml``.
+from it), ``history.csv``, ``metrics.json`` (best validation Spearman; the ``meta_valid`` and
+``meta_test`` correlations of the best checkpoint, per task and mean, including the MACs-controlled
+``partial_spearman``; MACs/params baselines; the calibration and the mean absolute error of the
+predicted accuracy per task, ``pred_acc_mae``) and ``config.yaml``.
 """
 from __future__ import annotations
 
@@ -32,8 +43,8 @@ from .cli import load_config, make_parser, run_main, setup_run_dir
 from .errors import DassError
 from .io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
 from .predictor.adapt import adapt, init_inner_lrs, predict_task
-from .predictor.data import (TaskData, cost_features, load_tasks, make_target, sample_query, student_targets,
-                             support_target, take)
+from .predictor.data import (TaskData, cost_features, fit_calibration, load_tasks, make_target, sample_query,
+                             student_targets, support_target, take, to_accuracy)
 from .evaluation.correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_value
 from .predictor.metrics import evaluate_predictor, task_metrics
 from .predictor.model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, load_predictor,
@@ -57,6 +68,7 @@ class MetaTrainConfig:
     input_type: str = "STA"
     arch_encoder: Literal["onehot", "graph"] = "onehot"
     cost_features: bool = False
+    cost_prior: bool = False          # output = linear cost prior (least squares) + learned residual
     model: ModelSizes = field(default_factory=ModelSizes)
     # objective
     target: Literal["raw", "relative", "standardized"] = "raw"
@@ -70,6 +82,7 @@ class MetaTrainConfig:
     learn_inner_lr: bool = True
     outer_lr: float = 5e-4
     eval_every: int = 20
+    eval_at_start: bool = False       # also validate the untrained model (episode 0) as a candidate
     checkpoint_every: int = 20
     resume: bool = True
     progress: bool = True
@@ -107,12 +120,18 @@ class MetaTrainer:
         self.train, self.valid = tasks["meta_train"], tasks["meta_valid"]
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
-                               cfg.model)
+                               cfg.model, cfg.cost_prior)
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)
         self.targets = {t.key: student_targets(cfg.target, t.acc, t.teacher_acc) for t in self.train}
-        self.model.set_output_bias(float(torch.cat(list(self.targets.values())).mean()))
+        y = torch.cat(list(self.targets.values()))
+        self.model.set_output_bias(float(y.mean()))
+        if cfg.cost_prior:
+            X = torch.cat([cost_features(t.archs, t.space, t.num_classes) for t in self.train]).double()
+            X = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)
+            coef = torch.linalg.lstsq(X, y.double()[:, None]).solution[:, 0]
+            self.model.set_prior(coef[:2], float(coef[2]))
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
         if cfg.learn_inner_lr:
@@ -223,21 +242,15 @@ def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
     cfg = trainer.cfg
     bar = tqdm(total=cfg.episodes, initial=min(trainer.episode, cfg.episodes), desc="meta-train",
                disable=not cfg.progress, dynamic_ncols=True)
+    if cfg.eval_at_start and trainer.episode == 0 and not trainer.history:
+        _validate(trainer, run_dir, 0.0)
     while trainer.episode < cfg.episodes:
         t0 = time.perf_counter()
         trainer.loss_sum += trainer.step()
         trainer.loss_count += 1
         ep = trainer.episode
         if ep % cfg.eval_every == 0 or ep == cfg.episodes:
-            rho = trainer.valid_spearman()
-            if rho > trainer.best or trainer.best_episode == 0:
-                trainer.best, trainer.best_episode = rho, ep
-                save_predictor(trainer.predictor(), run_dir / "best.pt")
-            trainer.history.append({"episode": ep, "train_loss": trainer.loss_sum / trainer.loss_count,
-                                    "valid_spearman": rho, "best_valid_spearman": trainer.best,
-                                    "seconds": round(trainer.seconds + time.perf_counter() - t0, 3)})
-            trainer.loss_sum, trainer.loss_count = 0.0, 0
-            write_csv(run_dir / "history.csv", trainer.history)
+            rho = _validate(trainer, run_dir, time.perf_counter() - t0)
             bar.set_postfix(loss=f"{trainer.history[-1]['train_loss']:.4g}", valid=f"{rho:.3f}",
                             best=f"{trainer.best:.3f}")
         trainer.seconds += time.perf_counter() - t0
@@ -245,6 +258,40 @@ def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
             atomic_torch_save(trainer.state(), run_dir / "last.pt")
         bar.update(1)
     bar.close()
+
+
+def _validate(trainer: MetaTrainer, run_dir: Path, step_seconds: float) -> float:
+    """Validate now; keep ``best.pt`` when it is the best so far (or nothing was saved yet)."""
+    ep = trainer.episode
+    rho = trainer.valid_spearman()
+    if rho > trainer.best or not (run_dir / "best.pt").is_file():
+        trainer.best, trainer.best_episode = rho, ep
+        save_predictor(trainer.predictor(), run_dir / "best.pt")
+    loss = trainer.loss_sum / trainer.loss_count if trainer.loss_count else float("nan")
+    trainer.history.append({"episode": ep, "train_loss": loss, "valid_spearman": rho,
+                            "best_valid_spearman": trainer.best,
+                            "seconds": round(trainer.seconds + step_seconds, 3)})
+    trainer.loss_sum, trainer.loss_count = 0.0, 0
+    write_csv(run_dir / "history.csv", trainer.history)
+    return rho
+
+
+def calibrate(pred: LoadedPredictor, tasks: list[TaskData]) -> None:
+    """Fit ``pred.target["calib"]`` (accuracy relative to the teacher's from the adapted output,
+    :func:`dass.predictor.data.fit_calibration`) on ``tasks``' students."""
+    outs = [predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t,
+                         next(pred.model.parameters()).device) for t in tasks]
+    pred.target["calib"] = fit_calibration(outs, [t.acc for t in tasks], [t.teacher_acc for t in tasks])
+
+
+def accuracy_errors(pred: LoadedPredictor, tasks: list[TaskData]) -> dict[str, float]:
+    """Mean absolute error (accuracy points) of the predicted accuracy, per task."""
+    out = {}
+    for t in tasks:
+        y = predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t,
+                         next(pred.model.parameters()).device)
+        out[t.key] = float((to_accuracy(pred.target, y, t.teacher_acc) - t.acc).abs().mean())
+    return out
 
 
 def _baselines(tasks: list[TaskData]) -> dict:
@@ -258,7 +305,11 @@ def _baselines(tasks: list[TaskData]) -> dict:
 
 def _finish(trainer: MetaTrainer, tasks: dict, run_dir: Path, device) -> dict:
     best = load_predictor(run_dir / "best.pt", trainer.space, device)
+    if "calib" not in best.target:
+        calibrate(best, trainer.train)
+        save_predictor(best, run_dir / "best.pt")
     test = evaluate_predictor(best, tasks["meta_test"])
+    mae = {split: accuracy_errors(best, tasks[split]) for split in ("meta_valid", "meta_test")}
     metrics = {
         "best_valid_spearman": trainer.best,
         "best_episode": trainer.best_episode,
@@ -266,6 +317,9 @@ def _finish(trainer: MetaTrainer, tasks: dict, run_dir: Path, device) -> dict:
         "meta_valid": evaluate_predictor(best, tasks["meta_valid"]),
         "meta_test": test,
         "meta_test_mean": mean_metrics(test, METRICS + (PARTIAL,)),
+        "calibration": best.target["calib"],
+        "pred_acc_mae": mae,
+        "pred_acc_mae_mean": {k: nanmean(v.values()) for k, v in mae.items()},
         "baselines_meta_test": _baselines(tasks["meta_test"]),
         "train_seconds": round(trainer.seconds, 2),
     }

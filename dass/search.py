@@ -21,8 +21,9 @@ dataset features (D, sampled as the database builder does, with the predictor's 
 Outputs in ``run_dir``: ``top.json`` (``{"top": [{"arch", "pred_acc", "score", "macs", "params",
 "rank"}, ...], "dataset", "teacher", "predictor", "budget", "seconds", ...}``, best first; what
 ``python -m dass.kd student_file=<top.json>`` reads) and ``scores.csv`` (every candidate, by rank).
-``pred_acc`` is in percent (null for a predictor trained on ``standardized`` targets, whose
-``score`` only ranks).
+``pred_acc`` is in percent (``teacher accuracy x`` the predicted accuracy relative to the
+teacher's, :func:`dass.predictor.data.to_accuracy`); null only for an uncalibrated predictor
+trained on ``standardized`` targets (checkpoints from before calibration), whose ``score`` only ranks.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from .database.features import candidate_maps, dataset_features, teacher_accurac
 from .errors import DassError
 from .io import atomic_write_json, write_csv
 from .predictor.adapt import adapted_params, predict
-from .predictor.data import student_inputs, support_target, take, task_context, to_accuracy
+from .predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
 from .predictor.model import LoadedPredictor, load_predictor
 from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
 from .space.arch import read_candidates_file
@@ -322,7 +323,7 @@ def run(cfg: SearchConfig) -> dict:
         teacher_acc = listed.teacher_acc  # the support label recorded with precomputed maps
     noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
     _check_maps_available(pred, listed, noise_seed)
-    needs_acc = pred.target["kind"] != "standardized"
+    needs_acc = gives_accuracy(pred.target)
     if ((needs_acc and teacher_acc is None) or "dset" in pred.model.needs) and not (cfg.dataset and cfg.data_root):
         raise DassError("give dataset=<name> and data_root=<folder>: needed for the teacher's accuracy "
                         "(absent from its checkpoint) or for dataset features (input D)")

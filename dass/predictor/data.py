@@ -11,7 +11,8 @@ Targets (``kind``), all from accuracies in percent:
 * ``relative``: ``acc / teacher_acc``; the support label is 1;
 * ``standardized``: ``(acc - mean) / std`` over the task's students; the support label is the
   teacher's mean z-score over the meta-training tasks (``support_default``), since a new task's
-  student statistics are unknown at search time. Predictions are scores, not accuracies.
+  student statistics are unknown at search time. Predictions are scores; meta-training adds a
+  linear calibration to accuracy (:func:`to_accuracy`) so every kind predicts percent.
 """
 from __future__ import annotations
 
@@ -115,8 +116,31 @@ def support_target(target: dict, teacher_acc: float) -> float:
     return float(target["support_default"])
 
 
+def gives_accuracy(target: dict) -> bool:
+    """Whether :func:`to_accuracy` turns this predictor's output into percent."""
+    return "calib" in target or target["kind"] != "standardized"
+
+
+def fit_calibration(preds: list[torch.Tensor], accs: list[torch.Tensor], teacher_accs: list[float]) -> list[float]:
+    """``[a, b]`` of the least-squares fit ``acc / teacher_acc ~ a + b * pred`` pooled over tasks."""
+    p = torch.cat([x.double().reshape(-1) for x in preds])
+    y = torch.cat([a.double().reshape(-1) / max(float(t), 1e-6) for a, t in zip(accs, teacher_accs)])
+    X = torch.stack([torch.ones_like(p), p], dim=1)
+    coef = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    return [float(coef[0]), float(coef[1])]
+
+
 def to_accuracy(target: dict, pred: torch.Tensor, teacher_acc: float) -> torch.Tensor | None:
-    """Predicted accuracy in percent, or None for score-only targets (``standardized``)."""
+    """Predicted accuracy in percent, or None for an uncalibrated score-only target (``standardized``).
+
+    A predictor whose ``target`` holds ``calib = [a, b]`` (fitted after meta-training on the
+    meta-training students, :func:`fit_calibration`) predicts ``teacher_acc * (a + b * pred)``,
+    whatever its target kind: the output is mapped to accuracy relative to the teacher's, which the
+    support set gives for the new task.
+    """
+    if "calib" in target:
+        a, b = target["calib"]
+        return (a + b * pred) * float(teacher_acc)
     if target["kind"] == "raw":
         return pred * 100.0
     if target["kind"] == "relative":

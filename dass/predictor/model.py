@@ -11,6 +11,11 @@ With ``cost_features`` two scalars are appended: ``log(macs / teacher macs)`` an
 ``log(params / teacher params)`` (0 for the teacher). The head is ``linear(concat -> head_hidden)
 -> tanh -> linear(head_hidden -> 1)``: 576 -> 64 -> 1 for the paper's STA.
 
+With ``cost_prior`` the output is ``prior(cost) + head(...)``: ``prior`` a linear map of the two
+cost scalars, initialised (by meta-training) to the least-squares fit of the targets on the cost
+over the meta-training students, and the head's last layer initialised to zero, so the untrained
+predictor ranks by cost and meta-training learns a residual on top of it.
+
 Inputs are a dict (built by :func:`dass.predictor.data.student_inputs` and ``task_context``):
 ``smap: N x C x r x r``, ``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``,
 ``graph: {x, adj, mask}``, ``cost: N x 2``, ``dset: M x C``. Only the keys the input type needs are
@@ -80,6 +85,7 @@ class PredictorConfig:
     arch_encoder: str = "onehot"
     cost_features: bool = False
     sizes: ModelSizes = field(default_factory=ModelSizes)
+    cost_prior: bool = False
 
     def __post_init__(self):
         self.input_type = canonical_input_type(self.input_type)
@@ -112,6 +118,8 @@ class Predictor(nn.Module):
             width += 2
         self.hidden = nn.Linear(width, z.head_hidden)
         self.out = nn.Linear(z.head_hidden, 1)
+        if cfg.cost_prior:
+            self.prior = nn.Linear(2, 1)
 
     @property
     def needs(self) -> set[str]:
@@ -121,13 +129,21 @@ class Predictor(nn.Module):
         out = {keys[c] for c in it if c in keys}
         if "A" in it:
             out.add(self.cfg.arch_encoder)
-        if self.cfg.cost_features:
+        if self.cfg.cost_features or self.cfg.cost_prior:
             out.add("cost")
         return out
 
     def set_output_bias(self, value: float) -> None:
         with torch.no_grad():
             self.out.bias.fill_(float(value))
+
+    def set_prior(self, weight, bias: float) -> None:
+        """Prior ``weight . cost + bias``; the residual head starts at 0 (see module doc)."""
+        with torch.no_grad():
+            self.prior.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).reshape(1, 2))
+            self.prior.bias.fill_(float(bias))
+            self.out.weight.zero_()
+            self.out.bias.zero_()
 
     def forward(self, inputs: dict) -> torch.Tensor:
         n = _rows(inputs)
@@ -144,7 +160,10 @@ class Predictor(nn.Module):
         if self.cfg.cost_features:
             parts.append(inputs["cost"])
         h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
-        return self.out(h)[:, 0]
+        y = self.out(h)[:, 0]
+        if self.cfg.cost_prior:
+            y = y + self.prior(inputs["cost"])[:, 0]
+        return y
 
 
 def _rows(inputs: dict) -> int:
