@@ -4,7 +4,8 @@
     bash script/predictor_designs.sh [db] [out]          # the same, with the defaults above
 
 Every design is ``configs/meta_train/paper.yaml`` plus explicit overrides (so the table does not
-change when a profile's defaults change), meta-trained with seeds 0, 1, 2 into
+change when a profile's defaults change; ``paper (300 episodes)`` is the paper's recipe cut to the
+episodes of the others, ``paper.yaml`` itself runs 1000), meta-trained with seeds 0, 1, 2 into
 ``<out>/<design>/seed<k>`` (``dass.meta_train``; a finished run, one with ``metrics.json``, is not
 redone, an interrupted one resumes). For each design the table gives, over the seeds, the mean and
 the sample std of:
@@ -48,14 +49,13 @@ BASE = "configs/meta_train/paper.yaml"
 CPU = ["target=standardized", "cost_features=true", "first_order=true", "episodes=300"]
 PRIOR = ["cost_prior=true", "eval_at_start=true"]
 # name -> overrides of BASE
+PROXIES = ["proxies=[naswot,synflow]"]
 DESIGNS = {
-    "paper": [],
-    "cpu_v1": CPU,
-    "cpu_v1+rank": CPU + ["rank_loss_weight=1.0"],
+    "paper (300 episodes)": ["episodes=300"],
+    "cpu_v1 (previous default)": CPU,
     "prior": CPU + PRIOR,
-    "prior+rank": CPU + PRIOR + ["rank_loss_weight=1.0"],
-    "prior_relative": [o.replace("standardized", "relative") for o in CPU] + PRIOR,
-    "prior_A": CPU + PRIOR + ["input_type=A"],
+    "prior+proxies": CPU + PRIOR + PROXIES,
+    "prior+proxies+rank": CPU + PRIOR + PROXIES + ["rank_loss_weight=1.0"],
     "A (KD-unaware)": CPU + ["input_type=A"],
 }
 SEEDS = (0, 1, 2)
@@ -65,7 +65,7 @@ def folder(name: str) -> str:
     return "".join(c if c.isalnum() or c in "+-_" else "_" for c in name).strip("_")
 
 
-def run_all(db: str, out: Path, designs: dict, seeds, jobs: int) -> None:
+def run_all(db: str, out: Path, designs: dict, seeds, jobs: int, data_root: str) -> None:
     """Meta-train every (design, seed) not finished yet, ``jobs`` processes at a time."""
     todo = [(n, s) for n in designs for s in seeds if not (out / folder(n) / f"seed{s}" / "metrics.json").is_file()]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -76,7 +76,8 @@ def run_all(db: str, out: Path, designs: dict, seeds, jobs: int) -> None:
             run_dir = out / folder(name) / f"seed{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "dass.meta_train", "--config", str(ROOT / BASE), f"db={db}",
-                   f"run_dir={run_dir}", f"seed={seed}", "progress=false", *designs[name]]
+                   f"run_dir={run_dir}", f"seed={seed}", "progress=false", f"data_root={data_root}",
+                   f"proxy_cache={out / 'proxy_cache'}", *designs[name]]
             log = open(run_dir / "stdout.log", "w")
             running.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
                             f"{name} seed {seed}"))
@@ -161,6 +162,7 @@ def main() -> int:
     ap.add_argument("--db", default="assets/cpu/db")
     ap.add_argument("--out", default="runs/predictor_designs")
     ap.add_argument("--jobs", type=int, default=2, help="meta-training processes at a time")
+    ap.add_argument("--data-root", default="data", help="datasets of the tasks (proxy inputs need images)")
     ap.add_argument("--designs", nargs="*", default=list(DESIGNS), help="subset of the design names")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
     ap.add_argument("--extra", nargs="*", default=[], help="overrides appended to every design (smoke tests)")
@@ -172,7 +174,7 @@ def main() -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     designs = {d: DESIGNS[d] + args.extra for d in args.designs}
-    run_all(args.db, out, designs, args.seeds, args.jobs)
+    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     _, tasks = load_tasks(args.db)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -53,8 +53,11 @@ from .train.distributed import resolve_device
 
 log = logging.getLogger("dass.meta_train")
 
+# Seed of the proxies' image batch: the same batch for every meta-training seed.
+PROXY_SEED = 0
 # Config keys that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "checkpoint_every")
+RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "checkpoint_every", "data_root",
+                     "proxy_cache")
 
 
 @dataclass
@@ -69,6 +72,10 @@ class MetaTrainConfig:
     arch_encoder: Literal["onehot", "graph"] = "onehot"
     cost_features: bool = False
     cost_prior: bool = False          # output = linear cost prior (least squares) + learned residual
+    proxies: list[str] = field(default_factory=list)   # zero-cost proxies as inputs (naswot, synflow)
+    data_root: str = "data"           # datasets of the tasks (for the proxies' image batches)
+    proxy_batch_size: int = 32
+    proxy_cache: str = ""             # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
     model: ModelSizes = field(default_factory=ModelSizes)
     # objective
     target: Literal["raw", "relative", "standardized"] = "raw"
@@ -97,6 +104,9 @@ class MetaTrainConfig:
                 raise DassError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.inner_steps < 0:
             raise DassError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.proxies:
+            from .predictor.proxy_inputs import check_names
+            check_names(self.proxies)
         if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0:
             raise DassError("outer_lr must be > 0, inner_lr_init and rank_loss_weight >= 0")
 
@@ -112,6 +122,12 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-diff[better]).mean()
 
 
+def _scalars(t: TaskData, proxies) -> torch.Tensor:
+    """The prior's inputs of a task's students: cost (and proxy) features."""
+    cost = cost_features(t.archs, t.space, t.num_classes)
+    return torch.cat([cost, t.proxy], dim=1) if proxies else cost
+
+
 class MetaTrainer:
     """The state of one meta-training run (model, inner learning rates, optimiser, progress)."""
 
@@ -120,7 +136,7 @@ class MetaTrainer:
         self.train, self.valid = tasks["meta_train"], tasks["meta_valid"]
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
-                               cfg.model, cfg.cost_prior)
+                               cfg.model, cfg.cost_prior, list(cfg.proxies))
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)
@@ -128,10 +144,10 @@ class MetaTrainer:
         y = torch.cat(list(self.targets.values()))
         self.model.set_output_bias(float(y.mean()))
         if cfg.cost_prior:
-            X = torch.cat([cost_features(t.archs, t.space, t.num_classes) for t in self.train]).double()
+            X = torch.cat([_scalars(t, cfg.proxies) for t in self.train]).double()
             X = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)
             coef = torch.linalg.lstsq(X, y.double()[:, None]).solution[:, 0]
-            self.model.set_prior(coef[:2], float(coef[2]))
+            self.model.set_prior(coef[:-1], float(coef[-1]))
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
         if cfg.learn_inner_lr:
@@ -182,6 +198,10 @@ class MetaTrainer:
         first = self.train[0]
         inputs = {"noise_seed": first.noise_seed, "remap": first.remap,
                   "dataset_feats": 0 if first.dset is None else int(first.dset.shape[0])}
+        if self.cfg.proxies:
+            inputs["proxies"] = {"names": list(self.cfg.proxies), "batch_size": self.cfg.proxy_batch_size,
+                                 "seed": PROXY_SEED,
+                                 "mean": torch.cat([t.proxy for t in self.train]).mean(0).tolist()}
         return LoadedPredictor(self.model, self.inner_lrs, self.space, self.target,
                                {"steps": self.cfg.inner_steps, "first_order": self.cfg.first_order}, inputs,
                                {"episode": self.episode, "valid_spearman": self.best, "db": str(self.cfg.db)})
@@ -220,6 +240,11 @@ def run(cfg: MetaTrainConfig) -> dict:
     for split in ("meta_train", "meta_valid"):
         if not tasks[split]:
             raise DassError(f"{cfg.db}: no {split} tasks (meta-training needs meta_train and meta_valid)")
+    if cfg.proxies:
+        from .predictor import proxy_inputs
+        cache = cfg.proxy_cache or str(Path(cfg.run_dir) / "proxy_cache")
+        proxy_inputs.attach(sum(tasks.values(), []), cfg.proxies, cfg.data_root, cfg.proxy_batch_size,
+                            PROXY_SEED, cache, device, cfg.progress)
     trainer = MetaTrainer(cfg, space, tasks, device)
     if "dset" in trainer.needs:
         for t in sum(tasks.values(), []):

@@ -129,16 +129,19 @@ class EvalContext:
             sd = self.teacher_state(task)
             x, y = self.proxy_batch(task)
             strategy = str(task.get("remap", "copy_paste_first"))
-            if name == "diswot":
-                from ..space import build, teacher_arch
-                teacher = build(teacher_arch(space), space, n_cls)
-                teacher.load_state_dict(sd)
-                rel = proxies.relation_matrices(teacher.to(self.device), x)
+            desc = f"{name} {task_key(task)}"
+            if name != "diswot":
+                self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
+                                               self.progress, desc)
+                return self._proxy[key]
+            from ..space import build, teacher_arch
+            teacher = build(teacher_arch(space), space, n_cls)
+            teacher.load_state_dict(sd)
+            rel = proxies.relation_matrices(teacher.to(self.device), x)
             out = []
-            for arch in tqdm(task_archs(task), desc=f"{name} {task_key(task)}", leave=False,
-                             disable=not self.progress):
+            for arch in tqdm(task_archs(task), desc=desc, leave=False, disable=not self.progress):
                 net = build_remapped(arch, space, n_cls, sd, strategy).to(self.device)
-                out.append(proxies.diswot(net, rel, x) if name == "diswot" else proxies.compute(name, net, x, y))
+                out.append(proxies.diswot(net, rel, x))
             self._proxy[key] = np.array(out, dtype=np.float64)
         return self._proxy[key]
 
@@ -165,20 +168,39 @@ class EvalContext:
         return x.to(self.device), y.to(self.device)
 
     def _data_batch(self, task, space, dataset, n_cls):
-        from ..data.loader import DeviceLoader
-        from ..data.registry import load_dataset
-        arrays = load_dataset(dataset, self.data_root, "train")
-        if arrays.num_classes != n_cls:
-            raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {n_cls}")
-        rng = np.random.default_rng([self.seed, zlib.crc32(task_key(task).encode())])
-        idx = np.sort(rng.choice(len(arrays), size=min(self.proxy_batch_size, len(arrays)), replace=False))
-        if len(idx) < 2:
-            raise DassError(f"{dataset} has fewer than 2 train images")
-        loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
-                              flip=False, device=self.device)
-        x, y = next(iter(loader))
-        self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(idx)} images)"
+        x, y = image_batch(dataset, self.data_root, space, n_cls, self.proxy_batch_size,
+                           [self.seed, zlib.crc32(task_key(task).encode())], self.device)
+        self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(y)} images)"
         return x, y
+
+
+def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: int, n: int, seed,
+                device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` train images of ``dataset`` drawn without replacement with ``seed`` (resized to the
+    space's input, normalised, no augmentation) and their labels, on ``device``."""
+    from ..data.loader import DeviceLoader
+    from ..data.registry import load_dataset
+    arrays = load_dataset(dataset, data_root, "train")
+    if arrays.num_classes != num_classes:
+        raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {num_classes}")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(arrays), size=min(n, len(arrays)), replace=False))
+    if len(idx) < 2:
+        raise DassError(f"{dataset} has fewer than 2 train images")
+    loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
+                          flip=False, device=device)
+    return next(iter(loader))
+
+
+def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: dict,
+                strategy: str, x: torch.Tensor, y: torch.Tensor, device, progress: bool = False,
+                desc: str = "") -> np.ndarray:
+    """Zero-cost proxy ``name`` of each architecture, remapped from ``teacher_sd`` (float64)."""
+    out = []
+    for arch in tqdm(archs, desc=desc or name, leave=False, disable=not progress):
+        net = build_remapped(arch, space, num_classes, teacher_sd, strategy).to(device)
+        out.append(proxies.compute(name, net, x, y))
+    return np.array(out, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------- scorers
@@ -270,6 +292,10 @@ class PredictorScorer(Scorer):
     def input_type(self) -> str:
         return self.predictor.input_type
 
+    @property
+    def needs_teacher(self) -> bool:
+        return bool(self.predictor.model.cfg.proxies)
+
     def check_task(self, task: dict) -> None:
         """Raise DassError when the predictor cannot read ``task`` (other space, missing inputs)."""
         from ..predictor.model import check_same_space
@@ -287,6 +313,12 @@ class PredictorScorer(Scorer):
         from ..predictor.data import TaskData
         p = self.predictor
         data = TaskData.from_db(task, ctx.label)
+        if p.model.cfg.proxies:
+            from ..predictor import proxy_inputs
+            info = p.inputs["proxies"]
+            data.teacher_ckpt = str(ctx.teacher_path(task))
+            proxy_inputs.attach([data], info["names"], ctx.data_root, int(info["batch_size"]), int(info["seed"]),
+                                device=ctx.device)
         dev = next(p.model.parameters()).device
         pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), data, dev)
         return pred.double().numpy()

@@ -44,13 +44,20 @@ def cost_features(archs: list[Arch], space: SpaceConfig, num_classes: int) -> to
 
 
 def student_inputs(archs: list[Arch], space: SpaceConfig, num_classes: int, needs: set[str],
-                   maps: torch.Tensor | None = None, onehot: torch.Tensor | None = None) -> dict:
-    """Per-row inputs (``smap``, ``onehot``, ``graph``, ``cost``) of ``archs``, as far as ``needs`` asks.
+                   maps: torch.Tensor | None = None, onehot: torch.Tensor | None = None,
+                   proxy: torch.Tensor | None = None) -> dict:
+    """Per-row inputs (``smap``, ``onehot``, ``graph``, ``cost``, ``proxy``) of ``archs``, as far as
+    ``needs`` asks.
 
     ``maps``: ``N x C x r x r`` functional maps (required when ``smap`` is needed); ``onehot``:
-    precomputed encodings (computed from ``archs`` otherwise).
+    precomputed encodings (computed from ``archs`` otherwise); ``proxy``: ``N x P`` proxy features
+    (:mod:`dass.predictor.proxy_inputs`, required when ``proxy`` is needed).
     """
     out: dict = {}
+    if "proxy" in needs:
+        if proxy is None:
+            raise DassError("the predictor reads zero-cost proxy features but none were given")
+        out["proxy"] = proxy
     if "smap" in needs:
         if maps is None:
             raise DassError("the predictor reads student maps (S) but none were given")
@@ -185,6 +192,8 @@ class TaskData:
     dset: torch.Tensor | None         # M x C
     noise_seed: int
     remap: str
+    teacher_ckpt: str = ""
+    proxy: torch.Tensor | None = None   # N x P proxy features, set by dass.predictor.proxy_inputs.attach
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -202,7 +211,7 @@ class TaskData:
                    teacher_arch=validate(Arch.from_dict(te["arch"]), space), teacher_acc=float(te["best_acc"]),
                    teacher_fmap=te["fmap"], teacher_onehot=te["onehot"].float(),
                    dset=None if feats is None else feats.float(), noise_seed=int(d["noise_seed"]),
-                   remap=str(d.get("remap", "copy_paste_first")))
+                   remap=str(d.get("remap", "copy_paste_first")), teacher_ckpt=str(task.get("teacher_ckpt") or ""))
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -211,16 +220,18 @@ class TaskData:
         """All students' inputs (cached; maps stay float16 until :func:`take`)."""
         key = ("students", frozenset(needs))
         if key not in self._cache:
-            rows = student_inputs(self.archs, self.space, self.num_classes, needs, self.fmap, self.onehot)
+            rows = student_inputs(self.archs, self.space, self.num_classes, needs, self.fmap, self.onehot,
+                                  self.proxy)
             self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
         return self._cache[key]
 
     def support(self, needs: set[str]) -> dict:
-        """The teacher as a one-row input (its own map is both S and T)."""
+        """The teacher as a one-row input (its own map is both S and T; its proxy features are 0)."""
         key = ("support", frozenset(needs))
         if key not in self._cache:
+            zero = None if self.proxy is None else torch.zeros(1, self.proxy.shape[1])
             rows = student_inputs([self.teacher_arch], self.space, self.num_classes, needs,
-                                  self.teacher_fmap[None], self.teacher_onehot[None])
+                                  self.teacher_fmap[None], self.teacher_onehot[None], zero)
             self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
         return self._cache[key]
 
