@@ -144,12 +144,30 @@ def test_every_builtin_scorer_scores_every_student(tiny):
     ctx = bl.EvalContext(data_root=str(root / "data"), proxy_batch_size=8, progress=False)
     for key, task in tasks.items():
         for name in bl.builtin_scorers():
+            if name == "proxy_ensemble":   # trains on meta_train tasks, which this database lacks (below)
+                continue
             s = bl.run_scorer(bl.make_scorer(name), task, ctx)
             assert s.shape == (8,) and np.isfinite(s).all(), (key, name)
     assert ctx.proxy_source["dtd"].startswith("train images of dtd (8 images)")
     assert ctx.proxy_source["cub"].startswith("noise")
     with pytest.raises(DassError, match="unknown method"):
         bl.make_scorer("zen")
+
+
+def test_proxy_ensemble_trains_on_meta_train_and_scores_meta_test(tmp_path):
+    splits = (("dtd", "meta_test"), ("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid"))
+    tasks = write_tiny_db(tmp_path, tasks=splits, n_students=10)
+    ctx = bl.EvalContext(data_root=str(tmp_path / "none"), proxy_batch_size=4, progress=False)
+    scorer = bl.make_scorer("proxy_ensemble")
+    with pytest.raises(DassError, match="db="):
+        scorer.score(tasks["dtd"], ctx)
+    ctx.db = str(tmp_path / "db")
+    s = bl.run_scorer(scorer, tasks["dtd"], ctx)
+    assert s.shape == (10,) and np.isfinite(s).all()
+    # the tiny database's accuracy grows with MACs (30 + 40 macs / teacher macs + noise): the chosen
+    # ridge model ranks the meta-test students by it too
+    assert corr.correlations(s, tasks["dtd"]["students"]["best_acc"].numpy())["spearman"] > 0.5
+    assert "cost" in scorer.model.groups
 
 
 def test_cost_oracle_and_random_scorers_against_the_database(tiny):
