@@ -16,8 +16,8 @@ the sample std of:
 
 plus the 90 % bootstrap interval over meta-test tasks of the seed-averaged per-task Spearman, and
 the Spearman of the 3-seed ensemble (per-task z-scored outputs of the seeds averaged). Reference
-rows: log MACs and log params (no training). Designs are compared on meta-valid only; meta-test is
-reported, read-only. Writes ``<out>/designs.md`` and ``<out>/designs.json`` and prints the table.
+rows (no training): log MACs, log params, and NASWOT and synflow (from the proxy designs' cache).
+Designs are compared on meta-valid only; meta-test is reported, read-only. Writes ``<out>/designs.md`` and ``<out>/designs.json`` and prints the table.
 """
 from __future__ import annotations
 
@@ -55,7 +55,6 @@ DESIGNS = {
     "cpu_v1 (previous default)": CPU,
     "prior": CPU + PRIOR,
     "prior+proxies": CPU + PRIOR + PROXIES,
-    "prior+proxies+rank": CPU + PRIOR + PROXIES + ["rank_loss_weight=1.0"],
     "A (KD-unaware)": CPU + ["input_type=A"],
 }
 SEEDS = (0, 1, 2)
@@ -128,10 +127,12 @@ def design_row(out: Path, name: str, seeds, tasks) -> dict:
     return row
 
 
-def cost_row(name: str, column: int, tasks) -> dict:
+def cost_row(name: str, column: int, tasks, proxy: bool = False) -> dict:
+    """A training-free reference: a cost column, or (``proxy``) a column of the proxy features."""
     row = {"design": name}
     for split in ("meta_valid", "meta_test"):
-        preds = {t.key: cost_features(t.archs, t.space, t.num_classes)[:, column] for t in tasks[split]}
+        preds = {t.key: t.proxy[:, column] if proxy else cost_features(t.archs, t.space, t.num_classes)[:, column]
+                 for t in tasks[split]}
         per = split_metrics(preds, tasks[split])
         for k, v in means(per).items():
             row[f"{split}_{k}"] = (v, float("nan"))
@@ -180,6 +181,12 @@ def main() -> int:
         warnings.simplefilter("ignore")
         rows = [design_row(out, d, args.seeds, tasks) for d in designs]
         rows += [cost_row("log MACs", 0, tasks), cost_row("log params", 1, tasks)]
+        if (out / "proxy_cache").is_dir():   # the proxy designs' cached features: NASWOT and synflow as rankers
+            from dass.predictor import proxy_inputs
+            names = list(proxy_inputs.PROXY_INPUTS)
+            proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
+                                out / "proxy_cache")
+            rows += [cost_row(n, i, tasks, proxy=True) for i, n in enumerate(names)]
     md = (f"Database `{args.db}`: {len(tasks['meta_train'])} meta-train, {len(tasks['meta_valid'])} meta-valid, "
           f"{len(tasks['meta_test'])} meta-test tasks; seeds {args.seeds} (mean ± sample std over seeds).\n\n"
           + table(rows, designs))
