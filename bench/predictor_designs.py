@@ -177,15 +177,17 @@ def main() -> int:
     designs = {d: DESIGNS[d] + args.extra for d in args.designs}
     run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     _, tasks = load_tasks(args.db)
+    has_proxies = (out / "proxy_cache").is_dir()
+    if has_proxies:   # the proxy designs' cached features (inputs of those designs; NASWOT and synflow rows)
+        from dass.predictor import proxy_inputs
+        names = list(proxy_inputs.PROXY_INPUTS)
+        proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
+                            out / "proxy_cache")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = [design_row(out, d, args.seeds, tasks) for d in designs]
         rows += [cost_row("log MACs", 0, tasks), cost_row("log params", 1, tasks)]
-        if (out / "proxy_cache").is_dir():   # the proxy designs' cached features: NASWOT and synflow as rankers
-            from dass.predictor import proxy_inputs
-            names = list(proxy_inputs.PROXY_INPUTS)
-            proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
-                                out / "proxy_cache")
+        if has_proxies:
             rows += [cost_row(n, i, tasks, proxy=True) for i, n in enumerate(names)]
     md = (f"Database `{args.db}`: {len(tasks['meta_train'])} meta-train, {len(tasks['meta_valid'])} meta-valid, "
           f"{len(tasks['meta_test'])} meta-test tasks; seeds {args.seeds} (mean ± sample std over seeds).\n\n"
