@@ -21,11 +21,15 @@ from .errors import DassError
 log = logging.getLogger("dass")
 
 
-def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def make_parser(prog: str, description: str, config=None) -> argparse.ArgumentParser:
+    """The common parser; ``config`` (the stage's config dataclass) lists its keys under ``--help``."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys for nested)")
+    if config is not None:
+        from .config_help import attach
+        attach(p, config)
     return p
 
 

@@ -50,15 +50,15 @@ log = logging.getLogger("dass.evaluate")
 @dataclass
 class ProxyConfig:
     input: Literal["data", "noise"] = "data"   # "data": train images of the task's dataset (noise when unreadable)
-    batch_size: int = 64
+    batch_size: int = 64  # images per zero-cost proxy evaluation
 
 
 @dataclass
 class SearchKDConfig:
-    enabled: bool = False
+    enabled: bool = False  # also compare the methods' top-1 picks under MACs budgets
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5])   # fractions of the teacher's MACs
     train: bool = False          # KD-train each pick with every seed (else database accuracies only)
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # KD seeds of each trained pick
     recipe: str = ""             # KD recipe YAML; empty = the recipe stored in each task file
     methods: list[str] = field(default_factory=list)   # empty = every evaluated method
 
@@ -71,22 +71,22 @@ class SearchKDConfig:
 
 @dataclass
 class EvaluateConfig:
-    db: str = ""
-    data_root: str = "data"
-    run_dir: str = "runs/evaluate/cpu"
-    split: str = "meta_test"
+    db: str = ""  # database folder (task files)
+    data_root: str = "data"  # folder of the datasets (proxies read images; else noise)
+    run_dir: str = "runs/evaluate/cpu"  # output folder
+    split: str = "meta_test"  # split whose tasks are evaluated
     tasks: list[str] = field(default_factory=list)        # task keys; empty = every task of the split
-    methods: list[str] = field(default_factory=lambda: bl.builtin_scorers())
+    methods: list[str] = field(default_factory=lambda: bl.builtin_scorers())  # baselines to run (random, macs ...)
     predictors: dict[str, str] = field(default_factory=dict)   # method name -> predictor checkpoint
     teachers: dict[str, str] = field(default_factory=dict)     # task key -> teacher checkpoint override
     labels: list[str] = field(default_factory=lambda: ["best_acc"])   # the first is the oracle's
-    top_k: int = 5
-    seed: int = 0
-    device: str = "auto"
-    plots: bool = True
-    progress: bool = True
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    search_kd: SearchKDConfig = field(default_factory=SearchKDConfig)
+    top_k: int = 5  # k of the top-k overlap metric
+    seed: int = 0  # seed of the random baseline and the proxies' batches
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    plots: bool = True  # write the PNG plots
+    progress: bool = True  # progress bars
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)  # inputs of the zero-cost proxies
+    search_kd: SearchKDConfig = field(default_factory=SearchKDConfig)  # search-then-KD comparison under budgets
 
     def __post_init__(self):
         if self.split not in SPLITS:
@@ -354,6 +354,10 @@ def main(args) -> int:
     return 0
 
 
+def _parser():
+    return make_parser("python -m dass.evaluate",
+                       "Rank meta-test students with baselines and predictors; tables and plots.", EvaluateConfig)
+
+
 if __name__ == "__main__":
-    run_main(main, parser=make_parser("python -m dass.evaluate",
-                                      "Rank meta-test students with baselines and predictors; tables and plots."))
+    run_main(main, parser=_parser())

@@ -40,28 +40,28 @@ CSV_FIELDS = ("seed", "best_acc", "final_acc", "final_loss", "wall_s", "macs", "
 
 @dataclass
 class StudentSpec:
-    depths: list[int]
-    widths: list[list[int]]
+    depths: list[int]  # blocks per stage
+    widths: list[list[int]]  # per stage, the width of each block
 
 
 @dataclass
 class KDRunConfig:
     teacher: str = ""              # teacher checkpoint (teacher.pt or the original model_best.pth.tar)
     dataset: str = ""              # registry name; its classes must match the teacher's
-    data_root: str = "data"
+    data_root: str = "data"  # folder of the built-in datasets
     space: str = ""                # space profile YAML; needed for checkpoints that record none
-    runs_root: str = "runs"
+    runs_root: str = "runs"  # parent of the default run folder
     run_dir: str = ""              # default <runs_root>/kd/<dataset>/<arch key>
-    student: StudentSpec | None = None
-    student_file: str = ""
-    student_index: int = 0
-    candidates_file: str = ""
-    index: int = 0
-    seeds: list[int] = field(default_factory=lambda: [1])
-    remap: str = "copy_paste_first"
-    device: str = "auto"
-    progress: bool = True
-    recipe: KDRecipe = field(default_factory=KDRecipe)
+    student: StudentSpec | None = None  # the student's depths and widths
+    student_file: str = ""  # search result (top.json) holding the student
+    student_index: int = 0  # entry of student_file's top list (0 = the best)
+    candidates_file: str = ""  # JSON/.pt list of architectures holding the student
+    index: int = 0  # entry of candidates_file
+    seeds: list[int] = field(default_factory=lambda: [1])  # KD seeds, one run each
+    remap: str = "copy_paste_first"  # initialisation of the student from the teacher (copy_paste_first ...)
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    progress: bool = True  # progress bars
+    recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe
 
 
 def _pick(items, i: int, what: str, path) -> dict:
@@ -146,7 +146,7 @@ def main(args) -> int:
                 log.info("seed %d: best %.2f%% final %.2f%% loss %.4f (%.1f s)", seed, m["best_acc"],
                          m["final_acc"], m["final_loss"], m["wall_s"])
         if ctx.is_main:
-            _write_results(run_dir)
+            write_results(run_dir)
             finals = [results[s]["final_acc"] for s in cfg.seeds]
             print(json.dumps({"run_dir": str(run_dir), "arch": arch.to_dict(),
                               "final_acc": {str(s): results[s]["final_acc"] for s in cfg.seeds},
@@ -158,7 +158,7 @@ def main(args) -> int:
     return 0
 
 
-def _write_results(run_dir: Path) -> None:
+def write_results(run_dir: Path) -> None:
     """``results.csv``: one row per finished seed found in ``run_dir``, ordered by seed."""
     rows = []
     for f in run_dir.glob("seed*/metrics.json"):
@@ -168,7 +168,8 @@ def _write_results(run_dir: Path) -> None:
 
 
 def _parser():
-    return make_parser("python -m dass.kd", "Knowledge-distil one student from a teacher (one or more seeds).")
+    return make_parser("python -m dass.kd", "Knowledge-distil one student from a teacher (one or more seeds).",
+                       KDRunConfig)
 
 
 if __name__ == "__main__":

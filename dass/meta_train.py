@@ -62,37 +62,37 @@ RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "che
 
 @dataclass
 class MetaTrainConfig:
-    db: str = ""
-    run_dir: str = ""
-    seed: int = 0
-    device: str = "auto"
-    label: Literal["best_acc", "final_acc"] = "best_acc"
+    db: str = ""  # database folder (task files)
+    run_dir: str = ""  # output folder: best.pt, last.pt, history.csv, metrics.json
+    seed: int = 0  # seed of the initialisation and the query sampling
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    label: Literal["best_acc", "final_acc"] = "best_acc"  # student accuracy the predictor learns
     # predictor
-    input_type: str = "STA"
-    arch_encoder: Literal["onehot", "graph"] = "onehot"
-    cost_features: bool = False
-    cost_prior: bool = False          # output = linear cost prior (least squares) + learned residual
-    proxies: list[str] = field(default_factory=list)   # zero-cost proxies as inputs (naswot, synflow)
-    data_root: str = "data"           # datasets of the tasks (for the proxies' image batches)
-    proxy_batch_size: int = 32
-    proxy_cache: str = ""             # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
-    model: ModelSizes = field(default_factory=ModelSizes)
+    input_type: str = "STA"  # inputs: D (dataset), S (student map), T (teacher map), A (architecture)
+    arch_encoder: Literal["onehot", "graph"] = "onehot"  # encoder of input A
+    cost_features: bool = False  # add log MACs and log params relative to the teacher's to the head's input
+    cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
+    proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow
+    data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
+    proxy_batch_size: int = 32  # images per proxy batch
+    proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
+    model: ModelSizes = field(default_factory=ModelSizes)  # layer sizes of the predictor
     # objective
-    target: Literal["raw", "relative", "standardized"] = "raw"
-    rank_loss_weight: float = 0.0
+    target: Literal["raw", "relative", "standardized"] = "raw"  # accuracy as is, minus the teacher's, or standardised
+    rank_loss_weight: float = 0.0  # weight of the pairwise ranking loss added to the MSE
     # bilevel loop
-    episodes: int = 1000
-    n_query: int = 50
-    inner_steps: int = 1
-    first_order: bool = False
-    inner_lr_init: float = 0.005
-    learn_inner_lr: bool = True
-    outer_lr: float = 5e-4
-    eval_every: int = 20
-    eval_at_start: bool = False       # also validate the untrained model (episode 0) as a candidate
-    checkpoint_every: int = 20
-    resume: bool = True
-    progress: bool = True
+    episodes: int = 1000  # meta-training episodes
+    n_query: int = 50  # students per task and episode in the outer loss
+    inner_steps: int = 1  # adaptation steps on the teacher (the support set)
+    first_order: bool = False  # first-order MAML (no second derivatives)
+    inner_lr_init: float = 0.005  # initial inner learning rate of every parameter
+    learn_inner_lr: bool = True  # learn the per-parameter inner learning rates
+    outer_lr: float = 5e-4  # Adam learning rate of the meta-parameters
+    eval_every: int = 20  # episodes between meta-valid evaluations (best.pt = best of them)
+    eval_at_start: bool = False  # also validate the untrained model (episode 0, the prior alone) as a candidate
+    checkpoint_every: int = 20  # episodes between rewrites of last.pt
+    resume: bool = True  # continue from run_dir/last.pt when present
+    progress: bool = True  # progress bars
 
     def check(self) -> None:
         if not self.db:
@@ -363,7 +363,8 @@ def main(args) -> int:
 
 
 def _parser():
-    return make_parser("python -m dass.meta_train", "Meta-train the DaSS accuracy predictor on a database.")
+    return make_parser("python -m dass.meta_train", "Meta-train the DaSS accuracy predictor on a database.",
+                       MetaTrainConfig)
 
 
 if __name__ == "__main__":

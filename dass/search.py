@@ -62,34 +62,34 @@ SCORE_CHUNK = 2048
 
 @dataclass
 class EvolutionConfig:
-    population: int = 100
-    generations: int = 20
-    parents: int = 20
-    p_mutate: float = 0.2
+    population: int = 100  # architectures kept each generation (and the size of the first sample)
+    generations: int = 20  # rounds of mutation and selection
+    parents: int = 20  # best architectures mutated into children each generation
+    p_mutate: float = 0.2  # probability of changing each depth/width choice in a mutation
 
 
 @dataclass
 class SearchConfig:
-    teacher: str = ""
-    predictor: str = ""
-    run_dir: str = ""
-    dataset: str | None = None
-    data_root: str | None = None
-    max_macs: float | None = None
-    max_params: float | None = None
-    strategy: Literal["pool", "evolution"] = "pool"
-    pool_size: int = 10000
-    candidates: str | None = None
-    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
-    top_k: int = 5
-    seed: int = 0
+    teacher: str = ""  # teacher checkpoint (in the predictor's space)
+    predictor: str = ""  # meta-trained predictor checkpoint (best.pt)
+    run_dir: str = ""  # output folder: top.json, scores.csv, config.yaml, search.log
+    dataset: str | None = None  # dataset name: for input D, or a teacher file without its accuracy
+    data_root: str | None = None  # folder of the built-in datasets
+    max_macs: float | None = None  # most MACs of a candidate (null = no limit)
+    max_params: float | None = None  # most parameters of a candidate (null = no limit)
+    strategy: Literal["pool", "evolution"] = "pool"  # pool: score a sample (or candidates); evolution: evolve
+    pool_size: int = 10000  # candidates sampled under the budgets (strategy pool)
+    candidates: str | None = None  # JSON/.pt file of architectures to score instead of sampling
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # settings of strategy evolution
+    top_k: int = 5  # best candidates written to top.json
+    seed: int = 0  # seed of the sampling and the evolution
     noise_seed: int | None = None  # default: the seed the predictor's database used
     feats_per_class: int = 10      # dataset features (input D): as the database builder samples them
-    max_feats: int = 512
-    batch_size: int = 256
-    proxy_shortlist: int = 256     # predictors reading zero-cost proxies: candidates re-scored with them
-    device: str = "auto"
-    progress: bool = True
+    max_feats: int = 512  # most images sampled for the dataset features
+    batch_size: int = 256  # architectures per batch when computing functional maps
+    proxy_shortlist: int = 256  # predictors reading zero-cost proxies: best candidates re-scored with them
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    progress: bool = True  # progress bars
 
     def check(self) -> None:
         for k in ("teacher", "predictor", "run_dir"):
@@ -433,7 +433,8 @@ def main(args) -> int:
 
 
 def _parser():
-    return make_parser("python -m dass.search", "Score candidate students with the adapted predictor.")
+    return make_parser("python -m dass.search", "Score candidate students with the adapted predictor.",
+                       SearchConfig)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import config as cfgmod
 from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
+from .data.arrays import ImageArrays
 from .data.registry import load_dataset
 from .errors import DassError
 from .io import atomic_torch_save, atomic_write_json
@@ -29,14 +30,14 @@ log = logging.getLogger("dass.train_teacher")
 @dataclass
 class TeacherRunConfig:
     dataset: str = ""                       # registry name, e.g. glyphs/latin, tiny_imagenet-3, cub
-    data_root: str = "data"
+    data_root: str = "data"  # folder of the built-in datasets
     space: str = "configs/space/cpu.yaml"   # space profile (YAML) fixing the teacher network
-    runs_root: str = "runs"
+    runs_root: str = "runs"  # parent of the default run folder
     run_dir: str = ""                       # default <runs_root>/teacher/<dataset>
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+    seed: int = 0  # seed of the initialisation and the batches
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    progress: bool = True  # progress bars
+    recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # teacher recipe
 
 
 def run_name(dataset: str) -> str:
@@ -44,16 +45,19 @@ def run_name(dataset: str) -> str:
     return dataset.replace("/", "-").replace(":", "_").strip("-_.") or "dataset"
 
 
-def main(args) -> int:
-    cfg = load_config(TeacherRunConfig, args)
+def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = None) -> dict:
+    """Train (or resume) the teacher of ``cfg``; returns its metrics with ``teacher`` (the path of
+    ``teacher.pt``). ``data``: the (train, test) splits when the caller has read them already."""
     if not cfg.dataset:
         raise DassError("no dataset given (dataset=<name>, e.g. dataset=glyphs/latin)")
     space = load_space(cfg.space)
-    # arrays keep their stored size (the loader resizes on the device, as the database build does);
-    # an image folder has no stored size, so it is read at the space's
-    size = space.image_size if cfg.dataset.startswith("folder:") else None
-    train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
-    test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
+    if data is None:
+        # arrays keep their stored size (the loader resizes on the device, as the database build does);
+        # an image folder has no stored size, so it is read at the space's
+        size = space.image_size if cfg.dataset.startswith("folder:") else None
+        data = (load_dataset(cfg.dataset, cfg.data_root, "train", size),
+                load_dataset(cfg.dataset, cfg.data_root, "test", size))
+    train, test = data
     check_data(train, test)
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / run_name(cfg.dataset))
     ctx = init_distributed(cfg.device)
@@ -67,21 +71,30 @@ def main(args) -> int:
                  space.name, cfg.dataset, len(train), len(test), train.num_classes, ctx.device, ctx.world_size)
         state_dict, metrics = train_teacher(space, train, test, cfg.recipe, cfg.seed, run_dir=run_dir,
                                             progress=cfg.progress, ctx=ctx)
+        line = {"teacher": str(run_dir / "teacher.pt"),
+                **{k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s",
+                                           "macs", "params")}}
         if ctx.is_main:
             atomic_torch_save({"state_dict": state_dict, "space": cfgmod.to_dict(space),
                                "arch": teacher_arch(space).to_dict(), "num_classes": train.num_classes,
                                "dataset": cfg.dataset, "metrics": metrics}, run_dir / "teacher.pt")
             atomic_write_json(run_dir / "metrics.json", {"dataset": cfg.dataset, "seed": cfg.seed, **metrics})
-            line = {k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s")}
-            log.info("done: %s -> %s", line, run_dir / "teacher.pt")
-            print(json.dumps({"teacher": str(run_dir / "teacher.pt"), **line}))
+            log.info("done: %s", line)
+            print(json.dumps({k: line[k] for k in ("teacher", "best_acc", "final_acc", "final_loss", "best_epoch",
+                                                   "wall_s")}))
     finally:
         shutdown(ctx)
+    return line
+
+
+def main(args) -> int:
+    run(load_config(TeacherRunConfig, args))
     return 0
 
 
 def _parser():
-    return make_parser("python -m dass.train_teacher", "Train the teacher of a space profile on a dataset.")
+    return make_parser("python -m dass.train_teacher", "Train the teacher of a space profile on a dataset.",
+                       TeacherRunConfig)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ CASES = [
     case("meta-train-missing-db", meta_train(db="{scratch}/no_db"),
          ["database folder not found", "no_db"], absent=["{scratch}/mt"]),
     case("meta-train-wrong-format-db", meta_train(db="{wrong_db}"),
-         ["wrong_db", "not a dass-db-v1 task file"], absent=["{scratch}/mt"]),
+         ["wrong_db", "not a dass-db-v1 or dass-db-v2 task file"], absent=["{scratch}/mt"]),
     case("db-task-file-with-malformed-students", ("dass.build_db", ("--validate", "{malformed_db}")),
          ["malformed.pt", "students.arch must be a list"]),
     case("evaluate-unknown-method", evaluate("methods=[macs,oracle_plus]"),

@@ -7,50 +7,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import yaml
 
+from assets.tiny_db import write_build_config, write_quadrant_glyphs
 from dass.build_db import validate_db
 from dass.database.format import load_db
-
-TINY_SPACE = {"name": "tiny", "stage_widths": [4, 8, 8, 16], "stage_strides": [1, 2, 2, 2], "depths": [1, 2],
-              "width_mults": [0.5, 1.0], "image_size": 8, "in_channels": 3, "num_classes": 4}
-
-
-def _make_dataset(root: Path, name: str, seed: int, n_classes=4, per_class=12):
-    """A learnable toy dataset: class c = a bright square in quadrant c, plus noise."""
-    rng = np.random.default_rng(seed)
-    out = root / "glyphs" / name
-    out.mkdir(parents=True)
-    for split, n in (("train", per_class), ("test", per_class // 2)):
-        labels = np.repeat(np.arange(n_classes), n)
-        imgs = rng.integers(0, 80, size=(len(labels), 8, 8, 3), dtype=np.uint8)
-        for i, c in enumerate(labels):
-            r, q = divmod(int(c), 2)
-            imgs[i, r * 4:(r + 1) * 4, q * 4:(q + 1) * 4] = 220
-        np.save(out / f"{split}_images.npy", imgs)
-        np.save(out / f"{split}_labels.npy", labels.astype(np.int64))
-
 
 def _config(tmp: Path, name: str, **extra) -> Path:
     data = tmp / "data"
     if not data.exists():
-        _make_dataset(data, "a", 0)
-        _make_dataset(data, "b", 1)
-        (tmp / "space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
-    cfg = {
-        "space": str(tmp / "space.yaml"), "data_root": str(data), "out": str(tmp / name / "db"),
-        "work_dir": str(tmp / name / "work"), "students": {"meta_train": 6, "meta_test": 6},
-        "tasks": [{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"}],
-        "teacher_recipe": {"epochs": 2, "batch_size": 16, "eval_every": 1, "lr": 0.05},
-        "kd": {"epochs": 2, "batch_size": 16, "eval_every": 1},
-        "workers": 1, "threads_per_worker": 1, "device": "cpu", "feats_per_class": 3, **extra,
-    }
-    p = tmp / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    return p
+        write_quadrant_glyphs(data, "a", 0)
+        write_quadrant_glyphs(data, "b", 1)
+    return write_build_config(tmp, name, data, **extra)
 
 
 def _records(db_dir):
@@ -146,11 +115,11 @@ def test_committed_cpu_database_validates():
     root = Path(__file__).resolve().parent.parent / "assets" / "cpu" / "db"
     if not root.is_dir():
         pytest.skip("no committed cpu database")
-    r = _run(["--validate", str(root)])
+    r = _run(["--validate", str(root), "--json"])
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
-    assert len(summary["meta_test"]) == 4 and all(t["students"] >= 50 for t in summary["meta_test"])
-    assert len(summary["meta_train"]) == 16 and len(summary["meta_valid"]) == 2
+    assert len(summary["meta_test"]) >= 4 and all(t["students"] >= 50 for t in summary["meta_test"])
+    assert len(summary["meta_train"]) >= 16 and len(summary["meta_valid"]) >= 2
     for ts in summary.values():
         for t in ts:
             lo, hi = t["best_acc_range"]

@@ -265,3 +265,45 @@ def test_list_datasets_and_cli(tmp_path, capsys):
         data_main(["validate", "cub", "--root", str(tmp_path)])
     assert e.value.code == 2
     assert "3 labels but" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ npy:<path> (any folder)
+
+def test_npy_folder_at_any_path(tmp_path):
+    _npy_dataset(tmp_path / "deep" / "dir", "mine", grey=True)
+    folder = tmp_path / "deep" / "dir" / "mine"
+    train = load_dataset(f"npy:{folder}", "unused-root", "train")
+    test = load_dataset(f"npy:{folder}", "unused-root", "test", image_size=4)
+    assert train.name == f"npy:{folder}" and train.num_classes == 3
+    assert train.images.shape == (6, 8, 8, 3) and train.images[5, 0, 0].tolist() == [15, 15, 15]
+    assert train.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert test.images.shape == (4, 4, 4, 3) and test.labels.tolist() == [0, 1, 2, 0]
+    assert dataset_info(f"npy:{folder}", "unused-root") == {"name": f"npy:{folder}", "num_classes": 3, "train": 6,
+                                                            "test": 4, "image_shape": [8, 8, 3]}
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda d: None, None),
+    (lambda d: (d / "test_labels.npy").unlink(), r"file not found: .*mine/test_labels\.npy"),
+    (lambda d: _save(d / "train_labels.npy", np.array([0, 2, 2, 0, 2, 2])),
+     r"mine/train_labels\.npy: class 1 of 0\.\.2 has no training image"),
+    (lambda d: _save(d / "train_labels.npy", np.array([1, 2, 2, 1, 2, 3])), r"class 0 of 0\.\.3 has no training"),
+    (lambda d: [_save(d / f"{s}_labels.npy", np.zeros(n, np.int64)) for s, n in (("train", 6), ("test", 4))],
+     r"mine: labels name 1 class"),
+    (lambda d: _save(d / "test_images.npy", np.zeros((4, 8, 8, 3), np.int16)), r"test_images\.npy: images must be uint8"),
+    (lambda d: _save(d / "test_images.npy", np.zeros((4, 8), np.uint8)), r"test_images\.npy: images must be N x H x W"),
+    (lambda d: _save(d / "test_labels.npy", np.array([0.5, 1, 2, 0])), r"test_labels\.npy|labels must be whole"),
+])
+def test_npy_folder_validation(tmp_path, break_it, message):
+    _npy_dataset(tmp_path, "mine")
+    break_it(tmp_path / "mine")
+    if message is None:
+        assert len(load_dataset(f"npy:{tmp_path / 'mine'}", None, "test")) == 4
+        return
+    with pytest.raises(DassError, match=message):
+        load_dataset(f"npy:{tmp_path / 'mine'}", None, "test")
+
+
+def test_npy_folder_missing(tmp_path):
+    with pytest.raises(DassError, match=r"dataset folder not found: .*nowhere"):
+        load_dataset(f"npy:{tmp_path / 'nowhere'}", None, "train")

@@ -29,7 +29,8 @@ def _num_classes(items) -> dict[str, int]:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dass.compat", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dass.compat", description="Convert the original DaSS release's files "
+                                "(teachers, database, search pools; docs/COMPAT.md).")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="convert the original release into a database folder")

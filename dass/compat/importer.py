@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import to_dict
-from ..database.format import FORMAT, SPLITS, save_task_db
+from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
 from ..space import Arch, SpaceConfig, build, macs, onehot, onehot_batch, params, teacher_arch

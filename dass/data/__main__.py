@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from ..cli import run_main
+from ..config_help import attach
 from ..errors import DassError
 from . import glyphs
 from .arrays import SPLITS
@@ -55,18 +56,20 @@ def _validate(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dass.data", description="Generate, describe and validate datasets.")
+    p = argparse.ArgumentParser(prog="python -m dass.data", description="Generate, describe and validate datasets "
+                                "(glyph config keys: python -m dass.data glyphs --help).")
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("glyphs", help="generate the built-in glyph dataset family")
     g.add_argument("--config", required=True, help="glyph family YAML (configs/data/glyphs.yaml)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("overrides", nargs="*", help="key=value overrides (out_root=DIR, workers=2, only=[a,b])")
     g.set_defaults(fn=_glyphs)
+    attach(g, glyphs.GlyphsConfig)
     d = sub.add_parser("describe", help="JSON of the datasets under a root folder")
     d.add_argument("--root", required=True)
     d.set_defaults(fn=_describe)
     v = sub.add_parser("validate", help="load one dataset with every check")
-    v.add_argument("name", help="dataset name (cub, tiny_imagenet-3, glyphs/latin, folder:PATH ...)")
+    v.add_argument("name", help="dataset name (cub, tiny_imagenet-3, glyphs/latin, folder:PATH, npy:PATH ...)")
     v.add_argument("--root", required=True)
     v.set_defaults(fn=_validate)
     for s in (g, d, v):

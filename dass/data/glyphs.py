@@ -100,10 +100,10 @@ class GlyphSet:
     code_points: list[Union[int, str]]              # 65, "0x41", "U+0041", "A", "0x0391-0x03A9"
     # a Variation mapping or a preset's name (a mapping that is not a valid Variation arrives as a
     # dict and is re-read in __post_init__ so the error names the bad key)
-    variation: Union[Variation, str, dict] = field(default_factory=Variation)
-    max_classes: int = 100
+    variation: Union[Variation, str, dict] = field(default_factory=Variation)  # a Variation mapping, or a preset's name
+    max_classes: int = 100  # most classes kept (code points beyond are dropped)
     train_per_class: int | None = None              # None: the family default
-    test_per_class: int | None = None
+    test_per_class: int | None = None  # None: the family default
 
     def __post_init__(self):
         if not _NAME_RE.match(self.name):
@@ -129,15 +129,15 @@ class GlyphsConfig:
     """The family: defaults, difficulty presets and the datasets."""
 
     out_root: str = "data"                          # datasets go to <out_root>/glyphs/<name>/
-    seed: int = 0
-    image_size: int = 32
+    seed: int = 0  # seed of the rendering
+    image_size: int = 32  # side of the stored images, pixels
     render_scale: int = 2                           # supersampling factor of the rendering
-    train_per_class: int = 60
-    test_per_class: int = 20
+    train_per_class: int = 60  # training images per class (unless a dataset sets its own)
+    test_per_class: int = 20  # test images per class (unless a dataset sets its own)
     workers: int = 1                                # processes rendering in parallel
     only: list[str] = field(default_factory=list)   # generate only these datasets (empty: all)
-    presets: dict[str, Variation] = field(default_factory=dict)
-    datasets: list[GlyphSet] = field(default_factory=list)
+    presets: dict[str, Variation] = field(default_factory=dict)  # named variations that datasets may refer to
+    datasets: list[GlyphSet] = field(default_factory=list)  # the datasets of the family
 
     def __post_init__(self):
         if self.image_size < 8 or self.render_scale < 1 or self.workers < 1:

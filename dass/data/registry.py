@@ -8,7 +8,11 @@ Known names (``<...>`` is a parameter):
   ``<root>/<name>/`` (see :mod:`dass.data.arrays`),
 * ``glyphs/<member>``: a built-in glyph dataset in the same layout under ``<root>/glyphs/<member>/``
   (``python -m dass.data glyphs`` writes them),
-* ``folder:<path>``: an image folder (see :mod:`dass.data.folder`); ``root`` is not used.
+* ``folder:<path>``: an image folder (see :mod:`dass.data.folder`); ``root`` is not used,
+* ``npy:<path>``: the original ``.npy`` layout in any folder (``<path>/train_images.npy``, ...; see
+  :mod:`dass.data.arrays`); ``root`` is not used. Every class ``0..K-1`` must have training images,
+* ``subset:<source>[<classes>]+...``: chosen classes of other datasets, labels re-indexed (see
+  :mod:`dass.data.subset`).
 
 A reader is registered with :func:`register_dataset` under such a pattern; it is called as
 ``reader(arg, root, split, image_size)`` where ``arg`` is the text matched by ``<...>`` (None for a
@@ -20,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from ..errors import DassError
-from . import tiny_imagenet
-from .arrays import SPLITS, ImageArrays, infer_num_classes, load_npy, read_split, resize_images
+from . import subset, tiny_imagenet
+from .arrays import (SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
+                     resize_images)
 from .folder import load_image_folder
 
 Reader = Callable[[Optional[str], str, str, Optional[int]], ImageArrays]
@@ -104,9 +111,11 @@ def list_datasets(root) -> list[str]:
 def dataset_info(name: str, root) -> dict:
     """Classes and sizes of both splits, read from array headers where the layout allows."""
     entry, arg = _lookup(name)
-    if entry.pattern in NPY_DATASETS or entry.pattern == f"{GLYPHS_DIR}/<member>":
-        rel = name if arg is None else f"{GLYPHS_DIR}/{arg}"
-        folder = Path(root) / rel
+    if entry.pattern in NPY_DATASETS or entry.pattern in (f"{GLYPHS_DIR}/<member>", "npy:<path>"):
+        if entry.pattern == "npy:<path>":
+            folder = dataset_folder(Path(arg).parent, Path(arg).name)
+        else:
+            folder = Path(root) / (name if arg is None else f"{GLYPHS_DIR}/{arg}")
         shapes = {s: load_npy(folder / f"{s}_images.npy", mmap=True).shape for s in SPLITS}
         return {"name": name, "num_classes": infer_num_classes(folder),
                 **{s: int(shape[0]) for s, shape in shapes.items()},
@@ -167,3 +176,27 @@ def _glyphs(arg, root, split, image_size):
 def _folder(arg, root, split, image_size):
     return load_image_folder(arg, split, image_size)
 
+
+
+@register_dataset("npy:<path>")
+def _npy_folder(arg, root, split, image_size):
+    """The original layout at any path; unlike the built-in names, a gap in the class ids (a class
+    with no training image) is an error, as it usually means labels that do not start at 0."""
+    folder = Path(arg).expanduser()
+    arrays = read_split(folder.parent, folder.name, split)
+    arrays.name = f"npy:{arg}"
+    path = folder / "train_labels.npy"
+    train_labels = arrays.labels if split == "train" else as_int64_labels(load_npy(path, mmap=True), str(path))
+    counts = np.bincount(train_labels, minlength=arrays.num_classes)
+    if arrays.num_classes < 2:
+        raise DassError(f"{folder}: labels name {arrays.num_classes} class; a classifier needs at least 2")
+    empty = np.flatnonzero(counts == 0)
+    if len(empty):
+        raise DassError(f"{path}: class {int(empty[0])} of 0..{arrays.num_classes - 1} "
+                        f"has no training image (labels must be 0..K-1 with every class present)")
+    return arrays
+
+
+@register_dataset(f"{subset.PREFIX}<spec>")
+def _subset(arg, root, split, image_size):
+    return subset.load_subset(arg, root, split)

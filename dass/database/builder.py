@@ -7,10 +7,16 @@ Phases (each resumable, see ``jobs.py``):
 2. ``students``: per task, ``n`` architectures are sampled (seeded by ``sample_seed`` and the task
    key, no duplicates, spread over the MACs range: a uniform pool of ``pool_factor * n`` is sorted
    by MACs, cut into ``n`` equal bins and one architecture drawn per bin), each KD-trained from its
-   remapped initialisation; one JSON result per student.
-3. ``merge``: per task whose students are all done, the functional maps (batched), encodings,
-   teacher map/accuracy and dataset features are computed and written as one task file
-   (``format.py``) into ``out``, with ``manifest.json`` and ``build_log.json`` (time per student).
+   remapped initialisation once per label seed of its split; one JSON result per (student, seed).
+3. ``merge``: per task whose jobs are all done (others may still run), the functional maps
+   (batched), encodings, teacher map/accuracy and dataset features are computed and written with
+   the per-seed accuracies and their mean (the label) as one task file (``format.py``) into
+   ``out``, with ``manifest.json`` (per task: counts, teacher accuracy, seed agreement) and
+   ``build_log.json`` (time per student).
+
+Tasks are ``tasks`` plus the class-subset tasks of ``subset_tasks`` (``subsets.py``); the build
+refuses a config whose meta-train tasks share a class with a meta-valid or meta-test task. The work
+folder gets a ``.gitignore`` so it can live in a git-tracked folder (docs/DATABASE.md).
 
 Launchers: ``local`` (in process, or ``workers`` spawned processes), ``torchrun`` (run the same
 command under torchrun: ranks share the job list by index and meet at a barrier after each phase),
@@ -20,6 +26,7 @@ local`` runs the same path on this machine).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -37,16 +44,17 @@ from ..io import atomic_torch_save, atomic_write_json, read_json
 from ..space import Arch, SpaceConfig, load_space, macs, params, sample, teacher_arch
 from ..train.distributed import resolve_device
 from ..train.recipe import KDRecipe, TeacherRecipe
-from .format import SPLITS, FORMAT, save_task_db
+from .format import SPLITS, FORMAT, save_task_db, seed_agreement
 from .jobs import JobGroup, StudentJob, content_hash, file_sha256
+from .subsets import SubsetTaskSpec, check_disjoint, expand
 
 log = logging.getLogger("dass.build_db")
 
 
 @dataclass
 class TaskSpec:
-    dataset: str
-    split: str
+    dataset: str  # dataset name (registry: glyphs/<member>, cub, folder:<path>, subset:... ...)
+    split: str  # meta_train, meta_valid or meta_test
     key: str = ""        # default: the dataset name with '/' -> '-'
     teacher: str = ""    # teacher checkpoint; empty = trained by the build
     teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
@@ -60,40 +68,44 @@ class TaskSpec:
 
 @dataclass
 class SlurmConfig:
-    cluster: Literal["slurm", "local", "debug"] = "slurm"
-    partition: str = ""
-    timeout_min: int = 120
-    array_parallelism: int = 32
-    cpus_per_task: int = 4
-    gpus_per_node: int = 0
-    groups_per_job: int = 4
+    cluster: Literal["slurm", "local", "debug"] = "slurm"  # slurm: submit; local/debug: run the jobs here
+    partition: str = ""  # Slurm partition (empty = the cluster's default)
+    timeout_min: int = 120  # time limit of one array job, minutes
+    array_parallelism: int = 32  # most array jobs running at once
+    cpus_per_task: int = 4  # CPU cores per array job
+    gpus_per_node: int = 0  # GPUs per array job
+    groups_per_job: int = 4  # student groups trained one after another by one array job
 
 
 @dataclass
 class BuildConfig:
-    space: str = "configs/space/cpu.yaml"
-    data_root: str = "data"
-    out: str = "assets/cpu/db"
-    work_dir: str = "runs/build_db/cpu"
+    space: str = "configs/space/cpu.yaml"  # space profile YAML
+    data_root: str = "data"  # folder of the datasets
+    out: str = "assets/cpu/db"  # output folder of the task files and manifest.json
+    work_dir: str = "runs/build_db/cpu"  # resumable state: per-student results, logs, trained teachers
     teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
-    tasks: list[TaskSpec] = field(default_factory=list)
-    students: dict[str, int] = field(default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
-    sample_seed: int = 0
-    pool_factor: int = 20
-    kd: KDRecipe = field(default_factory=KDRecipe)
-    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
-    teacher_seed: int = 0
-    seed: int = 0
-    remap: str = "copy_paste_first"
-    noise_seed: int = 0
-    launcher: Literal["local", "torchrun", "slurm"] = "local"
-    workers: int = 1
+    tasks: list[TaskSpec] = field(default_factory=list)  # the tasks: a dataset, its split and optionally a teacher
+    subset_tasks: list[SubsetTaskSpec] = field(default_factory=list)  # blocks of class-subset tasks (subsets.py)
+    splits: list[str] = field(default_factory=lambda: list(SPLITS))  # build only the tasks of these splits
+    students: dict[str, int] = field(  # students sampled per task, by split
+        default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
+    sample_seed: int = 0  # seed of the student sampling (combined with the task key)
+    pool_factor: int = 20  # students are drawn from a pool of pool_factor x n, spread over the MACs range
+    kd: KDRecipe = field(default_factory=KDRecipe)  # KD recipe that labels the students
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of the teachers trained by the build
+    teacher_seed: int = 0  # seed of the teachers trained by the build
+    seed: int = 0  # KD seed of every student of a split that label_seeds does not name
+    label_seeds: dict[str, list[int]] = field(default_factory=dict)  # KD seeds per split; a label is their mean
+    remap: str = "copy_paste_first"  # initialisation of a student from its teacher (copy_paste_first ...)
+    noise_seed: int = 0  # seed of the noise input of the functional maps
+    launcher: Literal["local", "torchrun", "slurm"] = "local"  # local (in process or workers), torchrun or slurm
+    workers: int = 1  # local processes training students in parallel
     threads_per_worker: int = 0   # 0 = cores // workers
-    lockstep: int = 1
-    device: str = "auto"
-    feats_per_class: int = 10
-    max_feats: int = 512
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    lockstep: int = 1  # students of a task trained together with one teacher forward per batch
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    feats_per_class: int = 10  # training images per class behind the dataset features (input D)
+    max_feats: int = 512  # most images behind the dataset features
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # settings of launcher slurm
 
     def __post_init__(self):
         keys = [t.key for t in self.tasks]
@@ -104,6 +116,32 @@ class BuildConfig:
         for s, n in self.students.items():
             if s not in SPLITS or n < 1:
                 raise DassError(f"students: '{s}: {n}' must name a split with a count >= 1")
+        if not self.splits or any(s not in SPLITS for s in self.splits):
+            raise DassError(f"splits: {self.splits} must be a non-empty list of {list(SPLITS)}")
+        for s, seeds in self.label_seeds.items():
+            if s not in SPLITS or not seeds or len(set(seeds)) != len(seeds):
+                raise DassError(f"label_seeds: '{s}: {seeds}' must name a split with a list of distinct seeds")
+
+    @functools.cached_property
+    def all_tasks(self) -> list[TaskSpec]:
+        """``tasks`` followed by the tasks that ``subset_tasks`` expands into (reads ``data_root``),
+        those of ``splits`` only."""
+        out = [t for t in self.tasks if t.split in self.splits]
+        for block in self.subset_tasks:
+            if block.split in self.splits:
+                out += [TaskSpec(**t) for t in expand(block, self.data_root)]
+        keys = [t.key for t in out]
+        dup = {k for k in keys if keys.count(k) > 1}
+        if dup:
+            raise DassError(f"tasks: two tasks share the key '{sorted(dup)[0]}'")
+        return out
+
+    def task(self, key: str) -> TaskSpec:
+        return next(t for t in self.all_tasks if t.key == key)
+
+    def seeds(self, split: str) -> list[int]:
+        """The KD seeds of the students of ``split`` (``label_seeds[split]``, else ``[seed]``)."""
+        return list(self.label_seeds.get(split) or [self.seed])
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -171,14 +209,47 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -
     ctx = ctx or _Ctx(cfg)
     tr, te = ctx.data(task)
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
-    recipe = cfg.teacher_recipe
-    if task.teacher_lr > 0:
-        recipe = dataclasses.replace(recipe, lr=task.teacher_lr)
+    recipe = teacher_recipe(cfg, task)
     sd, metrics = train_teacher(ctx.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     atomic_torch_save({"state_dict": sd, "space": to_dict(ctx.space), "arch": teacher_arch(ctx.space).to_dict(),
-                       "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics}, path)
+                       "num_classes": tr.num_classes, "dataset": task.dataset, "metrics": metrics,
+                       "recipe": to_dict(recipe), "seed": cfg.teacher_seed}, path)
     return "done"
+
+
+def teacher_recipe(cfg: BuildConfig, task: TaskSpec) -> TeacherRecipe:
+    """The recipe of the teacher the build trains for ``task`` (``teacher_lr`` replaces the lr)."""
+    if task.teacher_lr > 0:
+        return dataclasses.replace(cfg.teacher_recipe, lr=task.teacher_lr)
+    return cfg.teacher_recipe
+
+
+def check_trained_teachers(cfg: BuildConfig) -> None:
+    """A teacher the build would train but finds already there must have been trained for the same
+    dataset with the same recipe and seed (as recorded in it); else a one-line error: the build
+    never silently reuses a teacher of another recipe. Files that record no recipe are reused with
+    a warning."""
+    from ..io import safe_torch_load
+    for task in cfg.all_tasks:
+        path = teacher_path(cfg, task)
+        if task.teacher or not path.is_file():
+            continue
+        ck = safe_torch_load(path)
+        if not isinstance(ck, dict):
+            continue
+        if ck.get("dataset") not in (None, task.dataset):
+            raise DassError(f"{path}: a teacher of dataset {ck['dataset']!r}, not of task {task.key}'s {task.dataset!r}")
+        rec = ck.get("recipe")
+        if not isinstance(rec, dict):
+            log.warning("%s records no recipe: reused as the teacher of %s as it is", path, task.key)
+            continue
+        want = {**to_dict(teacher_recipe(cfg, task)), "seed": cfg.teacher_seed}
+        have = {**rec, "seed": ck.get("seed", cfg.teacher_seed)}
+        diff = sorted(k for k in have if k in want and have[k] != want[k])
+        if diff:
+            raise DassError(f"{path}: trained with another teacher recipe ({diff[0]}: {have[diff[0]]!r}, the config "
+                            f"says {want[diff[0]]!r}); delete it or set another teachers_dir to retrain")
 
 
 def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int:
@@ -188,7 +259,7 @@ def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int
     if not todo:
         return 0
     ctx = ctx or _Ctx(cfg)
-    task = next(t for t in cfg.tasks if t.key == group.task)
+    task = cfg.task(group.task)
     tr, te = ctx.data(task)
     _, sd, _ = ctx.teacher(task)
     archs = [Arch.from_dict(j.arch) for j in todo]
@@ -223,7 +294,7 @@ _WORKER_CTX = None
 
 def _worker_teacher(task_key: str):
     cfg, ctx = _WORKER_CTX
-    return run_teacher_job(cfg, next(t for t in cfg.tasks if t.key == task_key), ctx)
+    return run_teacher_job(cfg, cfg.task(task_key), ctx)
 
 
 def _worker_group(group: JobGroup):
@@ -251,31 +322,40 @@ def data_identity(arrays) -> str:
     return h.hexdigest()[:20]
 
 
-def plan_students(cfg: BuildConfig, ctx: _Ctx) -> dict[str, list[StudentJob]]:
-    """Every student job of every task, in a deterministic order (needs the teachers)."""
+def plan_students(cfg: BuildConfig, ctx: _Ctx, missing_teachers_ok: bool = False) -> dict[str, list[StudentJob]]:
+    """Every student job of every task, in a deterministic order (needs the teachers): per task,
+    for each label seed in turn, every sampled architecture. A task whose teacher is not there yet
+    is left out when ``missing_teachers_ok`` (a merge while the build still runs), else an error."""
     plan = {}
     space_d = to_dict(ctx.space)
     kd_d = to_dict(cfg.kd)
-    for task in cfg.tasks:
+    for task in cfg.all_tasks:
         tr, te = ctx.data(task)
         n = cfg.students.get(task.split, 0)
         tpath = teacher_path(cfg, task)
         if not tpath.is_file():
+            if missing_teachers_ok:
+                continue
             raise DassError(f"task {task.key}: teacher checkpoint missing: {tpath}")
         ident = {"space": space_d, "data": [data_identity(tr), data_identity(te)], "teacher": file_sha256(tpath),
                  "kd": kd_d, "remap": cfg.remap}
         base = content_hash(ident)
         archs = sample_students(ctx.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor, tr.num_classes)
-        plan[task.key] = [StudentJob(task.key, a.to_dict(), cfg.seed,
-                                     content_hash([base, a.to_dict(), cfg.seed])) for a in archs]
+        plan[task.key] = [StudentJob(task.key, a.to_dict(), seed, content_hash([base, a.to_dict(), seed]))
+                          for seed in cfg.seeds(task.split) for a in archs]
     return plan
 
 
 def group_jobs(plan: dict[str, list[StudentJob]], k: int) -> list[JobGroup]:
+    """Groups of up to ``k`` jobs of one task and one seed (a lockstep group shares its seed)."""
     groups = []
     for key, jobs in plan.items():
-        for i in range(0, len(jobs), k):
-            groups.append(JobGroup(key, jobs[i:i + k]))
+        by_seed: dict[int, list[StudentJob]] = {}
+        for j in jobs:
+            by_seed.setdefault(j.seed, []).append(j)
+        for same in by_seed.values():
+            for i in range(0, len(same), k):
+                groups.append(JobGroup(key, same[i:i + k]))
     return groups
 
 
@@ -367,14 +447,25 @@ def finished_results(cfg: BuildConfig, jobs: list[StudentJob]) -> list[dict]:
     return [read_json(p) for p in (j.result_path(cfg.work_dir) for j in jobs) if p.is_file()]
 
 
-def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], ctx: _Ctx) -> Path:
-    """Write the task file from the records of all its students."""
+def _per_seed(results: list[dict], seeds: list[int], key: str) -> torch.Tensor:
+    """``[N, S]`` float32 of ``key`` from records ordered seed-major (all students of seed 0, then 1...)."""
+    n = len(results) // len(seeds)
+    return torch.tensor([[results[s * n + i][key] for s in range(len(seeds))] for i in range(n)],
+                        dtype=torch.float32)
+
+
+def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], ctx: _Ctx) -> tuple[Path, dict]:
+    """Write the task file from the records of all its students and seeds (in plan order: seed-major);
+    returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
     from ..space import onehot, onehot_batch
     from .features import candidate_maps, dataset_features, teacher_map
     tr, _ = ctx.data(task)
     net, sd, meta = ctx.teacher(task)
     space = ctx.space
-    archs = [Arch.from_dict(r["arch"]) for r in results]
+    seeds = cfg.seeds(task.split)
+    n = len(results) // len(seeds)
+    first = results[:n]                       # the records of the first seed give the architectures
+    archs = [Arch.from_dict(r["arch"]) for r in first]
     dev = resolve_device(cfg.device)
     fmaps = candidate_maps(archs, sd, space, tr.num_classes, cfg.noise_seed, strategy=cfg.remap, device=dev)
     t_arch = teacher_arch(space)
@@ -382,6 +473,7 @@ def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], ctx: _Ctx)
     t_metrics = meta.get("metrics", {}) or {}
     if "best_acc" not in t_metrics:
         raise DassError(f"task {task.key}: teacher checkpoint has no metrics.best_acc")
+    acc = {k: _per_seed(results, seeds, k) for k in ("best_acc", "final_acc", "final_loss", "wall_s")}
     d = {
         "format": FORMAT,
         "task": {"key": task.key, "dataset": task.dataset, "split": task.split, "num_classes": tr.num_classes,
@@ -390,72 +482,133 @@ def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], ctx: _Ctx)
         "noise_seed": cfg.noise_seed,
         "remap": cfg.remap,
         "recipe": to_dict(cfg.kd),
+        "label_seeds": seeds,
         "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),
                     "final_acc": float(t_metrics.get("final_acc", t_metrics["best_acc"])),
                     "macs": macs(t_arch, space, tr.num_classes), "params": params(t_arch, space, tr.num_classes),
                     "onehot": onehot(t_arch, space), "fmap": t_map},
         "students": {
-            "arch": [r["arch"] for r in results],
+            "arch": [r["arch"] for r in first],
             "onehot": onehot_batch(archs, space),
             "fmap": fmaps,
-            "best_acc": torch.tensor([r["best_acc"] for r in results], dtype=torch.float32),
-            "final_acc": torch.tensor([r["final_acc"] for r in results], dtype=torch.float32),
-            "final_loss": torch.tensor([r["final_loss"] for r in results], dtype=torch.float32),
-            "macs": torch.tensor([r["macs"] for r in results], dtype=torch.int64),
-            "params": torch.tensor([r["params"] for r in results], dtype=torch.int64),
-            "wall_s": torch.tensor([r["wall_s"] for r in results], dtype=torch.float32),
-            "seed": torch.tensor([r["seed"] for r in results], dtype=torch.int64),
+            "best_acc": acc["best_acc"].mean(1),
+            "final_acc": acc["final_acc"].mean(1),
+            "final_loss": acc["final_loss"].mean(1),
+            "best_acc_seeds": acc["best_acc"],
+            "final_acc_seeds": acc["final_acc"],
+            "macs": torch.tensor([r["macs"] for r in first], dtype=torch.int64),
+            "params": torch.tensor([r["params"] for r in first], dtype=torch.int64),
+            "wall_s": acc["wall_s"].mean(1),
+            "seed": torch.full((n,), seeds[0], dtype=torch.int64),
         },
         "dataset_feats": dataset_features(net, tr, cfg.feats_per_class, cfg.max_feats, cfg.noise_seed,
                                           space.image_size, dev),
     }
     path = Path(cfg.out) / f"{task.key}.pt"
     save_task_db(d, path)
-    return path
+    return path, {"best_acc_seeds": acc["best_acc"], "final_acc_seeds": acc["final_acc"]}
+
+
+def _merge_id(cfg: BuildConfig, jobs: list[StudentJob]) -> str:
+    """What a task file is made of: its jobs and the merge settings (same id = same file)."""
+    return content_hash([FORMAT, [j.student_id for j in jobs], cfg.noise_seed, cfg.remap, cfg.feats_per_class,
+                         cfg.max_feats, to_dict(cfg.kd)])
+
+
+def task_row(key: str, split: str, teacher_acc, students: int, seeds: list[int], best_acc_seeds=None) -> dict:
+    """A manifest/validation row: counts, teacher accuracy and the agreement of the label seeds."""
+    r, rel = seed_agreement(best_acc_seeds) if best_acc_seeds is not None else (None, None)
+    return {"key": key, "split": split, "teacher_best_acc": None if teacher_acc is None else round(float(teacher_acc), 2),
+            "students": students, "label_seeds": list(seeds), "seed_spearman": r, "reliability": rel}
 
 
 def merge(cfg: BuildConfig, plan, ctx: _Ctx) -> dict:
+    """Write the task file of every task whose students are all done (tasks still running, or still
+    without a teacher, are listed as not done); a task file already made of the same jobs is kept."""
+    out = Path(cfg.out)
+    old = {}
+    if (out / "manifest.json").is_file():
+        old = {r["key"]: r for r in read_json(out / "manifest.json").get("tasks", []) if isinstance(r, dict)}
     rows, walls = [], []
-    for task in cfg.tasks:
-        jobs = plan[task.key]
+    for task in cfg.all_tasks:
+        jobs = plan.get(task.key)
+        seeds = cfg.seeds(task.split)
+        n = cfg.students.get(task.split, 0)
+        if jobs is None:       # teacher not trained yet
+            rows.append({**task_row(task.key, task.split, None, n, seeds), "dataset": task.dataset,
+                         "runs": n * len(seeds), "done": 0, "file": None})
+            continue
         results = finished_results(cfg, jobs)
-        done = len(results)
-        path = merge_task(cfg, task, results, ctx) if done == len(jobs) else None
         walls += [r["wall_s"] for r in results]
-        rows.append({"key": task.key, "dataset": task.dataset, "split": task.split, "students": len(jobs),
-                     "done": done, "file": path.name if path else None,
-                     "teacher_best_acc": float(ctx.teacher(task)[2].get("metrics", {}).get("best_acc", float("nan")))})
+        teacher_acc = ctx.teacher(task)[2].get("metrics", {}).get("best_acc")
+        row = {**task_row(task.key, task.split, teacher_acc, n, seeds), "dataset": task.dataset,
+               "runs": len(jobs), "done": len(results), "file": None}
+        if len(results) == len(jobs):
+            mid = _merge_id(cfg, jobs)
+            prev = old.get(task.key, {})
+            if prev.get("merge_id") == mid and prev.get("file") and (out / prev["file"]).is_file():
+                row = prev                                  # unchanged since the last merge
+            else:
+                path, acc = merge_task(cfg, task, results, ctx)
+                row = {**task_row(task.key, task.split, teacher_acc, n, seeds, acc["best_acc_seeds"]),
+                       "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
+                       "merge_id": mid}
+        rows.append(row)
     manifest = {"format": FORMAT, "space": to_dict(ctx.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
                 "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
-    atomic_write_json(Path(cfg.out) / "manifest.json", manifest)
+    atomic_write_json(out / "manifest.json", manifest)
     log_ = {"students_done": len(walls), "student_seconds_total": float(sum(walls)),
             "student_seconds_mean": float(np.mean(walls)) if walls else None,
             "student_seconds_median": float(np.median(walls)) if walls else None}
-    atomic_write_json(Path(cfg.out) / "build_log.json", log_)
+    atomic_write_json(out / "build_log.json", log_)
     return manifest
 
 
 # --------------------------------------------------------------------------------------------- entry
 
+_WORK_GITIGNORE = """\
+# Written by dass.build_db: keep results (*.json), logs, configs and trained teachers (teacher.pt)
+# committable, never the resumable training checkpoints, caches or launcher folders.
+*.pt
+!teachers/*/teacher.pt
+*.npy
+*.npz
+*.tmp
+submitit/
+"""
+
+
+def write_work_gitignore(work_dir) -> None:
+    """A ``.gitignore`` in the work folder, so it can live in a git-tracked folder (see module doc)."""
+    path = Path(work_dir) / ".gitignore"
+    if not path.is_file():
+        from ..io import atomic_write_text
+        atomic_write_text(path, _WORK_GITIGNORE)
+
+
 def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
-    if not cfg.tasks:
+    if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = _dist()
     ctx = _Ctx(cfg)
-    for task in cfg.tasks:  # validate every input before expensive work
+    check_disjoint(cfg.all_tasks, cfg.data_root)
+    check_trained_teachers(cfg)
+    for task in cfg.all_tasks:  # validate every input before expensive work
         tr, te = ctx.data(task)
         if task.teacher and not Path(task.teacher).is_file():
             raise DassError(f"task {task.key}: teacher checkpoint not found: {task.teacher}")
         if task.teacher:
             ctx.teacher(task)
+    if rank == 0:
+        write_work_gitignore(cfg.work_dir)
     t0 = time.perf_counter()
     if stage in ("all", "teachers"):
-        todo = [t.key for t in cfg.tasks if not teacher_path(cfg, t).is_file()]
+        todo = [t.key for t in cfg.all_tasks if not teacher_path(cfg, t).is_file()]
         _run(cfg, "teacher", todo, "teachers", rank, world)
     if stage == "teachers":
         return None
-    plan = plan_students(cfg, ctx)
+    plan = plan_students(cfg, ctx, missing_teachers_ok=stage == "merge")
     if stage in ("all", "students"):
         groups = [g for g in group_jobs(plan, cfg.lockstep)
                   if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]

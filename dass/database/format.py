@@ -2,18 +2,20 @@
 
 A plain dict (loadable with ``torch.load(weights_only=True)``)::
 
-    format:   "dass-db-v1"
+    format:   "dass-db-v2"  (v1 files, without the per-seed keys, still load)
     task:     {key, dataset, split ("meta_train" | "meta_valid" | "meta_test"), num_classes,
                teacher_ckpt, data_root}
     space:    the SpaceConfig as a dict (``dass.config.to_dict``)
     noise_seed: int            # seed of the shared noise input of the functional maps
     remap:    str              # remap strategy used for the students' maps and KD init
     recipe:   dict             # the KD recipe that produced the labels
+    label_seeds: list of S ints  # KD seeds of every student (v2); the labels are their mean
     teacher:  {arch: {depths, widths}, best_acc, final_acc (percent), macs, params,
                onehot: float32 [D], fmap: float16 [C, r, r]}
     students: {arch: list of {depths, widths} (N),
                onehot: float32 [N, D], fmap: float16 [N, C, r, r],
-               best_acc, final_acc, final_loss: float32 [N] (accuracies in percent),
+               best_acc, final_acc, final_loss: float32 [N] (accuracies in percent; the mean
+               over the label seeds), best_acc_seeds, final_acc_seeds: float32 [N, S] (v2),
                macs, params: int64 [N], wall_s: float32 [N], seed: int64 [N]}
     dataset_feats: float16 [M, C]   # teacher's pooled last-stage features of M sampled train images
 
@@ -28,15 +30,18 @@ import torch
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
 
-FORMAT = "dass-db-v1"
+FORMAT = "dass-db-v2"
+FORMAT_V1 = "dass-db-v1"
+FORMATS = (FORMAT_V1, FORMAT)
+SEED_TENSORS = ("best_acc_seeds", "final_acc_seeds")
 SPLITS = ("meta_train", "meta_valid", "meta_test")
 STUDENT_TENSORS = ("onehot", "fmap", "best_acc", "final_acc", "final_loss", "macs", "params", "wall_s", "seed")
 
 
 def validate_task_db(d: dict, where: str = "<database>") -> dict:
     """Check keys, counts, shapes and ranges; raise DassError naming the first problem."""
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise DassError(f"{where}: not a {FORMAT} task file")
+    if not isinstance(d, dict) or d.get("format") not in FORMATS:
+        raise DassError(f"{where}: not a {' or '.join(FORMATS)} task file")
     for k in ("task", "space", "noise_seed", "teacher", "students"):
         if k not in d:
             raise DassError(f"{where}: missing key '{k}'")
@@ -83,7 +88,58 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
         raise DassError(f"{where}: students.arch must be a list of {{depths, widths}} mappings") from None
     if len(keys) != n:
         raise DassError(f"{where}: duplicate student architectures")
+    if d["format"] != FORMAT_V1:
+        _validate_seeds(d, n, where)
     return d
+
+
+def _validate_seeds(d: dict, n: int, where: str) -> None:
+    seeds = d.get("label_seeds")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise DassError(f"{where}: label_seeds must be a non-empty list of integers")
+    st = d["students"]
+    for k in SEED_TENSORS:
+        v = st.get(k)
+        if not torch.is_tensor(v) or tuple(v.shape) != (n, len(seeds)):
+            raise DassError(f"{where}: students.{k} must be a tensor of shape [{n}, {len(seeds)}]")
+        if not torch.isfinite(v).all() or (v < 0).any() or (v > 100).any():
+            raise DassError(f"{where}: students.{k} outside [0, 100]")
+        label = k[:-len("_seeds")]
+        if not torch.allclose(v.float().mean(1), st[label].float(), atol=1e-3):
+            raise DassError(f"{where}: students.{label} is not the mean of students.{k} over the label seeds")
+
+
+def label_seeds_of(d: dict) -> list[int]:
+    """The KD seeds behind a task's labels (v1 files: the distinct values of ``students.seed``)."""
+    if "label_seeds" in d:
+        return list(d["label_seeds"])
+    return sorted({int(s) for s in d["students"]["seed"].tolist()})
+
+
+def acc_seeds(d: dict, key: str = "best_acc") -> torch.Tensor:
+    """``[N, S]`` per-seed accuracies (v1 files: the label itself as one seed)."""
+    st = d["students"]
+    return st[f"{key}_seeds"] if f"{key}_seeds" in st else st[key][:, None]
+
+
+def spearman_brown(r: float, k: int) -> float:
+    """Reliability of the mean of ``k`` measurements whose pairwise correlation is ``r``."""
+    return k * r / (1 + (k - 1) * r)
+
+
+def seed_agreement(acc: torch.Tensor) -> tuple[float | None, float | None]:
+    """``acc [N, S]`` -> (mean over seed pairs of the Spearman correlation between two seeds'
+    accuracies, Spearman-Brown reliability of the mean over the S seeds); (None, None) for one seed."""
+    from scipy.stats import spearmanr
+    a = torch.as_tensor(acc).double().numpy()
+    k = a.shape[1]
+    if k < 2:
+        return None, None
+    rs = [float(spearmanr(a[:, i], a[:, j])[0]) for i in range(k) for j in range(i + 1, k)]
+    r = sum(rs) / len(rs)
+    if r != r:   # a constant column: no ranking to agree on
+        return None, None
+    return round(r, 4), round(spearman_brown(r, k), 4)
 
 
 def _arch_key(a: dict) -> str:

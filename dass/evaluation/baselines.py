@@ -1,7 +1,7 @@
 """Scorers: every way of ranking the students of a database task, behind one interface.
 
 A scorer has a ``name`` and ``score(task, ctx) -> np.ndarray`` (float64, one score per student of
-``task["students"]``, in the file's order, higher = better); ``task`` is a ``dass-db-v1`` task dict
+``task["students"]``, in the file's order, higher = better); ``task`` is a ``dass-db`` task dict
 (:mod:`dass.database.format`) and ``ctx`` an :class:`EvalContext`. Built-ins are registered by name
 (:func:`make_scorer`):
 

@@ -25,7 +25,7 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "unnamed"
 
 
-def _save(fig: Figure, path) -> None:
+def save_figure(fig: Figure, path) -> None:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -56,7 +56,7 @@ def scatter_plot(path, scores: np.ndarray, true: np.ndarray, title: str, xlabel:
         title += "\n" + ", ".join(f"{k} {v:.3f}" for k, v in corr.items())
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plane_plot(path, macs: np.ndarray, true: np.ndarray, picks: dict[str, int], title: str,
@@ -81,4 +81,4 @@ def plane_plot(path, macs: np.ndarray, true: np.ndarray, picks: dict[str, int], 
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    _save(fig, path)
+    save_figure(fig, path)

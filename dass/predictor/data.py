@@ -1,6 +1,6 @@
 """Tasks of the database as predictor inputs, and the targets the predictor learns.
 
-A :class:`TaskData` holds one ``dass-db-v1`` task file (see :mod:`dass.database.format`) as
+A :class:`TaskData` holds one ``dass-db`` task file (see :mod:`dass.database.format`) as
 tensors. :func:`student_inputs` builds the per-row predictor inputs of any list of architectures
 (database students, the teacher as support set, search candidates) so training and search feed the
 predictor the same way; :func:`task_context` adds the per-task inputs (teacher map, dataset rows).

@@ -57,16 +57,16 @@ def canonical_input_type(input_type: str) -> str:
 
 @dataclass
 class ModelSizes:
-    map_hidden: int = 128
-    map_out: int = 256
-    arch_out: int = 64
-    graph_hidden: int = 64
-    graph_layers: int = 2
-    set_dim: int = 64
-    set_out: int = 64
-    set_heads: int = 4
-    set_inducing: int = 16
-    head_hidden: int = 64
+    map_hidden: int = 128  # hidden channels of the functional-map encoders (S, T)
+    map_out: int = 256  # output size of each functional-map encoder
+    arch_out: int = 64  # output size of the architecture encoder (A)
+    graph_hidden: int = 64  # hidden size of the graph encoder
+    graph_layers: int = 2  # layers of the graph encoder
+    set_dim: int = 64  # width of the dataset set encoder (D)
+    set_out: int = 64  # output size of the dataset set encoder
+    set_heads: int = 4  # attention heads of the set encoder
+    set_inducing: int = 16  # inducing points of the set encoder
+    head_hidden: int = 64  # hidden size of the prediction head
 
 
 @dataclass

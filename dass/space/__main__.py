@@ -48,7 +48,7 @@ def main(args) -> int:
 
 
 def _parser():
-    p = make_parser("python -m dass.space", "Describe or sample a student space profile.")
+    p = make_parser("python -m dass.space", "Describe or sample a student space profile.", SpaceConfig)
     p.add_argument("--describe", action="store_true", help="print the profile's facts as JSON (default)")
     p.add_argument("--sample", type=int, default=0, help="print N sampled architectures")
     p.add_argument("--seed", type=int, default=0)

@@ -15,13 +15,14 @@ from ..errors import DassError
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    name: str = "paper"
-    stage_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    stage_strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
-    depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    width_mults: list[float] = field(default_factory=lambda: [0.5 + i / 16 for i in range(9)])
-    image_size: int = 64
-    in_channels: int = 3
+    name: str = "paper"  # profile name (labels only)
+    stage_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # teacher channels per stage
+    stage_strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2])  # stride of each stage (1 or 2)
+    depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])  # blocks a stage may have (teacher: the most)
+    width_mults: list[float] = field(  # block widths as fractions of the stage width (with 1.0)
+        default_factory=lambda: [0.5 + i / 16 for i in range(9)])
+    image_size: int = 64  # input side in pixels
+    in_channels: int = 3  # input channels
     num_classes: int = 100  # used by --describe and as a default; teachers carry their own
 
     def __post_init__(self):

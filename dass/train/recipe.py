@@ -16,18 +16,18 @@ from ..errors import DassError
 class Recipe:
     """What a teacher run and a KD run share: optimiser, schedule, augmentation, validation."""
 
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 3e-5
+    epochs: int = 50  # training epochs
+    batch_size: int = 64  # global batch size (split over torchrun processes)
+    lr: float = 0.05  # peak learning rate (per-step cosine decay to 0)
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = True  # Nesterov momentum
+    weight_decay: float = 3e-5  # L2 weight decay
     eval_every: int = 5          # validate on the test split every N epochs, and after the last
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256  # batch size of validation
     crop_pad: int | None = None  # random-crop padding in pixels; None = image_size // 8
-    flip: bool = True
+    flip: bool = True  # random horizontal flips
     mean: float = 0.5            # input normalisation, the same for the three channels
-    std: float = 0.5
+    std: float = 0.5  # input normalisation: (x - mean) / std
 
     def __post_init__(self):
         checks = [
@@ -55,7 +55,7 @@ class TeacherRecipe(Recipe):
     """Teacher: cross-entropy with label smoothing (paper: 180 epochs, smoothing 0.1)."""
 
     epochs: int = 180
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.1  # label smoothing of the cross-entropy
 
     def __post_init__(self):
         super().__post_init__()
@@ -71,8 +71,8 @@ class KDRecipe(Recipe):
     """
 
     epochs: int = 50
-    alpha: float = 0.5
-    temperature: float = 6.0
+    alpha: float = 0.5  # weight of the label cross-entropy (1 - alpha on the teacher's soft targets)
+    temperature: float = 6.0  # softmax temperature of the distillation term
 
     def __post_init__(self):
         super().__post_init__()

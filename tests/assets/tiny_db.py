@@ -6,6 +6,7 @@ best_acc - U(0, 3)``, so bigger students are usually better, as in real database
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from dass.config import to_dict
 from dass.data.arrays import ImageArrays, write_split
-from dass.database.format import FORMAT, save_task_db
+from dass.database.format import FORMAT_V1 as FORMAT, save_task_db
 from dass.io import atomic_torch_save
 from dass.space import (SpaceConfig, build, functional_maps, macs, onehot, onehot_batch, params, sample_unique,
                         teacher_arch)
@@ -52,6 +53,52 @@ def write_images(data_root, name: str, num_classes: int, n_train: int = 40, n_te
         labels = np.arange(n) % num_classes
         images = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
         write_split(data_root, name, split, ImageArrays(images, labels, num_classes, name))
+
+
+def write_quadrant_glyphs(data_root, name: str, seed: int, n_classes: int = 4, per_class: int = 12,
+                          code_points=None) -> None:
+    """A learnable toy glyph dataset ``<data_root>/glyphs/<name>`` of 8 px images: class c is a bright
+    square in quadrant c % 4 (brightness 220 - 30 * (c // 4)) on noise; ``per_class`` train and
+    ``per_class // 2`` test images per class. With ``code_points``, a glyph-style meta.json names
+    each class's code point."""
+    rng = np.random.default_rng(seed)
+    out = Path(data_root) / "glyphs" / name
+    out.mkdir(parents=True)
+    for split, n in (("train", per_class), ("test", per_class // 2)):
+        labels = np.repeat(np.arange(n_classes), n)
+        imgs = rng.integers(0, 80, size=(len(labels), 8, 8, 3), dtype=np.uint8)
+        for i, c in enumerate(labels):
+            r, q = divmod(int(c) % 4, 2)
+            imgs[i, r * 4:(r + 1) * 4, q * 4:(q + 1) * 4] = 220 - 30 * (int(c) // 4)
+        np.save(out / f"{split}_images.npy", imgs)
+        np.save(out / f"{split}_labels.npy", labels.astype(np.int64))
+    if code_points is not None:
+        (out / "meta.json").write_text(json.dumps({"name": name, "classes": [{"code_point": c} for c in code_points]}))
+
+
+TINY_BUILD_SPACE = {"name": "tiny", "stage_widths": [4, 8, 8, 16], "stage_strides": [1, 2, 2, 2], "depths": [1, 2],
+                    "width_mults": [0.5, 1.0], "image_size": 8, "in_channels": 3, "num_classes": 4}
+
+
+def write_build_config(tmp, name: str, data_root, epochs: int = 2, **extra) -> Path:
+    """``<tmp>/<name>.yaml``: a database build of tasks glyphs/a (meta-train) and glyphs/b (meta-test)
+    under ``data_root`` in the tiny space (``<tmp>/space.yaml``), output under ``<tmp>/<name>/``;
+    ``extra`` replaces top-level keys."""
+    import yaml
+    tmp = Path(tmp)
+    if not (tmp / "space.yaml").is_file():
+        (tmp / "space.yaml").write_text(yaml.safe_dump(TINY_BUILD_SPACE))
+    cfg = {
+        "space": str(tmp / "space.yaml"), "data_root": str(data_root), "out": str(tmp / name / "db"),
+        "work_dir": str(tmp / name / "work"), "students": {"meta_train": 6, "meta_test": 6},
+        "tasks": [{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"}],
+        "teacher_recipe": {"epochs": epochs, "batch_size": 16, "eval_every": 1, "lr": 0.05},
+        "kd": {"epochs": epochs, "batch_size": 16, "eval_every": 1},
+        "workers": 1, "threads_per_worker": 1, "device": "cpu", "feats_per_class": 3, **extra,
+    }
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
 
 
 def task_dict(key: str, dataset: str, split: str, teacher_ckpt, sd: dict, space: SpaceConfig, num_classes: int,

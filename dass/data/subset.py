@@ -1,0 +1,152 @@
+"""Class-subset datasets: a chosen set of classes drawn from one or several datasets.
+
+Name scheme (loadable by :func:`dass.data.registry.load_dataset` like any other name; nothing is
+written to disk, the name itself says what the dataset holds)::
+
+    subset:<source>[<classes>]+<source>[<classes>]+...
+
+``<source>`` is any registered dataset name (not itself a subset), ``<classes>`` a comma list of
+class indices of that source or ``a-b`` ranges (inclusive), e.g.
+``subset:glyphs/armenian[0-2,7]+glyphs/greek[5]`` holds 5 classes. Both splits ("train", "test")
+are the sources' own splits restricted to the chosen classes; labels are re-indexed to the position
+of the class in the name (here armenian 0, 1, 2, 7 -> 0, 1, 2, 3 and greek 5 -> 4). Images of every
+source are resized to the first source's size when they differ.
+
+Class identity (:func:`class_identities`): a class is ``(source dataset, class index)``, except
+that a glyph class whose ``meta.json`` gives a Unicode code point is identified by that code point,
+so the same character rendered by two glyph datasets is one class. Subset classes keep the identity
+of their source class.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DassError
+from .arrays import ImageArrays, resize_images
+
+PREFIX = "subset:"
+_PART = re.compile(r"([^\[\]+]+)\[([0-9,\-]+)\]")
+
+
+def _parse_indices(text: str, where: str) -> list[int]:
+    out: list[int] = []
+    for item in text.split(","):
+        lo, sep, hi = item.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise DassError(f"{where}: bad class list '{text}' (use e.g. 0-3,7)")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a:
+            raise DassError(f"{where}: bad class range '{item}'")
+        out += range(a, b + 1)
+    return out
+
+
+def parse_subset(spec: str) -> list[tuple[str, list[int]]]:
+    """``'glyphs/a[0-2]+glyphs/b[5]'`` (the part after ``subset:``) -> ``[('glyphs/a', [0, 1, 2]), ('glyphs/b', [5])]``."""
+    where = f"dataset '{PREFIX}{spec}'"
+    parts = spec.split("]+")
+    parts = [p + "]" for p in parts[:-1]] + parts[-1:]
+    out = []
+    for p in parts:
+        m = _PART.fullmatch(p)
+        if m is None:
+            raise DassError(f"{where}: expected <dataset>[<classes>]+..., could not read '{p}'")
+        src = m.group(1)
+        if src.startswith(PREFIX):
+            raise DassError(f"{where}: a subset cannot draw from another subset")
+        out.append((src, _parse_indices(m.group(2), where)))
+    seen = [(s, i) for s, idx in out for i in idx]
+    if len(set(seen)) != len(seen):
+        raise DassError(f"{where}: a class is listed twice")
+    return out
+
+
+def _ranges(idx: list[int]) -> str:
+    idx = sorted(idx)
+    runs, start = [], idx[0]
+    for a, b in zip(idx, idx[1:] + [None]):
+        if b != a + 1:
+            runs.append(str(a) if a == start else f"{start}-{a}")
+            start = b
+    return ",".join(runs)
+
+
+def subset_name(classes: list[tuple[str, int]]) -> str:
+    """The canonical name of the subset of ``(source, class index)`` pairs: sources in first-seen
+    order, each source's classes sorted (this order defines the re-indexed labels)."""
+    by_src: dict[str, list[int]] = {}
+    for src, i in classes:
+        by_src.setdefault(src, []).append(int(i))
+    return PREFIX + "+".join(f"{src}[{_ranges(idx)}]" for src, idx in by_src.items())
+
+
+@lru_cache(maxsize=64)
+def _source(name: str, root: str, split: str) -> ImageArrays:
+    from .registry import load_dataset
+    return load_dataset(name, root, split)
+
+
+def load_subset(spec: str, root, split: str) -> ImageArrays:
+    parts = parse_subset(spec)
+    images, labels, size = [], [], None
+    offset = 0
+    for src, idx in parts:
+        arr = _source(src, str(root), split)
+        bad = [i for i in idx if i >= arr.num_classes]
+        if bad:
+            raise DassError(f"dataset '{PREFIX}{spec}': {src} has {arr.num_classes} classes, no class {bad[0]}")
+        lut = np.full(arr.num_classes, -1, dtype=np.int64)
+        lut[idx] = offset + np.arange(len(idx))
+        keep = lut[arr.labels] >= 0
+        imgs = arr.images[keep]
+        size = size or arr.image_size[0]
+        if arr.image_size != (size, size):
+            imgs = resize_images(imgs, size)
+        images.append(imgs)
+        labels.append(lut[arr.labels[keep]])
+        offset += len(idx)
+    return ImageArrays(np.concatenate(images), np.concatenate(labels), offset, PREFIX + spec,
+                       source=f"{PREFIX}{spec} ({split})")
+
+
+def glyph_code_points(root, member: str) -> list[str] | None:
+    """The code point of each class of glyph dataset ``member`` from its meta.json (None if absent)."""
+    path = Path(root) / "glyphs" / member / "meta.json"
+    if not path.is_file():
+        return None
+    try:
+        classes = json.loads(path.read_text())["classes"]
+        return [str(c["code_point"]) for c in classes]
+    except (ValueError, KeyError, TypeError):
+        raise DassError(f"{path}: cannot read the classes' code points") from None
+
+
+def class_identity(root, source: str, index: int, _cp_cache: dict | None = None) -> tuple:
+    """The identity of class ``index`` of dataset ``source`` (see module doc)."""
+    if source.startswith("glyphs/"):
+        cache = _cp_cache if _cp_cache is not None else {}
+        if source not in cache:
+            cache[source] = glyph_code_points(root, source[len("glyphs/"):])
+        cps = cache[source]
+        if cps is not None and index < len(cps):
+            return ("code_point", cps[index])
+    return (source, int(index))
+
+
+def class_list(name: str, root) -> list[tuple[str, int]]:
+    """The ``(source, class index)`` pairs of dataset ``name``, in label order."""
+    if name.startswith(PREFIX):
+        return [(src, i) for src, idx in parse_subset(name[len(PREFIX):]) for i in idx]
+    from .registry import dataset_info
+    return [(name, i) for i in range(int(dataset_info(name, root)["num_classes"]))]
+
+
+def class_identities(name: str, root, _cp_cache: dict | None = None) -> list[tuple]:
+    """The identity of every class of dataset ``name``, in label order."""
+    cache = {} if _cp_cache is None else _cp_cache
+    return [class_identity(root, src, i, cache) for src, i in class_list(name, root)]
