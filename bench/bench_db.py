@@ -79,6 +79,7 @@ def bench_config(args, scratch: Path) -> tuple[B.BuildConfig, list[str]]:
         if raw.get(key) and not Path(raw[key]).is_absolute():
             raw[key] = str(ROOT / raw[key])
     raw["data_root"] = args.data_root
+    raw["subset_tasks"] = []  # the benchmark trains the named tasks only (class subsets need the whole family)
     notes = []
     if args.quick:
         names = ["synthetic_a", "synthetic_b"]
