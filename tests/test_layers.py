@@ -11,7 +11,8 @@ from pathlib import Path
 
 DASS = Path(__file__).resolve().parents[1] / "dass"
 
-PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli"}
+PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli",
+             "dass.runid"}
 # entry modules (a package's __main__.py belongs to its package); dass.__main__ lists the stages
 ENTRY = {"dass.build_db", "dass.meta_train", "dass.train_teacher", "dass.kd", "dass.evaluate", "dass.__main__"}
 
