@@ -106,6 +106,20 @@ def run_main(fn: Callable[[argparse.Namespace], int | None], argv=None, parser=N
     sys.exit(rc or 0)
 
 
+def run_entry(module: str, parser: argparse.ArgumentParser, config_cls=None, argv=None) -> None:
+    """``python -m <module>`` without the heavy imports up front: the command line is parsed first
+    (``--help`` and usage errors answer at once), the config is loaded when ``config_cls`` is given
+    (unknown or ill-typed keys fail at once), then ``module`` is imported and its ``main(args)`` runs
+    under :func:`run_main`. Entry modules call this from an ``if __name__ == "__main__"`` block
+    placed above their torch-importing imports."""
+    def fn(args):
+        if config_cls is not None:
+            load_config(config_cls, args)
+        import importlib
+        return importlib.import_module(module).main(args)
+    run_main(fn, argv, parser)
+
+
 def load_config(cls, args):
     return cfgmod.load(cls, args.config, args.overrides)
 

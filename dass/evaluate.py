@@ -7,10 +7,12 @@ students' true KD accuracies. Writes into ``run_dir``:
 * ``scores.csv``: one row per (task, student): architecture, MACs, params, true accuracies and
   ``score_<method>`` for every method;
 * ``correlations.csv``: one row per (label, task, method) with ``spearman``, ``kendall``,
-  ``pearson``, ``regret`` (true accuracy of the top-1 minus the best, points), ``top<k>_overlap``
-  and ``n``; rows with ``task = mean`` average over tasks (skipping ``nan``);
-* ``correlations.md``: the same as markdown tables (rows = methods, columns = tasks + mean, best per
-  column in bold, the oracle never bold);
+  ``pearson``, ``partial_spearman`` (Spearman controlled for MACs, see
+  :mod:`dass.correlation`), ``regret`` (true accuracy of the top-1 minus the best,
+  points), ``top<k>_overlap`` and ``n``; rows with ``task = mean`` average over tasks (skipping
+  ``nan``), rows ``ci90_lo`` / ``ci90_hi`` bound that mean (percentile bootstrap over tasks, 90 %);
+* ``correlations.md``: the same as markdown tables (rows = methods, columns = tasks + mean + its
+  90 % interval, best per column in bold, the oracle never bold);
 * ``plots/<task>/<method>.png`` (score vs true accuracy) and ``plots/<task>/macs_plane.png``
   (students in the MACs / accuracy plane, each method's top-1 pick and the best student marked);
 * with ``search_kd.enabled``: ``search_kd.csv`` and ``search_kd.md`` (see
@@ -39,7 +41,7 @@ from .config import to_dict
 from .database.format import SPLITS, load_db
 from .errors import DassError
 from .evaluation import baselines as bl
-from .evaluation import correlation as corr
+from . import correlation as corr
 from .evaluation import plots, search_kd, tables
 from .io import atomic_write_json, atomic_write_text, write_csv
 
@@ -173,13 +175,19 @@ def prepare(cfg: EvaluateConfig) -> Plan:
     scorers, skipped = _scorers(cfg, tasks, device)
     ctx = bl.EvalContext(data_root=cfg.data_root, device=device, seed=cfg.seed, label=cfg.labels[0],
                          proxy_input=cfg.proxy.input, proxy_batch_size=cfg.proxy.batch_size,
-                         teachers=dict(cfg.teachers), progress=cfg.progress)
+                         teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.db)
     keys = {bl.task_key(t) for t in tasks}
     stray = [k for k in cfg.teachers if k not in keys]
     if stray:
         raise DassError(f"teachers: '{stray[0]}' is not an evaluated task")
     if any(s.needs_teacher for s in scorers):
         for t in tasks:
+            ctx.teacher_state(t)
+    if any(getattr(s, "needs_training_tasks", False) for s in scorers):
+        train = load_db(cfg.db, splits=("meta_train", "meta_valid"))
+        if not train["meta_train"]:
+            raise DassError(f"{cfg.db}: proxy_ensemble needs meta_train tasks, the database has none")
+        for t in train["meta_train"] + train["meta_valid"]:
             ctx.teacher_state(t)
     search_methods, recipes = _check_search(cfg, tasks, [s.name for s in scorers], skipped, ctx)
     return Plan(cfg, tasks, scorers, ctx, skipped, search_methods, recipes)
@@ -204,13 +212,14 @@ def score_all(plan: Plan) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, f
 
 
 def metric_names(top_k: int) -> list[str]:
-    return list(corr.METRICS) + ["regret", f"top{top_k}_overlap"]
+    return list(corr.METRICS) + [corr.PARTIAL, "regret", f"top{top_k}_overlap"]
 
 
-def _task_metrics(pred: np.ndarray, true: np.ndarray, top_k: int, where: str) -> dict[str, float]:
+def _task_metrics(pred: np.ndarray, true: np.ndarray, macs: np.ndarray, top_k: int, where: str) -> dict[str, float]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = corr.correlations(pred, true)
+        out[corr.PARTIAL] = corr.partial_spearman(pred, true, macs)
     for w in caught:
         log.warning("%s: %s", where, w.message)
     out["regret"] = corr.regret(pred, true)
@@ -227,12 +236,16 @@ def correlation_rows(plan: Plan, scores) -> list[dict]:
             per_task = []
             for task in plan.tasks:
                 key = bl.task_key(task)
-                m = _task_metrics(scores[key][s.name], bl.true_accuracy(task, label), cfg.top_k,
-                                  f"task {key}, {s.name} vs {label}")
+                m = _task_metrics(scores[key][s.name], bl.true_accuracy(task, label),
+                                  search_kd.student_macs(task), cfg.top_k, f"task {key}, {s.name} vs {label}")
                 per_task.append(m)
                 rows.append({"label": label, "task": key, "method": s.name, **m, "n": bl.num_students(task)})
             rows.append({"label": label, "task": "mean", "method": s.name,
                          **{k: corr.nanmean(m[k] for m in per_task) for k in names}, "n": len(per_task)})
+            ci = {k: corr.bootstrap_interval([m[k] for m in per_task], seed=cfg.seed) for k in names}
+            for side, name in enumerate(tables.CI_ROWS):
+                rows.append({"label": label, "task": name, "method": s.name,
+                             **{k: v[side] for k, v in ci.items()}, "n": len(per_task)})
     return rows
 
 
@@ -317,6 +330,8 @@ def evaluate(plan: Plan, run_dir) -> dict:
         "predictors": {s.name: {"path": str(s.path), "input_type": s.input_type}
                        for s in plan.scorers if isinstance(s, bl.PredictorScorer)},
         "proxy_input": plan.ctx.proxy_source, "device": str(plan.ctx.device),
+        "proxy_ensemble": {s.name: s.model.describe() for s in plan.scorers
+                           if isinstance(s, bl.EnsembleScorer) and s.model is not None},
         "mean": {label: {r["method"]: {k: r[k] for k in names} for r in rows
                          if r["label"] == label and r["task"] == "mean"} for label in cfg.labels},
         "per_task": rows, "seconds": seconds, "plots": n_plots,
@@ -346,8 +361,8 @@ def main(args) -> int:
     summary = evaluate(plan, run_dir)
     label = cfg.labels[0]
     for method, m in summary["mean"][label].items():
-        print(f"{method:>16s}  spearman {m['spearman']:+.3f}  kendall {m['kendall']:+.3f}  "
-              f"pearson {m['pearson']:+.3f}  regret {m['regret']:+.2f}")
+        print(f"{method:>16s}  spearman {m['spearman']:+.3f}  partial (MACs) {m[corr.PARTIAL]:+.3f}  "
+              f"kendall {m['kendall']:+.3f}  pearson {m['pearson']:+.3f}  regret {m['regret']:+.2f}")
     print(f"results: {run_dir}")
     return 0
 

@@ -8,11 +8,22 @@ tasks of MSE (+ ``rank_loss_weight`` x a pairwise logistic ranking loss), minimi
 the meta-parameters and the inner learning rates. Every ``eval_every`` episodes the mean Spearman
 over ``meta_valid`` tasks picks the best checkpoint.
 
+Design switches (``configs/meta_train/*.yaml``): ``input_type``, ``arch_encoder``,
+``cost_features`` (log MACs/params as inputs), ``cost_prior`` (a least-squares cost prior plus a
+learned residual, :mod:`dass.predictor.model`), ``target`` (``raw`` / ``relative`` / per-task
+``standardized``), ``rank_loss_weight``, ``first_order``, ``eval_at_start`` (the untrained model,
+i.e. the cost prior alone, competes for the checkpoint).
+
+After training, the best checkpoint gets a linear calibration from its output to accuracy relative
+to the teacher's, fitted on the meta-training students (:func:`calibrate`), so every predictor
+gives a predicted accuracy in percent (``pred_acc`` in search).
+
 Run folder: ``best.pt`` (:func:`dass.predictor.load_predictor`), ``last.pt`` (resume state,
 rewritten atomically every ``checkpoint_every`` episodes; a rerun with the same folder continues
-from it), ``history.csv``, ``metrics.json`` (best validation Spearman and the ``meta_test``
-correlations of the best checkpoint, per task and mean, with MACs/params baselines) and
-``config.yaml``.
+from it), ``history.csv``, ``metrics.json`` (best validation Spearman; the ``meta_valid`` and
+``meta_test`` correlations of the best checkpoint, per task and mean, including the MACs-controlled
+``partial_spearman``; MACs/params baselines; the calibration and the mean absolute error of the
+predicted accuracy per task, ``pred_acc_mae``) and ``config.yaml``.
 """
 from __future__ import annotations
 
@@ -33,17 +44,21 @@ from .cli import load_config, make_parser, run_main, setup_run_dir
 from .errors import DassError
 from .io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
 from .predictor.adapt import adapt, init_inner_lrs, predict_task
-from .predictor.data import (TaskData, cost_features, load_tasks, make_target, sample_query, student_targets,
-                             support_target, take)
-from .predictor.metrics import correlations, evaluate_predictor, mean_metrics
+from .predictor.data import (TaskData, cost_features, fit_calibration, load_tasks, make_target, sample_query,
+                             student_targets, support_target, take, to_accuracy)
+from .correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_value
+from .predictor.metrics import evaluate_predictor, task_metrics
 from .predictor.model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, load_predictor,
                               save_predictor)
 from .train.distributed import resolve_device
 
 log = logging.getLogger("dass.meta_train")
 
+# Seed of the proxies' image batch: the same batch for every meta-training seed.
+PROXY_SEED = 0
 # Config keys that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "checkpoint_every")
+RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "checkpoint_every", "data_root",
+                     "proxy_cache")
 
 
 @dataclass
@@ -57,6 +72,11 @@ class MetaTrainConfig:
     input_type: str = "STA"  # inputs: D (dataset), S (student map), T (teacher map), A (architecture)
     arch_encoder: Literal["onehot", "graph"] = "onehot"  # encoder of input A
     cost_features: bool = False  # add log MACs and log params relative to the teacher's to the head's input
+    cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
+    proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow
+    data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
+    proxy_batch_size: int = 32  # images per proxy batch
+    proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
     model: ModelSizes = field(default_factory=ModelSizes)  # layer sizes of the predictor
     # objective
     target: Literal["raw", "relative", "standardized"] = "raw"  # accuracy as is, minus the teacher's, or standardised
@@ -70,6 +90,7 @@ class MetaTrainConfig:
     learn_inner_lr: bool = True  # learn the per-parameter inner learning rates
     outer_lr: float = 5e-4  # Adam learning rate of the meta-parameters
     eval_every: int = 20  # episodes between meta-valid evaluations (best.pt = best of them)
+    eval_at_start: bool = False  # also validate the untrained model (episode 0, the prior alone) as a candidate
     checkpoint_every: int = 20  # episodes between rewrites of last.pt
     resume: bool = True  # continue from run_dir/last.pt when present
     progress: bool = True  # progress bars
@@ -84,6 +105,9 @@ class MetaTrainConfig:
                 raise DassError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.inner_steps < 0:
             raise DassError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.proxies:
+            from .predictor.proxy_inputs import check_names
+            check_names(self.proxies)
         if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0:
             raise DassError("outer_lr must be > 0, inner_lr_init and rank_loss_weight >= 0")
         for k in ("episodes", "n_query", "inner_steps", "eval_every", "checkpoint_every"):
@@ -102,6 +126,12 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-diff[better]).mean()
 
 
+def _scalars(t: TaskData, proxies) -> torch.Tensor:
+    """The prior's inputs of a task's students: cost (and proxy) features."""
+    cost = cost_features(t.archs, t.space, t.num_classes)
+    return torch.cat([cost, t.proxy], dim=1) if proxies else cost
+
+
 class MetaTrainer:
     """The state of one meta-training run (model, inner learning rates, optimiser, progress)."""
 
@@ -110,12 +140,18 @@ class MetaTrainer:
         self.train, self.valid = tasks["meta_train"], tasks["meta_valid"]
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
-                               cfg.model)
+                               cfg.model, cfg.cost_prior, list(cfg.proxies))
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)
         self.targets = {t.key: student_targets(cfg.target, t.acc, t.teacher_acc) for t in self.train}
-        self.model.set_output_bias(float(torch.cat(list(self.targets.values())).mean()))
+        y = torch.cat(list(self.targets.values()))
+        self.model.set_output_bias(float(y.mean()))
+        if cfg.cost_prior:
+            X = torch.cat([_scalars(t, cfg.proxies) for t in self.train]).double()
+            X = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)
+            coef = torch.linalg.lstsq(X, y.double()[:, None]).solution[:, 0]
+            self.model.set_prior(coef[:-1], float(coef[-1]))
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
         if cfg.learn_inner_lr:
@@ -158,14 +194,18 @@ class MetaTrainer:
         return float(loss.detach())
 
     def valid_spearman(self) -> float:
-        rs = [correlations(predict_task(self.model, self.inner_lrs, self.target, self.cfg.inner_steps, t,
-                                        self.device), t.acc)["spearman"] for t in self.valid]
-        return float(np.mean(rs))
+        rs = [task_metrics(predict_task(self.model, self.inner_lrs, self.target, self.cfg.inner_steps, t,
+                                        self.device), t)["spearman"] for t in self.valid]
+        return selection_value(nanmean(rs))
 
     def predictor(self) -> LoadedPredictor:
         first = self.train[0]
         inputs = {"noise_seed": first.noise_seed, "remap": first.remap,
                   "dataset_feats": 0 if first.dset is None else int(first.dset.shape[0])}
+        if self.cfg.proxies:
+            inputs["proxies"] = {"names": list(self.cfg.proxies), "batch_size": self.cfg.proxy_batch_size,
+                                 "seed": PROXY_SEED,
+                                 "mean": torch.cat([t.proxy for t in self.train]).mean(0).tolist()}
         return LoadedPredictor(self.model, self.inner_lrs, self.space, self.target,
                                {"steps": self.cfg.inner_steps, "first_order": self.cfg.first_order}, inputs,
                                {"episode": self.episode, "valid_spearman": self.best, "db": str(self.cfg.db)})
@@ -204,6 +244,11 @@ def run(cfg: MetaTrainConfig) -> dict:
     for split in ("meta_train", "meta_valid"):
         if not tasks[split]:
             raise DassError(f"{cfg.db}: no {split} tasks (meta-training needs meta_train and meta_valid)")
+    if cfg.proxies:
+        from .predictor import proxy_inputs
+        cache = cfg.proxy_cache or str(Path(cfg.run_dir) / "proxy_cache")
+        proxy_inputs.attach(sum(tasks.values(), []), cfg.proxies, cfg.data_root, cfg.proxy_batch_size,
+                            PROXY_SEED, cache, device, cfg.progress)
     trainer = MetaTrainer(cfg, space, tasks, device)
     if "dset" in trainer.needs:
         for t in sum(tasks.values(), []):
@@ -228,21 +273,15 @@ def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
     cfg = trainer.cfg
     bar = tqdm(total=cfg.episodes, initial=min(trainer.episode, cfg.episodes), desc="meta-train",
                disable=not cfg.progress, dynamic_ncols=True)
+    if cfg.eval_at_start and trainer.episode == 0 and not trainer.history:
+        _validate(trainer, run_dir, 0.0)
     while trainer.episode < cfg.episodes:
         t0 = time.perf_counter()
         trainer.loss_sum += trainer.step()
         trainer.loss_count += 1
         ep = trainer.episode
         if ep % cfg.eval_every == 0 or ep == cfg.episodes:
-            rho = trainer.valid_spearman()
-            if rho > trainer.best:
-                trainer.best, trainer.best_episode = rho, ep
-                save_predictor(trainer.predictor(), run_dir / "best.pt")
-            trainer.history.append({"episode": ep, "train_loss": trainer.loss_sum / trainer.loss_count,
-                                    "valid_spearman": rho, "best_valid_spearman": trainer.best,
-                                    "seconds": round(trainer.seconds + time.perf_counter() - t0, 3)})
-            trainer.loss_sum, trainer.loss_count = 0.0, 0
-            write_csv(run_dir / "history.csv", trainer.history)
+            rho = _validate(trainer, run_dir, time.perf_counter() - t0)
             bar.set_postfix(loss=f"{trainer.history[-1]['train_loss']:.4g}", valid=f"{rho:.3f}",
                             best=f"{trainer.best:.3f}")
         trainer.seconds += time.perf_counter() - t0
@@ -252,25 +291,66 @@ def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
     bar.close()
 
 
+def _validate(trainer: MetaTrainer, run_dir: Path, step_seconds: float) -> float:
+    """Validate now; keep ``best.pt`` when it is the best so far (or nothing was saved yet)."""
+    ep = trainer.episode
+    rho = trainer.valid_spearman()
+    if rho > trainer.best or not (run_dir / "best.pt").is_file():
+        trainer.best, trainer.best_episode = rho, ep
+        save_predictor(trainer.predictor(), run_dir / "best.pt")
+    loss = trainer.loss_sum / trainer.loss_count if trainer.loss_count else float("nan")
+    trainer.history.append({"episode": ep, "train_loss": loss, "valid_spearman": rho,
+                            "best_valid_spearman": trainer.best,
+                            "seconds": round(trainer.seconds + step_seconds, 3)})
+    trainer.loss_sum, trainer.loss_count = 0.0, 0
+    write_csv(run_dir / "history.csv", trainer.history)
+    return rho
+
+
+def calibrate(pred: LoadedPredictor, tasks: list[TaskData]) -> None:
+    """Fit ``pred.target["calib"]`` (accuracy relative to the teacher's from the adapted output,
+    :func:`dass.predictor.data.fit_calibration`) on ``tasks``' students."""
+    outs = [predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t,
+                         next(pred.model.parameters()).device) for t in tasks]
+    pred.target["calib"] = fit_calibration(outs, [t.acc for t in tasks], [t.teacher_acc for t in tasks])
+
+
+def accuracy_errors(pred: LoadedPredictor, tasks: list[TaskData]) -> dict[str, float]:
+    """Mean absolute error (accuracy points) of the predicted accuracy, per task."""
+    out = {}
+    for t in tasks:
+        y = predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t,
+                         next(pred.model.parameters()).device)
+        out[t.key] = float((to_accuracy(pred.target, y, t.teacher_acc) - t.acc).abs().mean())
+    return out
+
+
 def _baselines(tasks: list[TaskData]) -> dict:
     """Mean correlations of MACs and of parameter count with the students' accuracies."""
     out = {}
     for i, name in enumerate(("log_macs", "log_params")):
-        per = {t.key: correlations(cost_features(t.archs, t.space, t.num_classes)[:, i], t.acc) for t in tasks}
-        out[name] = mean_metrics(per)
+        per = {t.key: task_metrics(cost_features(t.archs, t.space, t.num_classes)[:, i], t) for t in tasks}
+        out[name] = mean_metrics(per, METRICS + (PARTIAL,))
     return out
 
 
 def _finish(trainer: MetaTrainer, tasks: dict, run_dir: Path, device) -> dict:
     best = load_predictor(run_dir / "best.pt", trainer.space, device)
+    if "calib" not in best.target:
+        calibrate(best, trainer.train)
+        save_predictor(best, run_dir / "best.pt")
     test = evaluate_predictor(best, tasks["meta_test"])
+    mae = {split: accuracy_errors(best, tasks[split]) for split in ("meta_valid", "meta_test")}
     metrics = {
         "best_valid_spearman": trainer.best,
         "best_episode": trainer.best_episode,
         "episodes": trainer.episode,
         "meta_valid": evaluate_predictor(best, tasks["meta_valid"]),
         "meta_test": test,
-        "meta_test_mean": mean_metrics(test),
+        "meta_test_mean": mean_metrics(test, METRICS + (PARTIAL,)),
+        "calibration": best.target["calib"],
+        "pred_acc_mae": mae,
+        "pred_acc_mae_mean": {k: nanmean(v.values()) for k, v in mae.items()},
         "baselines_meta_test": _baselines(tasks["meta_test"]),
         "train_seconds": round(trainer.seconds, 2),
     }

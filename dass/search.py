@@ -21,8 +21,13 @@ dataset features (D, sampled as the database builder does, with the predictor's 
 Outputs in ``run_dir``: ``top.json`` (``{"top": [{"arch", "pred_acc", "score", "macs", "params",
 "rank"}, ...], "dataset", "teacher", "predictor", "budget", "seconds", ...}``, best first; what
 ``python -m dass.kd student_file=<top.json>`` reads) and ``scores.csv`` (every candidate, by rank).
-``pred_acc`` is in percent (null for a predictor trained on ``standardized`` targets, whose
-``score`` only ranks).
+A predictor meta-trained with zero-cost proxies as inputs (``proxies``) scores every candidate with
+the proxies at their meta-training mean, then computes them (on train images of ``dataset``) for
+the ``proxy_shortlist`` best only and re-scores those, which rank first (``proxies_computed`` in
+``scores.csv``); proxies of 10,000 candidates would take minutes on a CPU.
+``pred_acc`` is in percent (``teacher accuracy x`` the predicted accuracy relative to the
+teacher's, :func:`dass.predictor.data.to_accuracy`); null only for an uncalibrated predictor
+trained on ``standardized`` targets (checkpoints from before calibration), whose ``score`` only ranks.
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ from .device import resolve_device
 from .errors import DassError
 from .io import atomic_write_json, write_csv
 from .predictor.adapt import adapted_params, predict
-from .predictor.data import student_inputs, support_target, take, task_context, to_accuracy
+from .predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
 from .predictor.model import LoadedPredictor, load_predictor
 from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
 from .space.arch import read_candidates_file
@@ -89,6 +94,7 @@ class SearchConfig:
     feats_per_class: int = 10      # dataset features (input D): as the database builder samples them
     max_feats: int = 512  # most images sampled for the dataset features
     batch_size: int = 256  # architectures per batch when computing functional maps
+    proxy_shortlist: int = 256  # predictors reading zero-cost proxies: best candidates re-scored with them
     device: str = "auto"  # auto, cpu, cuda or cuda:<i>
     progress: bool = True  # progress bars
 
@@ -96,7 +102,7 @@ class SearchConfig:
         for k in ("teacher", "predictor", "run_dir"):
             if not getattr(self, k):
                 raise DassError(f"search needs {k}=...")
-        for k in ("pool_size", "top_k", "batch_size", "feats_per_class", "max_feats"):
+        for k in ("pool_size", "top_k", "batch_size", "feats_per_class", "max_feats", "proxy_shortlist"):
             if not 1 <= getattr(self, k) <= MAX_POOL:
                 raise DassError(f"{k} must lie in [1, {MAX_POOL}], got {getattr(self, k)}")
         if self.evolution.population > MAX_POOL or self.evolution.generations > MAX_POOL:
@@ -220,7 +226,7 @@ class Scorer:
 
     def __init__(self, pred: LoadedPredictor, teacher_sd: dict, num_classes: int, teacher_acc: float | None,
                  dset: torch.Tensor | None, noise_seed: int, batch_size: int, device, progress: bool = False,
-                 tmap: torch.Tensor | None = None):
+                 tmap: torch.Tensor | None = None, proxy_batch: tuple | None = None):
         self.pred, self.sd, self.num_classes = pred, teacher_sd, num_classes
         self.space = pred.space
         self.noise_seed, self.remap = noise_seed, str(pred.inputs.get("remap", "copy_paste_first"))
@@ -230,16 +236,20 @@ class Scorer:
         if tmap is None:
             tmap = teacher_map(teacher_sd, self.space, num_classes, noise_seed, self.remap, device)
         self.context = task_context(self.needs, tmap, dset)
-        support = {**student_inputs([teacher_arch(self.space)], self.space, num_classes, self.needs, tmap[None]),
-                   **self.context}
+        self.proxy_batch = proxy_batch
+        zero = torch.zeros(1, len(pred.model.cfg.proxies))
+        support = {**student_inputs([teacher_arch(self.space)], self.space, num_classes, self.needs, tmap[None],
+                                    proxy=zero), **self.context}
         label = torch.tensor([support_target(pred.target, teacher_acc)], device=device)
         self.params = adapted_params(pred.model, pred.inner_lrs, take(support, device=device), label,
                                      int(pred.adapt["steps"]))
         self.context = take(self.context, device=device)
 
-    def score(self, archs: list[Arch], fmap: torch.Tensor | None = None) -> torch.Tensor:
+    def score(self, archs: list[Arch], fmap: torch.Tensor | None = None, proxies: bool = False) -> torch.Tensor:
         """One score per architecture; their maps are ``fmap`` (rows aligned) or computed
-        ``SCORE_CHUNK`` architectures at a time."""
+        ``SCORE_CHUNK`` architectures at a time. A predictor reading zero-cost proxies gets them
+        computed with ``proxies=True``, else their meta-training mean (the pre-filter of
+        :func:`shortlist_rescore`)."""
         from tqdm import tqdm
         out = []
         for i in tqdm(range(0, len(archs), SCORE_CHUNK), desc="scoring", disable=not self.progress, leave=False):
@@ -249,12 +259,39 @@ class Scorer:
                 maps = fmap[i:i + SCORE_CHUNK] if fmap is not None else candidate_maps(
                     chunk, self.sd, self.space, self.num_classes, self.noise_seed, self.remap, self.batch_size,
                     self.device)
-            rows = take(student_inputs(chunk, self.space, self.num_classes, self.needs, maps), device=self.device)
+            rows = take(student_inputs(chunk, self.space, self.num_classes, self.needs, maps,
+                                       proxy=self._proxy_rows(chunk, proxies) if "proxy" in self.needs else None),
+                        device=self.device)
             out.append(predict(self.pred.model, self.params, {**rows, **self.context}).float().cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
+    def _proxy_rows(self, archs: list[Arch], compute: bool) -> torch.Tensor:
+        info = self.pred.inputs["proxies"]
+        if not compute:
+            return torch.tensor(info["mean"], dtype=torch.float32).expand(len(archs), -1)
+        from .predictor import proxy_inputs
+        x, y = self.proxy_batch
+        return proxy_inputs.features(info["names"], archs, self.space, self.num_classes, self.sd, self.remap, x, y,
+                                     self.device, self.progress)
+
     def accuracy(self, scores: torch.Tensor) -> torch.Tensor | None:
         return to_accuracy(self.pred.target, scores, self.teacher_acc or 0.0)
+
+
+def shortlist_rescore(scorer: Scorer, archs: list[Arch], scores: torch.Tensor, k: int, fmap=None):
+    """For a predictor reading zero-cost proxies: the ``k`` best by the pre-filter score (proxies at
+    their mean) are re-scored with their proxies computed. Returns ``(scores, order, shortlisted)``:
+    the shortlist ranks first (by its new scores), the rest after it by their pre-filter scores."""
+    k = min(k, len(archs))
+    top = torch.argsort(-scores, stable=True)[:k]
+    sub_fmap = None if fmap is None else fmap[top]
+    new = scorer.score([archs[i] for i in top.tolist()], sub_fmap, proxies=True)
+    scores = scores.clone()
+    scores[top] = new
+    short = torch.zeros(len(archs), dtype=torch.bool)
+    short[top] = True
+    order = sorted(range(len(archs)), key=lambda i: (not bool(short[i]), -float(scores[i])))
+    return scores, np.array(order), short
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,12 +383,13 @@ def run(cfg: SearchConfig) -> dict:
         teacher_acc = _accuracy(listed.teacher_acc, f"{cfg.candidates}: teacher.best_acc")
     noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
     _check_maps_available(pred, listed, noise_seed)
-    needs_acc = pred.target["kind"] != "standardized"
-    if ((needs_acc and teacher_acc is None) or "dset" in pred.model.needs) and not (cfg.dataset and cfg.data_root):
+    needs_acc = gives_accuracy(pred.target)
+    if (((needs_acc and teacher_acc is None) or {"dset", "proxy"} & pred.model.needs)
+            and not (cfg.dataset and cfg.data_root)):
         raise DassError("give dataset=<name> and data_root=<folder>: needed for the teacher's accuracy "
-                        "(absent from its checkpoint) or for dataset features (input D)")
+                        "(absent from its checkpoint), for dataset features (input D) or for zero-cost proxies")
     test = _load_images(cfg, "test", num_classes) if needs_acc and teacher_acc is None else None
-    train = _load_images(cfg, "train", num_classes) if "dset" in pred.model.needs else None
+    train = _load_images(cfg, "train", num_classes) if {"dset", "proxy"} & pred.model.needs else None
     data = {k: runid.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
     ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
                            predictor=runid.file_hash(cfg.predictor), data=data,
@@ -361,11 +399,18 @@ def run(cfg: SearchConfig) -> dict:
         teacher_acc = teacher_accuracy(net, test, space.image_size, device)
         log.info("teacher accuracy on the test split: %.2f%%", teacher_acc)
     dset = None
-    if train is not None:
+    if "dset" in pred.model.needs:
         dset = dataset_features(net, train, cfg.feats_per_class, cfg.max_feats, noise_seed, space.image_size, device)
+    proxy_batch = None
+    if "proxy" in pred.model.needs:
+        from .predictor import proxy_inputs
+        info = pred.inputs["proxies"]
+        proxy_batch = proxy_inputs.batch(cfg.dataset, cfg.data_root, space, num_classes, int(info["batch_size"]),
+                                         int(info["seed"]), device)
     scorer = Scorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device, cfg.progress,
-                    tmap=None if listed is None else listed.teacher_fmap)
+                    tmap=None if listed is None else listed.teacher_fmap, proxy_batch=proxy_batch)
     rng = np.random.default_rng(cfg.seed)
+    fmap = None
     if cfg.strategy == "evolution":
         archs, scores = evolve(scorer, space, budget, cfg.evolution, rng)
     else:
@@ -375,11 +420,14 @@ def run(cfg: SearchConfig) -> dict:
                 raise DassError(f"{cfg.candidates}: no candidate meets the budget {budget.as_dict()}")
             if len(kept.archs) < len(listed.archs):
                 log.info("dropped %d candidates over the budget", len(listed.archs) - len(kept.archs))
-            archs, scores = kept.archs, scorer.score(kept.archs, kept.fmap)
+            archs, fmap, scores = kept.archs, kept.fmap, scorer.score(kept.archs, kept.fmap)
         else:
             archs = sample_pool(space, cfg.pool_size, budget, rng)
             scores = scorer.score(archs)
-    result = _write_results(cfg, run_dir, scorer, archs, scores, budget, teacher_acc, t0)
+    order = short = None
+    if proxy_batch is not None:
+        scores, order, short = shortlist_rescore(scorer, archs, scores, cfg.proxy_shortlist, fmap)
+    result = _write_results(cfg, run_dir, scorer, archs, scores, budget, teacher_acc, t0, order, short)
     best = result["top"][0]
     acc = "" if best["pred_acc"] is None else f", predicted accuracy {best['pred_acc']:.2f}%"
     print(f"scored {len(archs)} candidates in {result['seconds']:.1f} s; pick: {Arch.from_dict(best['arch'])} "
@@ -387,8 +435,10 @@ def run(cfg: SearchConfig) -> dict:
     return result
 
 
-def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Budget, teacher_acc, t0) -> dict:
-    order = np.argsort(-scores.numpy(), kind="stable")
+def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Budget, teacher_acc, t0,
+                   order=None, shortlisted=None) -> dict:
+    if order is None:
+        order = np.argsort(-scores.numpy(), kind="stable")
     accs = scorer.accuracy(scores)
     rows = []
     for rank, i in enumerate(order.tolist(), start=1):
@@ -396,6 +446,8 @@ def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Bu
         rows.append({"rank": rank, "score": float(scores[i]),
                      "pred_acc": None if accs is None else round(float(accs[i]), 4),
                      "macs": m, "params": p, "arch": archs[i].to_dict()})
+        if shortlisted is not None:
+            rows[-1]["proxies_computed"] = bool(shortlisted[i])
     result = {"top": rows[:cfg.top_k], "dataset": cfg.dataset, "teacher": cfg.teacher, "predictor": cfg.predictor,
               "budget": budget.as_dict(), "seconds": round(time.perf_counter() - t0, 3), "strategy": cfg.strategy,
               "num_candidates": len(archs), "teacher_acc": teacher_acc, "input_type": scorer.pred.input_type}

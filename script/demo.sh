@@ -35,6 +35,10 @@ $PY -m dass.evaluate --config configs/evaluate/cpu.yaml db=$ASSETS/db data_root=
   "predictors={dass: $DASS, meta_nas_A: $BASE}" run_dir=$OUT/evaluate progress=false
 
 echo
+echo "== Spearman and MACs-controlled (partial) Spearman vs best_acc, mean with 90 % bootstrap interval"
+awk '/^## Spearman rank correlation vs `best_acc`|^## Spearman controlled for MACs.*vs `best_acc`/{p=1} p&&/^$/{n++} p{print} n==2{p=0;n=0}' \
+  "$OUT/evaluate/correlations.md"
+echo
 echo "demo finished in $(( $(date +%s) - start )) s"
 echo "  search result : $OUT/search/top.json (all scores: $OUT/search/scores.csv)"
 echo "  KD result     : $OUT/kd/results.csv"

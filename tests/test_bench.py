@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 QUICK_TRAIN, BATCH, SYNTHETIC_CLASSES = 256, 64, 40
 
 
-SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py"] + (
+SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py", "bench_db.py", "profile_step.py"] + (
     ["bench_search.py"] if (BENCH / "bench_search.py").is_file() else [])
 
 
@@ -96,6 +96,30 @@ def test_bench_lockstep_quick(quick_runs):
     assert len(seq) == len(lock) == 4 and seq == lock
     for name, seconds in record["seconds"].items():
         assert record["students_per_hour"][name] == pytest.approx(4 * 3600 / seconds[0])
+
+
+def test_bench_db_quick(quick_runs):
+    _, record = finish(quick_runs, "bench_db.py")
+    check_common(record, "db")
+    # two synthetic tasks of 5 students each, one epoch of 64 images at batch 16, one worker
+    assert record["students"] == 10 and len(record["results"]) == 10
+    assert record["tasks"] == ["glyphs-synthetic_a", "glyphs-synthetic_b"]
+    assert record["workers"] == 1 and record["epochs"] == 1 and record["batch_size"] == 16
+    assert record["identical"] is True
+    for r in record["results"].values():  # top-1 over the 32 test images: a whole number of them
+        assert 0 <= r["best_acc"] <= 100 and (r["best_acc"] * 32 / 100) == pytest.approx(round(r["best_acc"] * 32 / 100))
+    for name, seconds in record["seconds"].items():
+        assert record["students_per_hour"][name] == pytest.approx(10 * 3600 / seconds[0])
+    assert record["ratio"] == pytest.approx(record["students_per_hour"]["new"] / record["students_per_hour"]["old"])
+
+
+def test_profile_step_quick(quick_runs):
+    _, record = finish(quick_runs, "profile_step.py")
+    assert record["bench"] == "profile_step" and record["machine"]["threads"] == 1
+    assert len(record["students"]) == 2 and record["steps"] == 2
+    assert sum(record["shares"].values()) == pytest.approx(1.0)
+    assert record["shares"]["conv forward"] > 0 and record["shares"]["conv backward"] > 0
+    assert record["channels_last_ratio"] == pytest.approx(record["step_ms"]["NCHW"] / record["step_ms"]["channels_last"])
 
 
 @pytest.mark.skipif(not (BENCH / "bench_search.py").is_file(), reason="bench/bench_search.py not present")

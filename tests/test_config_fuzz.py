@@ -12,7 +12,6 @@ The fast test draws a few values per key with a fixed seed; the ``slow`` one tri
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import types
 import typing
 from pathlib import Path

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from assets.tiny_db import TINY, write_predictor
+from assets.tiny_db import TINY, write_predictor, write_tiny_db
 from dass.errors import DassError
 from dass.evaluation import baselines as bl
-from dass.evaluation import correlation as corr
+from dass import correlation as corr
 from dass.evaluation import tables
 from dass.evaluation.search_kd import budget_pool, search_rows
 from dass.space import Arch, teacher_arch, macs
@@ -64,6 +64,50 @@ def test_constant_vectors_give_nan_with_a_warning():
     assert math.isnan(corr.nanmean([float("nan")]))
 
 
+def test_partial_spearman_by_hand_and_zero_for_macs():
+    macs = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    true = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])
+    # MACs itself, any monotone transform of it, and a linear one: nothing left beyond MACs -> 0.
+    assert corr.partial_spearman(macs, true, macs) == 0.0
+    assert corr.partial_spearman(np.log(macs), true, macs) == 0.0
+    assert corr.partial_spearman(-macs ** 3, true, macs) == 0.0
+    # By hand: MACs ranks m = 1..6 (mean 3.5); the true ranks' residual on m is t - m (slope 1,
+    # intercept 0 since t and m share mean and covariance) = (0, 1, -1, 1, -1, 0). A score equal to
+    # those residuals has ranks s = (3.5, 5.5, 1.5, 5.5, 1.5, 3.5), regressed on m: slope
+    # cov(s, m) / var(m) = 0 (s is symmetric around the middle), residual s - 3.5 = (0, 2, -2, 2, -2, 0),
+    # exactly 2 x the true residual -> partial correlation 1.
+    score = true - macs
+    assert corr.partial_spearman(score, true, macs) == pytest.approx(1.0)
+    assert corr.partial_spearman(-score, true, macs) == pytest.approx(-1.0)
+    # Plain Spearman of that score is far from 1 (MACs explains most of the order).
+    assert corr.correlations(score, true)["spearman"] < 0.5
+    with pytest.warns(UserWarning, match="constant"):
+        assert math.isnan(corr.partial_spearman(np.ones(6), true, macs))
+
+
+def test_partial_spearman_matches_the_closed_form():
+    # Partial correlation of ranks: (r_st - r_sm r_tm) / sqrt((1 - r_sm^2)(1 - r_tm^2)) with the
+    # pairwise Spearman correlations (the classical first-order partial correlation formula).
+    rng = np.random.default_rng(3)
+    m, s, t = rng.normal(size=(3, 40))
+    t = t + m
+    r = lambda a, b: stats.spearmanr(a, b).statistic  # noqa: E731
+    want = (r(s, t) - r(s, m) * r(t, m)) / math.sqrt((1 - r(s, m) ** 2) * (1 - r(t, m) ** 2))
+    assert corr.partial_spearman(s, t, m) == pytest.approx(want)
+
+
+def test_bootstrap_interval():
+    lo, hi = corr.bootstrap_interval([0.5, 0.5, 0.5])
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    v = [0.0, 1.0]
+    # resampled means of two values are 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4: the 5 % and
+    # 95 % quantiles are 0 and 1.
+    assert corr.bootstrap_interval(v) == pytest.approx((0.0, 1.0))
+    lo, hi = corr.bootstrap_interval([0.1, 0.2, 0.3, 0.4, float("nan")], seed=1)
+    assert 0.1 <= lo < 0.25 < hi <= 0.4
+    assert all(math.isnan(x) for x in corr.bootstrap_interval([float("nan")]))
+
+
 def test_nan_scores_rank_last_and_pearson_needs_finite_scores():
     with pytest.warns(UserWarning, match="Pearson"):
         c = corr.correlations([float("nan"), 1.0, 2.0], [0.0, 1.0, 2.0])
@@ -89,12 +133,30 @@ def test_every_builtin_scorer_scores_every_student(tiny):
     ctx = bl.EvalContext(data_root=str(root / "data"), proxy_batch_size=8, progress=False)
     for key, task in tasks.items():
         for name in bl.builtin_scorers():
+            if name == "proxy_ensemble":   # trains on meta_train tasks, which this database lacks (below)
+                continue
             s = bl.run_scorer(bl.make_scorer(name), task, ctx)
             assert s.shape == (8,) and np.isfinite(s).all(), (key, name)
     assert ctx.proxy_source["dtd"].startswith("train images of dtd (8 images)")
     assert ctx.proxy_source["cub"].startswith("noise")
     with pytest.raises(DassError, match="unknown method"):
         bl.make_scorer("zen")
+
+
+def test_proxy_ensemble_trains_on_meta_train_and_scores_meta_test(tmp_path):
+    splits = (("dtd", "meta_test"), ("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid"))
+    tasks = write_tiny_db(tmp_path, tasks=splits, n_students=10)
+    ctx = bl.EvalContext(data_root=str(tmp_path / "none"), proxy_batch_size=4, progress=False)
+    scorer = bl.make_scorer("proxy_ensemble")
+    with pytest.raises(DassError, match="db="):
+        scorer.score(tasks["dtd"], ctx)
+    ctx.db = str(tmp_path / "db")
+    s = bl.run_scorer(scorer, tasks["dtd"], ctx)
+    assert s.shape == (10,) and np.isfinite(s).all()
+    # the tiny database's accuracy grows with MACs (30 + 40 macs / teacher macs + noise): the chosen
+    # ridge model ranks the meta-test students by it too
+    assert corr.correlations(s, tasks["dtd"]["students"]["best_acc"].numpy())["spearman"] > 0.5
+    assert "cost" in scorer.model.groups
 
 
 def test_cost_oracle_and_random_scorers_against_the_database(tiny):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 DASS = Path(__file__).resolve().parents[1] / "dass"
 
-PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli",
-             "dass.runid"}
+PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli", "dass._lazy", "dass.runid", "dass.correlation"}
 # entry modules (a package's __main__.py belongs to its package); dass.__main__ lists the stages
 ENTRY = {"dass.build_db", "dass.meta_train", "dass.train_teacher", "dass.kd", "dass.evaluate", "dass.__main__"}
 
@@ -44,6 +43,10 @@ KNOWN_LEAKS = {
     ("dass.search", "database"): "predictor inputs from dass.database.features",
     # search loads the teacher checkpoint itself instead of receiving the task's inputs
     ("dass.search", "teacher"): "teacher checkpoint loaded by search",
+    # the zero-cost proxies a predictor may read are computed in dass/evaluation/proxies.py (via
+    # baselines); they belong one layer down, beside the predictor inputs
+    ("dass.predictor.proxy_inputs", "evaluation"): "zero-cost proxies from dass.evaluation",
+    ("dass.predictor.proxy_inputs", "teacher"): "teacher checkpoint loaded for the proxies' batch",
 }
 
 # Sets of modules that import each other. Remove an entry when the cycle goes.
@@ -52,6 +55,8 @@ KNOWN_CYCLES = [
     {"dass.train.trainer", "dass.train.lockstep"},
     # a class-subset dataset loads its sources through the registry, which registers the subset reader
     {"dass.data.registry", "dass.data.subset"},
+    # the proxy ensemble baseline reads the predictor's proxy inputs, which reuse the baselines' proxies
+    {"dass.evaluation.baselines", "dass.evaluation.ensemble", "dass.predictor.proxy_inputs"},
 ]
 
 

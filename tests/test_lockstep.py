@@ -23,8 +23,9 @@ def random_set(n, seed):
     return ImageArrays(rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8), rng.integers(0, 5, n), 5, "random")
 
 
-@pytest.fixture(scope="module")
-def setting():
+def make_setting():
+    """(teacher state dict with non-trivial BN statistics, 96 train images, 40 test images), 5 classes."""
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     teacher = build(teacher_arch(SPACE), SPACE, 5)
     with torch.no_grad():  # non-trivial BN statistics, as a trained teacher has
@@ -35,22 +36,34 @@ def setting():
     return teacher.state_dict(), random_set(96, 0), random_set(40, 1)
 
 
+@pytest.fixture(scope="module")
+def setting():
+    return make_setting()
+
+
+@pytest.fixture
+def teacher_forwards(monkeypatch):
+    """A list that grows by one at every forward of every teacher the KD path builds."""
+    calls = []
+    real_loader = lockstep_mod.load_teacher_net
+
+    def counting_teacher(*args, **kwargs):
+        net = real_loader(*args, **kwargs)
+        net.register_forward_hook(lambda *_: calls.append(1))
+        return net
+
+    monkeypatch.setattr(lockstep_mod, "load_teacher_net", counting_teacher)
+    return calls
+
+
 def without_time(result):
     return {k: ([{kk: vv for kk, vv in h.items() if kk != "seconds"} for h in v] if k == "history" else v)
             for k, v in result.items() if k != "wall_s"}
 
 
-def test_lockstep_equals_sequential_bitwise(setting, tmp_path, monkeypatch):
+def test_lockstep_equals_sequential_bitwise(setting, tmp_path, teacher_forwards):
     teacher_sd, train, test = setting
-    forwards = []
-    real_loader = lockstep_mod.load_teacher_net
-
-    def counting_teacher(*args, **kwargs):
-        net = real_loader(*args, **kwargs)
-        net.register_forward_hook(lambda *_: forwards.append(1))
-        return net
-
-    monkeypatch.setattr(lockstep_mod, "load_teacher_net", counting_teacher)
+    forwards = teacher_forwards
     together = kd_train_many(ARCHS, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
                              run_dirs=[tmp_path / f"many{i}" for i in range(len(ARCHS))])
     assert len(forwards) == TRAIN_STEPS  # one teacher forward per batch for all three students
@@ -75,3 +88,23 @@ def test_lockstep_resumes_students_that_are_at_different_epochs(setting, tmp_pat
     resumed = kd_train_many(ARCHS[:2], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu",
                             run_dirs=dirs)
     assert [without_time(r) for r in resumed] == [without_time(r) for r in reference]
+
+
+def test_learner_sgd_step_is_bitwise_the_per_parameter_loop():
+    """The trainer's (multi-tensor) SGD gives exactly the weights of torch's plain for-loop SGD."""
+    from dass.train.trainer import make_sgd
+    torch.manual_seed(0)
+    nets = [build(ARCHS[1], SPACE, 5) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fast = make_sgd(nets[0].parameters(), RECIPE)
+    loop = torch.optim.SGD(nets[1].parameters(), lr=RECIPE.lr, momentum=RECIPE.momentum, nesterov=RECIPE.nesterov,
+                           weight_decay=RECIPE.weight_decay, foreach=False)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
+    for _ in range(4):
+        for net, opt in zip(nets, (fast, loop)):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    a, b = nets[0].state_dict(), nets[1].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["fc.weight"], build(ARCHS[1], SPACE, 5).state_dict()["fc.weight"])

@@ -70,7 +70,38 @@ def test_other_inputs_targets_and_losses_train(db, tmp_path):
     from dass.predictor import load_tasks
     _, tasks = load_tasks(db)
     z = [(t.teacher_acc - float(t.acc.mean())) / float(t.acc.std()) for t in tasks["meta_train"]]
+    calib = p.target.pop("calib")
     assert p.target == {"kind": "standardized", "label": "best_acc", "support_default": pytest.approx(sum(z) / len(z))}
+    # the calibration is the least-squares line of acc / teacher_acc on the adapted outputs (numpy's polyfit)
+    import numpy as np
+    from dass.predictor import predict_task
+    out = [predict_task(p.model, p.inner_lrs, p.target, 2, t).numpy() for t in tasks["meta_train"]]
+    rel = [(t.acc / t.teacher_acc).numpy() for t in tasks["meta_train"]]
+    slope, intercept = np.polyfit(np.concatenate(out), np.concatenate(rel), 1)
+    assert calib == pytest.approx([intercept, slope], rel=1e-4, abs=1e-6)
+    assert metrics["calibration"] == calib
+
+
+def test_cost_prior_starts_at_the_least_squares_fit_of_the_targets(db, tmp_path):
+    import numpy as np
+    from dass.meta_train import MetaTrainer
+    from dass.predictor import cost_features, load_tasks, take
+    cfg = config(db, tmp_path, "cost_prior=true", "target=standardized")
+    space, tasks = load_tasks(db)
+    trainer = MetaTrainer(cfg, space, tasks, torch.device("cpu"))
+    X = np.concatenate([cost_features(t.archs, t.space, t.num_classes).numpy() for t in tasks["meta_train"]])
+    y = np.concatenate([((t.acc - t.acc.mean()) / t.acc.std()).numpy() for t in tasks["meta_train"]])
+    A = np.concatenate([X, np.ones((len(X), 1))], axis=1)
+    coef = np.linalg.lstsq(A, y, rcond=None)[0]
+    with torch.no_grad():
+        got = np.concatenate([trainer.model(take(t.inputs(trainer.model.needs))).numpy() for t in tasks["meta_train"]])
+    np.testing.assert_allclose(got, A @ coef, atol=1e-4)
+    # with eval_at_start, episode 0 (the prior alone) is validated and can be the checkpoint
+    metrics = run(config(db, tmp_path / "run", "cost_prior=true", "eval_at_start=true", "episodes=2",
+                         "eval_every=2", "target=standardized", "first_order=true"))
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert [int(r["episode"]) for r in csv.DictReader(f)] == [0, 2]
+    assert metrics["pred_acc_mae_mean"]["meta_test"] >= 0
 
 
 def test_divergence_is_a_clear_error(db, tmp_path):

@@ -177,3 +177,38 @@ def test_bigger_width_gives_bigger_synflow_on_the_same_teacher(tiny_teacher):
     s_n = proxies.synflow(build_remapped(narrow, TINY, 5, sd), shape)
     s_w = proxies.synflow(build_remapped(wide, TINY, 5, sd), shape)
     assert s_w > s_n
+
+
+# ------------------------------------------------------------------------------------- diswot
+
+def test_diswot_relation_matrix_by_hand():
+    # Two images whose stage output is a single value each, 1 and 2: G = [[1, 2], [2, 4]]; rows
+    # divided by their norms sqrt(5) and sqrt(20).
+    class OneStage(nn.Module):
+        def forward_stages(self, x):
+            return [x]
+    g = proxies.relation_matrices(OneStage(), torch.tensor([[1.0], [2.0]]))[0]
+    want = torch.tensor([[1, 2], [2, 4]], dtype=torch.float64)
+    want = want / want.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(g, want)
+    # A student on which the two images are orthogonal has G_S = I; with a = 1/sqrt5, b = 2/sqrt5
+    # the teacher's rows are (a, b), (a, b): ||I - G_T||^2 = (1-a)^2 + b^2 + a^2 + (1-b)^2, score -that / B.
+    a, b = 1 / math.sqrt(5), 2 / math.sqrt(5)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    d = (1 - a) ** 2 + b ** 2 + a ** 2 + (1 - b) ** 2
+    assert proxies.diswot(OneStage(), [want], x) == pytest.approx(-d / 2)
+
+
+def test_diswot_of_the_teacher_itself_is_the_best_possible_score():
+    from dass.space import build, teacher_arch
+    sd = tiny_teacher_state(TINY, 5, 0)
+    teacher = build(teacher_arch(TINY), TINY, 5)
+    teacher.load_state_dict(sd)
+    x, _ = batch(8)
+    rel = proxies.relation_matrices(teacher, x)
+    assert proxies.diswot(teacher, rel, x) == 0.0   # identical networks: the maximum (scores are <= 0)
+    twin = build_remapped(teacher_arch(TINY), TINY, 5, sd)   # the teacher remapped onto itself
+    assert proxies.diswot(twin, rel, x) == pytest.approx(0.0, abs=1e-12)
+    for seed in range(3):
+        student = build_remapped(sample(TINY, np.random.default_rng(seed + 10)), TINY, 5, sd)
+        assert proxies.diswot(student, rel, x) < 0.0

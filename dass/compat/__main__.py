@@ -15,7 +15,6 @@ import sys
 from ..cli import run_main, setup_logging
 from ..errors import DassError
 from ..space import load_space
-from .importer import convert_teacher, import_release
 
 
 def _num_classes(items) -> dict[str, int]:
@@ -50,6 +49,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
+    from .importer import convert_teacher, import_release  # torch: after the command line is checked
     setup_logging()
     space = load_space(args.space)
     if args.command == "import":

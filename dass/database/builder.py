@@ -8,6 +8,8 @@ Phases (each resumable, see ``jobs.py``):
    key, no duplicates, spread over the MACs range: a uniform pool of ``pool_factor * n`` is sorted
    by MACs, cut into ``n`` equal bins and one architecture drawn per bin), each KD-trained from its
    remapped initialisation once per label seed of its split; one JSON result per (student, seed).
+   The teacher's logits are computed once per task and seed and shared by all its groups
+   (``teacher_logit_cache``, see ``dass/train/logit_cache.py``).
 3. ``merge``: per task whose jobs are all done (others may still run), the functional maps
    (batched), encodings, teacher map/accuracy and dataset features are computed and written with
    the per-seed accuracies and their mean (the label) as one task file (``format.py``) into
@@ -104,6 +106,7 @@ class BuildConfig:
     workers: int = 1  # local processes training students in parallel
     threads_per_worker: int = 0   # 0 = cores // workers
     lockstep: int = 1  # students of a task trained together with one teacher forward per batch
+    teacher_logit_cache: bool = True  # teacher logits once per (task, seed): <work_dir>/teacher_logits/<task>/
     device: str = "auto"  # auto, cpu, cuda or cuda:<i>
     feats_per_class: int = 10  # training images per class behind the dataset features (input D)
     max_feats: int = 512  # most images behind the dataset features
@@ -158,6 +161,11 @@ def teacher_path(cfg: BuildConfig, task: TaskSpec) -> Path:
     if task.teacher:
         return Path(task.teacher)
     return Path(cfg.teachers_dir or Path(cfg.work_dir) / "teachers") / task.key / "teacher.pt"
+
+
+def logit_cache_dir(cfg: BuildConfig, task: TaskSpec) -> Path:
+    """Where the task's teacher-logit caches live (``dass/train/logit_cache.py``)."""
+    return Path(cfg.work_dir) / "teacher_logits" / task.key
 
 
 def sample_students(space: SpaceConfig, n: int, seed: int, pool_factor: int, num_classes: int) -> list[Arch]:
@@ -272,11 +280,14 @@ def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int
     archs = [Arch.from_dict(j.arch) for j in todo]
     dev = resolve_device(cfg.device)
     seed = todo[0].seed
+    cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
     if len(archs) == 1:
-        results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap)]
+        results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+                            logit_cache=cache, wait_for_cache=False)]
     else:
-        results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap)
+        results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+                                logit_cache=cache, wait_for_cache=False)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
         rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}
@@ -364,6 +375,16 @@ def group_jobs(plan: dict[str, list[StudentJob]], k: int) -> list[JobGroup]:
             for i in range(0, len(same), k):
                 groups.append(JobGroup(key, same[i:i + k]))
     return groups
+
+
+def interleave_tasks(groups: list[JobGroup]) -> list[JobGroup]:
+    """The groups round-robin over their tasks (first group of every task, then the second ...), so
+    parallel workers start on different tasks and each computes another task's teacher logits."""
+    per_task: dict[str, list[JobGroup]] = {}
+    for g in groups:
+        per_task.setdefault(g.task, []).append(g)
+    lanes = list(per_task.values())
+    return [lane[i] for i in range(max(map(len, lanes), default=0)) for lane in lanes if i < len(lane)]
 
 
 # --------------------------------------------------------------------------------------------- launchers
@@ -583,6 +604,7 @@ _WORK_GITIGNORE = """\
 *.npz
 *.tmp
 submitit/
+teacher_logits/
 """
 
 
@@ -617,7 +639,7 @@ def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
         return None
     plan = plan_students(cfg, ctx, missing_teachers_ok=stage == "merge")
     if stage in ("all", "students"):
-        groups = [g for g in group_jobs(plan, cfg.lockstep)
+        groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
                   if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
         _run(cfg, "group", groups, "students", rank, world)
     if rank != 0 or stage not in ("all", "merge", "students"):

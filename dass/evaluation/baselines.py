@@ -10,6 +10,11 @@ A scorer has a ``name`` and ``score(task, ctx) -> np.ndarray`` (float64, one sco
 * ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``: zero-cost proxies
   (:mod:`dass.evaluation.proxies`) of the *remapped* student: built and initialised from the task's
   teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch`;
+* ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
+  relations against the trained teacher's on the same batch (:func:`proxies.diswot`);
+* ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
+  one-hot encoding, trained on the database's ``meta_train`` tasks (``ctx.db``), its feature set and
+  penalty chosen on ``meta_valid`` (:mod:`dass.evaluation.ensemble`);
 * ``oracle``: the true accuracy (``ctx.label``), an upper bound.
 
 :class:`PredictorScorer` wraps a meta-trained predictor checkpoint (DaSS ``STA``/``DSTA``, or the
@@ -85,8 +90,10 @@ class EvalContext:
     teachers: dict[str, str] = field(default_factory=dict)   # task key -> checkpoint (overrides the file's)
     proxy_source: dict[str, str] = field(default_factory=dict)
     progress: bool = True
+    db: str = ""            # the database (the proxy ensemble trains on its meta_train/meta_valid tasks)
     _teacher_sd: dict = field(default_factory=dict, repr=False)
     _batch: dict = field(default_factory=dict, repr=False)
+    _proxy: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         if self.proxy_input not in PROXY_INPUTS:
@@ -113,6 +120,31 @@ class EvalContext:
             self._teacher_sd[key] = sd
         return self._teacher_sd[key]
 
+    def proxy_scores(self, task: dict, name: str) -> np.ndarray:
+        """Proxy ``name`` (one of :data:`proxies.PROXIES` or ``diswot``) of every remapped student of
+        ``task`` on the task's proxy batch; computed once per (task, proxy) and shared by scorers."""
+        key = (task_key(task), name)
+        if key not in self._proxy:
+            space, n_cls = task_space(task), int(task["task"]["num_classes"])
+            sd = self.teacher_state(task)
+            x, y = self.proxy_batch(task)
+            strategy = str(task.get("remap", "copy_paste_first"))
+            desc = f"{name} {task_key(task)}"
+            if name != "diswot":
+                self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
+                                               self.progress, desc)
+                return self._proxy[key]
+            from ..space import build, teacher_arch
+            teacher = build(teacher_arch(space), space, n_cls)
+            teacher.load_state_dict(sd)
+            rel = proxies.relation_matrices(teacher.to(self.device), x)
+            out = []
+            for arch in tqdm(task_archs(task), desc=desc, leave=False, disable=not self.progress):
+                net = build_remapped(arch, space, n_cls, sd, strategy).to(self.device)
+                out.append(proxies.diswot(net, rel, x))
+            self._proxy[key] = np.array(out, dtype=np.float64)
+        return self._proxy[key]
+
     def proxy_batch(self, task: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x: B x C x S x S float32, y: B int64)`` on the device (see module doc)."""
         key = task_key(task)
@@ -136,20 +168,39 @@ class EvalContext:
         return x.to(self.device), y.to(self.device)
 
     def _data_batch(self, task, space, dataset, n_cls):
-        from ..data.loader import DeviceLoader
-        from ..data.registry import load_dataset
-        arrays = load_dataset(dataset, self.data_root, "train")
-        if arrays.num_classes != n_cls:
-            raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {n_cls}")
-        rng = np.random.default_rng([self.seed, zlib.crc32(task_key(task).encode())])
-        idx = np.sort(rng.choice(len(arrays), size=min(self.proxy_batch_size, len(arrays)), replace=False))
-        if len(idx) < 2:
-            raise DassError(f"{dataset} has fewer than 2 train images")
-        loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
-                              flip=False, device=self.device)
-        x, y = next(iter(loader))
-        self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(idx)} images)"
+        x, y = image_batch(dataset, self.data_root, space, n_cls, self.proxy_batch_size,
+                           [self.seed, zlib.crc32(task_key(task).encode())], self.device)
+        self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(y)} images)"
         return x, y
+
+
+def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: int, n: int, seed,
+                device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` train images of ``dataset`` drawn without replacement with ``seed`` (resized to the
+    space's input, normalised, no augmentation) and their labels, on ``device``."""
+    from ..data.loader import DeviceLoader
+    from ..data.registry import load_dataset
+    arrays = load_dataset(dataset, data_root, "train")
+    if arrays.num_classes != num_classes:
+        raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {num_classes}")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(arrays), size=min(n, len(arrays)), replace=False))
+    if len(idx) < 2:
+        raise DassError(f"{dataset} has fewer than 2 train images")
+    loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
+                          flip=False, device=device)
+    return next(iter(loader))
+
+
+def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: dict,
+                strategy: str, x: torch.Tensor, y: torch.Tensor, device, progress: bool = False,
+                desc: str = "") -> np.ndarray:
+    """Zero-cost proxy ``name`` of each architecture, remapped from ``teacher_sd`` (float64)."""
+    out = []
+    for arch in tqdm(archs, desc=desc or name, leave=False, disable=not progress):
+        net = build_remapped(arch, space, num_classes, teacher_sd, strategy).to(device)
+        out.append(proxies.compute(name, net, x, y))
+    return np.array(out, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------- scorers
@@ -191,16 +242,34 @@ class ProxyScorer(Scorer):
         self.name = proxy
 
     def score(self, task, ctx):
-        space, n_cls = task_space(task), int(task["task"]["num_classes"])
-        sd = ctx.teacher_state(task)
-        x, y = ctx.proxy_batch(task)
-        strategy = str(task.get("remap", "copy_paste_first"))
-        out = []
-        for arch in tqdm(task_archs(task), desc=f"{self.name} {task_key(task)}", leave=False,
-                         disable=not ctx.progress):
-            net = build_remapped(arch, space, n_cls, sd, strategy).to(ctx.device)
-            out.append(proxies.compute(self.name, net, x, y))
-        return np.array(out, dtype=np.float64)
+        return ctx.proxy_scores(task, self.name)
+
+
+class EnsembleScorer(Scorer):
+    """``proxy_ensemble``: ridge regression over cost, zero-cost proxies and the one-hot encoding,
+    trained on the database's meta_train tasks, features and penalty chosen on meta_valid
+    (:mod:`dass.evaluation.ensemble`)."""
+
+    name = "proxy_ensemble"
+    needs_teacher = True
+    needs_training_tasks = True
+
+    def __init__(self):
+        self.model = None
+
+    def fit(self, ctx: EvalContext) -> None:
+        from ..database.format import load_db
+        from . import ensemble
+        if not ctx.db:
+            raise DassError("proxy_ensemble needs the database (db=...) to train on its meta_train tasks")
+        groups = load_db(ctx.db, splits=("meta_train", "meta_valid"))
+        self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], ctx)
+        log.info("proxy_ensemble: %s", self.model.describe())
+
+    def score(self, task, ctx):
+        if self.model is None:
+            self.fit(ctx)
+        return self.model.predict_task(task, ctx)
 
 
 class OracleScorer(Scorer):
@@ -223,6 +292,10 @@ class PredictorScorer(Scorer):
     def input_type(self) -> str:
         return self.predictor.input_type
 
+    @property
+    def needs_teacher(self) -> bool:
+        return bool(self.predictor.model.cfg.proxies)
+
     def check_task(self, task: dict) -> None:
         """Raise DassError when the predictor cannot read ``task`` (other space, missing inputs)."""
         from ..predictor.model import check_same_space
@@ -240,6 +313,12 @@ class PredictorScorer(Scorer):
         from ..predictor.data import TaskData
         p = self.predictor
         data = TaskData.from_db(task, ctx.label)
+        if p.model.cfg.proxies:
+            from ..predictor import proxy_inputs
+            info = p.inputs["proxies"]
+            data.teacher_ckpt = str(ctx.teacher_path(task))
+            proxy_inputs.attach([data], info["names"], ctx.data_root, int(info["batch_size"]), int(info["seed"]),
+                                device=ctx.device)
         dev = next(p.model.parameters()).device
         pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), data, dev)
         return pred.double().numpy()
@@ -250,6 +329,8 @@ _REGISTRY: dict[str, Callable[[], Scorer]] = {
     "macs": lambda: CostScorer("macs"),
     "params": lambda: CostScorer("params"),
     **{p: (lambda p=p: ProxyScorer(p)) for p in proxies.PROXIES},
+    "diswot": lambda: ProxyScorer("diswot"),
+    "proxy_ensemble": EnsembleScorer,
     "oracle": OracleScorer,
 }
 

@@ -13,8 +13,6 @@ import io
 import re
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ..io import atomic_write_bytes
 
@@ -25,7 +23,15 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "unnamed"
 
 
-def save_figure(fig: Figure, path) -> None:
+def new_figure(size: tuple[float, float]):
+    """A matplotlib Figure on the Agg canvas (matplotlib is imported on the first plot only)."""
+    from matplotlib.figure import Figure
+    return Figure(figsize=size)
+
+
+def save_figure(fig, path) -> None:
+    """Render ``fig`` on the Agg canvas and write it as a PNG, atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -38,7 +44,7 @@ def scatter_plot(path, scores: np.ndarray, true: np.ndarray, title: str, xlabel:
     than three decades (synflow) get a log axis."""
     scores = np.asarray(scores, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
-    fig = Figure(figsize=(4.2, 3.6))
+    fig = new_figure((4.2, 3.6))
     ax = fig.subplots()
     ok = np.isfinite(scores)
     ax.scatter(scores[ok], true[ok], s=18, alpha=0.8)
@@ -64,7 +70,7 @@ def plane_plot(path, macs: np.ndarray, true: np.ndarray, picks: dict[str, int], 
     """``picks``: method -> index of its top-1 student; the best true student is starred."""
     macs = np.asarray(macs, dtype=np.float64) / 1e6
     true = np.asarray(true, dtype=np.float64)
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = new_figure((6.4, 4.2))
     ax = fig.subplots()
     ax.scatter(macs, true, s=14, color="0.7", label="students")
     best = int(np.argmax(true))

@@ -19,6 +19,19 @@ statistics) and returns a Python float. The network's weights are never changed;
   image (``B x CHW``); with ``sigma`` the eigenvalues of ``corrcoef(J)`` and ``k = 1e-5``, score
   ``-sum(log(sigma + k) + 1 / (sigma + k))``; ``nan`` when a row of ``J`` is constant.
 
+DisWOT (Dong et al. 2023, training-free and distillation-aware) is not a one-network proxy: it
+compares the student with the teacher. :func:`diswot` computes its *relation* term: for every stage
+``l`` of the two networks (same input ``x``, eval mode, no gradient), ``F_l`` = the stage output
+flattened per image (``B x C_l H_l W_l``), the sample-relation matrix ``G_l = F_l F_l^T`` (``B x B``)
+with each row divided by its L2 norm (the similarity-preserving KD normalisation), and
+
+    diswot = -(1 / L) * sum_l ||G_l(student) - G_l(teacher)||_F^2 / B
+
+(``<= 0``; 0 exactly when the student relates the images as the teacher does, e.g. the teacher
+itself). The paper's second term (Grad-CAM channel similarity of the classifier) is not computed.
+Stage widths may differ: ``G`` is ``B x B`` either way. Evaluation scores the remapped, untrained
+student against the task's trained teacher on a batch of the task's training images.
+
 ReLU sites of this project's ResNet: its ReLUs are functional calls, so the codes are read from the
 pre-activations (the stem's ``bn1`` and every block's ``bn1`` output, active where > 0) and from
 every block's output (the post-ReLU sum, active where > 0); ``nn.ReLU`` modules of other networks
@@ -137,6 +150,27 @@ def jacov(net: nn.Module, x: torch.Tensor) -> float:
     sigma = np.linalg.eigvalsh(np.corrcoef(J))
     k = 1e-5
     return float(-np.sum(np.log(sigma + k) + 1.0 / (sigma + k)))
+
+
+@torch.no_grad()
+def relation_matrices(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Row-normalised ``B x B`` sample-relation matrices of every stage output (float64)."""
+    net.eval()
+    out = []
+    for f in net.forward_stages(x):
+        f = f.reshape(f.shape[0], -1).double()
+        g = f @ f.T
+        out.append(g / g.norm(dim=1, keepdim=True).clamp_min(1e-12))
+    return out
+
+
+def diswot(student: nn.Module, teacher_relations: list[torch.Tensor], x: torch.Tensor) -> float:
+    """DisWOT relation score of ``student`` against the teacher's :func:`relation_matrices` on ``x``."""
+    rs = relation_matrices(student, x)
+    if len(rs) != len(teacher_relations):
+        raise ValueError(f"student has {len(rs)} stages, the teacher {len(teacher_relations)}")
+    b = x.shape[0]
+    return float(-sum(float(((s - t) ** 2).sum()) for s, t in zip(rs, teacher_relations)) / (len(rs) * b))
 
 
 def compute(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

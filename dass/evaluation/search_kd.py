@@ -2,7 +2,7 @@
 
 The candidate pool of a task under budget fraction ``f`` is the task's database students with
 ``macs <= f * teacher macs`` (so every pick's ground truth is known). Each method picks the pool
-student with its highest score (:func:`dass.evaluation.correlation.top1_index`); the row
+student with its highest score (:func:`dass.correlation.top1_index`); the row
 ``best_ground_truth`` is the pool's truly best student. A row holds the pick's database accuracy
 (``db_acc``) and its regret against the pool's best.
 
@@ -26,7 +26,7 @@ from ..errors import DassError
 from ..io import atomic_write_json, read_json
 from ..space import macs, teacher_arch
 from .baselines import task_archs, task_key, task_space, true_accuracy
-from .correlation import top1_index
+from ..correlation import top1_index
 
 log = logging.getLogger("dass.evaluate")
 

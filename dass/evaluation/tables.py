@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 
+CI_ROWS = ("ci90_lo", "ci90_hi")   # rows (``task``) holding the bootstrap interval of the mean
+
 METRIC_TITLES = {
     "spearman": "Spearman rank correlation",
     "kendall": "Kendall tau",
     "pearson": "Pearson correlation",
+    "partial_spearman": "Spearman controlled for MACs (partial rank correlation; MACs = 0)",
     "regret": "Regret of the top-1 pick (accuracy points, 0 = found the best)",
 }
 
@@ -47,9 +50,11 @@ def bold_best(values: dict[str, float], reference=(), digits: int = 3) -> dict[s
 
 
 def method_table(cells: dict[str, dict[str, float]], methods: list[str], columns: list[str],
-                 reference=(), digits: int = 3, spread: dict | None = None) -> str:
+                 reference=(), digits: int = 3, spread: dict | None = None,
+                 interval: dict | None = None) -> str:
     """``cells[method][column]`` -> a table with one row per method, best per column in bold;
-    ``spread[method][column]``, when given, is printed after the value as `` ± s``."""
+    ``spread[method][column]``, when given, is printed after the value as `` ± s``;
+    ``interval[method] = (lo, hi)``, when given, is a last column ``90 % CI`` printed ``[lo, hi]``."""
     formatted = {c: bold_best({m: cells.get(m, {}).get(c, float("nan")) for m in methods}, reference, digits)
                  for c in columns}
     if spread is not None:
@@ -57,7 +62,13 @@ def method_table(cells: dict[str, dict[str, float]], methods: list[str], columns
             for m in methods:
                 formatted[c][m] += f" ± {fmt(spread.get(m, {}).get(c, float('nan')), digits)}"
     rows = [[m] + [formatted[c][m] for c in columns] for m in methods]
-    return markdown_table(["method"] + columns, rows)
+    header = ["method"] + columns
+    if interval is not None:
+        header.append("90 % CI")
+        for r, m in zip(rows, methods):
+            lo, hi = interval.get(m, (float("nan"), float("nan")))
+            r.append(f"[{fmt(lo, digits)}, {fmt(hi, digits)}]")
+    return markdown_table(header, rows)
 
 
 def correlations_markdown(rows: list[dict], labels: list[str], metrics: list[str], tasks: list[str],
@@ -71,9 +82,10 @@ def correlations_markdown(rows: list[dict], labels: list[str], metrics: list[str
             for r in rows:
                 if r["label"] == label:
                     cells.setdefault(r["method"], {})[r["task"]] = r[metric]
+            interval = {m: (c[CI_ROWS[0]], c[CI_ROWS[1]]) for m, c in cells.items() if CI_ROWS[0] in c}
             title = METRIC_TITLES.get(metric, metric.replace("_", " "))
             parts.append(f"## {title} vs `{label}`\n")
-            parts.append(method_table(cells, methods, tasks + ["mean"], reference))
+            parts.append(method_table(cells, methods, tasks + ["mean"], reference, interval=interval or None))
     return "\n".join(parts)
 
 

@@ -14,9 +14,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from ..evaluation.plots import save_figure
+from ..evaluation.plots import new_figure, save_figure
 from ..io import atomic_write_text, write_csv
 from ..space import Arch
 
@@ -113,7 +112,7 @@ def candidates_plot(path, cands: dict, picks: list[dict], teacher: dict, budget:
     acc = cands["pred_acc"]
     use_acc = bool(np.isfinite(acc).all()) and acc.size > 0
     colour = acc if use_acc else cands["score"]
-    fig = Figure(figsize=(6.4, 4.4))
+    fig = new_figure((6.4, 4.4))
     ax = fig.subplots()
     order = np.argsort(colour, kind="stable")   # the best drawn last, on top
     sc = ax.scatter(cands["macs"][order] / 1e6, cands["params"][order] / 1e3, c=colour[order], s=6, cmap="viridis",
@@ -142,7 +141,7 @@ def predicted_measured_plot(path, picks: list[dict]) -> None:
     use_acc = all(p["pred_acc"] is not None for p in picks)
     x = np.array([p["pred_acc"] if use_acc else p["score"] for p in picks], dtype=np.float64)
     y = np.array([p["best_acc"] for p in picks], dtype=np.float64)
-    fig = Figure(figsize=(4.4, 3.8))
+    fig = new_figure((4.4, 3.8))
     ax = fig.subplots()
     ax.scatter(x, y, s=40, color="C0", zorder=3)
     for p, xi, yi in zip(picks, x, y):

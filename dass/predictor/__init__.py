@@ -5,7 +5,7 @@ Entry points using it: ``python -m dass.meta_train`` (meta-training) and ``pytho
 from .adapt import adapt, adapted_params, init_inner_lrs, predict, predict_task
 from .data import (TARGETS, TaskData, cost_features, load_tasks, student_inputs, student_targets,
                    support_target, take, task_context, to_accuracy)
-from .metrics import correlations, evaluate_predictor, mean_metrics
+from .metrics import correlations, evaluate_predictor, mean_metrics, task_metrics
 from .model import (InputDims, LoadedPredictor, ModelSizes, Predictor, PredictorConfig, canonical_input_type,
                     load_predictor, save_predictor)
 
@@ -13,7 +13,7 @@ __all__ = [
     "adapt", "adapted_params", "init_inner_lrs", "predict", "predict_task",
     "TARGETS", "TaskData", "cost_features", "load_tasks", "student_inputs", "student_targets", "support_target",
     "take", "task_context", "to_accuracy",
-    "correlations", "evaluate_predictor", "mean_metrics",
+    "correlations", "evaluate_predictor", "mean_metrics", "task_metrics",
     "InputDims", "LoadedPredictor", "ModelSizes", "Predictor", "PredictorConfig", "canonical_input_type",
     "load_predictor", "save_predictor",
 ]

@@ -11,7 +11,8 @@ Targets (``kind``), all from accuracies in percent:
 * ``relative``: ``acc / teacher_acc``; the support label is 1;
 * ``standardized``: ``(acc - mean) / std`` over the task's students; the support label is the
   teacher's mean z-score over the meta-training tasks (``support_default``), since a new task's
-  student statistics are unknown at search time. Predictions are scores, not accuracies.
+  student statistics are unknown at search time. Predictions are scores; meta-training adds a
+  linear calibration to accuracy (:func:`to_accuracy`) so every kind predicts percent.
 """
 from __future__ import annotations
 
@@ -42,13 +43,20 @@ def cost_features(archs: list[Arch], space: SpaceConfig, num_classes: int) -> to
 
 
 def student_inputs(archs: list[Arch], space: SpaceConfig, num_classes: int, needs: set[str],
-                   maps: torch.Tensor | None = None, onehot: torch.Tensor | None = None) -> dict:
-    """Per-row inputs (``smap``, ``onehot``, ``graph``, ``cost``) of ``archs``, as far as ``needs`` asks.
+                   maps: torch.Tensor | None = None, onehot: torch.Tensor | None = None,
+                   proxy: torch.Tensor | None = None) -> dict:
+    """Per-row inputs (``smap``, ``onehot``, ``graph``, ``cost``, ``proxy``) of ``archs``, as far as
+    ``needs`` asks.
 
     ``maps``: ``N x C x r x r`` functional maps (required when ``smap`` is needed); ``onehot``:
-    precomputed encodings (computed from ``archs`` otherwise).
+    precomputed encodings (computed from ``archs`` otherwise); ``proxy``: ``N x P`` proxy features
+    (:mod:`dass.predictor.proxy_inputs`, required when ``proxy`` is needed).
     """
     out: dict = {}
+    if "proxy" in needs:
+        if proxy is None:
+            raise DassError("the predictor reads zero-cost proxy features but none were given")
+        out["proxy"] = proxy
     if "smap" in needs:
         if maps is None:
             raise DassError("the predictor reads student maps (S) but none were given")
@@ -114,8 +122,31 @@ def support_target(target: dict, teacher_acc: float) -> float:
     return float(target["support_default"])
 
 
+def gives_accuracy(target: dict) -> bool:
+    """Whether :func:`to_accuracy` turns this predictor's output into percent."""
+    return "calib" in target or target["kind"] != "standardized"
+
+
+def fit_calibration(preds: list[torch.Tensor], accs: list[torch.Tensor], teacher_accs: list[float]) -> list[float]:
+    """``[a, b]`` of the least-squares fit ``acc / teacher_acc ~ a + b * pred`` pooled over tasks."""
+    p = torch.cat([x.double().reshape(-1) for x in preds])
+    y = torch.cat([a.double().reshape(-1) / max(float(t), 1e-6) for a, t in zip(accs, teacher_accs)])
+    X = torch.stack([torch.ones_like(p), p], dim=1)
+    coef = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    return [float(coef[0]), float(coef[1])]
+
+
 def to_accuracy(target: dict, pred: torch.Tensor, teacher_acc: float) -> torch.Tensor | None:
-    """Predicted accuracy in percent, or None for score-only targets (``standardized``)."""
+    """Predicted accuracy in percent, or None for an uncalibrated score-only target (``standardized``).
+
+    A predictor whose ``target`` holds ``calib = [a, b]`` (fitted after meta-training on the
+    meta-training students, :func:`fit_calibration`) predicts ``teacher_acc * (a + b * pred)``,
+    whatever its target kind: the output is mapped to accuracy relative to the teacher's, which the
+    support set gives for the new task.
+    """
+    if "calib" in target:
+        a, b = target["calib"]
+        return (a + b * pred) * float(teacher_acc)
     if target["kind"] == "raw":
         return pred * 100.0
     if target["kind"] == "relative":
@@ -160,6 +191,8 @@ class TaskData:
     dset: torch.Tensor | None         # M x C
     noise_seed: int
     remap: str
+    teacher_ckpt: str = ""
+    proxy: torch.Tensor | None = None   # N x P proxy features, set by dass.predictor.proxy_inputs.attach
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -177,7 +210,7 @@ class TaskData:
                    teacher_arch=validate(Arch.from_dict(te["arch"]), space), teacher_acc=float(te["best_acc"]),
                    teacher_fmap=te["fmap"], teacher_onehot=te["onehot"].float(),
                    dset=None if feats is None else feats.float(), noise_seed=int(d["noise_seed"]),
-                   remap=str(d.get("remap", "copy_paste_first")))
+                   remap=str(d.get("remap", "copy_paste_first")), teacher_ckpt=str(task.get("teacher_ckpt") or ""))
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -186,16 +219,18 @@ class TaskData:
         """All students' inputs (cached; maps stay float16 until :func:`take`)."""
         key = ("students", frozenset(needs))
         if key not in self._cache:
-            rows = student_inputs(self.archs, self.space, self.num_classes, needs, self.fmap, self.onehot)
+            rows = student_inputs(self.archs, self.space, self.num_classes, needs, self.fmap, self.onehot,
+                                  self.proxy)
             self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
         return self._cache[key]
 
     def support(self, needs: set[str]) -> dict:
-        """The teacher as a one-row input (its own map is both S and T)."""
+        """The teacher as a one-row input (its own map is both S and T; its proxy features are 0)."""
         key = ("support", frozenset(needs))
         if key not in self._cache:
+            zero = None if self.proxy is None else torch.zeros(1, self.proxy.shape[1])
             rows = student_inputs([self.teacher_arch], self.space, self.num_classes, needs,
-                                  self.teacher_fmap[None], self.teacher_onehot[None])
+                                  self.teacher_fmap[None], self.teacher_onehot[None], zero)
             self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
         return self._cache[key]
 

@@ -11,6 +11,14 @@ With ``cost_features`` two scalars are appended: ``log(macs / teacher macs)`` an
 ``log(params / teacher params)`` (0 for the teacher). The head is ``linear(concat -> head_hidden)
 -> tanh -> linear(head_hidden -> 1)``: 576 -> 64 -> 1 for the paper's STA.
 
+With ``proxies`` (e.g. ``[naswot, synflow]``) the cost scalars are followed by the students'
+zero-cost proxy features relative to the teacher (``proxy: N x P``, :mod:`dass.predictor.proxy_inputs`).
+
+With ``cost_prior`` the output is ``prior(scalars) + head(...)``: ``prior`` a linear map of the
+cost (and proxy) scalars, initialised (by meta-training) to the least-squares fit of the targets on the cost
+over the meta-training students, and the head's last layer initialised to zero, so the untrained
+predictor ranks by cost and meta-training learns a residual on top of it.
+
 Inputs are a dict (built by :func:`dass.predictor.data.student_inputs` and ``task_context``):
 ``smap: N x C x r x r``, ``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``,
 ``graph: {x, adj, mask}``, ``cost: N x 2``, ``dset: M x C``. Only the keys the input type needs are
@@ -87,8 +95,12 @@ class PredictorConfig:
     arch_encoder: str = "onehot"
     cost_features: bool = False
     sizes: ModelSizes = field(default_factory=ModelSizes)
+    cost_prior: bool = False
+    proxies: list[str] = field(default_factory=list)
 
     def __post_init__(self):
+        if self.proxies and not (self.cost_features or self.cost_prior):
+            raise DassError("proxies are read with the cost scalars: set cost_features or cost_prior")
         self.input_type = canonical_input_type(self.input_type)
         if self.arch_encoder not in ARCH_ENCODERS:
             raise DassError(f"arch_encoder must be one of {list(ARCH_ENCODERS)}, got {self.arch_encoder!r}")
@@ -115,10 +127,13 @@ class Predictor(nn.Module):
             else:
                 self.arch_enc = GraphEncoder(d.graph_node_dim, z.graph_hidden, z.arch_out, z.graph_layers)
             width += z.arch_out
+        n_scalars = 2 + len(cfg.proxies)
         if cfg.cost_features:
-            width += 2
+            width += n_scalars
         self.hidden = nn.Linear(width, z.head_hidden)
         self.out = nn.Linear(z.head_hidden, 1)
+        if cfg.cost_prior:
+            self.prior = nn.Linear(n_scalars, 1)
 
     @property
     def needs(self) -> set[str]:
@@ -128,13 +143,23 @@ class Predictor(nn.Module):
         out = {keys[c] for c in it if c in keys}
         if "A" in it:
             out.add(self.cfg.arch_encoder)
-        if self.cfg.cost_features:
+        if self.cfg.cost_features or self.cfg.cost_prior:
             out.add("cost")
+        if self.cfg.proxies:
+            out.add("proxy")
         return out
 
     def set_output_bias(self, value: float) -> None:
         with torch.no_grad():
             self.out.bias.fill_(float(value))
+
+    def set_prior(self, weight, bias: float) -> None:
+        """Prior ``weight . cost + bias``; the residual head starts at 0 (see module doc)."""
+        with torch.no_grad():
+            self.prior.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).reshape(1, -1))
+            self.prior.bias.fill_(float(bias))
+            self.out.weight.zero_()
+            self.out.bias.zero_()
 
     def forward(self, inputs: dict) -> torch.Tensor:
         n = _rows(inputs)
@@ -148,10 +173,14 @@ class Predictor(nn.Module):
             parts.append(self.tmap_enc(inputs["tmap"][None]).expand(n, -1))
         if "A" in it:
             parts.append(self.arch_enc(inputs[self.cfg.arch_encoder]))
+        scalars = torch.cat([inputs["cost"], inputs["proxy"]], dim=1) if self.cfg.proxies else inputs.get("cost")
         if self.cfg.cost_features:
-            parts.append(inputs["cost"])
+            parts.append(scalars)
         h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
-        return self.out(h)[:, 0]
+        y = self.out(h)[:, 0]
+        if self.cfg.cost_prior:
+            y = y + self.prior(scalars)[:, 0]
+        return y
 
 
 def _rows(inputs: dict) -> int:

@@ -1,18 +1,17 @@
 """The OFA-style ResNet student space: architectures, costs, networks, encodings, remapping,
-functional embedding. See each module's docstring for the conventions it fixes."""
-from .arch import (Arch, mutate, neighbours, num_architectures, sample, sample_unique, teacher_arch,
-                   validate)
-from .config import SpaceConfig, load_space
-from .cost import macs, params
-from .embed import functional_map_single, functional_maps, noise_input
-from .encodings import (decode_graph, decode_onehot, graph, graph_batch, onehot, onehot_batch,
-                        onehot_dim)
-from .remap import REMAPS, build_remapped, remap
-from .resnet import ResNet, build
+functional embedding. See each module's docstring for the conventions it fixes.
 
-__all__ = [
-    "Arch", "SpaceConfig", "load_space", "validate", "sample", "sample_unique", "mutate", "neighbours",
-    "num_architectures", "teacher_arch", "macs", "params", "ResNet", "build", "remap", "build_remapped", "REMAPS",
-    "onehot", "onehot_batch", "decode_onehot", "onehot_dim", "graph", "graph_batch", "decode_graph",
-    "noise_input", "functional_maps", "functional_map_single",
-]
+Names are imported lazily (``dass/_lazy.py``): ``Arch``, ``SpaceConfig`` or ``macs`` need numpy
+only; the networks, encodings and maps import torch on first use."""
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "arch": ["Arch", "mutate", "neighbours", "num_architectures", "sample", "sample_unique", "teacher_arch",
+             "validate"],
+    "config": ["SpaceConfig", "load_space"],
+    "cost": ["macs", "params"],
+    "embed": ["functional_map_single", "functional_maps", "noise_input"],
+    "encodings": ["decode_graph", "decode_onehot", "graph", "graph_batch", "onehot", "onehot_batch", "onehot_dim"],
+    "remap": ["REMAPS", "build_remapped", "remap"],
+    "resnet": ["ResNet", "build"],
+})

@@ -13,10 +13,10 @@ from ..errors import DassError
 from .arch import num_architectures, sample, teacher_arch
 from .config import SpaceConfig
 from .cost import macs, params
-from .encodings import graph_feature_dim, graph_num_nodes, onehot_dim
 
 
 def describe(space: SpaceConfig) -> dict:
+    from .encodings import graph_feature_dim, graph_num_nodes, onehot_dim  # torch: only when describing
     t = teacher_arch(space)
     return {
         "name": space.name,

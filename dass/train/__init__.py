@@ -1,13 +1,13 @@
-"""Training: recipes, losses, the shared training loop (teachers and KD), lockstep multi-student KD
-and the DistributedDataParallel helpers."""
-from .distributed import DistContext, init_distributed, resolve_device, single_process
-from .lockstep import kd_train_many
-from .losses import kd_loss, smoothed_cross_entropy, soft_cross_entropy
-from .recipe import KDRecipe, Recipe, TeacherRecipe
-from .trainer import Learner, evaluate, fit, kd_train, train_teacher
+"""Training: recipes, losses, the shared training loop (teachers and KD), lockstep multi-student KD,
+the teacher-logit cache and the DistributedDataParallel helpers.
 
-__all__ = [
-    "Recipe", "KDRecipe", "TeacherRecipe", "kd_loss", "soft_cross_entropy", "smoothed_cross_entropy",
-    "Learner", "fit", "evaluate", "kd_train", "kd_train_many", "train_teacher",
-    "DistContext", "init_distributed", "single_process", "resolve_device",
-]
+Names are imported lazily (``dass/_lazy.py``): the recipes need no torch."""
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "recipe": ["Recipe", "KDRecipe", "TeacherRecipe"],
+    "losses": ["kd_loss", "soft_cross_entropy", "smoothed_cross_entropy"],
+    "trainer": ["Learner", "fit", "evaluate", "kd_train", "train_teacher"],
+    "lockstep": ["kd_train_many"],
+    "distributed": ["DistContext", "init_distributed", "single_process", "resolve_device"],
+})

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..data.arrays import ImageArrays
 from ..space import Arch, SpaceConfig
 from .distributed import DistContext, single_process
+from .logit_cache import cache_identity, teacher_logits
 from .recipe import KDRecipe
 from .trainer import check_data, fit, kd_learner, kd_result, load_teacher_net, make_loaders, precision_for
 
@@ -20,10 +21,13 @@ from .trainer import check_data, fit, kd_learner, kd_result, load_teacher_net, m
 def kd_train_many(archs: list[Arch], space: SpaceConfig, teacher_sd: dict, train: ImageArrays,
                   test: ImageArrays, recipe: KDRecipe, seed: int, device: str = "auto",
                   remap: str = "copy_paste_first", run_dirs: list | None = None, progress: bool = False,
-                  ctx: DistContext | None = None) -> list[dict]:
+                  ctx: DistContext | None = None, logit_cache=None, wait_for_cache: bool = True) -> list[dict]:
     """KD-train every architecture of ``archs`` with ``seed``; one result dict per student, in order
     (keys as :func:`dass.train.kd_train`). ``run_dirs`` (optional, one per student) keeps per-student
-    checkpoints and resumes from them."""
+    checkpoints and resumes from them. ``logit_cache`` (a folder) takes the teacher's logits from
+    the cache there, computing and writing it first when missing or invalid
+    (:mod:`dass.train.logit_cache`); the results are the same as without it. When another process
+    is writing that cache, ``wait_for_cache=False`` runs the teacher live instead of waiting."""
     if run_dirs is not None and len(run_dirs) != len(archs):
         raise ValueError(f"{len(run_dirs)} run folders for {len(archs)} students")
     ctx = ctx or single_process(device)
@@ -33,7 +37,17 @@ def kd_train_many(archs: list[Arch], space: SpaceConfig, teacher_sd: dict, train
     learners = [kd_learner(a, space, teacher_sd, train, recipe, seed, remap, len(train_loader), ctx, precision,
                            None if run_dirs is None else Path(run_dirs[i]), name=f"student {i} ({a})")
                 for i, a in enumerate(archs)]
-    teacher = None if recipe.alpha == 1.0 else load_teacher_net(space, teacher_sd, num_classes, ctx, precision)
+    teacher = cached = None
+    if recipe.alpha != 1.0:
+        def make_teacher():
+            return load_teacher_net(space, teacher_sd, num_classes, ctx, precision)
+        if logit_cache is not None:
+            identity = cache_identity(teacher_sd, train, train_loader, precision, recipe.epochs)
+            cached = teacher_logits(logit_cache, identity, make_teacher, train_loader, recipe.epochs, precision,
+                                    wait=wait_for_cache)
+        if cached is None:
+            teacher = make_teacher()
     desc = "kd" if len(archs) == 1 else f"kd x{len(archs)}"
-    fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, progress, desc=desc)
+    fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, progress, desc=desc,
+        teacher_logits=cached)
     return [kd_result(l, a, space, num_classes) for l, a in zip(learners, archs)]

@@ -1,0 +1,202 @@
+"""Predictor designs on one database: meta-train each design with several seeds, then tabulate.
+
+    python bench/predictor_designs.py --db assets/cpu/db --out runs/predictor_designs [--jobs 2]
+    bash script/predictor_designs.sh [db] [out]          # the same, with the defaults above
+
+Every design is ``configs/meta_train/paper.yaml`` plus explicit overrides (so the table does not
+change when a profile's defaults change; ``paper (300 episodes)`` is the paper's recipe cut to the
+episodes of the others, ``paper.yaml`` itself runs 1000), meta-trained with seeds 0, 1, 2 into
+``<out>/<design>/seed<k>`` (``dass.meta_train``; a finished run, one with ``metrics.json``, is not
+redone, an interrupted one resumes). For each design the table gives, over the seeds, the mean and
+the sample std of:
+
+* meta-valid / meta-test mean Spearman over tasks (the checkpoint is chosen on meta-valid);
+* meta-test mean partial Spearman controlled for MACs (:func:`dass.correlation.partial_spearman`);
+* the mean absolute error (points) of the predicted accuracy on meta-test tasks;
+
+plus the 90 % bootstrap interval over meta-test tasks of the seed-averaged per-task Spearman, and
+the Spearman of the 3-seed ensemble (per-task z-scored outputs of the seeds averaged). Reference
+rows (no training): log MACs, log params, and NASWOT and synflow (from the proxy designs' cache).
+Designs are compared on meta-valid only; meta-test is reported, read-only. Writes ``<out>/designs.md`` and ``<out>/designs.json`` and prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dass.correlation import PARTIAL, bootstrap_interval, nanmean  # noqa: E402
+from dass.evaluation.tables import fmt, markdown_table  # noqa: E402
+from dass.io import atomic_write_json, atomic_write_text  # noqa: E402
+from dass.predictor.adapt import predict_task  # noqa: E402
+from dass.predictor.data import cost_features, load_tasks  # noqa: E402
+from dass.predictor.metrics import task_metrics  # noqa: E402
+from dass.predictor.model import load_predictor  # noqa: E402
+
+BASE = "configs/meta_train/paper.yaml"
+CPU = ["target=standardized", "cost_features=true", "first_order=true", "episodes=300"]
+PRIOR = ["cost_prior=true", "eval_at_start=true"]
+# name -> overrides of BASE
+PROXIES = ["proxies=[naswot,synflow]"]
+DESIGNS = {
+    "paper (300 episodes)": ["episodes=300"],
+    "cpu_v1 (previous default)": CPU,
+    "prior": CPU + PRIOR,
+    "prior+proxies": CPU + PRIOR + PROXIES,
+    "A (KD-unaware)": CPU + ["input_type=A"],
+}
+SEEDS = (0, 1, 2)
+
+
+def folder(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "+-_" else "_" for c in name).strip("_")
+
+
+def run_all(db: str, out: Path, designs: dict, seeds, jobs: int, data_root: str) -> None:
+    """Meta-train every (design, seed) not finished yet, ``jobs`` processes at a time."""
+    todo = [(n, s) for n in designs for s in seeds if not (out / folder(n) / f"seed{s}" / "metrics.json").is_file()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    running: list[tuple[subprocess.Popen, str]] = []
+    while todo or running:
+        while todo and len(running) < jobs:
+            name, seed = todo.pop(0)
+            run_dir = out / folder(name) / f"seed{seed}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "dass.meta_train", "--config", str(ROOT / BASE), f"db={db}",
+                   f"run_dir={run_dir}", f"seed={seed}", "progress=false", f"data_root={data_root}",
+                   f"proxy_cache={out / 'proxy_cache'}", *designs[name]]
+            log = open(run_dir / "stdout.log", "w")
+            running.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
+                            f"{name} seed {seed}"))
+            print(f"started {name} seed {seed}", flush=True)
+        time.sleep(2)
+        for p, what in list(running):
+            if p.poll() is not None:
+                running.remove((p, what))
+                if p.returncode != 0:
+                    raise SystemExit(f"error: {what} failed (exit {p.returncode}), see its stdout.log")
+                print(f"finished {what}", flush=True)
+
+
+def zscore(v: torch.Tensor) -> torch.Tensor:
+    return (v - v.mean()) / v.std().clamp_min(1e-12)
+
+
+def split_metrics(preds: dict[str, torch.Tensor], tasks) -> dict[str, dict[str, float]]:
+    return {t.key: task_metrics(preds[t.key], t) for t in tasks}
+
+
+def means(per_task: dict) -> dict[str, float]:
+    return {k: nanmean(m[k] for m in per_task.values()) for k in ("spearman", PARTIAL)}
+
+
+def design_row(out: Path, name: str, seeds, tasks) -> dict:
+    per_seed, outputs = [], []
+    for s in seeds:
+        m = json.loads((out / folder(name) / f"seed{s}" / "metrics.json").read_text())
+        per_seed.append(m)
+        p = load_predictor(out / folder(name) / f"seed{s}" / "best.pt")
+        outputs.append({t.key: predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), t)
+                        for split in ("meta_valid", "meta_test") for t in tasks[split]})
+    row = {"design": name}
+    for split in ("meta_valid", "meta_test"):
+        vals = [means(m[split]) for m in per_seed]
+        for k in ("spearman", PARTIAL):
+            v = [x[k] for x in vals]
+            row[f"{split}_{k}"] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"))
+    mae = [m["pred_acc_mae_mean"]["meta_test"] for m in per_seed]
+    row["meta_test_mae"] = (float(np.mean(mae)), float(np.std(mae, ddof=1)) if len(mae) > 1 else float("nan"))
+    task_mean = [np.mean([m["meta_test"][t.key]["spearman"] for m in per_seed]) for t in tasks["meta_test"]]
+    row["meta_test_ci"] = bootstrap_interval(task_mean)
+    for split in ("meta_valid", "meta_test"):
+        ens = {t.key: torch.stack([zscore(o[t.key]) for o in outputs]).mean(0) for t in tasks[split]}
+        row[f"ensemble_{split}"] = means(split_metrics(ens, tasks[split]))["spearman"]
+    row["best_episodes"] = [m["best_episode"] for m in per_seed]
+    return row
+
+
+def cost_row(name: str, column: int, tasks, proxy: bool = False) -> dict:
+    """A training-free reference: a cost column, or (``proxy``) a column of the proxy features."""
+    row = {"design": name}
+    for split in ("meta_valid", "meta_test"):
+        preds = {t.key: t.proxy[:, column] if proxy else cost_features(t.archs, t.space, t.num_classes)[:, column]
+                 for t in tasks[split]}
+        per = split_metrics(preds, tasks[split])
+        for k, v in means(per).items():
+            row[f"{split}_{k}"] = (v, float("nan"))
+        if split == "meta_test":
+            row["meta_test_ci"] = bootstrap_interval([m["spearman"] for m in per.values()])
+    return row
+
+
+def table(rows: list[dict], designs: dict) -> str:
+    def ms(v):
+        return fmt(v[0]) if not np.isfinite(v[1]) else f"{fmt(v[0])} ± {fmt(v[1])}"
+    header = ["design", "overrides of paper.yaml", "meta-valid Spearman", "meta-test Spearman", "90 % CI (test)",
+              "meta-test partial (MACs)", "3-seed ensemble valid / test", "pred_acc MAE test (points)"]
+    lines = []
+    for r in rows:
+        ov = " ".join(designs.get(r["design"], [])) or ("(none)" if r["design"] in designs else "no training")
+        ens = (f"{fmt(r['ensemble_meta_valid'])} / {fmt(r['ensemble_meta_test'])}" if "ensemble_meta_test" in r
+               else "")
+        mae = ms(r["meta_test_mae"]) if "meta_test_mae" in r else ""
+        ci = r["meta_test_ci"]
+        lines.append([r["design"], f"`{ov}`", ms(r["meta_valid_spearman"]), ms(r["meta_test_spearman"]),
+                      f"[{fmt(ci[0])}, {fmt(ci[1])}]", ms(r[f"meta_test_{PARTIAL}"]), ens, mae])
+    return markdown_table(header, lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", default="assets/cpu/db")
+    ap.add_argument("--out", default="runs/predictor_designs")
+    ap.add_argument("--jobs", type=int, default=2, help="meta-training processes at a time")
+    ap.add_argument("--data-root", default="data", help="datasets of the tasks (proxy inputs need images)")
+    ap.add_argument("--designs", nargs="*", default=list(DESIGNS), help="subset of the design names")
+    ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides appended to every design (smoke tests)")
+    args = ap.parse_args()
+    unknown = [d for d in args.designs if d not in DESIGNS]
+    if unknown:
+        print(f"error: unknown design '{unknown[0]}' (known: {', '.join(DESIGNS)})", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    designs = {d: DESIGNS[d] + args.extra for d in args.designs}
+    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
+    _, tasks = load_tasks(args.db)
+    has_proxies = (out / "proxy_cache").is_dir()
+    if has_proxies:   # the proxy designs' cached features (inputs of those designs; NASWOT and synflow rows)
+        from dass.predictor import proxy_inputs
+        names = list(proxy_inputs.PROXY_INPUTS)
+        proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
+                            out / "proxy_cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = [design_row(out, d, args.seeds, tasks) for d in designs]
+        rows += [cost_row("log MACs", 0, tasks), cost_row("log params", 1, tasks)]
+        if has_proxies:
+            rows += [cost_row(n, i, tasks, proxy=True) for i, n in enumerate(names)]
+    md = (f"Database `{args.db}`: {len(tasks['meta_train'])} meta-train, {len(tasks['meta_valid'])} meta-valid, "
+          f"{len(tasks['meta_test'])} meta-test tasks; seeds {args.seeds} (mean ± sample std over seeds).\n\n"
+          + table(rows, designs))
+    atomic_write_text(out / "designs.md", md)
+    atomic_write_json(out / "designs.json", rows)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

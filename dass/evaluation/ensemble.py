@@ -1,0 +1,120 @@
+"""The proxy ensemble: a learned, non-meta ranker of students from cheap features.
+
+Features of a student (groups, :data:`GROUPS`):
+
+* ``cost``: ``log(macs / teacher macs)``, ``log(params / teacher params)``
+  (:func:`dass.predictor.data.cost_features`);
+* ``proxies``: the zero-cost proxies of :data:`dass.evaluation.proxies.PROXIES` of the remapped
+  student on the task's proxy batch, each z-scored within its task (their scales differ between
+  tasks); non-finite values (a singular NASWOT kernel, a failed jacov) are set to the task's lowest
+  finite value first;
+* ``onehot``: the architecture encoding stored in the task file.
+
+Target: each task's accuracies z-scored within the task (the model ranks; it is not an accuracy
+regressor). Model: ridge regression (:class:`Ridge`, columns standardised over the training rows),
+fitted on every ``meta_train`` student. The feature groups and the penalty are chosen among
+:data:`CANDIDATE_GROUPS` x :data:`ALPHAS` by the mean Spearman over the ``meta_valid`` tasks (first
+best on ties); the chosen model is the one fitted on ``meta_train`` only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..correlation import correlations, nanmean, selection_value
+
+GROUPS = ("cost", "proxies", "onehot")
+CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "onehot"), ("cost", "proxies", "onehot"))
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+class Ridge:
+    """``y ~ b + X w`` minimising ``||y - b - Xs w||^2 + alpha ||w||^2`` with ``Xs`` the columns of
+    ``X`` standardised by their training mean and std (a constant column gets std 1)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, alpha: float) -> "Ridge":
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        self.mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)
+        Xs = (X - self.mean) / self.std
+        self.intercept = float(y.mean())
+        A = Xs.T @ Xs + float(alpha) * np.eye(X.shape[1])
+        self.coef_std = np.linalg.solve(A, Xs.T @ (y - self.intercept))
+        return self
+
+    @property
+    def coef(self) -> np.ndarray:
+        """Weights on the unstandardised columns."""
+        return self.coef_std / self.std
+
+    @property
+    def bias(self) -> float:
+        """Intercept on the unstandardised columns."""
+        return float(self.intercept - self.mean @ self.coef)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return ((np.asarray(X, dtype=np.float64) - self.mean) / self.std) @ self.coef_std + self.intercept
+
+
+def zscore(v: np.ndarray) -> np.ndarray:
+    """Within-task z-score; non-finite entries become the lowest finite value first."""
+    v = np.array(v, dtype=np.float64)
+    finite = np.isfinite(v)
+    v[~finite] = v[finite].min() if finite.any() else 0.0
+    sd = v.std()
+    return (v - v.mean()) / (sd if sd > 0 else 1.0)
+
+
+def task_features(task: dict, ctx, groups) -> np.ndarray:
+    """``N x F`` features of ``task``'s students (groups in :data:`GROUPS` order)."""
+    from ..predictor.data import cost_features
+    from .baselines import task_archs, task_space
+    from .proxies import PROXIES
+    cols = []
+    if "cost" in groups:
+        cols.append(cost_features(task_archs(task), task_space(task), int(task["task"]["num_classes"])).double()
+                    .numpy())
+    if "proxies" in groups:
+        cols.append(np.stack([zscore(ctx.proxy_scores(task, p)) for p in PROXIES], axis=1))
+    if "onehot" in groups:
+        cols.append(task["students"]["onehot"].double().numpy())
+    return np.concatenate(cols, axis=1)
+
+
+def task_target(task: dict, label: str) -> np.ndarray:
+    return zscore(task["students"][label].double().numpy())
+
+
+@dataclass
+class ProxyEnsemble:
+    groups: tuple
+    alpha: float
+    model: Ridge
+    valid_spearman: float
+
+    def predict_task(self, task: dict, ctx) -> np.ndarray:
+        return self.model.predict(task_features(task, ctx, self.groups))
+
+    def describe(self) -> str:
+        return (f"ridge on {'+'.join(self.groups)}, alpha {self.alpha:g} "
+                f"(meta-valid Spearman {self.valid_spearman:.3f})")
+
+
+def fit_on_tasks(train: list[dict], valid: list[dict], ctx, candidates=CANDIDATE_GROUPS,
+                 alphas=ALPHAS) -> ProxyEnsemble:
+    """Fit every candidate on ``train`` and keep the best on ``valid`` (see module doc)."""
+    label = ctx.label
+    y = np.concatenate([task_target(t, label) for t in train])
+    best = None
+    for groups in candidates:
+        X = np.concatenate([task_features(t, ctx, groups) for t in train])
+        Xv = [task_features(t, ctx, groups) for t in valid]
+        for alpha in alphas:
+            model = Ridge().fit(X, y, alpha)
+            rho = nanmean(correlations(model.predict(x), t["students"][label].double().numpy())["spearman"]
+                          for x, t in zip(Xv, valid)) if valid else float("nan")
+            if best is None or selection_value(rho) > selection_value(best.valid_spearman):
+                best = ProxyEnsemble(tuple(groups), float(alpha), model, rho)
+    return best

@@ -1,0 +1,91 @@
+"""Zero-cost proxies as predictor inputs (``proxies: [naswot, synflow]`` in meta-training).
+
+A proxy feature is the student's proxy *relative to the teacher's* on the same image batch, so it
+is comparable across tasks and known for a single candidate at search time (no statistics over a
+population): ``naswot``: ``logdet K(student) - logdet K(teacher)``; ``synflow``: ``log synflow(student)
+- log synflow(teacher)``. Non-finite values (a singular NASWOT kernel) become :data:`FLOOR`, and
+values are clipped below at it. The teacher's own features are 0 (its support row).
+
+The batch: ``batch_size`` train images of the task's dataset drawn with ``[seed, crc32(dataset
+name)]`` (:func:`dass.evaluation.baselines.image_batch`), the same in meta-training, evaluation and
+search. Proxies are computed on the remapped, untrained student (the task's remap strategy), as in
+:mod:`dass.evaluation.proxies`. Database features are cached per task under ``cache_dir``.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DassError
+from ..io import atomic_torch_save, safe_torch_load
+
+PROXY_INPUTS = ("naswot", "synflow")
+FLOOR = -50.0
+
+
+def check_names(names) -> list[str]:
+    names = list(names)
+    bad = [n for n in names if n not in PROXY_INPUTS]
+    if bad or len(set(names)) != len(names):
+        raise DassError(f"proxies must be distinct names among {list(PROXY_INPUTS)}, got {names}")
+    return names
+
+
+def relative(name: str, values, teacher: float) -> np.ndarray:
+    """The feature of :data:`PROXY_INPUTS` proxy ``name`` (see module doc)."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name == "naswot":
+            f = v - float(teacher)
+        elif name == "synflow":
+            f = np.log(v) - np.log(float(teacher))
+        else:
+            raise DassError(f"unknown proxy input {name!r} (known: {', '.join(PROXY_INPUTS)})")
+    f[~np.isfinite(f)] = FLOOR
+    return np.maximum(f, FLOOR)
+
+
+def batch(dataset: str, data_root: str, space, num_classes: int, batch_size: int, seed: int, device):
+    from ..evaluation.baselines import image_batch
+    return image_batch(dataset, data_root, space, num_classes, batch_size, [int(seed), zlib.crc32(dataset.encode())],
+                       device)
+
+
+def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: str, x, y, device,
+             progress: bool = False) -> torch.Tensor:
+    """``N x P`` float32 proxy features of ``archs`` against the teacher (``teacher_sd``)."""
+    from ..evaluation.baselines import archs_proxy
+    from ..space import teacher_arch
+    cols = []
+    for name in names:
+        t = archs_proxy(name, [teacher_arch(space)], space, num_classes, teacher_sd, strategy, x, y, device)[0]
+        v = archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress)
+        cols.append(relative(name, v, t))
+    return torch.tensor(np.stack(cols, axis=1), dtype=torch.float32).reshape(len(archs), len(cols))
+
+
+def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache_dir=None, device="cpu",
+           progress: bool = False) -> None:
+    """Set ``task.proxy`` (``N x P``) of every :class:`~dass.predictor.data.TaskData`, from the cache
+    when it holds the same proxies, batch and teacher."""
+    from ..teacher import load_teacher
+    names = check_names(names)
+    for t in tasks:
+        key = {"names": names, "batch_size": int(batch_size), "seed": int(seed), "teacher_ckpt": t.teacher_ckpt,
+               "dataset": t.dataset, "n": len(t)}
+        path = Path(cache_dir) / f"{t.key}.pt" if cache_dir else None
+        if path is not None and path.is_file():
+            d = safe_torch_load(path)
+            if d.get("key") == key:
+                t.proxy = d["proxy"]
+                continue
+        if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
+            raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: '{t.teacher_ckpt}'")
+        _, sd, _ = load_teacher(t.teacher_ckpt, t.space, t.num_classes)
+        x, y = batch(t.dataset, data_root, t.space, t.num_classes, batch_size, seed, device)
+        t.proxy = features(names, t.archs, t.space, t.num_classes, sd, t.remap, x, y, device, progress)
+        if path is not None:
+            atomic_torch_save({"key": key, "proxy": t.proxy}, path)

@@ -1,0 +1,63 @@
+"""Zero-cost proxies as predictor inputs: features relative to the teacher, the prior over them,
+and search's shortlist re-scoring."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dass.errors import DassError
+from dass.predictor import InputDims, Predictor, PredictorConfig, proxy_inputs
+from dass.search import shortlist_rescore
+from synthetic_db import tiny_space
+
+
+def test_relative_features_by_hand():
+    np.testing.assert_allclose(proxy_inputs.relative("naswot", [10.0, 7.5], 8.0), [2.0, -0.5])
+    np.testing.assert_allclose(proxy_inputs.relative("synflow", [math.e ** 3, 1.0], math.e), [2.0, -1.0])
+    # a singular NASWOT kernel (-inf) and anything below the floor land on the floor
+    f = proxy_inputs.relative("naswot", [float("-inf"), -1000.0], 0.0)
+    assert f.tolist() == [proxy_inputs.FLOOR, proxy_inputs.FLOOR]
+    with pytest.raises(DassError):
+        proxy_inputs.check_names(["naswot", "naswot"])
+    with pytest.raises(DassError):
+        proxy_inputs.check_names(["snip"])
+
+
+def test_the_prior_reads_cost_then_proxy_scalars():
+    space = tiny_space()
+    cfg = PredictorConfig(InputDims.for_space(space), "A", cost_prior=True, proxies=["naswot", "synflow"])
+    model = Predictor(cfg)
+    assert {"cost", "proxy"} <= model.needs
+    model.set_prior([1.0, 2.0, 3.0, 4.0], 0.5)
+    cost = torch.tensor([[0.1, 0.2], [1.0, 0.0]])
+    proxy = torch.tensor([[1.0, -1.0], [0.0, 2.0]])
+    onehot = torch.rand(2, InputDims.for_space(space).onehot_dim)
+    got = model({"cost": cost, "proxy": proxy, "onehot": onehot})
+    # the residual head starts at 0: output = 0.5 + 1*c0 + 2*c1 + 3*p0 + 4*p1
+    torch.testing.assert_close(got, torch.tensor([0.5 + 0.1 + 0.4 + 3 - 4, 0.5 + 1 + 8]))
+    with pytest.raises(DassError, match="cost"):
+        PredictorConfig(InputDims.for_space(space), "A", proxies=["naswot"])
+
+
+class _StubScorer:
+    def __init__(self, rescored):
+        self.rescored = rescored
+        self.asked = None
+
+    def score(self, archs, fmap=None, proxies=False):
+        assert proxies
+        self.asked = list(archs)
+        return torch.tensor([self.rescored[a] for a in archs])
+
+
+def test_shortlist_rescore_ranks_the_rescored_shortlist_first():
+    archs = ["a", "b", "c", "d", "e"]
+    pre = torch.tensor([0.1, 0.9, 0.5, 0.8, 0.2])
+    # shortlist of 3 by the pre-filter: b, d, c; their rescored values put c first, then b, then d
+    stub = _StubScorer({"b": 0.3, "d": -1.0, "c": 2.0})
+    scores, order, short = shortlist_rescore(stub, archs, pre, 3)
+    assert stub.asked == ["b", "d", "c"]
+    assert [archs[i] for i in order] == ["c", "b", "d", "e", "a"]
+    assert short.tolist() == [False, True, True, True, False]
+    torch.testing.assert_close(scores, torch.tensor([0.1, 0.3, 2.0, -1.0, 0.2]))
