@@ -190,6 +190,9 @@ class MetaTrainer:
                             f"(lower outer_lr or inner_lr_init)")
         loss.backward()
         self.opt.step()
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise DassError(f"meta-training diverged at episode {self.episode + 1}: the step made weights "
+                            f"non-finite (lower outer_lr or inner_lr_init)")
         self.episode += 1
         return float(loss.detach())
 

@@ -131,8 +131,9 @@ def fit_calibration(preds: list[torch.Tensor], accs: list[torch.Tensor], teacher
     """``[a, b]`` of the least-squares fit ``acc / teacher_acc ~ a + b * pred`` pooled over tasks."""
     p = torch.cat([x.double().reshape(-1) for x in preds])
     y = torch.cat([a.double().reshape(-1) / max(float(t), 1e-6) for a, t in zip(accs, teacher_accs)])
-    if not (torch.isfinite(p).all() and torch.isfinite(y).all()):
-        raise DassError("non-finite predictions after meta-training: training diverged; lower outer_lr")
+    if not bool(torch.isfinite(p).all()):
+        raise DassError("the predictor's outputs are not finite (meta-training diverged: lower outer_lr or "
+                        "inner_lr_init)")
     X = torch.stack([torch.ones_like(p), p], dim=1)
     coef = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
     return [float(coef[0]), float(coef[1])]
