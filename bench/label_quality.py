@@ -1,10 +1,13 @@
 """Label quality of database builds: compare the student results of two or more ``build_db`` runs.
 
     python bench/label_quality.py BASE_WORK_DIR OTHER_WORK_DIR [...] [--label best|final|last3]
+    python bench/label_quality.py WORK_DIR@1 WORK_DIR@2          # two label seeds of one build
 
 Each argument is a ``work_dir`` of ``python -m dass.build_db`` (``--stage students`` is enough): its
 ``results/<task>/<student>.json`` files are read and students are matched across runs by task and
-architecture (the same ``sample_seed`` samples the same students). Typical pairs: KD seed 1 vs seed 2
+architecture (the same ``sample_seed`` samples the same students). ``WORK_DIR@SEED`` takes only the
+runs of KD seed ``SEED`` (a build with several ``label_seeds`` keeps them in one folder); a folder
+holding several seeds without ``@SEED`` is refused. Typical pairs: KD seed 1 vs seed 2
 (seed agreement), a schedule vs a longer one (convergence), ``kd.alpha=1.0`` vs the KD recipe (what KD
 changes). Per task and run it prints:
 
@@ -28,14 +31,22 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from dass.database.format import spearman_brown
+
 LABELS = ("best", "final", "last3")
 
 
 def load_results(work_dir) -> dict[str, dict[str, dict]]:
-    """``{task: {arch_json: record}}`` from ``<work_dir>/results/<task>/*.json``."""
+    """``{task: {arch_json: record}}`` from ``<work_dir>/results/<task>/*.json`` (``<work_dir>@<seed>``:
+    the runs of that KD seed only)."""
+    work_dir, _, seed = str(work_dir).rpartition("@") if "@" in str(work_dir) else (str(work_dir), "", "")
     out: dict[str, dict[str, dict]] = {}
+    seeds = set()
     for f in sorted(Path(work_dir, "results").glob("*/*.json")):
         r = json.loads(f.read_text())
+        if seed and str(r.get("seed")) != seed:
+            continue
+        seeds.add(r.get("seed"))
         accs = [h["test_acc"] for h in r.get("history", []) if h.get("test_acc") is not None]
         if not accs:
             accs = [r["final_acc"]]
@@ -43,12 +54,9 @@ def load_results(work_dir) -> dict[str, dict[str, dict]]:
                "best_epoch": int(np.argmax(accs)), "evals": len(accs), "macs": int(r["macs"]),
                "seconds": float(sum(h.get("seconds", 0.0) for h in r.get("history", [])))}
         out.setdefault(r["task"], {})[json.dumps(r["arch"], sort_keys=True)] = rec
+    if len(seeds) > 1:
+        raise SystemExit(f"error: {work_dir} holds KD seeds {sorted(seeds)}: name one as {work_dir}@<seed>")
     return out
-
-
-def spearman_brown(r: float, k: int = 2) -> float:
-    """Reliability of the mean of ``k`` measurements whose pairwise correlation is ``r``."""
-    return k * r / (1 + (k - 1) * r)
 
 
 def compare(runs: list[dict], label: str = "best") -> dict:
@@ -70,7 +78,7 @@ def compare(runs: list[dict], label: str = "best") -> dict:
             if i > 0:
                 a0 = {k: np.array([base[a][k] for a in common], dtype=float) for k in LABELS}
                 row["rho"] = {k: float(spearmanr(a0[k], b[k])[0]) for k in LABELS}
-                row["reliability"] = spearman_brown(row["rho"][label])
+                row["reliability"] = spearman_brown(row["rho"][label], 2)
                 row["gain"] = float(np.mean(a0[label] - b[label]))
                 row["first_higher"] = float(np.mean(a0[label] > b[label]))
             rows.append(row)

@@ -9,12 +9,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import label_quality as lq  # noqa: E402
 
 
-def _write(work, task, arch, best, accs, macs=1000):
+def _write(work, task, arch, best, accs, macs=1000, seed=1):
     d = Path(work, "results", task)
     d.mkdir(parents=True, exist_ok=True)
     hist = [{"epoch": i + 1, "test_acc": a, "seconds": 2.0} for i, a in enumerate(accs)]
-    rec = {"task": task, "arch": arch, "best_acc": best, "final_acc": accs[-1], "macs": macs, "history": hist}
-    (d / f"{abs(hash(json.dumps(arch)))}.json").write_text(json.dumps(rec))
+    rec = {"task": task, "arch": arch, "best_acc": best, "final_acc": accs[-1], "macs": macs, "history": hist,
+           "seed": seed}
+    (d / f"{abs(hash(json.dumps([arch, seed])))}.json").write_text(json.dumps(rec))
 
 
 def test_compare_by_hand(tmp_path):
@@ -47,3 +48,14 @@ def test_missing_students_are_skipped(tmp_path):
     _write(tmp_path / "B", "t", {"d": 0}, 0.0, [0.0])
     rep = lq.compare([lq.load_results(tmp_path / "A"), lq.load_results(tmp_path / "B")])
     assert rep["t"][1] == {"run": 1, "n": 1}
+
+
+def test_seeds_of_one_work_dir(tmp_path):
+    """Two label seeds in one work folder: ``DIR@SEED`` picks one; without it the folder is refused."""
+    for i in range(4):
+        _write(tmp_path / "W", "t", {"d": i}, float(i), [float(i)], seed=1)
+        _write(tmp_path / "W", "t", {"d": i}, float(3 - i), [float(3 - i)], seed=2)  # reversed order
+    rep = lq.compare([lq.load_results(f"{tmp_path / 'W'}@1"), lq.load_results(f"{tmp_path / 'W'}@2")])
+    assert rep["t"][0]["mean"] == pytest.approx(1.5) and rep["t"][1]["rho"]["best"] == pytest.approx(-1.0)
+    with pytest.raises(SystemExit, match="seeds"):
+        lq.load_results(tmp_path / "W")

@@ -124,8 +124,10 @@ def acc_seeds(d: dict, key: str = "best_acc") -> torch.Tensor:
 
 
 def spearman_brown(r: float, k: int) -> float:
-    """Reliability of the mean of ``k`` measurements whose pairwise correlation is ``r``."""
-    return k * r / (1 + (k - 1) * r)
+    """Reliability of the mean of ``k`` measurements whose pairwise correlation is ``r`` (NaN where
+    ``r <= -1/(k-1)``: the formula has no meaning there)."""
+    den = 1 + (k - 1) * r
+    return k * r / den if den > 0 else float("nan")
 
 
 def seed_agreement(acc: torch.Tensor) -> tuple[float | None, float | None]:
