@@ -2,7 +2,7 @@
 
     python bench/label_quality.py BASE_WORK_DIR OTHER_WORK_DIR [...] [--label best|final|last3]
 
-Each argument is a ``work_dir`` of ``python -m dass.build_db`` (``--stage students`` is enough): its
+Each argument is a ``work_dir`` of ``python -m dass.database`` (``--stage students`` is enough): its
 ``results/<task>/<student>.json`` files are read and students are matched across runs by task and
 architecture (the same ``sample_seed`` samples the same students). Typical pairs: KD seed 1 vs seed 2
 (seed agreement), a schedule vs a longer one (convergence), ``kd.alpha=1.0`` vs the KD recipe (what KD

@@ -300,9 +300,9 @@ def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
 
 def _main_in_process(*args) -> int:
     from dass.cli import make_parser, run_main
-    from dass.evaluate import main
+    from dass.evaluation.__main__ import main
     with pytest.raises(SystemExit) as e:
-        run_main(main, list(args), make_parser("python -m dass.evaluate", ""))
+        run_main(main, list(args), make_parser("python -m dass.evaluation", ""))
     return e.value.code
 
 

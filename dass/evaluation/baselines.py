@@ -41,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from ..database.format import LABELS
+from ..database.splits import LABELS
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build_remapped, macs, noise_input, params
 from . import proxies
@@ -111,7 +111,7 @@ class EvalContext:
         """The task's teacher state dict (loaded once; checked against the task's space and classes)."""
         key = task_key(task)
         if key not in self._teacher_sd:
-            from ..teacher import load_teacher
+            from ..teacher.checkpoint import load_teacher
             path = self.teacher_path(task)
             if not str(path) or not path.is_file():
                 raise DassError(f"task {key}: teacher checkpoint not found: '{path}' "
