@@ -69,9 +69,12 @@ def _imported(stderr: str) -> set[str]:
     (["-m", "dass.search", "--help"], 0),
     (["-m", "dass.kd", "seeds=[1,1]", "teacher=t.pt", "dataset=d"], 2),   # a config error (a seed twice)
     (["-m", "dass.database", "--config", "nowhere.yaml"], 2),
+    (["-m", "dass.teacher", "recipe.epochs=1"], 2),                      # no dataset named
+    (["-m", "dass.evaluation", "top_k=3"], 2),                            # no database named
     (["-m", "dass.meta_train", "--help"], 0),                              # an alias
     (["-m", "dass", ], 0),
-], ids=["search-help", "kd-config-error", "database-missing-config", "alias-help", "stage-list"])
+], ids=["search-help", "kd-config-error", "database-missing-config", "teacher-no-dataset", "evaluation-no-db",
+        "alias-help", "stage-list"])
 def test_commands_import_no_heavy_module(argv, rc):
     r = _python("-X", "importtime", *argv)
     assert r.returncode == rc, r.stderr[-2000:]

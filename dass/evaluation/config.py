@@ -64,3 +64,8 @@ class EvaluateConfig:
             raise DassError("top_k must be >= 1")
         if len(set(self.methods)) != len(self.methods):
             raise DassError("methods: a method is listed twice")
+
+    def check(self) -> None:
+        """The check that needs no file: a database folder is named."""
+        if not self.db:
+            raise DassError("give the database folder: db=<folder>")

@@ -63,8 +63,7 @@ class Plan:
 
 
 def _select_tasks(cfg: EvaluateConfig) -> list[dict]:
-    if not cfg.db:
-        raise DassError("give the database folder: db=<folder>")
+    cfg.check()
     tasks = load_db(cfg.db, splits=(cfg.split,))[cfg.split]
     keys = [bl.task_key(t) for t in tasks]
     unknown = [k for k in cfg.tasks if k not in keys]

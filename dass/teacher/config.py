@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import DassError
 from ..train.recipe import TeacherRecipe
 
 
@@ -18,3 +19,8 @@ class TeacherRunConfig:
     device: str = "auto"  # auto, cpu, cuda or cuda:<i>
     progress: bool = True  # progress bars
     recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # teacher recipe
+
+    def check(self) -> None:
+        """The check that needs no file: a dataset is named."""
+        if not self.dataset:
+            raise DassError("no dataset given (dataset=<name>, e.g. dataset=glyphs/latin)")

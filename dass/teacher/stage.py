@@ -20,7 +20,6 @@ from .. import runid
 from ..cli import setup_run_dir_of_rank
 from ..data.arrays import ImageArrays
 from ..data.registry import dataset_key, load_dataset
-from ..errors import DassError
 from ..io import atomic_write_json
 from ..space import load_space
 from ..train.distributed import barrier, init_distributed, shutdown
@@ -34,8 +33,7 @@ log = logging.getLogger("dass.teacher")
 def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = None) -> dict:
     """Train (or resume) the teacher of ``cfg``; returns its metrics with ``teacher`` (the path of
     ``teacher.pt``). ``data``: the (train, test) splits when the caller has read them already."""
-    if not cfg.dataset:
-        raise DassError("no dataset given (dataset=<name>, e.g. dataset=glyphs/latin)")
+    cfg.check()
     space = load_space(cfg.space)
     if data is None:
         # arrays keep their stored size (the loader resizes on the device, as the database build does);
