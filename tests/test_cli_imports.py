@@ -92,3 +92,16 @@ def test_the_check_reads_importtime_lines():
               "import time:       301 |       1102 | dass.cli\n"
               "some other stderr line | with a bar\n")
     assert _imported(sample) == {"_io", "torch", "dass"}
+
+
+def test_stage_mains_import_only_their_config_and_the_cli_at_module_level():
+    """The rule behind the checks above, read from the source: a stage's ``__main__`` imports (at
+    module level) only ``__future__``, its own ``config`` and ``dass.cli``; the stage itself comes
+    later, inside a function."""
+    import ast
+    for stage in ("teacher", "database", "predictor", "search", "kd", "evaluation", "pipeline"):
+        tree = ast.parse((ROOT / "dass" / stage / "__main__.py").read_text())
+        top = {("." * n.level) + (n.module or "") for n in tree.body if isinstance(n, ast.ImportFrom)}
+        top |= {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        assert top <= {"__future__", ".config", "..cli"}, (stage, sorted(top))
+        assert ".config" in top and "..cli" in top, stage
