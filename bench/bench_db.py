@@ -142,7 +142,7 @@ class StudentPhase:
                                                       initargs=(cfgmod.to_dict(cfg),))
             list(self.pool.imap_unordered(B._worker_group, [B.JobGroup("warm-up")] * cfg.workers))
         else:
-            self.ctx = B._Ctx(cfg)
+            self.task_cache = B.TaskCache(cfg)
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) used so far by the processes doing the work."""
@@ -162,7 +162,7 @@ class StudentPhase:
         if self.pool is not None:
             trained = sum(self.pool.imap_unordered(B._worker_group, self.groups))
         else:
-            trained = sum(B.run_group(self.cfg, g, self.ctx) for g in self.groups)
+            trained = sum(B.run_group(self.cfg, g, self.task_cache) for g in self.groups)
         self.cpu.append(self.cpu_seconds() - cpu0)
         return trained
 
@@ -204,7 +204,7 @@ def main() -> None:
         old_cfg = dataclasses.replace(old_cfg, work_dir=str(scratch / "work_old"))
         new_cfg = dataclasses.replace(old_cfg, work_dir=str(scratch / "work_new"), lockstep=args.new_lockstep,
                                       teacher_logit_cache=True)
-        plan = B.plan_students(old_cfg, B._Ctx(old_cfg))
+        plan = B.plan_students(old_cfg, B.TaskCache(old_cfg))
         students = sum(len(j) for j in plan.values())
         for note in notes:
             print(f"note: {note}")

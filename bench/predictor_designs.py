@@ -6,7 +6,7 @@
 Every design is ``configs/meta_train/paper.yaml`` plus explicit overrides (so the table does not
 change when a profile's defaults change; ``paper (300 episodes)`` is the paper's recipe cut to the
 episodes of the others, ``paper.yaml`` itself runs 1000), meta-trained with seeds 0, 1, 2 into
-``<out>/<design>/seed<k>`` (``dass.meta_train``; a finished run, one with ``metrics.json``, is not
+``<out>/<design>/seed<k>`` (``dass.predictor``; a finished run, one with ``metrics.json``, is not
 redone, an interrupted one resumes). For each design the table gives, over the seeds, the mean and
 the sample std of:
 
@@ -74,7 +74,7 @@ def run_all(db: str, out: Path, designs: dict, seeds, jobs: int, data_root: str)
             name, seed = todo.pop(0)
             run_dir = out / folder(name) / f"seed{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "dass.meta_train", "--config", str(ROOT / BASE), f"db={db}",
+            cmd = [sys.executable, "-m", "dass.predictor", "--config", str(ROOT / BASE), f"db={db}",
                    f"run_dir={run_dir}", f"seed={seed}", "progress=false", f"data_root={data_root}",
                    f"proxy_cache={out / 'proxy_cache'}", *designs[name]]
             log = open(run_dir / "stdout.log", "w")

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import importlib
 
-# In pipeline order; each entry module builds its parser with ``_parser()`` (``make_parser()`` in
-# dass.compat), whose description is the line shown.
-STAGES = ("data", "space", "train_teacher", "build_db", "meta_train", "search", "kd", "evaluate", "compat",
-          "pipeline")
+# In pipeline order, one package per stage; each package's __main__ builds its parser with
+# ``_parser()`` (``make_parser()`` in dass.compat), whose description is the line shown. The old
+# command names dass.train_teacher, dass.build_db, dass.meta_train and dass.evaluate are aliases of
+# dass.teacher, dass.database, dass.predictor and dass.evaluation.
+STAGES = ("data", "space", "teacher", "database", "predictor", "search", "kd", "evaluation", "compat", "pipeline")
+ALIASES = {"train_teacher": "teacher", "build_db": "database", "meta_train": "predictor", "evaluate": "evaluation"}
 
 
 def describe() -> list[tuple[str, str]]:
     out = []
     for name in STAGES:
-        mod = importlib.import_module(f"dass.{name}")
-        if hasattr(mod, "__path__"):  # a package: its entry is __main__
-            mod = importlib.import_module(f"dass.{name}.__main__")
+        mod = importlib.import_module(f"dass.{name}.__main__")
         parser = getattr(mod, "_parser", None) or mod.make_parser
         out.append((name, parser().description))
     return out
@@ -26,6 +26,7 @@ def main() -> None:
     w = max(len(n) for n, _ in rows)
     for name, line in rows:
         print(f"  {name:<{w}}  {line}")
+    print("aliases (old command names): " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()))
 
 
 if __name__ == "__main__":

@@ -106,18 +106,24 @@ def run_main(fn: Callable[[argparse.Namespace], int | None], argv=None, parser=N
     sys.exit(rc or 0)
 
 
-def run_entry(module: str, parser: argparse.ArgumentParser, config_cls=None, argv=None) -> None:
-    """``python -m <module>`` without the heavy imports up front: the command line is parsed first
-    (``--help`` and usage errors answer at once), the config is loaded when ``config_cls`` is given
-    (unknown or ill-typed keys fail at once), then ``module`` is imported and its ``main(args)`` runs
-    under :func:`run_main`. Entry modules call this from an ``if __name__ == "__main__"`` block
-    placed above their torch-importing imports."""
-    def fn(args):
-        if config_cls is not None:
-            load_config(config_cls, args)
+def stage_entry(prog: str, description: str, config_cls, module: str):
+    """``(main, parser_factory)`` of a stage's ``python -m`` entry, for its ``__main__.py``. ``main(args)``
+    loads ``config_cls`` from ``--config`` and the overrides, runs its ``check()`` when it has one,
+    then imports ``module`` and calls ``module.run(cfg)``. The import comes last on purpose: the
+    entry module imports only the (torch-free) config and this file, so ``--help`` and config errors
+    never pay for torch."""
+    def main(args) -> int:
+        cfg = load_config(config_cls, args)
+        if hasattr(cfg, "check"):
+            cfg.check()
         import importlib
-        return importlib.import_module(module).main(args)
-    run_main(fn, argv, parser)
+        importlib.import_module(module).run(cfg)
+        return 0
+
+    def parser() -> argparse.ArgumentParser:
+        return make_parser(prog, description, config_cls)
+
+    return main, parser
 
 
 def load_config(cls, args):
@@ -140,6 +146,15 @@ def setup_run_dir(run_dir, cfg, name: str = "run", identity: dict | None = None)
     cfgmod.save(cfg, run_dir / "config.yaml")
     setup_logging(run_dir / f"{name}.log")
     return run_dir
+
+
+def setup_run_dir_of_rank(is_main: bool, run_dir, cfg, name: str, identity: dict | None = None) -> None:
+    """In a (possibly distributed) run: the main process sets up the run folder
+    (:func:`setup_run_dir`), the other ranks only log to stderr."""
+    if is_main:
+        setup_run_dir(run_dir, cfg, name, identity=identity)
+    else:
+        setup_logging()
 
 
 def setup_logging(logfile=None, level=logging.INFO) -> None:

@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 PROFILE=${PROFILE:-cpu}
 NPROC=${NPROC:-1}
 if [[ "$NPROC" -gt 1 ]]; then
-  exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m dass.build_db \
+  exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m dass.database \
     --config "configs/db/$PROFILE.yaml" launcher=torchrun "$@"
 fi
-exec "$PY" -m dass.build_db --config "configs/db/$PROFILE.yaml" "$@"
+exec "$PY" -m dass.database --config "configs/db/$PROFILE.yaml" "$@"

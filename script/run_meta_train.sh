@@ -13,5 +13,5 @@ fi
 PROFILE=${PROFILE:-cpu}
 DB=$1
 shift
-exec "${PYTHON:-python3}" -m dass.meta_train --config "configs/meta_train/$PROFILE.yaml" "db=$DB" \
+exec "${PYTHON:-python3}" -m dass.predictor --config "configs/meta_train/$PROFILE.yaml" "db=$DB" \
   "run_dir=runs/meta_train/$PROFILE" "$@"

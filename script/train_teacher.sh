@@ -18,6 +18,6 @@ NAME=${NAME//:/_}
 set -- "run_dir=runs/teacher/$NAME" "$@"
 if [[ "$NPROC" -gt 1 ]]; then
   exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" \
-    -m dass.train_teacher --config "configs/teacher/$PROFILE.yaml" "dataset=$DATASET" "$@"
+    -m dass.teacher --config "configs/teacher/$PROFILE.yaml" "dataset=$DATASET" "$@"
 fi
-exec "$PY" -m dass.train_teacher --config "configs/teacher/$PROFILE.yaml" "dataset=$DATASET" "$@"
+exec "$PY" -m dass.teacher --config "configs/teacher/$PROFILE.yaml" "dataset=$DATASET" "$@"

@@ -15,7 +15,7 @@ import torch
 
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays
-from dass.database.features import candidate_maps, dataset_features, teacher_map
+from dass.teacher.inputs import candidate_maps, dataset_features, teacher_map
 from dass.database.format import FORMAT_V1 as FORMAT, save_task_db
 from dass.search import smallest_arch
 from dass.space import (Arch, ResNet, SpaceConfig, macs, onehot, onehot_batch, params, sample_unique,

@@ -77,11 +77,11 @@ def search(*extra, teacher="{teacher}", predictor="{predictor}"):
 
 
 def meta_train(*extra, db="{db}"):
-    return ("dass.meta_train", (f"db={db}", "run_dir={scratch}/mt", "episodes=1", "progress=false", *extra))
+    return ("dass.predictor", (f"db={db}", "run_dir={scratch}/mt", "episodes=1", "progress=false", *extra))
 
 
 def evaluate(*extra):
-    return ("dass.evaluate", ("db={db}", "run_dir={scratch}/ev", "plots=false", "progress=false", *extra))
+    return ("dass.evaluation", ("db={db}", "run_dir={scratch}/ev", "plots=false", "progress=false", *extra))
 
 
 def case(id, module_args, expect, absent=()):
@@ -99,13 +99,13 @@ CASES = [
     case("override-without-equals", search("top_k"), ["override 'top_k'", "key=value"]),
     case("missing-config-file", ("dass.train_teacher", ("--config", "{scratch}/nowhere.yaml")),
          ["config file not found", "nowhere.yaml"]),
-    case("invalid-yaml", ("dass.evaluate", ("--config", "{cfg_bad_yaml}")), ["cfg_bad_yaml.yaml", "not valid YAML"]),
+    case("invalid-yaml", ("dass.evaluation", ("--config", "{cfg_bad_yaml}")), ["cfg_bad_yaml.yaml", "not valid YAML"]),
     # ---- datasets
     case("missing-dataset-folder", ("dass.data", ("validate", "cub", "--root", "{data}")),
          ["dataset folder not found", "cub"]),
     case("images-labels-length-mismatch", ("dass.data", ("validate", "glyphs/mismatch", "--root", "{data}")),
          ["train_labels.npy", "9 labels", "10 images"]),
-    case("labels-out-of-range", ("dass.train_teacher", ("dataset=glyphs/negative", "data_root={data}",
+    case("labels-out-of-range", ("dass.teacher", ("dataset=glyphs/negative", "data_root={data}",
                                                        "space={space}", "run_dir={scratch}/tt")),
          ["negative", "labels must lie in [0,", "found -1"], absent=["{scratch}/tt"]),
     case("float-labels-not-whole", ("dass.data", ("validate", "glyphs/fractional", "--root", "{data}")),
@@ -163,9 +163,9 @@ CASES = [
          ["malformed.pt", "students.arch must be a list"]),
     case("evaluate-unknown-method", evaluate("methods=[macs,oracle_plus]"),
          ["unknown method 'oracle_plus'"], absent=["{scratch}/ev"]),
-    case("build-db-duplicate-task-keys", ("dass.build_db", ("--config", "{cfg_dup_tasks}")),
+    case("build-db-duplicate-task-keys", ("dass.database", ("--config", "{cfg_dup_tasks}")),
          ["two tasks share a key"], absent=["{scratch}/bd"]),
-    case("build-db-bad-split", ("dass.build_db", ("--config", "{cfg_bad_split}")),
+    case("build-db-bad-split", ("dass.database", ("--config", "{cfg_bad_split}")),
          ["split must be one of", "'meta_training'"], absent=["{scratch}/bd"]),
     # ---- ranges at the edge (issue 15; more in test_reliability.py and test_config_fuzz.py)
     case("nan-budget", search("max_macs=.nan"), ["'max_macs' must be a finite number"], absent=["{scratch}/search"]),
@@ -174,7 +174,7 @@ CASES = [
     case("nan-outer-lr", meta_train("outer_lr=.nan"), ["'outer_lr' must be a finite number"],
          absent=["{scratch}/mt"]),
     case("negative-image-size", ("dass.space", ("--describe", "image_size=-16")), ["image_size must lie in"]),
-    case("manifest-not-json", ("dass.build_db", ("--validate", "{manifest_db}")), ["manifest.json", "not valid JSON"]),
+    case("manifest-not-json", ("dass.database", ("--validate", "{manifest_db}")), ["manifest.json", "not valid JSON"]),
     # ---- compat and downloads
     case("compat-import-without-original-files",
          ("dass.compat", ("import", "--src", "{empty_release}", "--out", "{scratch}/imported")),
@@ -326,8 +326,10 @@ def test_cases_are_distinct_and_cover_every_entry_module():
     assert len({c.id for c in CASES}) == len(CASES) >= 30
     assert len({(c.module, c.args) for c in CASES}) == len(CASES)
     modules = {c.module for c in CASES}
-    for m in ("dass.space", "dass.data", "dass.train_teacher", "dass.kd", "dass.build_db", "dass.meta_train",
-              "dass.search", "dass.evaluate", "dass.compat", "download/download_dataset.py",
+    # the new command names, and the old ones kept as aliases (dass.train_teacher, dass.build_db)
+    for m in ("dass.space", "dass.data", "dass.teacher", "dass.train_teacher", "dass.kd", "dass.database",
+              "dass.build_db", "dass.predictor", "dass.search", "dass.evaluation", "dass.compat",
+              "download/download_dataset.py",
               "download/download_checkpoint.py", "download/download_preprocessed.py"):
         assert m in modules, m
 

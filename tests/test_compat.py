@@ -361,7 +361,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_meta_training_runs_on_the_imported_database(imported, tmp_path):
-    from dass.meta_train import MetaTrainConfig, run
+    from dass.predictor import MetaTrainConfig, run
     cfg = MetaTrainConfig(db=str(imported), run_dir=str(tmp_path / "run"), episodes=2, eval_every=2, n_query=4,
                           device="cpu", progress=False)
     metrics = run(cfg)

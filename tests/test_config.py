@@ -63,11 +63,15 @@ def test_entry_module_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2 and "missing.yaml" in r.stderr
 
 
-def test_describe_prints_facts():
+def test_describe_prints_facts(capsys):
     import json
-    r = subprocess.run([sys.executable, "-m", "dass.space", "--config", "configs/space/paper.yaml", "--describe"],
-                       capture_output=True, text=True, check=True)
-    d = json.loads(r.stdout)
+
+    from dass.cli import run_main
+    from dass.space import __main__ as space_cli
+    with pytest.raises(SystemExit) as e:  # in process: the command's torch import is already paid for
+        run_main(space_cli.main, ["--config", "configs/space/paper.yaml", "--describe"], space_cli._parser())
+    assert e.value.code == 0
+    d = json.loads(capsys.readouterr().out)
     assert d["num_architectures"] == 66429 ** 4
     assert d["onehot_dim"] == 200 and d["teacher"]["layers"] == 42
     assert d["teacher_params"] > 0 and d["teacher_macs"] > 0

@@ -21,12 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 ENTRIES = {
     "data": ("dass.data.__main__", "dass.data.glyphs:GlyphsConfig"),
     "space": ("dass.space.__main__", "dass.space:SpaceConfig"),
-    "train_teacher": ("dass.train_teacher", "dass.train_teacher:TeacherRunConfig"),
-    "build_db": ("dass.build_db", "dass.database.builder:BuildConfig"),
-    "meta_train": ("dass.meta_train", "dass.meta_train:MetaTrainConfig"),
-    "search": ("dass.search", "dass.search:SearchConfig"),
-    "kd": ("dass.kd", "dass.kd:KDRunConfig"),
-    "evaluate": ("dass.evaluate", "dass.evaluate:EvaluateConfig"),
+    "teacher": ("dass.teacher.__main__", "dass.teacher.config:TeacherRunConfig"),
+    "database": ("dass.database.__main__", "dass.database.config:BuildConfig"),
+    "predictor": ("dass.predictor.__main__", "dass.predictor.config:MetaTrainConfig"),
+    "search": ("dass.search.__main__", "dass.search.config:SearchConfig"),
+    "kd": ("dass.kd.__main__", "dass.kd.config:KDRunConfig"),
+    "evaluation": ("dass.evaluation.__main__", "dass.evaluation.config:EvaluateConfig"),
     "pipeline": ("dass.pipeline.__main__", "dass.pipeline:PipelineConfig"),
     "compat": ("dass.compat.__main__", None),
 }
@@ -126,8 +126,8 @@ def test_keys_types_defaults_and_meanings_from_the_source():
     assert text[3].split() == ["z", "p|q", "=", "q"]
 
 
-@pytest.mark.slow  # two subprocesses importing torch
 def test_cli_help_and_stage_list():
+    """Two subprocesses; neither imports torch (tests/test_cli_imports.py), so they take a second."""
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "dass.search", "--help"], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
@@ -135,6 +135,8 @@ def test_cli_help_and_stage_list():
     out = subprocess.run([sys.executable, "-m", "dass"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0
-    listed = [ln.split()[0] for ln in out.stdout.splitlines()[1:]]
+    listed = [ln.split()[0] for ln in out.stdout.splitlines()[1:1 + len(STAGES)]]
     assert listed == list(STAGES)
+    assert out.stdout.splitlines()[-1] == ("aliases (old command names): train_teacher = teacher, build_db = database, "
+                                           "meta_train = predictor, evaluate = evaluation")
     assert dict(describe())["pipeline"] in out.stdout

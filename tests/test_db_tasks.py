@@ -12,10 +12,12 @@ import torch
 import yaml
 
 from assets.tiny_db import write_build_config, write_quadrant_glyphs
+from dass.cli import run_main
 from dass.config import from_dict, load
 from dass.data.registry import load_dataset
 from dass.data.subset import parse_subset, subset_name
-from dass.database.builder import BuildConfig, _Ctx, plan_students
+from dass.database import __main__ as db_cli
+from dass.database.builder import BuildConfig, TaskCache, plan_students
 from dass.database.format import load_db, seed_agreement
 from dass.database.subsets import SubsetTaskSpec, expand, pool_classes
 from dass.errors import DassError
@@ -107,16 +109,20 @@ def test_subset_tasks_expand_deterministically(tmp_path):
     # a meta-train dataset sharing a code point (U+0041) with the meta-valid dataset
     ([{"dataset": "glyphs/a", "split": "meta_valid"}, {"dataset": "glyphs/c", "split": "meta_train"}], [], "U+0041"),
 ])
-def test_builder_refuses_classes_shared_across_splits(tmp_path, tasks, subsets, culprit):
+def test_builder_refuses_classes_shared_across_splits(tmp_path, tasks, subsets, culprit, capsys):
     cfg = _config(tmp_path, "overlap", tasks=tasks, subset_tasks=subsets)
-    r = _run(["--config", str(cfg)])
-    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
-    assert "must not share classes" in r.stderr and culprit in r.stderr
+    with pytest.raises(SystemExit) as e:  # in process, through the entry's error boundary
+        run_main(db_cli.main, ["--config", str(cfg)], db_cli._parser())
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    line = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "must not share classes" in line[0] and culprit in line[0]
     assert not (tmp_path / "overlap" / "work" / "teachers").exists()   # refused before any training
 
 
 # ------------------------------------------------------------------------------------------- seeds, subsets, merge
 
+@pytest.mark.slow  # two database builds in subprocesses (teachers and students trained)
 def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
     subsets = [{"pool": ["glyphs/c"], "count": 1, "classes": [2, 3], "seed": 1}]
     seeds = {"meta_train": [1], "meta_test": [1, 2]}
@@ -144,14 +150,14 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
 
     # the seed-1 students are the same jobs as a plain single-seed build (`seed: 1`): same result files
     c1 = _cfg(cfg, label_seeds={}, seed=1)
-    ctx = _Ctx(c1)
-    plan1 = plan_students(c1, ctx)
+    cache = TaskCache(c1)
+    plan1 = plan_students(c1, cache)
     ids = {p.stem for p in (work / "results" / "glyphs-b").glob("*.json")}
     assert {j.student_id for j in plan1["glyphs-b"]} < ids
     # the students sampled do not depend on the KD recipe (a CE-only companion has the same students)
     ce = plan_students(load(BuildConfig, cfg, ["kd.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
-                                               f"teachers_dir={work}/teachers"]), ctx)
-    base = plan_students(load(BuildConfig, cfg), ctx)
+                                               f"teachers_dir={work}/teachers"]), cache)
+    base = plan_students(load(BuildConfig, cfg), cache)
     assert list(ce) == ["glyphs-b"] and len(base) == 3
     for key in ce:
         assert [j.arch for j in ce[key]] == [j.arch for j in base[key]]
@@ -178,6 +184,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
     assert rows["glyphs-a"]["file"] == "glyphs-a.pt"
 
 
+@pytest.mark.slow  # a database build in a subprocess (a teacher and students trained)
 def test_work_dir_is_committable(tmp_path):
     if shutil.which("git") is None:
         pytest.skip("no git")
@@ -206,7 +213,7 @@ def test_work_dir_is_committable(tmp_path):
 
 def test_validate_table_and_compare_hand_computed(tmp_path):
     from assets.tiny_db import write_tiny_db
-    from dass.build_db import format_summary, validate_db
+    from dass.database.stage import format_summary, validate_db
     from dass.database.compare import compare_dbs
     from dass.database.format import FORMAT, save_task_db
     d = write_tiny_db(tmp_path / "a", tasks=(("dtd", "meta_test"),), n_students=4)["dtd"]

@@ -128,6 +128,13 @@ def test_regret_and_top_k_overlap_by_hand():
 
 # ------------------------------------------------------------------------------------- scorers
 
+def test_the_torch_free_default_methods_are_the_registered_scorers():
+    """EvaluateConfig's default methods (dass/evaluation/config.py, no torch) name every registered
+    scorer, in the registry's order."""
+    from dass.evaluation.config import BUILTIN_METHODS, EvaluateConfig
+    assert list(BUILTIN_METHODS) == bl.builtin_scorers() == EvaluateConfig().methods
+
+
 def test_every_builtin_scorer_scores_every_student(tiny):
     root, tasks = tiny
     ctx = bl.EvalContext(data_root=str(root / "data"), proxy_batch_size=8, progress=False)
@@ -300,9 +307,9 @@ def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
 
 def _main_in_process(*args) -> int:
     from dass.cli import make_parser, run_main
-    from dass.evaluate import main
+    from dass.evaluation.__main__ import main
     with pytest.raises(SystemExit) as e:
-        run_main(main, list(args), make_parser("python -m dass.evaluate", ""))
+        run_main(main, list(args), make_parser("python -m dass.evaluation", ""))
     return e.value.code
 
 

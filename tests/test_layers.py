@@ -12,47 +12,41 @@ from pathlib import Path
 DASS = Path(__file__).resolve().parents[1] / "dass"
 
 PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli", "dass._lazy", "dass.runid", "dass.correlation"}
-# entry modules (a package's __main__.py belongs to its package); dass.__main__ lists the stages
-ENTRY = {"dass.build_db", "dass.meta_train", "dass.train_teacher", "dass.kd", "dass.evaluate", "dass.__main__"}
+# entry modules outside the stage packages (a package's __main__.py belongs to its package): the
+# aliases of old command names and dass.__main__, which lists the stages
+ENTRY = {"dass.build_db", "dass.meta_train", "dass.train_teacher", "dass.evaluate", "dass.__main__"}
 
 # component -> the components it may import (besides itself); keep in step with docs/ARCHITECTURE.md
 MAY_IMPORT = {
     "plumbing": set(),
     "data": {"plumbing"},
     "space": {"plumbing"},
-    "teacher": {"plumbing", "space"},
+    # the training loop: a library shared by the teacher, database and kd stages
     "train": {"plumbing", "data", "space"},
-    "database": {"plumbing", "data", "space", "teacher", "train"},
-    "predictor": {"plumbing", "data", "space", "database"},
-    "search": {"plumbing", "data", "space", "predictor"},
-    "evaluation": {"plumbing", "data", "space", "teacher", "train", "database", "predictor", "search"},
-    "compat": {"plumbing", "data", "space", "teacher", "train", "database"},
-    "entry": {"plumbing", "data", "space", "teacher", "train", "database", "predictor", "search", "evaluation",
-              "compat"},
-    # one dataset end to end: calls the stages' public run() functions, entry modules included
-    "pipeline": {"plumbing", "data", "space", "teacher", "train", "database", "predictor", "search", "evaluation",
-                 "entry"},
+    # teacher training, checkpoints and the task-level predictor inputs computed with a teacher
+    "teacher": {"plumbing", "data", "space", "train"},
+    "database": {"plumbing", "data", "space", "train", "teacher"},
+    "predictor": {"plumbing", "data", "space", "teacher", "database"},
+    "search": {"plumbing", "data", "space", "teacher", "predictor"},
+    "kd": {"plumbing", "data", "space", "train", "teacher"},
+    "evaluation": {"plumbing", "data", "space", "train", "teacher", "database", "predictor", "search"},
+    "compat": {"plumbing", "data", "space", "train", "teacher", "database"},
+    # one dataset end to end: calls the stages' public run() functions
+    "pipeline": {"plumbing", "data", "space", "train", "teacher", "database", "predictor", "search", "kd",
+                 "evaluation"},
+    "entry": {"plumbing", "data", "space", "train", "teacher", "database", "predictor", "search", "kd",
+              "evaluation", "compat", "pipeline"},
 }
 
 # (importing module, imported component): why it is there today. Remove an entry when its import goes.
 KNOWN_LEAKS = {
-    # same_space / SPACE_FIELDS (space equality) live in dass.teacher; they belong to dass.space
-    ("dass.predictor.model", "teacher"): "space equality from dass.teacher",
-    # teacher map, candidate maps and dataset features are predictor inputs, kept in
-    # dass/database/features.py; they belong to the predictor layer
-    ("dass.search", "database"): "predictor inputs from dass.database.features",
-    # search loads the teacher checkpoint itself instead of receiving the task's inputs
-    ("dass.search", "teacher"): "teacher checkpoint loaded by search",
     # the zero-cost proxies a predictor may read are computed in dass/evaluation/proxies.py (via
     # baselines); they belong one layer down, beside the predictor inputs
     ("dass.predictor.proxy_inputs", "evaluation"): "zero-cost proxies from dass.evaluation",
-    ("dass.predictor.proxy_inputs", "teacher"): "teacher checkpoint loaded for the proxies' batch",
 }
 
 # Sets of modules that import each other. Remove an entry when the cycle goes.
 KNOWN_CYCLES = [
-    # the lockstep trainer reuses the trainer's helpers, and the trainer dispatches to lockstep
-    {"dass.train.trainer", "dass.train.lockstep"},
     # a class-subset dataset loads its sources through the registry, which registers the subset reader
     {"dass.data.registry", "dass.data.subset"},
     # the proxy ensemble baseline reads the predictor's proxy inputs, which reuse the baselines' proxies

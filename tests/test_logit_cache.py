@@ -163,6 +163,7 @@ print("built" if out.built else "read", float(abs(torch.from_numpy(out.array.cop
 """
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch (the rest of the file covers the cache in process)
 def test_two_racing_writers_leave_one_valid_cache(tmp_path):
     root = str(Path(__file__).resolve().parents[1])
     go, folder = tmp_path / "go", tmp_path / "cache"

@@ -15,7 +15,7 @@ import torch
 from dass import config as cfgmod
 from dass.errors import DassError
 from dass.io import safe_torch_load
-from dass.meta_train import MetaTrainConfig, run
+from dass.predictor import MetaTrainConfig, run
 from dass.predictor import evaluate_predictor, load_predictor
 from synthetic_db import tiny_space
 
@@ -84,7 +84,7 @@ def test_other_inputs_targets_and_losses_train(db, tmp_path):
 
 def test_cost_prior_starts_at_the_least_squares_fit_of_the_targets(db, tmp_path):
     import numpy as np
-    from dass.meta_train import MetaTrainer
+    from dass.predictor import MetaTrainer
     from dass.predictor import cost_features, load_tasks, take
     cfg = config(db, tmp_path, "cost_prior=true", "target=standardized")
     space, tasks = load_tasks(db)

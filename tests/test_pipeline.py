@@ -24,7 +24,7 @@ from dass.kd import KDRunConfig
 from dass.pipeline import PipelineConfig, run
 from dass.pipeline.__main__ import _parser, main
 from dass.space import Arch, macs, params, teacher_arch
-from dass.train_teacher import TeacherRunConfig
+from dass.teacher import TeacherRunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 3

@@ -51,12 +51,10 @@ def _cache(tmp_path, monkeypatch):
 def entry(module: str):
     """(main, parser) of ``python -m dass.<module>``."""
     import importlib
-    mod = importlib.import_module(f"dass.{module}")
-    if module in ("space", "data", "compat"):  # packages: the entry is their __main__
-        mod = importlib.import_module(f"dass.{module}.__main__")
-    if module == "evaluate":
+    mod = importlib.import_module(f"dass.{module}.__main__")  # every stage is a package
+    if module == "evaluation":
         from dass.cli import make_parser
-        return mod.main, make_parser("python -m dass.evaluate", "")
+        return mod.main, make_parser("python -m dass.evaluation", "")
     if module == "data":
         return (lambda a: a.fn(a)), mod._parser()
     if module == "compat":
@@ -98,7 +96,7 @@ def kd(f, *extra, student=True):
 
 
 def teacher(f, *extra):
-    return ("train_teacher", "dataset=glyphs/good", f"data_root={f['data']}", f"space={f['space']}",
+    return ("teacher", "dataset=glyphs/good", f"data_root={f['data']}", f"space={f['space']}",
             "recipe.epochs=1", "recipe.batch_size=5", "recipe.eval_batch_size=5", "progress=false", "device=cpu",
             *extra)
 
@@ -144,7 +142,7 @@ def test_teacher_rerun_on_other_data_of_the_same_name_and_size_is_refused(files,
 
 
 def test_meta_train_and_search_and_evaluate_refuse_another_runs_folder(files, capsys, tmp_path):
-    mt = ("meta_train", f"db={files['mt_db']}", f"run_dir={tmp_path}/M", "episodes=1", "progress=false",
+    mt = ("predictor", f"db={files['mt_db']}", f"run_dir={tmp_path}/M", "episodes=1", "progress=false",
           "device=cpu")
     assert run(capsys, *mt)[0] == 0
     before = tree(tmp_path / "M")
@@ -155,7 +153,7 @@ def test_meta_train_and_search_and_evaluate_refuse_another_runs_folder(files, ca
     before = tree(tmp_path / "S")
     refused(capsys, *search(files, f"run_dir={tmp_path}/S", "seed=5"), expect=["seed: 0 -> 5"])
     assert tree(tmp_path / "S") == before
-    ev = ("evaluate", f"db={files['db']}", "plots=false", "progress=false", "methods=[macs]", "device=cpu")
+    ev = ("evaluation", f"db={files['db']}", "plots=false", "progress=false", "methods=[macs]", "device=cpu")
     assert run(capsys, *ev, f"run_dir={tmp_path}/E")[0] == 0
     before = tree(tmp_path / "E")
     refused(capsys, *ev, f"run_dir={tmp_path}/E", "top_k=2", expect=["top_k: 5 -> 2"])
@@ -278,7 +276,7 @@ def test_sampling_fails_fast_when_the_space_cannot_supply_the_pool():
 @pytest.mark.parametrize("override, text", [("outer_lr=.nan", "'outer_lr' must be a finite number"),
                                             ("device=meta", "device 'meta'")])
 def test_meta_train_bad_values(files, capsys, tmp_path, override, text):
-    refused(capsys, "meta_train", f"db={files['mt_db']}", f"run_dir={tmp_path}/M", "episodes=1", "progress=false",
+    refused(capsys, "predictor", f"db={files['mt_db']}", f"run_dir={tmp_path}/M", "episodes=1", "progress=false",
             override, expect=[text])
     assert not (tmp_path / "M").exists()
 
@@ -291,7 +289,7 @@ def test_evaluate_refuses_a_database_missing_a_listed_task_file(files, capsys, t
     shutil.copytree(files["db"], db)
     (db / "manifest.json").write_text(json.dumps({"tasks": [{"key": "dtd", "file": "dtd.pt", "students": 4},
                                                             {"key": "cub", "file": "cub.pt", "students": 4}]}))
-    refused(capsys, "evaluate", f"db={db}", f"run_dir={tmp_path}/E", "plots=false", "progress=false",
+    refused(capsys, "evaluation", f"db={db}", f"run_dir={tmp_path}/E", "plots=false", "progress=false",
             expect=["manifest.json", "cub.pt", "missing"])
     assert not (tmp_path / "E").exists()
 
@@ -303,7 +301,7 @@ def test_build_db_validate_with_an_edited_manifest(files, capsys, tmp_path, text
     db = tmp_path / "db"
     shutil.copytree(files["db"], db)
     (db / "manifest.json").write_text(text)
-    refused(capsys, "build_db", "--validate", str(db), expect=["manifest.json", expect])
+    refused(capsys, "database", "--validate", str(db), expect=["manifest.json", expect])
 
 
 # ------------------------------------------------------------------------------------------ environment

@@ -15,7 +15,7 @@ import torch
 
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays, write_split
-from dass.database.features import dataset_features, teacher_accuracy, teacher_map
+from dass.teacher.inputs import dataset_features, teacher_accuracy, teacher_map
 from dass.errors import DassError
 from dass.io import atomic_torch_save
 from dass.predictor import InputDims, LoadedPredictor, Predictor, PredictorConfig, save_predictor

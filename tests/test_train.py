@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from dass import kd as kd_cli
-from dass import train_teacher as teacher_cli
+from dass.kd import __main__ as kd_cli
+from dass.teacher import __main__ as teacher_cli
 from dass.cli import run_main
 from dass.config import to_dict
 from dass.data.arrays import ImageArrays, write_split

@@ -42,7 +42,7 @@ from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
 from ..space import Arch, SpaceConfig, macs, onehot, onehot_batch, params, teacher_arch
-from ..teacher import check_teacher_state_dict, save_teacher
+from ..teacher.checkpoint import check_teacher_state_dict, save_teacher
 from ..train.recipe import KDRecipe
 from .original import (NetSample, OriginalRecords, SearchPool, read_correlation_samples, read_database_file,
                        read_net_samples, read_search_pool, read_teacher_checkpoint)

@@ -27,7 +27,7 @@ import torch
 from ..errors import DassError
 from ..io import safe_torch_load
 from ..space import Arch, SpaceConfig, validate
-from ..teacher import strip_module_prefix
+from ..teacher.checkpoint import strip_module_prefix
 
 MAP_KEY = "noise_actmap_stage-4"
 NUMBER_KEYS = ("best_acc", "final_acc", "final_loss")

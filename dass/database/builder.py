@@ -28,131 +28,28 @@ local`` runs the same path on this machine).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 import time
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from ..config import to_dict
-from ..data.registry import dataset_key
 from ..errors import DassError
 from ..io import atomic_write_json, file_sha256, read_json
 from ..space import Arch, SpaceConfig, load_space, macs, params, sample, teacher_arch
-from ..teacher import save_teacher
+from ..teacher.checkpoint import save_teacher
 from ..train.distributed import resolve_device
-from ..train.recipe import KDRecipe, TeacherRecipe
-from .format import SPLITS, FORMAT, save_task_db, seed_agreement
+from ..train.recipe import TeacherRecipe
+from .config import BuildConfig, TaskSpec
+from .format import FORMAT, save_task_db, seed_agreement
 from .jobs import JobGroup, StudentJob, content_hash
-from .subsets import SubsetTaskSpec, check_disjoint, expand
+from .subsets import check_disjoint
 
 log = logging.getLogger("dass.build_db")
-
-
-@dataclass
-class TaskSpec:
-    dataset: str  # dataset name (registry: glyphs/<member>, cub, folder:<path>, subset:... ...)
-    split: str  # meta_train, meta_valid or meta_test
-    key: str = ""        # default: dataset_key(dataset), e.g. 'glyphs/latin' -> 'glyphs-latin'
-    teacher: str = ""    # teacher checkpoint; empty = trained by the build
-    teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
-
-    def __post_init__(self):
-        if self.split not in SPLITS:
-            raise DassError(f"task '{self.dataset}': split must be one of {list(SPLITS)}, got '{self.split}'")
-        if not self.key:
-            self.key = dataset_key(self.dataset)
-
-
-@dataclass
-class SlurmConfig:
-    cluster: Literal["slurm", "local", "debug"] = "slurm"  # slurm: submit; local/debug: run the jobs here
-    partition: str = ""  # Slurm partition (empty = the cluster's default)
-    timeout_min: int = 120  # time limit of one array job, minutes
-    array_parallelism: int = 32  # most array jobs running at once
-    cpus_per_task: int = 4  # CPU cores per array job
-    gpus_per_node: int = 0  # GPUs per array job
-    groups_per_job: int = 4  # student groups trained one after another by one array job
-
-
-@dataclass
-class BuildConfig:
-    space: str = "configs/space/cpu.yaml"  # space profile YAML
-    data_root: str = "data"  # folder of the datasets
-    out: str = "assets/cpu/db"  # output folder of the task files and manifest.json
-    work_dir: str = "runs/build_db/cpu"  # resumable state: per-student results, logs, trained teachers
-    teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
-    tasks: list[TaskSpec] = field(default_factory=list)  # the tasks: a dataset, its split and optionally a teacher
-    subset_tasks: list[SubsetTaskSpec] = field(default_factory=list)  # blocks of class-subset tasks (subsets.py)
-    splits: list[str] = field(default_factory=lambda: list(SPLITS))  # build only the tasks of these splits
-    students: dict[str, int] = field(  # students sampled per task, by split
-        default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
-    sample_seed: int = 0  # seed of the student sampling (combined with the task key)
-    pool_factor: int = 20  # students are drawn from a pool of pool_factor x n, spread over the MACs range
-    kd: KDRecipe = field(default_factory=KDRecipe)  # KD recipe that labels the students
-    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of the teachers trained by the build
-    teacher_seed: int = 0  # seed of the teachers trained by the build
-    seed: int = 0  # KD seed of every student of a split that label_seeds does not name
-    label_seeds: dict[str, list[int]] = field(default_factory=dict)  # KD seeds per split; a label is their mean
-    remap: str = "copy_paste_first"  # initialisation of a student from its teacher (copy_paste_first ...)
-    noise_seed: int = 0  # seed of the noise input of the functional maps
-    launcher: Literal["local", "torchrun", "slurm"] = "local"  # local (in process or workers), torchrun or slurm
-    workers: int = 1  # local processes training students in parallel
-    threads_per_worker: int = 0   # 0 = cores // workers
-    lockstep: int = 1  # students of a task trained together with one teacher forward per batch
-    teacher_logit_cache: bool = True  # teacher logits once per (task, seed): <work_dir>/teacher_logits/<task>/
-    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
-    feats_per_class: int = 10  # training images per class behind the dataset features (input D)
-    max_feats: int = 512  # most images behind the dataset features
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # settings of launcher slurm
-
-    def __post_init__(self):
-        keys = [t.key for t in self.tasks]
-        if len(set(keys)) != len(keys):
-            raise DassError("tasks: two tasks share a key")
-        if not (1 <= self.workers <= 1024 and 1 <= self.lockstep <= 1024 and 1 <= self.pool_factor <= 10_000
-                and 0 <= self.threads_per_worker <= 1024 and 1 <= self.feats_per_class <= 1 << 20
-                and 1 <= self.max_feats <= 1 << 20 and self.noise_seed >= 0):
-            raise DassError("workers and lockstep must lie in [1, 1024], pool_factor in [1, 10000], "
-                            "threads_per_worker in [0, 1024], feats_per_class and max_feats in [1, 2^20], noise_seed >= 0")
-        if any(t.teacher_lr < 0 for t in self.tasks) or min(vars(self.slurm).get(k) for k in (
-                "timeout_min", "array_parallelism", "cpus_per_task", "gpus_per_node", "groups_per_job")) < 0:
-            raise DassError("tasks[].teacher_lr and the slurm counts must be >= 0")
-        for s, n in self.students.items():
-            if s not in SPLITS or not 1 <= n <= 1_000_000:
-                raise DassError(f"students: '{s}: {n}' must name a split with a count in [1, 10^6]")
-        if not self.splits or any(s not in SPLITS for s in self.splits):
-            raise DassError(f"splits: {self.splits} must be a non-empty list of {list(SPLITS)}")
-        for s, seeds in self.label_seeds.items():
-            if s not in SPLITS or not seeds or len(set(seeds)) != len(seeds):
-                raise DassError(f"label_seeds: '{s}: {seeds}' must name a split with a list of distinct seeds")
-
-    @functools.cached_property
-    def all_tasks(self) -> list[TaskSpec]:
-        """``tasks`` followed by the tasks that ``subset_tasks`` expands into (reads ``data_root``),
-        those of ``splits`` only."""
-        out = [t for t in self.tasks if t.split in self.splits]
-        for block in self.subset_tasks:
-            if block.split in self.splits:
-                out += [TaskSpec(**t) for t in expand(block, self.data_root)]
-        keys = [t.key for t in out]
-        dup = {k for k in keys if keys.count(k) > 1}
-        if dup:
-            raise DassError(f"tasks: two tasks share the key '{sorted(dup)[0]}'")
-        return out
-
-    def task(self, key: str) -> TaskSpec:
-        return next(t for t in self.all_tasks if t.key == key)
-
-    def seeds(self, split: str) -> list[int]:
-        """The KD seeds of the students of ``split`` (``label_seeds[split]``, else ``[seed]``)."""
-        return list(self.label_seeds.get(split) or [self.seed])
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -183,8 +80,8 @@ def _task_seed(base: int, key: str) -> int:
     return base * 1_000_003 + zlib.crc32(key.encode())
 
 
-class _Ctx:
-    """Per-process cache of datasets and teachers (workers load each once)."""
+class TaskCache:
+    """Per-process cache of the tasks' datasets and teachers (workers load each once)."""
 
     def __init__(self, cfg: BuildConfig):
         self.cfg = cfg
@@ -204,7 +101,7 @@ class _Ctx:
 
     def teacher(self, task: TaskSpec):
         if task.key not in self._teachers:
-            from ..teacher import load_teacher
+            from ..teacher.checkpoint import load_teacher
             tr, _ = self.data(task)
             self._teachers[task.key] = load_teacher(teacher_path(self.cfg, task), self.space, tr.num_classes)
         return self._teachers[task.key]
@@ -217,18 +114,18 @@ def _set_threads(cfg: BuildConfig):
     torch.set_num_threads(n)
 
 
-def run_teacher_job(cfg: BuildConfig, task: TaskSpec, ctx: _Ctx | None = None) -> str:
+def run_teacher_job(cfg: BuildConfig, task: TaskSpec, task_cache: TaskCache | None = None) -> str:
     from ..train import train_teacher
     path = teacher_path(cfg, task)
     if path.is_file():
         return "skipped"
-    ctx = ctx or _Ctx(cfg)
-    tr, te = ctx.data(task)
+    task_cache = task_cache or TaskCache(cfg)
+    tr, te = task_cache.data(task)
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
     recipe = teacher_recipe(cfg, task)
-    sd, metrics = train_teacher(ctx.space, tr, te, recipe, seed=cfg.teacher_seed,
+    sd, metrics = train_teacher(task_cache.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
-    save_teacher(path, sd, ctx.space, tr.num_classes, task.dataset, metrics,
+    save_teacher(path, sd, task_cache.space, tr.num_classes, task.dataset, metrics,
                  recipe=to_dict(recipe), seed=cfg.teacher_seed)
     return "done"
 
@@ -267,57 +164,57 @@ def check_trained_teachers(cfg: BuildConfig) -> None:
                             f"says {want[diff[0]]!r}); delete it or set another teachers_dir to retrain")
 
 
-def run_group(cfg: BuildConfig, group: JobGroup, ctx: _Ctx | None = None) -> int:
+def run_group(cfg: BuildConfig, group: JobGroup, task_cache: TaskCache | None = None) -> int:
     """KD-train the unfinished students of ``group``; returns how many were trained."""
     from ..train import kd_train, kd_train_many
     todo = [j for j in group.jobs if not j.result_path(cfg.work_dir).is_file()]
     if not todo:
         return 0
-    ctx = ctx or _Ctx(cfg)
+    task_cache = task_cache or TaskCache(cfg)
     task = cfg.task(group.task)
-    tr, te = ctx.data(task)
-    _, sd, _ = ctx.teacher(task)
+    tr, te = task_cache.data(task)
+    _, sd, _ = task_cache.teacher(task)
     archs = [Arch.from_dict(j.arch) for j in todo]
     dev = resolve_device(cfg.device)
     seed = todo[0].seed
     cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
     if len(archs) == 1:
-        results = [kd_train(archs[0], ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+        results = [kd_train(archs[0], task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
                             logit_cache=cache, wait_for_cache=False)]
     else:
-        results = kd_train_many(archs, ctx.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+        results = kd_train_many(archs, task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
                                 logit_cache=cache, wait_for_cache=False)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
         rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}
         rec.update(arch=j.arch, seed=j.seed, student_id=j.student_id, task=j.task,
-                   macs=macs(Arch.from_dict(j.arch), ctx.space, tr.num_classes),
-                   params=params(Arch.from_dict(j.arch), ctx.space, tr.num_classes),
+                   macs=macs(Arch.from_dict(j.arch), task_cache.space, tr.num_classes),
+                   params=params(Arch.from_dict(j.arch), task_cache.space, tr.num_classes),
                    wall_s=float(r.get("wall_s", wall)), group_wall_s=wall, history=r.get("history", []))
         atomic_write_json(j.result_path(cfg.work_dir), rec)
     return len(todo)
 
 
 def _worker_init(cfg_dict):
-    global _WORKER_CTX
+    global _WORKER_STATE
     from ..config import from_dict
     cfg = from_dict(BuildConfig, cfg_dict)
     _set_threads(cfg)
-    _WORKER_CTX = (cfg, _Ctx(cfg))
+    _WORKER_STATE = (cfg, TaskCache(cfg))
 
 
-_WORKER_CTX = None
+_WORKER_STATE = None
 
 
 def _worker_teacher(task_key: str):
-    cfg, ctx = _WORKER_CTX
-    return run_teacher_job(cfg, cfg.task(task_key), ctx)
+    cfg, task_cache = _WORKER_STATE
+    return run_teacher_job(cfg, cfg.task(task_key), task_cache)
 
 
 def _worker_group(group: JobGroup):
-    cfg, ctx = _WORKER_CTX
-    return run_group(cfg, group, ctx)
+    cfg, task_cache = _WORKER_STATE
+    return run_group(cfg, group, task_cache)
 
 
 def _submitit_teacher(cfg_dict, task_key):
@@ -340,15 +237,16 @@ def data_identity(arrays) -> str:
     return h.hexdigest()[:20]
 
 
-def plan_students(cfg: BuildConfig, ctx: _Ctx, missing_teachers_ok: bool = False) -> dict[str, list[StudentJob]]:
+def plan_students(cfg: BuildConfig, task_cache: TaskCache,
+                  missing_teachers_ok: bool = False) -> dict[str, list[StudentJob]]:
     """Every student job of every task, in a deterministic order (needs the teachers): per task,
     for each label seed in turn, every sampled architecture. A task whose teacher is not there yet
     is left out when ``missing_teachers_ok`` (a merge while the build still runs), else an error."""
     plan = {}
-    space_d = to_dict(ctx.space)
+    space_d = to_dict(task_cache.space)
     kd_d = to_dict(cfg.kd)
     for task in cfg.all_tasks:
-        tr, te = ctx.data(task)
+        tr, te = task_cache.data(task)
         n = cfg.students.get(task.split, 0)
         tpath = teacher_path(cfg, task)
         if not tpath.is_file():
@@ -358,7 +256,8 @@ def plan_students(cfg: BuildConfig, ctx: _Ctx, missing_teachers_ok: bool = False
         ident = {"space": space_d, "data": [data_identity(tr), data_identity(te)], "teacher": file_sha256(tpath),
                  "kd": kd_d, "remap": cfg.remap}
         base = content_hash(ident)
-        archs = sample_students(ctx.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor, tr.num_classes)
+        archs = sample_students(task_cache.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,
+                                tr.num_classes)
         plan[task.key] = [StudentJob(task.key, a.to_dict(), seed, content_hash([base, a.to_dict(), seed]))
                           for seed in cfg.seeds(task.split) for a in archs]
     return plan
@@ -416,9 +315,9 @@ def _run_local(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
             fn(it)
         return
     import multiprocessing as mp
-    ctx = mp.get_context("spawn")
+    spawn = mp.get_context("spawn")
     fn = _worker_teacher if kind == "teacher" else _worker_group
-    with ctx.Pool(cfg.workers, initializer=_worker_init, initargs=(to_dict(cfg),)) as pool:
+    with spawn.Pool(cfg.workers, initializer=_worker_init, initargs=(to_dict(cfg),)) as pool:
         for _ in tqdm(pool.imap_unordered(fn, items), total=len(items), desc=desc, unit="job"):
             pass
 
@@ -482,14 +381,14 @@ def _per_seed(results: list[dict], seeds: list[int], key: str) -> torch.Tensor:
                         dtype=torch.float32)
 
 
-def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], ctx: _Ctx) -> tuple[Path, dict]:
+def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], task_cache: TaskCache) -> tuple[Path, dict]:
     """Write the task file from the records of all its students and seeds (in plan order: seed-major);
     returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
     from ..space import onehot, onehot_batch
-    from .features import candidate_maps, dataset_features, teacher_map
-    tr, _ = ctx.data(task)
-    net, sd, meta = ctx.teacher(task)
-    space = ctx.space
+    from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
+    tr, _ = task_cache.data(task)
+    net, sd, meta = task_cache.teacher(task)
+    space = task_cache.space
     seeds = cfg.seeds(task.split)
     n = len(results) // len(seeds)
     first = results[:n]                       # the records of the first seed give the architectures
@@ -550,7 +449,7 @@ def task_row(key: str, split: str, teacher_acc, students: int, seeds: list[int],
             "students": students, "label_seeds": list(seeds), "seed_spearman": r, "reliability": rel}
 
 
-def merge(cfg: BuildConfig, plan, ctx: _Ctx) -> dict:
+def merge(cfg: BuildConfig, plan, task_cache: TaskCache) -> dict:
     """Write the task file of every task whose students are all done (tasks still running, or still
     without a teacher, are listed as not done); a task file already made of the same jobs is kept."""
     out = Path(cfg.out)
@@ -568,7 +467,7 @@ def merge(cfg: BuildConfig, plan, ctx: _Ctx) -> dict:
             continue
         results = finished_results(cfg, jobs)
         walls += [r["wall_s"] for r in results]
-        teacher_acc = ctx.teacher(task)[2].get("metrics", {}).get("best_acc")
+        teacher_acc = task_cache.teacher(task)[2].get("metrics", {}).get("best_acc")
         row = {**task_row(task.key, task.split, teacher_acc, n, seeds), "dataset": task.dataset,
                "runs": len(jobs), "done": len(results), "file": None}
         if len(results) == len(jobs):
@@ -577,12 +476,12 @@ def merge(cfg: BuildConfig, plan, ctx: _Ctx) -> dict:
             if prev.get("merge_id") == mid and prev.get("file") and (out / prev["file"]).is_file():
                 row = prev                                  # unchanged since the last merge
             else:
-                path, acc = merge_task(cfg, task, results, ctx)
+                path, acc = merge_task(cfg, task, results, task_cache)
                 row = {**task_row(task.key, task.split, teacher_acc, n, seeds, acc["best_acc_seeds"]),
                        "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
                        "merge_id": mid}
         rows.append(row)
-    manifest = {"format": FORMAT, "space": to_dict(ctx.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
+    manifest = {"format": FORMAT, "space": to_dict(task_cache.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
                 "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
     atomic_write_json(out / "manifest.json", manifest)
@@ -620,15 +519,15 @@ def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
     if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = _dist()
-    ctx = _Ctx(cfg)
+    task_cache = TaskCache(cfg)
     check_disjoint(cfg.all_tasks, cfg.data_root)
     check_trained_teachers(cfg)
     for task in cfg.all_tasks:  # validate every input before expensive work
-        tr, te = ctx.data(task)
+        tr, te = task_cache.data(task)
         if task.teacher and not Path(task.teacher).is_file():
             raise DassError(f"task {task.key}: teacher checkpoint not found: {task.teacher}")
         if task.teacher:
-            ctx.teacher(task)
+            task_cache.teacher(task)
     if rank == 0:
         write_work_gitignore(cfg.work_dir)
     t0 = time.perf_counter()
@@ -637,13 +536,13 @@ def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
         _run(cfg, "teacher", todo, "teachers", rank, world)
     if stage == "teachers":
         return None
-    plan = plan_students(cfg, ctx, missing_teachers_ok=stage == "merge")
+    plan = plan_students(cfg, task_cache, missing_teachers_ok=stage == "merge")
     if stage in ("all", "students"):
         groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
                   if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
         _run(cfg, "group", groups, "students", rank, world)
     if rank != 0 or stage not in ("all", "merge", "students"):
         return None
-    manifest = merge(cfg, plan, ctx)
+    manifest = merge(cfg, plan, task_cache)
     log.info("build took %.1f s; complete=%s", time.perf_counter() - t0, manifest["complete"])
     return manifest

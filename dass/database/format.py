@@ -29,13 +29,12 @@ import torch
 
 from ..errors import DassError
 from ..io import atomic_torch_save, read_json, safe_torch_load
+from .splits import LABELS, SPLITS  # noqa: F401 (re-exported: the format names its splits and labels)
 
 FORMAT = "dass-db-v2"
 FORMAT_V1 = "dass-db-v1"
 FORMATS = (FORMAT_V1, FORMAT)
 SEED_TENSORS = ("best_acc_seeds", "final_acc_seeds")
-SPLITS = ("meta_train", "meta_valid", "meta_test")
-LABELS = ("best_acc", "final_acc")  # the accuracies a predictor can be trained on or evaluated against
 STUDENT_TENSORS = ("onehot", "fmap", "best_acc", "final_acc", "final_loss", "macs", "params", "wall_s", "seed")
 
 

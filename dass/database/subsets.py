@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data.subset import class_identities, class_identity, class_list, subset_name
 from ..errors import DassError
-from .format import SPLITS
+from .splits import SPLITS
 from .jobs import content_hash
 
 

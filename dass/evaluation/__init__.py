@@ -1,8 +1,14 @@
-"""Evaluation of student rankers on meta-test tasks: correlations (``correlation``), zero-cost
-proxies (``proxies``), the registry of scorers (``baselines``), search-then-KD (``search_kd``),
-markdown tables (``tables``) and PNG plots (``plots``). The entry is ``python -m dass.evaluate``."""
-from .baselines import EvalContext, PredictorScorer, Scorer, builtin_scorers, make_scorer, run_scorer
-from ..correlation import correlations, nanmean, regret, top1_index, top_k_overlap
+"""The evaluation stage: rank the students of meta-test tasks with baselines and predictors and compare
+with their true KD accuracies (``python -m dass.evaluation``, :func:`run`). Zero-cost proxies
+(``proxies``), the scorer interface and registry (``baselines``), the proxy ensemble (``ensemble``),
+search-then-KD (``search_kd``), markdown tables (``tables``), PNG plots (``plots``); the correlation
+metrics are :mod:`dass.correlation`.
 
-__all__ = ["EvalContext", "Scorer", "PredictorScorer", "builtin_scorers", "make_scorer", "run_scorer",
-           "correlations", "nanmean", "regret", "top1_index", "top_k_overlap"]
+Names are imported lazily (``dass/_lazy.py``): the config needs no torch."""
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "config": ["EvaluateConfig", "ProxyConfig", "SearchKDConfig", "BUILTIN_METHODS"],
+    "baselines": ["EvalContext", "Scorer", "PredictorScorer", "builtin_scorers", "make_scorer", "run_scorer"],
+    "stage": ["run", "prepare", "run_plan", "Plan"],
+})

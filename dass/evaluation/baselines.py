@@ -1,11 +1,11 @@
 """Scorers: every way of ranking the students of a database task, behind one interface.
 
-A scorer has a ``name`` and ``score(task, ctx) -> np.ndarray`` (float64, one score per student of
+A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one score per student of
 ``task["students"]``, in the file's order, higher = better); ``task`` is a ``dass-db`` task dict
-(:mod:`dass.database.format`) and ``ctx`` an :class:`EvalContext`. Built-ins are registered by name
+(:mod:`dass.database.format`) and ``context`` an :class:`EvalContext`. Built-ins are registered by name
 (:func:`make_scorer`):
 
-* ``random``: uniform scores from ``(ctx.seed, crc32(task key))``;
+* ``random``: uniform scores from ``(context.seed, crc32(task key))``;
 * ``macs``, ``params``: the exact costs (:mod:`dass.space.cost`);
 * ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``: zero-cost proxies
   (:mod:`dass.evaluation.proxies`) of the *remapped* student: built and initialised from the task's
@@ -13,9 +13,9 @@ A scorer has a ``name`` and ``score(task, ctx) -> np.ndarray`` (float64, one sco
 * ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
   relations against the trained teacher's on the same batch (:func:`proxies.diswot`);
 * ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
-  one-hot encoding, trained on the database's ``meta_train`` tasks (``ctx.db``), its feature set and
+  one-hot encoding, trained on the database's ``meta_train`` tasks (``context.db``), its feature set and
   penalty chosen on ``meta_valid`` (:mod:`dass.evaluation.ensemble`);
-* ``oracle``: the true accuracy (``ctx.label``), an upper bound.
+* ``oracle``: the true accuracy (``context.label``), an upper bound.
 
 :class:`PredictorScorer` wraps a meta-trained predictor checkpoint (DaSS ``STA``/``DSTA``, or the
 KD-unaware ``A``/``DA`` meta-predictor): adapted on the task's teacher, it scores the database's
@@ -26,7 +26,7 @@ train images of the task's dataset drawn without replacement with ``seed`` (resi
 input and normalised with mean 0.5 / std 0.5, no augmentation) and their labels; when the dataset
 cannot be read under ``data_root`` (or with ``proxy_input="noise"``), ``noise_input(space,
 noise_seed, n)`` (the task's fixed noise, ``n`` images) with labels ``i mod num_classes``. Which one
-each task used is kept in ``ctx.proxy_source``.
+each task used is kept in ``context.proxy_source``.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from ..database.format import LABELS
+from ..database.splits import LABELS
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build_remapped, macs, noise_input, params
 from . import proxies
@@ -111,7 +111,7 @@ class EvalContext:
         """The task's teacher state dict (loaded once; checked against the task's space and classes)."""
         key = task_key(task)
         if key not in self._teacher_sd:
-            from ..teacher import load_teacher
+            from ..teacher.checkpoint import load_teacher
             path = self.teacher_path(task)
             if not str(path) or not path.is_file():
                 raise DassError(f"task {key}: teacher checkpoint not found: '{path}' "
@@ -206,20 +206,20 @@ def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: i
 # ---------------------------------------------------------------------------------------- scorers
 
 class Scorer:
-    """Base class: ``score(task, ctx)`` returns one float64 per student, higher = better."""
+    """Base class: ``score(task, context)`` returns one float64 per student, higher = better."""
 
     name = ""
     needs_teacher = False   # reads the teacher checkpoint (checked before any work)
 
-    def score(self, task: dict, ctx: EvalContext) -> np.ndarray:
+    def score(self, task: dict, context: EvalContext) -> np.ndarray:
         raise NotImplementedError
 
 
 class RandomScorer(Scorer):
     name = "random"
 
-    def score(self, task, ctx):
-        rng = np.random.default_rng([ctx.seed, zlib.crc32(task_key(task).encode())])
+    def score(self, task, context):
+        rng = np.random.default_rng([context.seed, zlib.crc32(task_key(task).encode())])
         return rng.random(num_students(task))
 
 
@@ -228,7 +228,7 @@ class CostScorer(Scorer):
         self.name = kind
         self._fn = {"macs": macs, "params": params}[kind]
 
-    def score(self, task, ctx):
+    def score(self, task, context):
         space, n_cls = task_space(task), int(task["task"]["num_classes"])
         return np.array([self._fn(a, space, n_cls) for a in task_archs(task)], dtype=np.float64)
 
@@ -241,8 +241,8 @@ class ProxyScorer(Scorer):
     def __init__(self, proxy: str):
         self.name = proxy
 
-    def score(self, task, ctx):
-        return ctx.proxy_scores(task, self.name)
+    def score(self, task, context):
+        return context.proxy_scores(task, self.name)
 
 
 class EnsembleScorer(Scorer):
@@ -257,26 +257,26 @@ class EnsembleScorer(Scorer):
     def __init__(self):
         self.model = None
 
-    def fit(self, ctx: EvalContext) -> None:
+    def fit(self, context: EvalContext) -> None:
         from ..database.format import load_db
         from . import ensemble
-        if not ctx.db:
+        if not context.db:
             raise DassError("proxy_ensemble needs the database (db=...) to train on its meta_train tasks")
-        groups = load_db(ctx.db, splits=("meta_train", "meta_valid"))
-        self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], ctx)
+        groups = load_db(context.db, splits=("meta_train", "meta_valid"))
+        self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], context)
         log.info("proxy_ensemble: %s", self.model.describe())
 
-    def score(self, task, ctx):
+    def score(self, task, context):
         if self.model is None:
-            self.fit(ctx)
-        return self.model.predict_task(task, ctx)
+            self.fit(context)
+        return self.model.predict_task(task, context)
 
 
 class OracleScorer(Scorer):
     name = "oracle"
 
-    def score(self, task, ctx):
-        return true_accuracy(task, ctx.label)
+    def score(self, task, context):
+        return true_accuracy(task, context.label)
 
 
 class PredictorScorer(Scorer):
@@ -308,17 +308,17 @@ class PredictorScorer(Scorer):
             log.warning("%s: meta-trained on maps remapped with %s, task %s uses %s", self.name, trained,
                         task_key(task), task.get("remap"))
 
-    def score(self, task, ctx):
+    def score(self, task, context):
         from ..predictor.adapt import predict_task
         from ..predictor.data import TaskData
         p = self.predictor
-        data = TaskData.from_db(task, ctx.label)
+        data = TaskData.from_db(task, context.label)
         if p.model.cfg.proxies:
             from ..predictor import proxy_inputs
             info = p.inputs["proxies"]
-            data.teacher_ckpt = str(ctx.teacher_path(task))
-            proxy_inputs.attach([data], info["names"], ctx.data_root, int(info["batch_size"]), int(info["seed"]),
-                                device=ctx.device)
+            data.teacher_ckpt = str(context.teacher_path(task))
+            proxy_inputs.attach([data], info["names"], context.data_root, int(info["batch_size"]), int(info["seed"]),
+                                device=context.device)
         dev = next(p.model.parameters()).device
         pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), data, dev)
         return pred.double().numpy()
@@ -347,9 +347,9 @@ def make_scorer(name: str) -> Scorer:
     return _REGISTRY[name]()
 
 
-def run_scorer(scorer: Scorer, task: dict, ctx: EvalContext) -> np.ndarray:
+def run_scorer(scorer: Scorer, task: dict, context: EvalContext) -> np.ndarray:
     """``scorer.score`` checked to give one float per student."""
-    s = np.asarray(scorer.score(task, ctx), dtype=np.float64).reshape(-1)
+    s = np.asarray(scorer.score(task, context), dtype=np.float64).reshape(-1)
     if s.shape != (num_students(task),):
         raise RuntimeError(f"scorer {scorer.name} gave {s.size} scores for {num_students(task)} students")
     return s

@@ -67,7 +67,7 @@ def zscore(v: np.ndarray) -> np.ndarray:
     return (v - v.mean()) / (sd if sd > 0 else 1.0)
 
 
-def task_features(task: dict, ctx, groups) -> np.ndarray:
+def task_features(task: dict, context, groups) -> np.ndarray:
     """``N x F`` features of ``task``'s students (groups in :data:`GROUPS` order)."""
     from ..predictor.data import cost_features
     from .baselines import task_archs, task_space
@@ -77,7 +77,7 @@ def task_features(task: dict, ctx, groups) -> np.ndarray:
         cols.append(cost_features(task_archs(task), task_space(task), int(task["task"]["num_classes"])).double()
                     .numpy())
     if "proxies" in groups:
-        cols.append(np.stack([zscore(ctx.proxy_scores(task, p)) for p in PROXIES], axis=1))
+        cols.append(np.stack([zscore(context.proxy_scores(task, p)) for p in PROXIES], axis=1))
     if "onehot" in groups:
         cols.append(task["students"]["onehot"].double().numpy())
     return np.concatenate(cols, axis=1)
@@ -94,23 +94,23 @@ class ProxyEnsemble:
     model: Ridge
     valid_spearman: float
 
-    def predict_task(self, task: dict, ctx) -> np.ndarray:
-        return self.model.predict(task_features(task, ctx, self.groups))
+    def predict_task(self, task: dict, context) -> np.ndarray:
+        return self.model.predict(task_features(task, context, self.groups))
 
     def describe(self) -> str:
         return (f"ridge on {'+'.join(self.groups)}, alpha {self.alpha:g} "
                 f"(meta-valid Spearman {self.valid_spearman:.3f})")
 
 
-def fit_on_tasks(train: list[dict], valid: list[dict], ctx, candidates=CANDIDATE_GROUPS,
+def fit_on_tasks(train: list[dict], valid: list[dict], context, candidates=CANDIDATE_GROUPS,
                  alphas=ALPHAS) -> ProxyEnsemble:
     """Fit every candidate on ``train`` and keep the best on ``valid`` (see module doc)."""
-    label = ctx.label
+    label = context.label
     y = np.concatenate([task_target(t, label) for t in train])
     best = None
     for groups in candidates:
-        X = np.concatenate([task_features(t, ctx, groups) for t in train])
-        Xv = [task_features(t, ctx, groups) for t in valid]
+        X = np.concatenate([task_features(t, context, groups) for t in train])
+        Xv = [task_features(t, context, groups) for t in valid]
         for alpha in alphas:
             model = Ridge().fit(X, y, alpha)
             rho = nanmean(correlations(model.predict(x), t["students"][label].double().numpy())["spearman"]

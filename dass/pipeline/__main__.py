@@ -1,22 +1,17 @@
 """``python -m dass.pipeline --config configs/pipeline/cpu.yaml dataset=<name> [key=value ...]``:
-teacher -> search -> KD -> report for one dataset (see :mod:`dass.pipeline`)."""
+teacher -> search -> KD -> report for one dataset (:mod:`dass.pipeline.stage`).
+
+Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
+without torch, which :mod:`dass.pipeline.stage` imports once the config is known good."""
 from __future__ import annotations
 
-from ..cli import load_config, make_parser, run_main
-from . import PipelineConfig, run
+from ..cli import run_main, stage_entry
+from .config import PipelineConfig
 
-
-def main(args) -> int:
-    result = run(load_config(PipelineConfig, args))
-    print(f"report: {result['run_dir']}/report.md")
-    return 0
-
-
-def _parser():
-    return make_parser("python -m dass.pipeline",
-                       "Your own dataset in one command: teacher, search under a budget, KD of the best, "
-                       "report (resumable).", PipelineConfig)
-
+main, _parser = stage_entry(
+    "python -m dass.pipeline",
+    "Your own dataset in one command: teacher, search under a budget, KD of the best, report (resumable).",
+    PipelineConfig, "dass.pipeline.stage")
 
 if __name__ == "__main__":
     run_main(main, parser=_parser())

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .. import config as cfgmod
-from ..database.format import LABELS, load_db
+from ..database.format import load_db
+from ..database.splits import LABELS
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, graph_batch, macs, onehot_batch, params, teacher_arch, validate
 

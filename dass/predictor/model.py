@@ -34,9 +34,9 @@ from torch import nn
 from .. import config as cfgmod
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
-from ..space import SpaceConfig, onehot_dim
+from ..space import SpaceConfig, onehot_dim, space_difference
 from ..space.encodings import graph_feature_dim
-from ..teacher import SPACE_FIELDS, same_space
+from .config import ModelSizes
 from .encoders import GraphEncoder, MapEncoder, OnehotEncoder
 from .set_encoder import SetEncoder
 
@@ -53,27 +53,6 @@ def canonical_input_type(input_type: str) -> str:
         raise DassError(f"input_type must be a non-empty subset of the letters {INPUT_LETTERS} without "
                         f"repeats (e.g. STA, DSTA, A), got {input_type!r}")
     return "".join(c for c in INPUT_LETTERS if c in letters)
-
-
-@dataclass
-class ModelSizes:
-    map_hidden: int = 128  # hidden channels of the functional-map encoders (S, T)
-    map_out: int = 256  # output size of each functional-map encoder
-    arch_out: int = 64  # output size of the architecture encoder (A)
-    graph_hidden: int = 64  # hidden size of the graph encoder
-    graph_layers: int = 2  # layers of the graph encoder
-    set_dim: int = 64  # width of the dataset set encoder (D)
-    set_out: int = 64  # output size of the dataset set encoder
-    set_heads: int = 4  # attention heads of the set encoder
-    set_inducing: int = 16  # inducing points of the set encoder
-    head_hidden: int = 64  # hidden size of the prediction head
-
-    def __post_init__(self):
-        for k, v in vars(self).items():
-            if not 1 <= v <= 65536:
-                raise DassError(f"model.{k} must lie in [1, 65536], got {v}")
-        if self.set_dim % self.set_heads:
-            raise DassError(f"model.set_dim {self.set_dim} must be divisible by model.set_heads {self.set_heads}")
 
 
 @dataclass
@@ -273,7 +252,7 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
 
 def check_same_space(trained: SpaceConfig, wanted: SpaceConfig, where: str) -> None:
     """DassError unless the two spaces define the same networks (names and class counts may differ)."""
-    if not same_space(trained, wanted):
-        k = next(f for f in SPACE_FIELDS if getattr(trained, f) != getattr(wanted, f))
+    k = space_difference(trained, wanted)
+    if k is not None:
         raise DassError(f"{where}: meta-trained on space '{trained.name}' ({k}={getattr(trained, k)}), which "
                         f"differs from space '{wanted.name}' ({k}={getattr(wanted, k)})")

@@ -21,17 +21,9 @@ import torch
 
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
+from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
 
-PROXY_INPUTS = ("naswot", "synflow")
 FLOOR = -50.0
-
-
-def check_names(names) -> list[str]:
-    names = list(names)
-    bad = [n for n in names if n not in PROXY_INPUTS]
-    if bad or len(set(names)) != len(names):
-        raise DassError(f"proxies must be distinct names among {list(PROXY_INPUTS)}, got {names}")
-    return names
 
 
 def relative(name: str, values, teacher: float) -> np.ndarray:
@@ -71,7 +63,7 @@ def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache_dir=N
            progress: bool = False) -> None:
     """Set ``task.proxy`` (``N x P``) of every :class:`~dass.predictor.data.TaskData`, from the cache
     when it holds the same proxies, batch and teacher."""
-    from ..teacher import load_teacher
+    from ..teacher.checkpoint import load_teacher
     names = check_names(names)
     for t in tasks:
         key = {"names": names, "batch_size": int(batch_size), "seed": int(seed), "teacher_ckpt": t.teacher_ckpt,

@@ -8,7 +8,7 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "arch": ["Arch", "mutate", "neighbours", "num_architectures", "sample", "sample_unique", "teacher_arch",
              "validate"],
-    "config": ["SpaceConfig", "load_space"],
+    "config": ["SpaceConfig", "load_space", "SPACE_FIELDS", "same_space", "space_difference"],
     "cost": ["macs", "params"],
     "embed": ["functional_map_single", "functional_maps", "noise_input"],
     "encodings": ["decode_graph", "decode_onehot", "graph", "graph_batch", "onehot", "onehot_batch", "onehot_dim"],

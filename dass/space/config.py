@@ -84,6 +84,21 @@ class SpaceConfig:
         return out
 
 
+# Fields that define the networks of a space (the name and the describe-only num_classes are not compared).
+SPACE_FIELDS = ("stage_widths", "stage_strides", "depths", "width_mults", "image_size", "in_channels")
+
+
+def space_difference(a: SpaceConfig, b: SpaceConfig) -> str | None:
+    """The first of :data:`SPACE_FIELDS` in which ``a`` and ``b`` differ; None when they define the
+    same networks (names and class counts may differ)."""
+    return next((f for f in SPACE_FIELDS if getattr(a, f) != getattr(b, f)), None)
+
+
+def same_space(a: SpaceConfig, b: SpaceConfig) -> bool:
+    """Whether ``a`` and ``b`` define the same networks (space equality, see :func:`space_difference`)."""
+    return space_difference(a, b) is None
+
+
 def load_space(path=None, overrides=None) -> SpaceConfig:
     from ..config import load
     return load(SpaceConfig, path, overrides)

@@ -51,3 +51,15 @@ def kd_train_many(archs: list[Arch], space: SpaceConfig, teacher_sd: dict, train
     fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, progress, desc=desc,
         teacher_logits=cached)
     return [kd_result(l, a, space, num_classes) for l, a in zip(learners, archs)]
+
+
+def kd_train(arch: Arch, space: SpaceConfig, teacher_sd: dict, train: ImageArrays, test: ImageArrays,
+             recipe: KDRecipe, seed: int, device: str = "auto", remap: str = "copy_paste_first",
+             run_dir=None, progress: bool = False, ctx: DistContext | None = None,
+             logit_cache=None, wait_for_cache: bool = True) -> dict:
+    """KD-train one student; returns ``{best_acc, final_acc, final_loss, best_epoch, history, wall_s,
+    macs, params, arch}`` (accuracies: test top-1 %). Files only when ``run_dir`` is given;
+    ``logit_cache`` (a folder) reuses the teacher's logits (see :func:`dass.train.kd_train_many`)."""
+    return kd_train_many([arch], space, teacher_sd, train, test, recipe, seed, device, remap,
+                         run_dirs=None if run_dir is None else [run_dir], progress=progress, ctx=ctx,
+                         logit_cache=logit_cache, wait_for_cache=wait_for_cache)[0]

@@ -4,7 +4,8 @@
   0, AMP scaler, accumulated epoch metrics, history and checkpoints.
 * :func:`fit` runs any number of learners in lockstep over the same augmented batches; when a
   teacher is given it is run once per batch and its logits are shared. One learner = an ordinary run.
-* :func:`kd_train` / :func:`train_teacher` are the in-process API (no files unless ``run_dir``).
+* :func:`train_teacher` is the in-process API of teachers (no files unless ``run_dir``); KD students
+  go through :mod:`dass.train.lockstep` (``kd_train``, ``kd_train_many``), which builds on this loop.
 
 Devices: "auto" = CUDA when available. On CUDA the step runs under autocast (bf16 when supported,
 else fp16 with a GradScaler), channels_last, cudnn.benchmark. Metrics are accumulated on the
@@ -219,7 +220,8 @@ class Learner:
 # ------------------------------------------------------------------------------ the loop
 
 @torch.no_grad()
-def evaluate(nets: list[nn.Module], loader: DeviceLoader, ctx: DistContext, precision: Precision) -> list[float]:
+def top1_accuracies(nets: list[nn.Module], loader: DeviceLoader, ctx: DistContext,
+                    precision: Precision) -> list[float]:
     """Top-1 (%) of each net on ``loader`` (every process evaluates its shard; counts are summed)."""
     for net in nets:
         broadcast_buffers(net, ctx)
@@ -264,7 +266,7 @@ def fit(learners: list[Learner], train_loader: DeviceLoader, test_loader: Device
                 l.train_step(x, y, t_logits)
         train_stats = [l.finish_training() for l in active]
         if recipe.validates_after(epoch + 1):
-            accs = evaluate([l.net for l in active], test_loader, ctx, precision)
+            accs = top1_accuracies([l.net for l in active], test_loader, ctx, precision)
         else:
             accs = [None] * len(active)
         seconds = (time.perf_counter() - t0) / len(active)
@@ -340,19 +342,6 @@ def kd_result(learner: Learner, arch: Arch, space: SpaceConfig, num_classes: int
 
 
 # ------------------------------------------------------------------------------ in-process API
-
-def kd_train(arch: Arch, space: SpaceConfig, teacher_sd: dict, train: ImageArrays, test: ImageArrays,
-             recipe: KDRecipe, seed: int, device: str = "auto", remap: str = "copy_paste_first",
-             run_dir=None, progress: bool = False, ctx: DistContext | None = None,
-             logit_cache=None, wait_for_cache: bool = True) -> dict:
-    """KD-train one student; returns ``{best_acc, final_acc, final_loss, best_epoch, history, wall_s,
-    macs, params, arch}`` (accuracies: test top-1 %). Files only when ``run_dir`` is given;
-    ``logit_cache`` (a folder) reuses the teacher's logits (see :func:`dass.train.kd_train_many`)."""
-    from .lockstep import kd_train_many
-    return kd_train_many([arch], space, teacher_sd, train, test, recipe, seed, device, remap,
-                         run_dirs=None if run_dir is None else [run_dir], progress=progress, ctx=ctx,
-                         logit_cache=logit_cache, wait_for_cache=wait_for_cache)[0]
-
 
 def train_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, recipe: TeacherRecipe, seed: int,
                   device: str = "auto", run_dir=None, progress: bool = False,

@@ -1,4 +1,6 @@
-"""Task-level predictor inputs computed from a teacher and a dataset (database builder and search).
+"""Task-level predictor inputs computed from a teacher and a dataset. They live in the teacher layer,
+below both the database builder (which stores them) and search (which computes them for a new task),
+so that both compute them the same way.
 
 * :func:`candidate_maps`: functional maps of students (``N x C x r x r``, float16 as the database
   stores them) on the task's fixed noise input (``noise_seed``); :func:`teacher_map` is the
@@ -23,7 +25,7 @@ from ..data.arrays import ImageArrays
 from ..data.loader import DeviceLoader
 from ..space import Arch, SpaceConfig, functional_maps, teacher_arch
 from ..train.distributed import single_process
-from ..train.trainer import evaluate, precision_for
+from ..train.trainer import precision_for, top1_accuracies
 
 
 def candidate_maps(archs: list[Arch], teacher_sd: dict, space: SpaceConfig, num_classes: int, seed: int,
@@ -72,6 +74,6 @@ def teacher_accuracy(net: nn.Module, arrays: ImageArrays, image_size: int, devic
     dev = torch.device(device)
     net = net.to(dev)
     loader = DeviceLoader(arrays, batch_size, train=False, image_size=image_size, pad=0, flip=False, device=dev)
-    acc = evaluate([net], loader, single_process(dev), precision_for(dev))[0]
+    acc = top1_accuracies([net], loader, single_process(dev), precision_for(dev))[0]
     net.eval()
     return float(acc)

@@ -1,4 +1,5 @@
-"""``python -m dass.search --config configs/search/cpu.yaml teacher=<pt> predictor=<best.pt> run_dir=<dir>``
+"""The search stage (``python -m dass.search --config configs/search/cpu.yaml teacher=<pt> predictor=<best.pt>
+run_dir=<dir>``; :func:`run` is its public entry).
 
 Rapid student search on a new task: adapt the meta-trained predictor on the teacher (its own map,
 encoding and accuracy), score candidates, keep the best under the MACs/parameter budgets.
@@ -13,7 +14,7 @@ encoding and accuracy), score candidates, keep the best under the MACs/parameter
   population, then each generation mutates the best ``parents`` into new children under the
   budgets and keeps the best ``population``; every scored architecture is a candidate.
 
-The teacher (:func:`dass.teacher.load_teacher`) must belong to the predictor's space. Its accuracy
+The teacher (:func:`dass.teacher.checkpoint.load_teacher`) must belong to the predictor's space. Its accuracy
 (the support label) comes from its checkpoint's ``metrics.best_acc``, else it is evaluated on the
 dataset's test split; ``dataset``/``data_root`` are needed only then and when the predictor reads
 dataset features (D, sampled as the database builder does, with the predictor's noise seed).
@@ -36,25 +37,25 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
-from . import config as cfgmod
-from . import runid
-from .cli import load_config, make_parser, run_main, setup_run_dir
-from .data.registry import load_dataset
-from .database.features import candidate_maps, dataset_features, teacher_accuracy, teacher_map
-from .device import resolve_device
-from .errors import DassError
-from .io import atomic_write_json, write_csv
-from .predictor.adapt import adapted_params, predict
-from .predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
-from .predictor.model import LoadedPredictor, load_predictor
-from .space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
-from .space.arch import read_candidates_file
-from .teacher import load_teacher
+from .. import config as cfgmod
+from .. import runid
+from ..cli import setup_run_dir
+from ..data.registry import load_dataset
+from ..device import resolve_device
+from ..errors import DassError
+from ..io import atomic_write_json, write_csv
+from ..predictor.adapt import adapted_params, predict
+from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
+from ..predictor.model import LoadedPredictor, load_predictor
+from ..space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
+from ..space.arch import read_candidates_file
+from ..teacher.checkpoint import load_teacher
+from ..teacher.inputs import candidate_maps, dataset_features, teacher_accuracy, teacher_map
+from .config import EvolutionConfig, SearchConfig
 
 log = logging.getLogger("dass.search")
 # Config keys outside the run identity (dass.runid): where and how it runs, and the files it
@@ -63,61 +64,6 @@ IDENTITY_FREE = ("run_dir", "progress", "device", "teacher", "predictor", "candi
 # Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
 # maps are 0.5 GB in float32) while building the masked teacher only once per chunk.
 SCORE_CHUNK = 2048
-# Largest pool, population or batch: every candidate, its score and costs stay in memory.
-MAX_POOL = 10_000_000
-
-
-@dataclass
-class EvolutionConfig:
-    population: int = 100  # architectures kept each generation (and the size of the first sample)
-    generations: int = 20  # rounds of mutation and selection
-    parents: int = 20  # best architectures mutated into children each generation
-    p_mutate: float = 0.2  # probability of changing each depth/width choice in a mutation
-
-
-@dataclass
-class SearchConfig:
-    teacher: str = ""  # teacher checkpoint (in the predictor's space)
-    predictor: str = ""  # meta-trained predictor checkpoint (best.pt)
-    run_dir: str = ""  # output folder: top.json, scores.csv, config.yaml, search.log
-    dataset: str | None = None  # dataset name: for input D, or a teacher file without its accuracy
-    data_root: str | None = None  # folder of the built-in datasets
-    max_macs: float | None = None  # most MACs of a candidate (null = no limit)
-    max_params: float | None = None  # most parameters of a candidate (null = no limit)
-    strategy: Literal["pool", "evolution"] = "pool"  # pool: score a sample (or candidates); evolution: evolve
-    pool_size: int = 10000  # candidates sampled under the budgets (strategy pool)
-    candidates: str | None = None  # JSON/.pt file of architectures to score instead of sampling
-    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # settings of strategy evolution
-    top_k: int = 5  # best candidates written to top.json
-    seed: int = 0  # seed of the sampling and the evolution
-    noise_seed: int | None = None  # default: the seed the predictor's database used
-    feats_per_class: int = 10      # dataset features (input D): as the database builder samples them
-    max_feats: int = 512  # most images sampled for the dataset features
-    batch_size: int = 256  # architectures per batch when computing functional maps
-    proxy_shortlist: int = 256  # predictors reading zero-cost proxies: best candidates re-scored with them
-    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
-    progress: bool = True  # progress bars
-
-    def check(self) -> None:
-        for k in ("teacher", "predictor", "run_dir"):
-            if not getattr(self, k):
-                raise DassError(f"search needs {k}=...")
-        for k in ("pool_size", "top_k", "batch_size", "feats_per_class", "max_feats", "proxy_shortlist"):
-            if not 1 <= getattr(self, k) <= MAX_POOL:
-                raise DassError(f"{k} must lie in [1, {MAX_POOL}], got {getattr(self, k)}")
-        if self.evolution.population > MAX_POOL or self.evolution.generations > MAX_POOL:
-            raise DassError(f"evolution.population and evolution.generations must be <= {MAX_POOL}")
-        for k in ("max_macs", "max_params"):
-            if getattr(self, k) is not None and getattr(self, k) <= 0:
-                raise DassError(f"{k} must be > 0 (or null for no limit), got {getattr(self, k)}")
-        e = self.evolution
-        if e.population < 1 or e.generations < 0 or not 1 <= e.parents <= e.population or not 0 < e.p_mutate <= 1:
-            raise DassError("evolution needs population >= 1, generations >= 0, 1 <= parents <= population, "
-                            "0 < p_mutate <= 1")
-        if self.candidates and self.strategy != "pool":
-            raise DassError("candidates=<file> goes with strategy=pool")
-
-
 # ----------------------------------------------------------------------------------------------
 # Budgets
 
@@ -217,7 +163,7 @@ def read_candidates(path, space: SpaceConfig) -> Candidates:
     return full.subset(keep)
 
 
-class Scorer:
+class AdaptedScorer:
     """The predictor adapted to one teacher; scores architectures in batches.
 
     Maps are computed from the teacher on the noise of ``noise_seed`` unless given: ``tmap`` (the
@@ -269,7 +215,7 @@ class Scorer:
         info = self.pred.inputs["proxies"]
         if not compute:
             return torch.tensor(info["mean"], dtype=torch.float32).expand(len(archs), -1)
-        from .predictor import proxy_inputs
+        from ..predictor import proxy_inputs
         x, y = self.proxy_batch
         return proxy_inputs.features(info["names"], archs, self.space, self.num_classes, self.sd, self.remap, x, y,
                                      self.device, self.progress)
@@ -278,7 +224,7 @@ class Scorer:
         return to_accuracy(self.pred.target, scores, self.teacher_acc or 0.0)
 
 
-def shortlist_rescore(scorer: Scorer, archs: list[Arch], scores: torch.Tensor, k: int, fmap=None):
+def shortlist_rescore(scorer: AdaptedScorer, archs: list[Arch], scores: torch.Tensor, k: int, fmap=None):
     """For a predictor reading zero-cost proxies: the ``k`` best by the pre-filter score (proxies at
     their mean) are re-scored with their proxies computed. Returns ``(scores, order, shortlisted)``:
     the shortlist ranks first (by its new scores), the rest after it by their pre-filter scores."""
@@ -306,7 +252,7 @@ def sample_pool(space: SpaceConfig, n: int, budget: Budget, rng: np.random.Gener
         raise DassError(f"{e} under the budget {budget.as_dict()}: lower pool_size or relax the budget") from None
 
 
-def evolve(scorer: Scorer, space: SpaceConfig, budget: Budget, cfg: EvolutionConfig,
+def evolve(scorer: AdaptedScorer, space: SpaceConfig, budget: Budget, cfg: EvolutionConfig,
            rng: np.random.Generator) -> tuple[list[Arch], torch.Tensor]:
     """(mu + lambda) evolution; returns every scored architecture and its score."""
     population = sample_pool(space, cfg.population, budget, rng)
@@ -403,12 +349,12 @@ def run(cfg: SearchConfig) -> dict:
         dset = dataset_features(net, train, cfg.feats_per_class, cfg.max_feats, noise_seed, space.image_size, device)
     proxy_batch = None
     if "proxy" in pred.model.needs:
-        from .predictor import proxy_inputs
+        from ..predictor import proxy_inputs
         info = pred.inputs["proxies"]
         proxy_batch = proxy_inputs.batch(cfg.dataset, cfg.data_root, space, num_classes, int(info["batch_size"]),
                                          int(info["seed"]), device)
-    scorer = Scorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device, cfg.progress,
-                    tmap=None if listed is None else listed.teacher_fmap, proxy_batch=proxy_batch)
+    scorer = AdaptedScorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device,
+                           cfg.progress, tmap=None if listed is None else listed.teacher_fmap, proxy_batch=proxy_batch)
     rng = np.random.default_rng(cfg.seed)
     fmap = None
     if cfg.strategy == "evolution":
@@ -435,7 +381,7 @@ def run(cfg: SearchConfig) -> dict:
     return result
 
 
-def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Budget, teacher_acc, t0,
+def _write_results(cfg, run_dir: Path, scorer: AdaptedScorer, archs, scores, budget: Budget, teacher_acc, t0,
                    order=None, shortlisted=None) -> dict:
     if order is None:
         order = np.argsort(-scores.numpy(), kind="stable")
@@ -454,17 +400,3 @@ def _write_results(cfg, run_dir: Path, scorer: Scorer, archs, scores, budget: Bu
     write_csv(run_dir / "scores.csv", [{**r, "arch": json.dumps(r["arch"], separators=(",", ":"))} for r in rows])
     atomic_write_json(run_dir / "top.json", result)
     return result
-
-
-def main(args) -> int:
-    run(load_config(SearchConfig, args))
-    return 0
-
-
-def _parser():
-    return make_parser("python -m dass.search", "Score candidate students with the adapted predictor.",
-                       SearchConfig)
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

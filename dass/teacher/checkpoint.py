@@ -1,6 +1,6 @@
 """Teacher checkpoints: the project's ``teacher.pt`` and the original release's ``model_best.pth.tar``.
 
-Project format (written by ``python -m dass.train_teacher``)::
+Project format (written by ``python -m dass.teacher``)::
 
     {"state_dict": {...}, "space": SpaceConfig as a dict, "arch": {"depths", "widths"},
      "num_classes": int, "dataset": str, "metrics": {best_acc, final_acc, ...}}
@@ -20,14 +20,10 @@ from pathlib import Path
 
 import torch
 
-from . import config as cfgmod
-from .errors import DassError
-from .io import atomic_torch_save, safe_torch_load
-from .space import Arch, ResNet, SpaceConfig, build, teacher_arch
-
-# Fields that define the network (name and the describe-only num_classes are not compared).
-SPACE_FIELDS = ("stage_widths", "stage_strides", "depths", "width_mults", "image_size", "in_channels")
-
+from .. import config as cfgmod
+from ..errors import DassError
+from ..io import atomic_torch_save, safe_torch_load
+from ..space import Arch, ResNet, SpaceConfig, build, space_difference, teacher_arch
 
 def strip_module_prefix(sd: dict) -> dict:
     """Drop the ``module.`` prefix that ``DataParallel`` puts on every key. Only when every key has
@@ -94,18 +90,14 @@ def _state_dict_of(obj, path) -> tuple[dict, dict]:
     return strip_module_prefix(sd), rest
 
 
-def same_space(a: SpaceConfig, b: SpaceConfig) -> bool:
-    return all(getattr(a, f) == getattr(b, f) for f in SPACE_FIELDS)
-
-
 def _space_of(rest: dict, space: SpaceConfig | None, path) -> SpaceConfig:
     if "space" not in rest:
         if space is None:
             raise DassError(f"{path}: the checkpoint records no space profile; give one (space=<yaml>)")
         return space
     stored = cfgmod.from_dict(SpaceConfig, rest["space"], where=f"{path} (space)")
-    if space is not None and not same_space(stored, space):
-        diff = next(f for f in SPACE_FIELDS if getattr(stored, f) != getattr(space, f))
+    diff = None if space is None else space_difference(stored, space)
+    if diff is not None:
         raise DassError(f"{path}: teacher was trained in space '{stored.name}' ({diff}={getattr(stored, diff)}), "
                         f"but space '{space.name}' has {diff}={getattr(space, diff)}")
     return stored

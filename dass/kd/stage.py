@@ -1,5 +1,5 @@
-"""``python -m dass.kd --config configs/kd/cpu.yaml teacher=<teacher.pt> dataset=<name> ...``: KD-train
-one student from a teacher, for one or several seeds.
+"""The KD stage (``python -m dass.kd --config configs/kd/cpu.yaml teacher=<teacher.pt> dataset=<name> ...``;
+:func:`run` is its public entry): KD-train one student from a teacher, for one or several seeds.
 
 The student is given by exactly one of:
 
@@ -20,21 +20,21 @@ from __future__ import annotations
 import json
 import logging
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from . import runid
-from .cli import load_config, make_parser, run_main, setup_logging, setup_run_dir
-from .data.registry import dataset_key, load_dataset
-from .errors import DassError
-from .io import atomic_write_json, read_json, write_csv
-from .space import REMAPS, Arch, SpaceConfig, load_space, validate
-from .space.arch import read_candidates_file
-from .teacher import load_teacher
-from .train.distributed import barrier, init_distributed, shutdown
-from .train.recipe import KDRecipe
-from .train.trainer import check_data, kd_train
+from .. import config as cfgmod
+from .. import runid
+from ..cli import setup_run_dir_of_rank
+from ..data.registry import dataset_key, load_dataset
+from ..errors import DassError
+from ..io import atomic_write_json, read_json, write_csv
+from ..space import REMAPS, Arch, SpaceConfig, load_space, validate
+from ..space.arch import read_candidates_file
+from ..teacher.checkpoint import load_teacher
+from ..train.distributed import barrier, init_distributed, shutdown
+from ..train.lockstep import kd_train
+from ..train.trainer import check_data
+from .config import KDRunConfig
 
 log = logging.getLogger("dass.kd")
 # Config keys outside the run identity: where it is written, how it shows progress, which seeds
@@ -43,32 +43,6 @@ log = logging.getLogger("dass.kd")
 IDENTITY_FREE = ("runs_root", "run_dir", "progress", "device", "seeds", "teacher", "data_root", "space", "student",
                  "student_file", "student_index", "candidates_file", "index")
 CSV_FIELDS = ("seed", "best_acc", "final_acc", "final_loss", "wall_s", "macs", "params", "arch", "dataset", "teacher")
-
-
-@dataclass
-class StudentSpec:
-    depths: list[int]  # blocks per stage
-    widths: list[list[int]]  # per stage, the width of each block
-
-
-@dataclass
-class KDRunConfig:
-    teacher: str = ""              # teacher checkpoint (teacher.pt or the original model_best.pth.tar)
-    dataset: str = ""              # registry name; its classes must match the teacher's
-    data_root: str = "data"  # folder of the built-in datasets
-    space: str = ""                # space profile YAML; needed for checkpoints that record none
-    runs_root: str = "runs"  # parent of the default run folder
-    run_dir: str = ""              # default <runs_root>/kd/<dataset>/<arch key>
-    student: StudentSpec | None = None  # the student's depths and widths
-    student_file: str = ""  # search result (top.json) holding the student
-    student_index: int = 0  # entry of student_file's top list (0 = the best)
-    candidates_file: str = ""  # JSON/.pt list of architectures holding the student
-    index: int = 0  # entry of candidates_file
-    seeds: list[int] = field(default_factory=lambda: [1])  # KD seeds, one run each
-    remap: str = "copy_paste_first"  # initialisation of the student from the teacher (copy_paste_first ...)
-    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
-    progress: bool = True  # progress bars
-    recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe
 
 
 def _pick(items, i: int, what: str, path) -> dict:
@@ -108,15 +82,11 @@ def _row(seed: int, m: dict, dataset: str, teacher: str) -> dict:
             "dataset": dataset, "teacher": teacher}
 
 
-def main(args) -> int:
-    cfg = load_config(KDRunConfig, args)
-    for key in ("teacher", "dataset"):
-        if not getattr(cfg, key):
-            raise DassError(f"no {key} given ({key}=...)")
-    if not cfg.seeds:
-        raise DassError("seeds is empty")
-    if len(set(cfg.seeds)) != len(cfg.seeds):
-        raise DassError(f"seeds lists a seed twice ({cfg.seeds}): each seed is one run")
+def run(cfg: KDRunConfig) -> dict:
+    """KD-train (or resume) the student of ``cfg`` for each of its seeds; returns the summary line
+    (``run_dir``, ``arch``, per seed ``final_acc`` / ``best_acc``, their mean and std) that it also
+    prints. Under ``torchrun`` only rank 0 has the summary (other ranks get ``{}``)."""
+    cfg.check()
     if cfg.remap not in REMAPS:
         raise DassError(f"unknown remap '{cfg.remap}' (known: {', '.join(REMAPS)})")
     arch = resolve_student(cfg)
@@ -138,40 +108,39 @@ def main(args) -> int:
                            data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
-    ctx = init_distributed(cfg.device)
+    dist = init_distributed(cfg.device)
+    summary = {}
     try:
-        if ctx.is_main:
-            setup_run_dir(run_dir, cfg, "kd", identity=ident)
-        else:
-            setup_logging()
-        barrier(ctx)
+        setup_run_dir_of_rank(dist.is_main, run_dir, cfg, "kd", identity=ident)
+        barrier(dist)
         log.info("student %s (%s) of space '%s' from teacher %s on %s, seeds %s, device %s x%d",
-                 arch, arch.key(), space.name, cfg.teacher, cfg.dataset, cfg.seeds, ctx.device, ctx.world_size)
+                 arch, arch.key(), space.name, cfg.teacher, cfg.dataset, cfg.seeds, dist.device, dist.world_size)
         results = {}
         for seed in cfg.seeds:
             seed_dir = run_dir / f"seed{seed}"
-            if ctx.is_main:
+            if dist.is_main:
                 seed_dir.mkdir(parents=True, exist_ok=True)
-            barrier(ctx)
+            barrier(dist)
             m = kd_train(arch, space, teacher_sd, train, test, cfg.recipe, seed, remap=cfg.remap, run_dir=seed_dir,
-                         progress=cfg.progress, ctx=ctx)
+                         progress=cfg.progress, ctx=dist)
             results[seed] = m
-            if ctx.is_main:
+            if dist.is_main:
                 atomic_write_json(seed_dir / "metrics.json", {"seed": seed, "dataset": cfg.dataset,
                                                               "teacher": cfg.teacher, **m})
                 log.info("seed %d: best %.2f%% final %.2f%% loss %.4f (%.1f s)", seed, m["best_acc"],
                          m["final_acc"], m["final_loss"], m["wall_s"])
-        if ctx.is_main:
+        if dist.is_main:
             write_results(run_dir)
             finals = [results[s]["final_acc"] for s in cfg.seeds]
-            print(json.dumps({"run_dir": str(run_dir), "arch": arch.to_dict(),
-                              "final_acc": {str(s): results[s]["final_acc"] for s in cfg.seeds},
-                              "best_acc": {str(s): results[s]["best_acc"] for s in cfg.seeds},
-                              "final_acc_mean": statistics.fmean(finals),
-                              "final_acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0}))
+            summary = {"run_dir": str(run_dir), "arch": arch.to_dict(),
+                       "final_acc": {str(s): results[s]["final_acc"] for s in cfg.seeds},
+                       "best_acc": {str(s): results[s]["best_acc"] for s in cfg.seeds},
+                       "final_acc_mean": statistics.fmean(finals),
+                       "final_acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0}
+            print(json.dumps(summary))
     finally:
-        shutdown(ctx)
-    return 0
+        shutdown(dist)
+    return summary
 
 
 def write_results(run_dir: Path) -> None:
@@ -181,12 +150,3 @@ def write_results(run_dir: Path) -> None:
         m = read_json(f)
         rows.append(_row(int(m["seed"]), m, m["dataset"], m["teacher"]))
     write_csv(run_dir / "results.csv", sorted(rows, key=lambda r: r["seed"]), list(CSV_FIELDS))
-
-
-def _parser():
-    return make_parser("python -m dass.kd", "Knowledge-distil one student from a teacher (one or more seeds).",
-                       KDRunConfig)
-
-
-if __name__ == "__main__":
-    run_main(main, parser=_parser())

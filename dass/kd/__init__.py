@@ -1,0 +1,11 @@
+"""The KD stage: distil one student from a teacher, for one or several seeds (``python -m dass.kd``,
+:func:`run`). The training loop itself is the library :mod:`dass.train` (shared with teachers and the
+database build).
+
+Names are imported lazily (``dass/_lazy.py``): the config needs no torch."""
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "config": ["KDRunConfig", "StudentSpec"],
+    "stage": ["run", "resolve_student", "write_results", "CSV_FIELDS"],
+})

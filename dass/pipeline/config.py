@@ -1,0 +1,59 @@
+"""The pipeline's config (no torch: ``python -m dass.pipeline --help`` and config errors answer without
+importing it; the remap name is checked by :func:`dass.pipeline.stage.run`, which knows the strategies)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import DassError
+from ..search.config import EvolutionConfig
+from ..train.recipe import KDRecipe, TeacherRecipe
+
+
+@dataclass
+class BudgetConfig:
+    """Most MACs / parameters a student may have (at least one of the two)."""
+
+    macs: float | None = None    # most MACs: a value <= 1 is a fraction of the teacher's, > 1 a count
+    params: float | None = None  # most parameters: a value <= 1 is a fraction of the teacher's, > 1 a count
+
+
+@dataclass
+class PipelineConfig:
+    dataset: str = ""             # folder:<path>, npy:<path> or a built-in name (glyphs/hebrew)
+    data_root: str = "data"       # folder of the built-in datasets (not used by folder: and npy:)
+    teacher: str = ""             # teacher checkpoint; empty = train one here with teacher_recipe
+    predictor: str = "assets/cpu/predictors/dass"   # meta-trained predictor: best.pt or its run folder
+    run_dir: str = ""             # report folder; default runs/pipeline/<dataset>
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # student budget (MACs and/or parameters)
+    top_k: int = 3                # candidates KD-trained, the best by predicted score
+    seeds: list[int] = field(default_factory=lambda: [1])   # KD seeds of every pick
+    strategy: Literal["pool", "evolution"] = "pool"   # search: a sampled pool, or evolution
+    pool_size: int = 10000        # candidates sampled under the budget (strategy pool)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # search settings of strategy evolution
+    search_seed: int = 0          # seed of the candidate sampling
+    teacher_seed: int = 0         # seed of the teacher trained here
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of a teacher trained here
+    kd_recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe of the picks
+    remap: str = "copy_paste_first"   # how a student's initial weights are taken from the teacher
+    device: str = "auto"          # auto, cpu, cuda or cuda:<i>
+    threads: int = 0              # torch CPU threads; 0 = torch's default
+    progress: bool = True         # progress bars
+
+    def check(self) -> None:
+        if not self.dataset:
+            raise DassError("no dataset given (dataset=folder:<path>, npy:<path> or e.g. glyphs/hebrew)")
+        b = self.budget
+        if b.macs is None and b.params is None:
+            raise DassError("no budget given (budget.macs=<fraction of the teacher's or count> and/or "
+                            "budget.params=...)")
+        for k in ("macs", "params"):
+            v = getattr(b, k)
+            if v is not None and v <= 0:
+                raise DassError(f"budget.{k} must be > 0, got {v:g}")
+        if self.top_k < 1 or self.pool_size < 1:
+            raise DassError("top_k and pool_size must be >= 1")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise DassError("seeds must be a non-empty list of distinct seeds")
+        if not 0 <= self.threads <= 1024:
+            raise DassError("threads must lie in [0, 1024]")

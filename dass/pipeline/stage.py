@@ -1,0 +1,287 @@
+"""Your own dataset in one command: teacher -> search -> KD -> report.
+
+``python -m dass.pipeline --config configs/pipeline/cpu.yaml dataset=<name>`` (or :func:`run`):
+
+1. **teacher**: load ``teacher=<checkpoint>`` (its accuracy measured on the test split when the file
+   records none), or train the teacher of the predictor's space with ``teacher_recipe``
+   (:func:`dass.teacher.stage.run`);
+2. **search**: adapt the predictor on the teacher and score candidates under the budget
+   (:func:`dass.search.stage.run`); budgets given as fractions (<= 1) are taken of the teacher's
+   MACs/parameters;
+3. **kd**: KD-train the ``top_k`` best candidates with every seed of ``seeds`` (the students of one
+   seed in lockstep, one teacher forward per batch; each pick's folder is a ``dass.kd`` run folder);
+4. **report**: ``report.md``, ``picks.csv``, ``stages.csv`` and the plots under ``plots/``
+   (:mod:`dass.pipeline.report`).
+
+Everything goes under ``run_dir``. Each of the first three stages records its identity (what its
+result depends on: data and checkpoint hashes, settings) in ``<stage>/stage_identity.json`` when it starts
+and its result in ``<stage>/stage.json`` when it ends: a rerun skips finished stages whose identity
+is unchanged, resumes interrupted training from its checkpoints, and redoes (after emptying the
+folder) a stage whose identity changed, and with it every later stage.
+
+All inputs are checked before any training: the dataset, the predictor, a given teacher, and the
+budget against the smallest student of the space (one-line errors, exit code 2).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .. import config as cfgmod
+from ..cli import setup_logging, setup_run_dir
+from ..data.registry import dataset_key, load_dataset
+from ..database.builder import data_identity
+from ..device import resolve_device
+from ..errors import DassError
+from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json
+from ..kd.stage import write_results
+from ..predictor.model import load_predictor
+from ..search.config import SearchConfig
+from ..search.stage import Budget
+from ..search.stage import run as search_run
+from ..space import REMAPS, Arch, macs, params, teacher_arch
+from ..teacher.checkpoint import load_teacher
+from ..teacher.config import TeacherRunConfig
+from ..teacher.inputs import teacher_accuracy
+from ..teacher.stage import run as train_teacher_run
+from ..train.lockstep import kd_train_many
+from ..train.trainer import check_data
+from .config import BudgetConfig, PipelineConfig
+from .report import write_report
+
+log = logging.getLogger("dass.pipeline")
+STAGES = ("teacher", "search", "kd")
+
+
+def default_run_dir(dataset: str) -> Path:
+    return Path("runs") / "pipeline" / dataset_key(dataset)
+
+
+def predictor_file(path) -> Path:
+    """``best.pt`` itself, or the one inside a meta-training run folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "best.pt"
+    if not p.is_file():
+        raise DassError(f"predictor not found: {p}")
+    return p
+
+
+def predictor_quality(pred_path: Path) -> dict:
+    """What the predictor's run folder measured on its meta-test tasks (``metrics.json`` beside
+    ``best.pt``): mean Spearman and, when recorded, the mean absolute error of its predicted
+    accuracy in points; empty when there is no such file."""
+    f = pred_path.parent / "metrics.json"
+    d = read_json(f) if f.is_file() else {}
+
+    def number(*keys):
+        v = d
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    found = {"meta_test_spearman": number("meta_test_mean", "spearman"),
+             "meta_test_pred_acc_mae": number("pred_acc_mae_mean", "meta_test")}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def resolve_budget(cfg: BudgetConfig, teacher_macs: int, teacher_params: int) -> dict:
+    """Absolute limits ``{max_macs, max_params}``: values <= 1 are fractions of the teacher's."""
+    def one(v, of):
+        return None if v is None else (float(v) * of if v <= 1 else float(v))
+    return {"max_macs": one(cfg.macs, teacher_macs), "max_params": one(cfg.params, teacher_params)}
+
+
+def _normal(obj):
+    """JSON round trip (tuples -> lists), so identities compare equal to what was stored."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+class Stages:
+    """Run stages under ``run_dir/<name>/``, skipping those finished with the same identity."""
+
+    def __init__(self, run_dir: Path, logfile: Path):
+        self.run_dir, self.logfile = run_dir, logfile
+        self.records: dict[str, dict] = {}
+
+    def run(self, name: str, identity: dict, fn: Callable[[Path], dict]) -> dict:
+        folder = self.run_dir / name
+        identity = _normal(identity)
+        done = folder / "stage.json"
+        if done.is_file():
+            rec = read_json(done)
+            if rec.get("identity") == identity:
+                log.info("stage %s: finished before with the same inputs, skipped", name)
+                self.records[name] = {**rec, "skipped": True}
+                return rec["result"]
+        started = folder / "stage_identity.json"  # (identity.json is the entry's own, dass.runid)
+        if folder.exists() and (not started.is_file() or read_json(started) != identity):
+            log.info("stage %s: inputs changed since the last run, redoing it", name)
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(started, identity)
+        t0 = time.perf_counter()
+        result = _normal(fn(folder))
+        setup_logging(self.logfile)  # sub-stages attach their own log files
+        rec = {"stage": name, "identity": identity, "result": result,
+               "seconds": round(time.perf_counter() - t0, 3)}
+        atomic_write_json(done, rec)
+        log.info("stage %s: done in %.1f s", name, rec["seconds"])
+        self.records[name] = {**rec, "skipped": False}
+        return result
+
+
+def _load_data(cfg: PipelineConfig, image_size: int):
+    # arrays keep their stored size (the loader resizes on the device); an image folder is read at
+    # the space's size, as dass.teacher and dass.kd read it
+    size = image_size if cfg.dataset.startswith("folder:") else None
+    train, test = (load_dataset(cfg.dataset, cfg.data_root, s, size) for s in ("train", "test"))
+    check_data(train, test)
+    return train, test
+
+
+def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, folder: Path) -> dict:
+    """The given checkpoint, with its accuracy measured here when it records none (then a copy
+    holding that accuracy is written to ``folder/teacher.pt`` for the search to read)."""
+    net, sd, meta = load_teacher(cfg.teacher, space=space, num_classes=num_classes)
+    recorded = (meta.get("metrics") or {}).get("best_acc")
+    path = Path(cfg.teacher)
+    if recorded is None:
+        acc = teacher_accuracy(net, test, space.image_size, device)
+        log.info("teacher accuracy on the test split: %.2f%%", acc)
+        path = folder / "teacher.pt"
+        atomic_torch_save({"state_dict": sd, "space": cfgmod.to_dict(space), "arch": teacher_arch(space).to_dict(),
+                           "num_classes": num_classes, "dataset": cfg.dataset,
+                           "metrics": {**(meta.get("metrics") or {}), "best_acc": acc}}, path)
+    else:
+        acc = float(recorded)
+    arch = teacher_arch(space)
+    return {"teacher": str(path), "best_acc": acc, "macs": macs(arch, space, num_classes),
+            "params": params(arch, space, num_classes), "trained_here": False}
+
+
+def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
+    cfgmod.save(space, folder / "space.yaml")
+    tcfg = TeacherRunConfig(dataset=cfg.dataset, data_root=cfg.data_root, space=str(folder / "space.yaml"),
+                            run_dir=str(folder), seed=cfg.teacher_seed, device=cfg.device, progress=cfg.progress,
+                            recipe=cfg.teacher_recipe)
+    line = train_teacher_run(tcfg, data)
+    return {**line, "trained_here": True}
+
+
+def _search(cfg: PipelineConfig, pred_path: Path, teacher: dict, budget: dict, folder: Path) -> dict:
+    scfg = SearchConfig(teacher=teacher["teacher"], predictor=str(pred_path), run_dir=str(folder),
+                        dataset=cfg.dataset, data_root=cfg.data_root, max_macs=budget["max_macs"],
+                        max_params=budget["max_params"], strategy=cfg.strategy, pool_size=cfg.pool_size,
+                        evolution=cfg.evolution, top_k=cfg.top_k, seed=cfg.search_seed, device=cfg.device,
+                        progress=cfg.progress)
+    return search_run(scfg)
+
+
+def pick_dir(folder: Path, rank: int, arch: Arch) -> Path:
+    return folder / f"{rank}-{arch.key()}"
+
+
+def _kd(cfg: PipelineConfig, space, teacher: dict, picks: list[dict], data, folder: Path) -> dict:
+    """Every pick with every seed; a (pick, seed) whose ``metrics.json`` exists is not retrained,
+    an interrupted one resumes from its ``last.pt``."""
+    train, test = data
+    _, sd, _ = load_teacher(teacher["teacher"], space=space)
+    archs = [Arch.from_dict(p["arch"]) for p in picks]
+    dirs = [pick_dir(folder, p["rank"], a) for p, a in zip(picks, archs)]
+    for seed in cfg.seeds:
+        todo = [i for i, d in enumerate(dirs) if not (d / f"seed{seed}" / "metrics.json").is_file()]
+        if not todo:
+            continue
+        log.info("KD seed %d: %d students in lockstep", seed, len(todo))
+        runs = [dirs[i] / f"seed{seed}" for i in todo]
+        for r in runs:
+            r.mkdir(parents=True, exist_ok=True)
+        results = kd_train_many([archs[i] for i in todo], space, sd, train, test, cfg.kd_recipe, seed,
+                                cfg.device, cfg.remap, run_dirs=runs, progress=cfg.progress)
+        for r, m in zip(runs, results):
+            atomic_write_json(r / "metrics.json", {"seed": seed, "dataset": cfg.dataset,
+                                                   "teacher": teacher["teacher"], **m})
+    out = []
+    for p, d in zip(picks, dirs):
+        write_results(d)
+        ms = [read_json(d / f"seed{s}" / "metrics.json") for s in cfg.seeds]
+        best = [m["best_acc"] for m in ms]
+        final = [m["final_acc"] for m in ms]
+        out.append({"rank": p["rank"], "arch": p["arch"], "run_dir": str(d),
+                    "best_acc": statistics.fmean(best), "final_acc": statistics.fmean(final),
+                    "final_acc_std": statistics.stdev(final) if len(final) > 1 else 0.0,
+                    "wall_s": sum(m["wall_s"] for m in ms)})
+    return {"picks": out}
+
+
+def run(cfg: PipelineConfig) -> dict:
+    """Run (or resume) the pipeline; prints where the report is and returns ``{run_dir, teacher, budget,
+    search, kd, stages}``."""
+    cfg.check()
+    if cfg.remap not in REMAPS:
+        raise DassError(f"unknown remap '{cfg.remap}' (known: {', '.join(REMAPS)})")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    # --- every input checked before any work
+    pred_path = predictor_file(cfg.predictor)
+    pred = load_predictor(pred_path, device="cpu")
+    space = pred.space
+    data = _load_data(cfg, space.image_size)
+    num_classes = data[0].num_classes
+    if cfg.teacher:
+        load_teacher(cfg.teacher, space=space, num_classes=num_classes)
+    t_arch = teacher_arch(space)
+    t_macs, t_params = macs(t_arch, space, num_classes), params(t_arch, space, num_classes)
+    budget = resolve_budget(cfg.budget, t_macs, t_params)
+    try:
+        Budget(space, num_classes, budget["max_macs"], budget["max_params"]).check_feasible()
+    except DassError as e:
+        given = ", ".join(f"budget.{k}={v:g}" for k, v in cfgmod.to_dict(cfg.budget).items() if v is not None)
+        raise DassError(f"{given}: {e}") from None
+    run_dir = Path(cfg.run_dir or default_run_dir(cfg.dataset))
+    setup_run_dir(run_dir, cfg, "pipeline")
+    logfile = run_dir / "pipeline.log"
+    log.info("dataset %s (%d classes, %d train / %d test images), predictor %s (space '%s'), budget %s",
+             cfg.dataset, num_classes, len(data[0]), len(data[1]), pred_path, space.name, budget)
+    stages = Stages(run_dir, logfile)
+    data_id = [data_identity(a) for a in data]
+    # --- teacher
+    if cfg.teacher:
+        t_ident = {"given": str(cfg.teacher), "sha256": file_sha256(cfg.teacher), "data": data_id}
+        teacher = stages.run("teacher", t_ident,
+                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f))
+    else:
+        t_ident = {"dataset": cfg.dataset, "data": data_id, "space": cfgmod.to_dict(space),
+                   "recipe": cfgmod.to_dict(cfg.teacher_recipe), "seed": cfg.teacher_seed}
+        teacher = stages.run("teacher", t_ident, lambda f: _teacher_trained(cfg, space, data, f))
+    teacher_sha = file_sha256(teacher["teacher"])
+    # --- search
+    s_ident = {"teacher": teacher_sha, "predictor": file_sha256(pred_path), "budget": budget,
+               "strategy": cfg.strategy, "pool_size": cfg.pool_size, "evolution": cfgmod.to_dict(cfg.evolution),
+               "seed": cfg.search_seed, "top_k": cfg.top_k, "data": data_id}
+    search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f))
+    # --- KD of the picks
+    picks = search["top"]
+    k_ident = {"teacher": teacher_sha, "picks": [p["arch"] for p in picks], "seeds": cfg.seeds,
+               "recipe": cfgmod.to_dict(cfg.kd_recipe), "remap": cfg.remap, "data": data_id}
+    kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f))
+    result = {"run_dir": str(run_dir), "dataset": cfg.dataset, "num_classes": num_classes,
+              "train_size": len(data[0]), "test_size": len(data[1]), "predictor": str(pred_path),
+              "predictor_quality": predictor_quality(pred_path),
+              "space": space.name, "teacher": teacher, "budget": budget, "budget_given": cfgmod.to_dict(cfg.budget),
+              "search": search, "kd": kd, "stages": stages.records, "seeds": cfg.seeds,
+              "kd_epochs": cfg.kd_recipe.epochs}
+    t0 = time.perf_counter()
+    write_report(run_dir, result)
+    log.info("report written in %.1f s: %s", time.perf_counter() - t0, run_dir / "report.md")
+    print(f"report: {run_dir}/report.md")
+    return result

@@ -1,0 +1,11 @@
+"""The search stage: adapt the meta-trained predictor on a new task's teacher and pick students under
+MACs/parameter budgets (``python -m dass.search``, :func:`run`).
+
+Names are imported lazily (``dass/_lazy.py``): the config needs no torch."""
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "config": ["SearchConfig", "EvolutionConfig", "MAX_POOL"],
+    "stage": ["run", "AdaptedScorer", "Budget", "Candidates", "read_candidates", "smallest_arch", "sample_pool",
+              "evolve", "shortlist_rescore"],
+})

@@ -1,0 +1,62 @@
+"""The search stage's config (no torch: ``python -m dass.search --help`` and config errors answer
+without importing it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import DassError
+
+# Largest pool, population or batch: every candidate, its score and costs stay in memory.
+MAX_POOL = 10_000_000
+
+
+@dataclass
+class EvolutionConfig:
+    population: int = 100  # architectures kept each generation (and the size of the first sample)
+    generations: int = 20  # rounds of mutation and selection
+    parents: int = 20  # best architectures mutated into children each generation
+    p_mutate: float = 0.2  # probability of changing each depth/width choice in a mutation
+
+
+@dataclass
+class SearchConfig:
+    teacher: str = ""  # teacher checkpoint (in the predictor's space)
+    predictor: str = ""  # meta-trained predictor checkpoint (best.pt)
+    run_dir: str = ""  # output folder: top.json, scores.csv, config.yaml, search.log
+    dataset: str | None = None  # dataset name: for input D, or a teacher file without its accuracy
+    data_root: str | None = None  # folder of the built-in datasets
+    max_macs: float | None = None  # most MACs of a candidate (null = no limit)
+    max_params: float | None = None  # most parameters of a candidate (null = no limit)
+    strategy: Literal["pool", "evolution"] = "pool"  # pool: score a sample (or candidates); evolution: evolve
+    pool_size: int = 10000  # candidates sampled under the budgets (strategy pool)
+    candidates: str | None = None  # JSON/.pt file of architectures to score instead of sampling
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # settings of strategy evolution
+    top_k: int = 5  # best candidates written to top.json
+    seed: int = 0  # seed of the sampling and the evolution
+    noise_seed: int | None = None  # default: the seed the predictor's database used
+    feats_per_class: int = 10      # dataset features (input D): as the database builder samples them
+    max_feats: int = 512  # most images sampled for the dataset features
+    batch_size: int = 256  # architectures per batch when computing functional maps
+    proxy_shortlist: int = 256  # predictors reading zero-cost proxies: best candidates re-scored with them
+    device: str = "auto"  # auto, cpu, cuda or cuda:<i>
+    progress: bool = True  # progress bars
+
+    def check(self) -> None:
+        for k in ("teacher", "predictor", "run_dir"):
+            if not getattr(self, k):
+                raise DassError(f"search needs {k}=...")
+        for k in ("pool_size", "top_k", "batch_size", "feats_per_class", "max_feats", "proxy_shortlist"):
+            if not 1 <= getattr(self, k) <= MAX_POOL:
+                raise DassError(f"{k} must lie in [1, {MAX_POOL}], got {getattr(self, k)}")
+        if self.evolution.population > MAX_POOL or self.evolution.generations > MAX_POOL:
+            raise DassError(f"evolution.population and evolution.generations must be <= {MAX_POOL}")
+        for k in ("max_macs", "max_params"):
+            if getattr(self, k) is not None and getattr(self, k) <= 0:
+                raise DassError(f"{k} must be > 0 (or null for no limit), got {getattr(self, k)}")
+        e = self.evolution
+        if e.population < 1 or e.generations < 0 or not 1 <= e.parents <= e.population or not 0 < e.p_mutate <= 1:
+            raise DassError("evolution needs population >= 1, generations >= 0, 1 <= parents <= population, "
+                            "0 < p_mutate <= 1")
+        if self.candidates and self.strategy != "pool":
+            raise DassError("candidates=<file> goes with strategy=pool")

@@ -1,0 +1,17 @@
+"""``python -m dass.teacher --config configs/teacher/cpu.yaml dataset=glyphs/latin``: train a teacher
+(:func:`dass.teacher.stage.run`; ``python -m dass.train_teacher`` is an alias).
+
+Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
+without torch, which :mod:`dass.teacher.stage` imports once the config is known good."""
+from __future__ import annotations
+
+from ..cli import run_main, stage_entry
+from .config import TeacherRunConfig
+
+main, _parser = stage_entry(
+    "python -m dass.teacher",
+    "Train the teacher of a space profile on a dataset.",
+    TeacherRunConfig, "dass.teacher.stage")
+
+if __name__ == "__main__":
+    run_main(main, parser=_parser())
