@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from assets.tiny_db import TINY, tiny_teacher_state
-from dass.evaluation import proxies
+from dass.proxies import zero_cost as proxies
 from dass.space import Arch, build_remapped, macs, sample
 
 

@@ -8,10 +8,10 @@ A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one
 * ``random``: uniform scores from ``(context.seed, crc32(task key))``;
 * ``macs``, ``params``: the exact costs (:mod:`dass.space.cost`);
 * ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``: zero-cost proxies
-  (:mod:`dass.evaluation.proxies`) of the *remapped* student: built and initialised from the task's
+  (:mod:`dass.proxies.zero_cost`) of the *remapped* student: built and initialised from the task's
   teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch`;
 * ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
-  relations against the trained teacher's on the same batch (:func:`proxies.diswot`);
+  relations against the trained teacher's on the same batch (:func:`dass.proxies.zero_cost.diswot`);
 * ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
   one-hot encoding, trained on the database's ``meta_train`` tasks (``context.db``), its feature set and
   penalty chosen on ``meta_valid`` (:mod:`dass.evaluation.ensemble`);
@@ -38,41 +38,16 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from .. import config as cfgmod
 from ..database.splits import LABELS
 from ..errors import DassError
-from ..space import Arch, SpaceConfig, build_remapped, macs, noise_input, params
-from . import proxies
+from ..proxies.batch import ARCH_PROXIES, archs_proxy, image_batch
+from ..space import macs, noise_input, params
+from .tasks import num_students, task_archs, task_key, task_space, true_accuracy  # noqa: F401 (re-exported)
 
 log = logging.getLogger("dass.evaluate")
 
 PROXY_INPUTS = ("data", "noise")
-
-
-# ---------------------------------------------------------------------------------------- task access
-
-def task_key(task: dict) -> str:
-    return str(task["task"]["key"])
-
-
-def task_space(task: dict) -> SpaceConfig:
-    return cfgmod.from_dict(SpaceConfig, dict(task["space"]), where=f"task {task_key(task)} (space)")
-
-
-def task_archs(task: dict) -> list[Arch]:
-    return [Arch.from_dict(a) for a in task["students"]["arch"]]
-
-
-def num_students(task: dict) -> int:
-    return len(task["students"]["arch"])
-
-
-def true_accuracy(task: dict, label: str) -> np.ndarray:
-    if label not in LABELS:
-        raise DassError(f"label must be one of {list(LABELS)}, got {label!r}")
-    return task["students"][label].double().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------- context
@@ -121,7 +96,7 @@ class EvalContext:
         return self._teacher_sd[key]
 
     def proxy_scores(self, task: dict, name: str) -> np.ndarray:
-        """Proxy ``name`` (one of :data:`proxies.PROXIES` or ``diswot``) of every remapped student of
+        """Proxy ``name`` (one of :data:`dass.proxies.ARCH_PROXIES`) of every remapped student of
         ``task`` on the task's proxy batch; computed once per (task, proxy) and shared by scorers."""
         key = (task_key(task), name)
         if key not in self._proxy:
@@ -130,19 +105,8 @@ class EvalContext:
             x, y = self.proxy_batch(task)
             strategy = str(task.get("remap", "copy_paste_first"))
             desc = f"{name} {task_key(task)}"
-            if name != "diswot":
-                self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
-                                               self.progress, desc)
-                return self._proxy[key]
-            from ..space import build, teacher_arch
-            teacher = build(teacher_arch(space), space, n_cls)
-            teacher.load_state_dict(sd)
-            rel = proxies.relation_matrices(teacher.to(self.device), x)
-            out = []
-            for arch in tqdm(task_archs(task), desc=desc, leave=False, disable=not self.progress):
-                net = build_remapped(arch, space, n_cls, sd, strategy).to(self.device)
-                out.append(proxies.diswot(net, rel, x))
-            self._proxy[key] = np.array(out, dtype=np.float64)
+            self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
+                                           self.progress, desc)
         return self._proxy[key]
 
     def proxy_batch(self, task: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,35 +136,6 @@ class EvalContext:
                            [self.seed, zlib.crc32(task_key(task).encode())], self.device)
         self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(y)} images)"
         return x, y
-
-
-def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: int, n: int, seed,
-                device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` train images of ``dataset`` drawn without replacement with ``seed`` (resized to the
-    space's input, normalised, no augmentation) and their labels, on ``device``."""
-    from ..data.loader import DeviceLoader
-    from ..data.registry import load_dataset
-    arrays = load_dataset(dataset, data_root, "train")
-    if arrays.num_classes != num_classes:
-        raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {num_classes}")
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(arrays), size=min(n, len(arrays)), replace=False))
-    if len(idx) < 2:
-        raise DassError(f"{dataset} has fewer than 2 train images")
-    loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
-                          flip=False, device=device)
-    return next(iter(loader))
-
-
-def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: dict,
-                strategy: str, x: torch.Tensor, y: torch.Tensor, device, progress: bool = False,
-                desc: str = "") -> np.ndarray:
-    """Zero-cost proxy ``name`` of each architecture, remapped from ``teacher_sd`` (float64)."""
-    out = []
-    for arch in tqdm(archs, desc=desc or name, leave=False, disable=not progress):
-        net = build_remapped(arch, space, num_classes, teacher_sd, strategy).to(device)
-        out.append(proxies.compute(name, net, x, y))
-    return np.array(out, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------- scorers
@@ -328,8 +263,7 @@ _REGISTRY: dict[str, Callable[[], Scorer]] = {
     "random": RandomScorer,
     "macs": lambda: CostScorer("macs"),
     "params": lambda: CostScorer("params"),
-    **{p: (lambda p=p: ProxyScorer(p)) for p in proxies.PROXIES},
-    "diswot": lambda: ProxyScorer("diswot"),
+    **{p: (lambda p=p: ProxyScorer(p)) for p in ARCH_PROXIES},  # the zero-cost proxies, then diswot
     "proxy_ensemble": EnsembleScorer,
     "oracle": OracleScorer,
 }

@@ -4,7 +4,7 @@ Features of a student (groups, :data:`GROUPS`):
 
 * ``cost``: ``log(macs / teacher macs)``, ``log(params / teacher params)``
   (:func:`dass.predictor.data.cost_features`);
-* ``proxies``: the zero-cost proxies of :data:`dass.evaluation.proxies.PROXIES` of the remapped
+* ``proxies``: the zero-cost proxies of :data:`dass.proxies.zero_cost.PROXIES` of the remapped
   student on the task's proxy batch, each z-scored within its task (their scales differ between
   tasks); non-finite values (a singular NASWOT kernel, a failed jacov) are set to the task's lowest
   finite value first;
@@ -70,8 +70,8 @@ def zscore(v: np.ndarray) -> np.ndarray:
 def task_features(task: dict, context, groups) -> np.ndarray:
     """``N x F`` features of ``task``'s students (groups in :data:`GROUPS` order)."""
     from ..predictor.data import cost_features
-    from .baselines import task_archs, task_space
-    from .proxies import PROXIES
+    from .tasks import task_archs, task_space
+    from ..proxies.zero_cost import PROXIES
     cols = []
     if "cost" in groups:
         cols.append(cost_features(task_archs(task), task_space(task), int(task["task"]["num_classes"])).double()

@@ -7,9 +7,9 @@ population): ``naswot``: ``logdet K(student) - logdet K(teacher)``; ``synflow``:
 values are clipped below at it. The teacher's own features are 0 (its support row).
 
 The batch: ``batch_size`` train images of the task's dataset drawn with ``[seed, crc32(dataset
-name)]`` (:func:`dass.evaluation.baselines.image_batch`), the same in meta-training, evaluation and
+name)]`` (:func:`dass.proxies.image_batch`), the same in meta-training, evaluation and
 search. Proxies are computed on the remapped, untrained student (the task's remap strategy), as in
-:mod:`dass.evaluation.proxies`. Database features are cached per task under ``cache_dir``.
+:mod:`dass.proxies`. Database features are cached per task under ``cache_dir``.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import torch
 
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
+from ..proxies.batch import archs_proxy, image_batch
 from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
 
 FLOOR = -50.0
@@ -41,7 +42,6 @@ def relative(name: str, values, teacher: float) -> np.ndarray:
 
 
 def batch(dataset: str, data_root: str, space, num_classes: int, batch_size: int, seed: int, device):
-    from ..evaluation.baselines import image_batch
     return image_batch(dataset, data_root, space, num_classes, batch_size, [int(seed), zlib.crc32(dataset.encode())],
                        device)
 
@@ -49,7 +49,6 @@ def batch(dataset: str, data_root: str, space, num_classes: int, batch_size: int
 def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: str, x, y, device,
              progress: bool = False) -> torch.Tensor:
     """``N x P`` float32 proxy features of ``archs`` against the teacher (``teacher_sd``)."""
-    from ..evaluation.baselines import archs_proxy
     from ..space import teacher_arch
     cols = []
     for name in names:

@@ -1,0 +1,57 @@
+"""Zero-cost proxies of a task's students: the image batch they are computed on, and one proxy over
+a list of architectures remapped from the task's teacher.
+
+Used by the evaluation's baselines (one score per database student) and by the predictor's proxy
+inputs (meta-training, evaluation and search), so all of them score a student the same way.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import DassError
+from ..space import Arch, SpaceConfig, build, build_remapped, teacher_arch
+from . import zero_cost
+
+# the proxies :func:`archs_proxy` computes: the one-network proxies and DisWOT (student vs teacher)
+ARCH_PROXIES = (*zero_cost.PROXIES, "diswot")
+
+
+def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: int, n: int, seed,
+                device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` train images of ``dataset`` drawn without replacement with ``seed`` (resized to the
+    space's input, normalised, no augmentation) and their labels, on ``device``."""
+    from ..data.loader import DeviceLoader
+    from ..data.registry import load_dataset
+    arrays = load_dataset(dataset, data_root, "train")
+    if arrays.num_classes != num_classes:
+        raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {num_classes}")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(arrays), size=min(n, len(arrays)), replace=False))
+    if len(idx) < 2:
+        raise DassError(f"{dataset} has fewer than 2 train images")
+    loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
+                          flip=False, device=device)
+    return next(iter(loader))
+
+
+def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: dict,
+                strategy: str, x: torch.Tensor, y: torch.Tensor, device, progress: bool = False,
+                desc: str = "") -> np.ndarray:
+    """Proxy ``name`` (:data:`ARCH_PROXIES`) of each architecture, remapped from ``teacher_sd`` with
+    ``strategy``, on the batch ``(x, y)`` (float64). ``diswot`` compares each student's stage
+    relations with those of the teacher (``teacher_sd``) on ``x`` (:func:`zero_cost.diswot`)."""
+    if name not in ARCH_PROXIES:
+        raise DassError(f"unknown proxy {name!r} (known: {', '.join(ARCH_PROXIES)})")
+    teacher_rel = None
+    if name == "diswot":
+        teacher = build(teacher_arch(space), space, num_classes)
+        teacher.load_state_dict(teacher_sd)
+        teacher_rel = zero_cost.relation_matrices(teacher.to(device), x)
+    out = []
+    for arch in tqdm(archs, desc=desc or name, leave=False, disable=not progress):
+        net = build_remapped(arch, space, num_classes, teacher_sd, strategy).to(device)
+        out.append(zero_cost.diswot(net, teacher_rel, x) if teacher_rel is not None
+                   else zero_cost.compute(name, net, x, y))
+    return np.array(out, dtype=np.float64)
