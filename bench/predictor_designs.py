@@ -50,11 +50,16 @@ CPU = ["target=standardized", "cost_features=true", "first_order=true", "episode
 PRIOR = ["cost_prior=true", "eval_at_start=true"]
 # name -> overrides of BASE
 PROXIES = ["proxies=[naswot,synflow]"]
+ONEHOT = ["prior_onehot=true"]
 DESIGNS = {
     "paper (300 episodes)": ["episodes=300"],
     "cpu_v1 (previous default)": CPU,
     "prior": CPU + PRIOR,
     "prior+proxies": CPU + PRIOR + PROXIES,
+    "prior+diswot": CPU + PRIOR + ["proxies=[diswot]"],
+    "onehot prior": CPU + PRIOR + ONEHOT,
+    "onehot prior+diswot": CPU + PRIOR + ONEHOT + ["proxies=[diswot]"],
+    "onehot prior+proxies+diswot": CPU + PRIOR + ONEHOT + ["proxies=[naswot,synflow,diswot]"],
     "A (KD-unaware)": CPU + ["input_type=A"],
 }
 SEEDS = (0, 1, 2)

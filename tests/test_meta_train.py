@@ -104,6 +104,48 @@ def test_cost_prior_starts_at_the_least_squares_fit_of_the_targets(db, tmp_path)
     assert metrics["pred_acc_mae_mean"]["meta_test"] >= 0
 
 
+def test_onehot_prior_starts_at_the_ridge_fit_of_the_targets(db, tmp_path):
+    """prior_onehot: the untrained predictor is the ridge regression of the targets on [cost, onehot],
+    penalty on the standardised columns (closed form here, with numpy); constant columns get weight 0."""
+    import numpy as np
+    from dass.predictor import MetaTrainer
+    from dass.predictor import cost_features, load_tasks, take
+    cfg = config(db, tmp_path, "cost_prior=true", "prior_onehot=true", "prior_ridge=3.0", "target=standardized")
+    space, tasks = load_tasks(db)
+    trainer = MetaTrainer(cfg, space, tasks, torch.device("cpu"))
+    X = np.concatenate([np.concatenate([cost_features(t.archs, t.space, t.num_classes).numpy(), t.onehot.numpy()], 1)
+                        for t in tasks["meta_train"]]).astype(np.float64)
+    y = np.concatenate([((t.acc - t.acc.mean()) / t.acc.std()).numpy() for t in tasks["meta_train"]])
+    sd = X.std(0)
+    keep = sd > 0
+    Z = (X[:, keep] - X[:, keep].mean(0)) / sd[keep]
+    w = np.linalg.solve(Z.T @ Z + 3.0 * np.eye(Z.shape[1]), Z.T @ (y - y.mean()))
+    want = y.mean() + Z @ w
+    with torch.no_grad():
+        got = np.concatenate([trainer.model(take(t.inputs(trainer.model.needs))).numpy() for t in tasks["meta_train"]])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # a ridge fit is worse on its own rows than least squares, and better than the mean alone
+    ls = np.linalg.lstsq(np.concatenate([Z, np.ones((len(Z), 1))], 1), y, rcond=None)[0]
+    rss = lambda p: float(((y - p) ** 2).sum())  # noqa: E731
+    assert rss(np.concatenate([Z, np.ones((len(Z), 1))], 1) @ ls) < rss(want) < rss(np.full_like(y, y.mean()))
+    with pytest.raises(DassError, match="cost_prior"):
+        config(db, tmp_path, "prior_onehot=true").check()
+
+
+def test_fit_linear_recovers_a_known_linear_target():
+    """Least squares (ridge 0) recovers y = 2 + 3 x0 - x1 exactly; a constant column gets weight 0; a
+    ridge penalty shrinks the weights toward 0."""
+    from dass.predictor.meta_train import fit_linear
+    g = torch.Generator().manual_seed(0)
+    X = torch.cat([torch.randn(40, 2, generator=g), torch.full((40, 1), 5.0)], dim=1).double()
+    y = 2 + 3 * X[:, 0] - X[:, 1]
+    w, b = fit_linear(X, y)
+    torch.testing.assert_close(w, torch.tensor([3.0, -1.0, 0.0], dtype=torch.float64), atol=1e-9, rtol=0)
+    assert b == pytest.approx(2.0, abs=1e-9)
+    w10, _ = fit_linear(X, y, ridge=10.0)
+    assert 0 < w10[0] < 3 and -1 < w10[1] < 0 and w10[2] == 0
+
+
 def test_divergence_is_a_clear_error(db, tmp_path):
     with pytest.raises(DassError, match="diverged at episode 1"):
         run(config(db, tmp_path, "episodes=3", "inner_lr_init=1.0e+30"))

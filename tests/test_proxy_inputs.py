@@ -9,7 +9,7 @@ import torch
 from dass.errors import DassError
 from dass.predictor import InputDims, Predictor, PredictorConfig, proxy_inputs
 from dass.search import shortlist_rescore
-from synthetic_db import tiny_space
+from synthetic_db import random_teacher_sd, tiny_space
 
 
 def test_relative_features_by_hand():
@@ -22,6 +22,24 @@ def test_relative_features_by_hand():
         proxy_inputs.check_names(["naswot", "naswot"])
     with pytest.raises(DassError):
         proxy_inputs.check_names(["snip"])
+
+
+def test_diswot_input_is_zero_for_the_teacher_and_negative_for_a_smaller_student():
+    """DisWOT compares a student's sample relations with the teacher's: the teacher architecture,
+    remapped from the teacher, is the teacher (0 exactly); the smallest student relates the images
+    otherwise (< 0)."""
+    from dass.search import smallest_arch
+    from dass.space import teacher_arch
+    space = tiny_space()
+    sd = random_teacher_sd(space, 0)
+    n_cls = sd["fc.weight"].shape[0]
+    x = torch.randn(8, 3, space.image_size, space.image_size, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8) % n_cls
+    f = proxy_inputs.features(["diswot"], [teacher_arch(space), smallest_arch(space)], space, n_cls, sd,
+                              "copy_paste_first", x, y, "cpu")
+    assert f.shape == (2, 1)
+    assert f[0, 0].item() == 0.0 and f[1, 0].item() < 0.0
+    np.testing.assert_allclose(proxy_inputs.relative("diswot", [-0.5, 0.0], 0.0), [-0.5, 0.0])
 
 
 def test_the_prior_reads_cost_then_proxy_scalars():

@@ -4,7 +4,7 @@ Features of a student (groups, :data:`GROUPS`):
 
 * ``cost``: ``log(macs / teacher macs)``, ``log(params / teacher params)``
   (:func:`dass.predictor.data.cost_features`);
-* ``proxies``: the zero-cost proxies of :data:`dass.proxies.zero_cost.PROXIES` of the remapped
+* ``proxies``: the zero-cost proxies and DisWOT (:data:`dass.proxies.ARCH_PROXIES`) of the remapped
   student on the task's proxy batch, each z-scored within its task (their scales differ between
   tasks); non-finite values (a singular NASWOT kernel, a failed jacov) are set to the task's lowest
   finite value first;
@@ -71,13 +71,13 @@ def task_features(task: dict, context, groups) -> np.ndarray:
     """``N x F`` features of ``task``'s students (groups in :data:`GROUPS` order)."""
     from ..predictor.data import cost_features
     from .tasks import task_archs, task_space
-    from ..proxies.zero_cost import PROXIES
+    from ..proxies.batch import ARCH_PROXIES
     cols = []
     if "cost" in groups:
         cols.append(cost_features(task_archs(task), task_space(task), int(task["task"]["num_classes"])).double()
                     .numpy())
     if "proxies" in groups:
-        cols.append(np.stack([zscore(context.proxy_scores(task, p)) for p in PROXIES], axis=1))
+        cols.append(np.stack([zscore(context.proxy_scores(task, p)) for p in ARCH_PROXIES], axis=1))
     if "onehot" in groups:
         cols.append(task["students"]["onehot"].double().numpy())
     return np.concatenate(cols, axis=1)

@@ -8,7 +8,7 @@ from typing import Literal
 from ..errors import DassError
 
 # Zero-cost proxies a predictor may read as inputs (computed by dass.predictor.proxy_inputs).
-PROXY_INPUTS = ("naswot", "synflow")
+PROXY_INPUTS = ("naswot", "synflow", "diswot")
 
 
 def check_proxy_names(names) -> list[str]:
@@ -53,7 +53,9 @@ class MetaTrainConfig:
     arch_encoder: Literal["onehot", "graph"] = "onehot"  # encoder of input A
     cost_features: bool = False  # add log MACs and log params relative to the teacher's to the head's input
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
-    proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow
+    prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (a ridge fit, penalty prior_ridge)
+    prior_ridge: float = 10.0  # with prior_onehot: ridge penalty of the prior's fit (standardised columns)
+    proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow, diswot
     data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
     proxy_batch_size: int = 32  # images per proxy batch
     proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
@@ -87,8 +89,10 @@ class MetaTrainConfig:
             raise DassError(f"inner_steps must be >= 0, got {self.inner_steps}")
         if self.proxies:
             check_proxy_names(self.proxies)
-        if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0:
-            raise DassError("outer_lr must be > 0, inner_lr_init and rank_loss_weight >= 0")
+        if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0 or self.prior_ridge < 0:
+            raise DassError("outer_lr must be > 0, inner_lr_init, rank_loss_weight and prior_ridge >= 0")
+        if self.prior_onehot and not self.cost_prior:
+            raise DassError("prior_onehot extends the cost prior: set cost_prior=true")
         for k in ("episodes", "n_query", "inner_steps", "eval_every", "checkpoint_every"):
             if getattr(self, k) > 10_000_000:
                 raise DassError(f"{k} must be <= 10^7, got {getattr(self, k)}")

@@ -11,7 +11,9 @@ over ``meta_valid`` tasks picks the best checkpoint.
 
 Design switches (``configs/meta_train/*.yaml``): ``input_type``, ``arch_encoder``,
 ``cost_features`` (log MACs/params as inputs), ``cost_prior`` (a least-squares cost prior plus a
-learned residual, :mod:`dass.predictor.model`), ``target`` (``raw`` / ``relative`` / per-task
+learned residual, :mod:`dass.predictor.model`), ``prior_onehot`` (the prior also reads the one-hot
+encoding: a ridge fit with penalty ``prior_ridge``), ``proxies`` (zero-cost proxies, DisWOT
+included, as scalars beside the cost), ``target`` (``raw`` / ``relative`` / per-task
 ``standardized``), ``rank_loss_weight``, ``first_order``, ``eval_at_start`` (the untrained model,
 i.e. the cost prior alone, competes for the checkpoint).
 
@@ -71,10 +73,26 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-diff[better]).mean()
 
 
-def _scalars(t: TaskData, proxies) -> torch.Tensor:
-    """The prior's inputs of a task's students: cost (and proxy) features."""
+def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
+    """The prior's inputs of a task's students: cost (and proxy) features (and the one-hot encoding)."""
     cost = cost_features(t.archs, t.space, t.num_classes)
-    return torch.cat([cost, t.proxy], dim=1) if proxies else cost
+    x = torch.cat([cost, t.proxy], dim=1) if cfg.proxies else cost
+    return torch.cat([x, t.onehot], dim=1) if cfg.prior_onehot else x
+
+
+def fit_linear(X: torch.Tensor, y: torch.Tensor, ridge: float = 0.0) -> tuple[torch.Tensor, float]:
+    """``(w, b)`` minimising ``||y - b - X w||^2 + ridge ||s * w||^2``, ``s`` the columns' standard
+    deviations (i.e. a ridge penalty on the standardised columns; a constant column is left out of
+    the fit, weight 0); ``ridge = 0`` is least squares."""
+    X, y = X.double(), y.double()
+    mean, std = X.mean(0), X.std(0, unbiased=False)
+    keep = std > 0
+    Z = (X[:, keep] - mean[keep]) / std[keep]
+    A = Z.T @ Z + ridge * torch.eye(Z.shape[1], dtype=torch.float64)
+    wz = torch.linalg.lstsq(A, Z.T @ (y - y.mean()))[0] if Z.shape[1] else Z.new_zeros(0)
+    w = torch.zeros(X.shape[1], dtype=torch.float64)
+    w[keep] = wz / std[keep]
+    return w, float(y.mean() - (w * mean).sum())
 
 
 class MetaTrainer:
@@ -85,7 +103,7 @@ class MetaTrainer:
         self.train, self.valid = tasks["meta_train"], tasks["meta_valid"]
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
-                               cfg.model, cfg.cost_prior, list(cfg.proxies))
+                               cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot)
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)
@@ -93,10 +111,9 @@ class MetaTrainer:
         y = torch.cat(list(self.targets.values()))
         self.model.set_output_bias(float(y.mean()))
         if cfg.cost_prior:
-            X = torch.cat([_scalars(t, cfg.proxies) for t in self.train]).double()
-            X = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)
-            coef = torch.linalg.lstsq(X, y.double()[:, None]).solution[:, 0]
-            self.model.set_prior(coef[:-1], float(coef[-1]))
+            X = torch.cat([_prior_inputs(t, cfg) for t in self.train]).double()
+            weight, bias = fit_linear(X, y.double(), cfg.prior_ridge if cfg.prior_onehot else 0.0)
+            self.model.set_prior(weight, bias)
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
         if cfg.learn_inner_lr:

@@ -17,7 +17,10 @@ zero-cost proxy features relative to the teacher (``proxy: N x P``, :mod:`dass.p
 With ``cost_prior`` the output is ``prior(scalars) + head(...)``: ``prior`` a linear map of the
 cost (and proxy) scalars, initialised (by meta-training) to the least-squares fit of the targets on the cost
 over the meta-training students, and the head's last layer initialised to zero, so the untrained
-predictor ranks by cost and meta-training learns a residual on top of it.
+predictor ranks by cost and meta-training learns a residual on top of it. With ``prior_onehot`` the
+prior also reads the architecture's one-hot encoding (``[scalars, onehot]``), fitted as a ridge
+regression (meta-training's ``prior_ridge``): a linear ranker of architectures learned over all
+meta-training students, which the task-conditioned head then corrects.
 
 Inputs are a dict (built by :func:`dass.predictor.data.student_inputs` and ``task_context``):
 ``smap: N x C x r x r``, ``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``,
@@ -76,8 +79,11 @@ class PredictorConfig:
     sizes: ModelSizes = field(default_factory=ModelSizes)
     cost_prior: bool = False
     proxies: list[str] = field(default_factory=list)
+    prior_onehot: bool = False
 
     def __post_init__(self):
+        if self.prior_onehot and not self.cost_prior:
+            raise DassError("prior_onehot extends the cost prior: set cost_prior")
         if self.proxies and not (self.cost_features or self.cost_prior):
             raise DassError("proxies are read with the cost scalars: set cost_features or cost_prior")
         self.input_type = canonical_input_type(self.input_type)
@@ -112,7 +118,7 @@ class Predictor(nn.Module):
         self.hidden = nn.Linear(width, z.head_hidden)
         self.out = nn.Linear(z.head_hidden, 1)
         if cfg.cost_prior:
-            self.prior = nn.Linear(n_scalars, 1)
+            self.prior = nn.Linear(n_scalars + (d.onehot_dim if cfg.prior_onehot else 0), 1)
 
     @property
     def needs(self) -> set[str]:
@@ -126,6 +132,8 @@ class Predictor(nn.Module):
             out.add("cost")
         if self.cfg.proxies:
             out.add("proxy")
+        if self.cfg.prior_onehot:
+            out.add("onehot")
         return out
 
     def set_output_bias(self, value: float) -> None:
@@ -133,7 +141,7 @@ class Predictor(nn.Module):
             self.out.bias.fill_(float(value))
 
     def set_prior(self, weight, bias: float) -> None:
-        """Prior ``weight . cost + bias``; the residual head starts at 0 (see module doc)."""
+        """Prior ``weight . prior_inputs + bias``; the residual head starts at 0 (see module doc)."""
         with torch.no_grad():
             self.prior.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).reshape(1, -1))
             self.prior.bias.fill_(float(bias))
@@ -158,7 +166,8 @@ class Predictor(nn.Module):
         h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
         y = self.out(h)[:, 0]
         if self.cfg.cost_prior:
-            y = y + self.prior(scalars)[:, 0]
+            x = torch.cat([scalars, inputs["onehot"]], dim=1) if self.cfg.prior_onehot else scalars
+            y = y + self.prior(x)[:, 0]
         return y
 
 

@@ -1,9 +1,10 @@
-"""Zero-cost proxies as predictor inputs (``proxies: [naswot, synflow]`` in meta-training).
+"""Zero-cost proxies as predictor inputs (``proxies: [naswot, synflow, diswot]`` in meta-training).
 
 A proxy feature is the student's proxy *relative to the teacher's* on the same image batch, so it
 is comparable across tasks and known for a single candidate at search time (no statistics over a
 population): ``naswot``: ``logdet K(student) - logdet K(teacher)``; ``synflow``: ``log synflow(student)
-- log synflow(teacher)``. Non-finite values (a singular NASWOT kernel) become :data:`FLOOR`, and
+- log synflow(teacher)``; ``diswot``: DisWOT's relation score of the student against the teacher
+(:func:`dass.proxies.zero_cost.diswot`, already relative: the teacher's own is 0). Non-finite values (a singular NASWOT kernel) become :data:`FLOOR`, and
 values are clipped below at it. The teacher's own features are 0 (its support row).
 
 The batch: ``batch_size`` train images of the task's dataset drawn with ``[seed, crc32(dataset
@@ -35,6 +36,8 @@ def relative(name: str, values, teacher: float) -> np.ndarray:
             f = v - float(teacher)
         elif name == "synflow":
             f = np.log(v) - np.log(float(teacher))
+        elif name == "diswot":
+            f = v - float(teacher)
         else:
             raise DassError(f"unknown proxy input {name!r} (known: {', '.join(PROXY_INPUTS)})")
     f[~np.isfinite(f)] = FLOOR
