@@ -1,4 +1,4 @@
-"""Bad input through every entry module, as a user meets it: a subprocess per case.
+"""Bad input through every entry module, as a user meets it: a process per case.
 
 Each case must end with exit code 2, stderr exactly one line ``error: ...`` naming the problem (a
 distinctive substring: the key, the file, the value), no traceback, and, where listed, without
@@ -6,8 +6,10 @@ creating a file (a run folder that would mean work started, or the marker a mali
 write if it were ever executed).
 
 Fixtures are tiny and made here: npy datasets, the tiny space as YAML, teacher and predictor
-checkpoints, a task database. Subprocesses run two at a time from a scratch working folder (so a
-relative default path can never touch the repository's ``runs/`` or ``data/``).
+checkpoints, a task database. Cases run two at a time from a scratch working folder (so a relative
+default path can never touch the repository's ``runs/`` or ``data/``), each in a process forked
+from a warm interpreter (``tests/fork_runner.py``, so the imports are paid once); a sample of them
+is checked against fresh ``python`` subprocesses.
 """
 from __future__ import annotations
 
@@ -298,12 +300,41 @@ def make_files(root: Path) -> dict[str, str]:
     return f
 
 
-def run_case(c: Case, files: dict[str, str]) -> subprocess.CompletedProcess:
+def _request(c: Case, files: dict[str, str]) -> dict:
     args = [a.format(**files) for a in c.args]
     head = ["-m", c.module] if c.module.startswith("dass.") else [str(REPO / c.module)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *head, *args], cwd=files["scratch"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return {"argv": [*head, *args], "cwd": files["scratch"], "env": env}
+
+
+def run_case(c: Case, files: dict[str, str]) -> subprocess.CompletedProcess:
+    """One case in a fresh interpreter, exactly as a user runs it."""
+    r = _request(c, files)
+    return subprocess.run([sys.executable, *r["argv"]], cwd=r["cwd"], env=r["env"], capture_output=True, text=True,
+                          timeout=120)
+
+
+def run_cases_forked(cases: list[Case], files: dict[str, str], lanes: int = 2) -> list[subprocess.CompletedProcess]:
+    """Every case in its own process, forked from one of ``lanes`` warm interpreters
+    (``tests/fork_runner.py``: torch and the package are imported once per lane, not once per case)."""
+    runner = [sys.executable, str(Path(__file__).with_name("fork_runner.py"))]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+    def lane(part: list[Case]) -> list[subprocess.CompletedProcess]:
+        stdin = "".join(json.dumps(_request(c, files)) + "\n" for c in part)
+        p = subprocess.run(runner, input=stdin, capture_output=True, text=True, env=env, cwd=files["scratch"],
+                           timeout=120 * max(1, len(part)))
+        assert p.returncode == 0, p.stderr[-2000:]
+        rows = [json.loads(line) for line in p.stdout.splitlines()]
+        assert len(rows) == len(part), p.stderr[-2000:]
+        return [subprocess.CompletedProcess(c.module, r["returncode"], r["stdout"], r["stderr"])
+                for c, r in zip(part, rows)]
+
+    parts = [cases[i::lanes] for i in range(lanes)]
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        done = list(pool.map(lane, parts))
+    by_id = {c.id: r for part, rows in zip(parts, done) for c, r in zip(part, rows)}
+    return [by_id[c.id] for c in cases]
 
 
 @pytest.fixture(scope="module")
@@ -313,10 +344,10 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def results(files):
-    """Every case run once, two subprocesses at a time (the machine has two shared cores)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        procs = list(pool.map(lambda c: run_case(c, files), CASES))
-    return {c.id: p for c, p in zip(CASES, procs)}
+    """Every case run once in its own process (forked from two warm interpreters: the machine has
+    two shared cores). ``test_the_good_dataset_passes_the_same_checks`` and
+    ``test_forked_cases_match_fresh_interpreters`` run real ``python`` subprocesses."""
+    return dict(zip([c.id for c in CASES], run_cases_forked(CASES, files)))
 
 
 # ------------------------------------------------------------------------------------------ tests
@@ -347,6 +378,22 @@ def test_bad_input_is_one_error_line_and_exit_2(c: Case, results, files):
         assert text.format(**files) in lines[0], f"{text!r} missing: {where}"
     for path in c.absent:
         assert not Path(path.format(**files)).exists(), f"{path.format(**files)} was created: {where}"
+
+
+@pytest.mark.slow
+def test_forked_cases_match_fresh_interpreters(results, files):
+    """The forked runs say what a user's fresh ``python`` says: one case per entry module (the first
+    of each) and every script, run again as real subprocesses, give the same exit code and stderr.
+    A case that writes nothing (no ``absent`` path) is chosen, so the two runs cannot interfere."""
+    sample, seen = [], set()
+    for c in CASES:
+        if c.module not in seen and not c.absent:
+            seen.add(c.module)
+            sample.append(c)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fresh = list(pool.map(lambda c: run_case(c, files), sample))
+    for c, p in zip(sample, fresh):
+        assert (p.returncode, p.stderr) == (results[c.id].returncode, results[c.id].stderr), c.id
 
 
 @pytest.mark.slow
