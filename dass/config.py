@@ -18,6 +18,7 @@ from typing import Any, Union
 import yaml
 
 from .errors import DassError
+from .io import atomic_write_text
 
 __all__ = ["load", "from_dict", "to_dict", "save", "parse_overrides"]
 
@@ -253,5 +254,4 @@ def to_dict(obj) -> Any:
 
 
 def save(obj, path) -> None:
-    from .io import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))

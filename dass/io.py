@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 from .errors import DassError
@@ -57,7 +59,7 @@ def atomic_write_json(path, obj, indent: int = 2) -> None:
 
 def _json_default(o):
     try:
-        import numpy as np
+        import numpy as np  # lazy: numpy only for numpy values; io is on every --help path
         if isinstance(o, np.generic):
             return o.item()
         if isinstance(o, np.ndarray):
@@ -91,7 +93,7 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
 
 
 def atomic_torch_save(obj, path) -> None:
-    import torch
+    import torch  # lazy: keeps --help torch-free (io is on every entry's path)
     buf = io.BytesIO()
     torch.save(obj, buf)
     _atomic_write_bytes(path, buf.getvalue())
@@ -111,10 +113,7 @@ def safe_torch_load(path, map_location="cpu"):
     Nothing in the file is executed: a pickle that names any class or function outside torch's
     weights-only allowlist is refused, and any other unreadable content (truncated archive, random
     bytes) is reported as such instead of surfacing the unpickler's internal exception."""
-    import pickle
-    import warnings
-
-    import torch
+    import torch  # lazy: keeps --help torch-free (io is on every entry's path)
     path = Path(path)
     if not path.is_file():
         raise DassError(f"checkpoint not found: {path}")

@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from . import __version__
 from .errors import DassError
 from .io import atomic_write_json, file_sha256
 
@@ -116,9 +117,8 @@ def _flatten(d, prefix: str = "") -> dict:
 def identity(kind: str, config: dict, drop=(), **inputs) -> dict:
     """The identity of a run of ``kind``: ``config`` (a resolved config dict) without the keys of
     ``drop`` (dotted), plus ``inputs`` (content hashes of files and data), plus code versions."""
-    import torch
+    import torch  # lazy: keeps --help torch-free (runid is imported by dass.cli)
 
-    from . import __version__
     flat = {k: v for k, v in _flatten(config).items() if k not in drop and not any(k.startswith(d + ".") for d in drop)}
     parts = {"kind": kind, "code": {"identity": IDENTITY_VERSION, "dass": __version__,
                                     "torch": ".".join(torch.__version__.split(".")[:2])},

@@ -3,10 +3,14 @@
 may import itself (entry modules excepted: none imports another) and the components listed for it
 in ``MAY_IMPORT``; the edges in ``KNOWN_LEAKS``
 break that rule today and are to be removed, not added to. No two modules may import each other,
-directly or through others, except the cycles in ``KNOWN_CYCLES``."""
+directly or through others, except the cycles in ``KNOWN_CYCLES``. An import inside a function says
+why it is not at the module top (start-up time, an optional dependency, a cycle) in a comment on
+its line."""
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 DASS = Path(__file__).resolve().parents[1] / "dass"
@@ -167,3 +171,42 @@ def test_the_checker_sees_leaks_and_cycles():
     # a relative import of a re-exported name resolves to the package, of a submodule to the module
     assert "dass.train" in imports("dass.database.builder", known["dass.database.builder"], known)
     assert "dass.database.format" in imports("dass.predictor.data", known["dass.predictor.data"], known)
+
+
+def uncommented_local_imports(source: str) -> list[int]:
+    """Lines of the imports inside functions of ``source`` with no ``#`` comment on any of their lines."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    commented = {t.start[0] for t in tokens if t.type == tokenize.COMMENT}
+    out = []
+    for fn in ast.walk(ast.parse(source)):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and \
+                        not commented & set(range(node.lineno, node.end_lineno + 1)):
+                    out.append(node.lineno)
+    return sorted(set(out))
+
+
+def test_imports_inside_functions_say_why():
+    """Imports belong at the module top; one inside a function is lazy on purpose and says why in a
+    trailing comment (``# lazy: scipy costs ~0.9 s at start-up``, ``# lazy: import cycle a <-> b``)."""
+    bare = [f"{p.relative_to(DASS.parent)}:{n}" for p in modules().values()
+            for n in uncommented_local_imports(p.read_text())]
+    assert not bare, "imports inside functions without a comment saying why they are lazy:\n" + "\n".join(bare)
+
+
+def test_the_lazy_import_check_sees_bare_imports():
+    source = ("import os\n"
+              "def f():\n"
+              "    import json\n"                           # line 3: bare
+              "    import csv  # lazy: a reason\n"
+              "    def g():\n"
+              "        from math import (pi,\n"             # line 6: bare, over two lines
+              "                          tau)\n"
+              "    from re import (sub,  # lazy: a reason\n"
+              "                    match)\n"
+              "    x = '# not a comment'; import glob\n"     # line 10: a '#' in a string is no comment
+              "class C:\n"
+              "    def m(self):\n"
+              "        import heapq\n")                      # line 13: bare, in a method
+    assert uncommented_local_imports(source) == [3, 6, 10, 13]

@@ -105,7 +105,7 @@ class ImageArrays:
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """N x H x W x 3 uint8 -> N x size x size x 3 uint8, PIL bilinear (as torchvision Resize)."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL only when resizing; arrays is on the --help path
 
     if images.shape[1] == size and images.shape[2] == size:
         return images

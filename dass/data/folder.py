@@ -35,7 +35,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _read_image(path: Path, image_size: int | None) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: PIL only when reading images; --help path
 
     try:
         with Image.open(path) as im:

@@ -168,7 +168,7 @@ class _PilDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        from PIL import Image
+        from PIL import Image  # lazy: PIL only on the torchvision path (make_pil_loader)
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
@@ -176,7 +176,7 @@ def make_pil_loader(arrays: ImageArrays, batch_size: int, train: bool, image_siz
                     num_workers: int = 0, seed: int = 0) -> torch.utils.data.DataLoader:
     """The torchvision path: Resize, [RandomCrop(padding=S/8), RandomHorizontalFlip], ToTensor,
     Normalize(0.5, 0.5), per image, shuffled (train) by a generator seeded with ``seed``."""
-    from torchvision import transforms as T
+    from torchvision import transforms as T  # lazy: torchvision costs ~1.8 s on top of torch, only for loader=pil
 
     steps = [T.Resize(image_size)]
     if train:

@@ -87,7 +87,7 @@ def subset_name(classes: list[tuple[str, int]]) -> str:
 
 @lru_cache(maxsize=64)
 def _source(name: str, root: str, split: str) -> ImageArrays:
-    from .registry import load_dataset
+    from .registry import load_dataset  # lazy: import cycle registry <-> subset
     return load_dataset(name, root, split)
 
 
@@ -142,7 +142,7 @@ def class_list(name: str, root) -> list[tuple[str, int]]:
     """The ``(source, class index)`` pairs of dataset ``name``, in label order."""
     if name.startswith(PREFIX):
         return [(src, i) for src, idx in parse_subset(name[len(PREFIX):]) for i in idx]
-    from .registry import dataset_info
+    from .registry import dataset_info  # lazy: import cycle registry <-> subset
     return [(name, i) for i in range(int(dataset_info(name, root)["num_classes"]))]
 
 

@@ -16,7 +16,7 @@ def main(args) -> int:
         compare(*args.compare, as_json=args.json)
         return 0
     if args.validate:
-        from .stage import validate
+        from .stage import validate  # lazy: torch only after the command line is checked
         validate(args.validate, as_json=args.json)
         return 0
     cfg = load_config(BuildConfig, args)

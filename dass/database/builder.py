@@ -28,7 +28,9 @@ local`` runs the same path on this machine).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import multiprocessing as mp
 import os
 import time
 import zlib
@@ -36,12 +38,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from tqdm import tqdm
 
-from ..config import to_dict
+from ..config import from_dict, to_dict
+from ..data.registry import load_dataset
 from ..errors import DassError
-from ..io import atomic_write_json, file_sha256, read_json
-from ..space import Arch, SpaceConfig, load_space, macs, params, sample, teacher_arch
-from ..teacher.checkpoint import save_teacher
+from ..io import atomic_write_json, atomic_write_text, file_sha256, read_json, safe_torch_load
+from ..space import Arch, SpaceConfig, load_space, macs, onehot, onehot_batch, params, sample, teacher_arch
+from ..teacher.checkpoint import load_teacher, save_teacher
+from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
+from ..train import kd_train, kd_train_many, train_teacher
 from ..train.distributed import resolve_device
 from ..train.recipe import TeacherRecipe
 from .config import BuildConfig, TaskSpec
@@ -91,7 +98,6 @@ class TaskCache:
 
     def data(self, task: TaskSpec):
         if task.key not in self._data:
-            from ..data.registry import load_dataset
             tr = load_dataset(task.dataset, self.cfg.data_root, "train")
             te = load_dataset(task.dataset, self.cfg.data_root, "test")
             if tr.num_classes != te.num_classes:
@@ -101,7 +107,6 @@ class TaskCache:
 
     def teacher(self, task: TaskSpec):
         if task.key not in self._teachers:
-            from ..teacher.checkpoint import load_teacher
             tr, _ = self.data(task)
             self._teachers[task.key] = load_teacher(teacher_path(self.cfg, task), self.space, tr.num_classes)
         return self._teachers[task.key]
@@ -115,7 +120,6 @@ def _set_threads(cfg: BuildConfig):
 
 
 def run_teacher_job(cfg: BuildConfig, task: TaskSpec, task_cache: TaskCache | None = None) -> str:
-    from ..train import train_teacher
     path = teacher_path(cfg, task)
     if path.is_file():
         return "skipped"
@@ -142,7 +146,6 @@ def check_trained_teachers(cfg: BuildConfig) -> None:
     dataset with the same recipe and seed (as recorded in it); else a one-line error: the build
     never silently reuses a teacher of another recipe. Files that record no recipe are reused with
     a warning."""
-    from ..io import safe_torch_load
     for task in cfg.all_tasks:
         path = teacher_path(cfg, task)
         if task.teacher or not path.is_file():
@@ -166,7 +169,6 @@ def check_trained_teachers(cfg: BuildConfig) -> None:
 
 def run_group(cfg: BuildConfig, group: JobGroup, task_cache: TaskCache | None = None) -> int:
     """KD-train the unfinished students of ``group``; returns how many were trained."""
-    from ..train import kd_train, kd_train_many
     todo = [j for j in group.jobs if not j.result_path(cfg.work_dir).is_file()]
     if not todo:
         return 0
@@ -198,7 +200,6 @@ def run_group(cfg: BuildConfig, group: JobGroup, task_cache: TaskCache | None = 
 
 def _worker_init(cfg_dict):
     global _WORKER_STATE
-    from ..config import from_dict
     cfg = from_dict(BuildConfig, cfg_dict)
     _set_threads(cfg)
     _WORKER_STATE = (cfg, TaskCache(cfg))
@@ -230,7 +231,6 @@ def _submitit_groups(cfg_dict, groups):
 # --------------------------------------------------------------------------------------------- planning
 
 def data_identity(arrays) -> str:
-    import hashlib
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(arrays.images).tobytes())
     h.update(np.ascontiguousarray(arrays.labels).tobytes())
@@ -292,7 +292,6 @@ def _dist():
     ws = int(os.environ.get("WORLD_SIZE", "1"))
     if ws <= 1:
         return 0, 1
-    import torch.distributed as dist
     if not dist.is_initialized():
         dist.init_process_group("gloo")
     return dist.get_rank(), dist.get_world_size()
@@ -300,12 +299,10 @@ def _dist():
 
 def _barrier(world: int):
     if world > 1:
-        import torch.distributed as dist
         dist.barrier()
 
 
 def _run_local(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
-    from tqdm import tqdm
     if not items:
         return
     if cfg.workers == 1:
@@ -314,7 +311,6 @@ def _run_local(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
         for it in tqdm(items, desc=desc, unit="job"):
             fn(it)
         return
-    import multiprocessing as mp
     spawn = mp.get_context("spawn")
     fn = _worker_teacher if kind == "teacher" else _worker_group
     with spawn.Pool(cfg.workers, initializer=_worker_init, initargs=(to_dict(cfg),)) as pool:
@@ -326,7 +322,7 @@ def _run_slurm(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
     if not items:
         return
     try:
-        import submitit
+        import submitit  # lazy: optional dependency, only for launcher=slurm
     except ImportError:
         raise DassError("launcher=slurm needs submitit: pip install submitit") from None
     folder = Path(cfg.work_dir) / "submitit"
@@ -359,7 +355,6 @@ def _run(cfg: BuildConfig, kind: str, items: list, desc: str, rank: int, world: 
         mine = items[rank::world]
         _worker_init(to_dict(cfg))
         fn = _worker_teacher if kind == "teacher" else _worker_group
-        from tqdm import tqdm
         for it in tqdm(mine, desc=f"{desc} [rank {rank}/{world}]", unit="job", disable=rank != 0):
             fn(it)
     else:
@@ -384,8 +379,6 @@ def _per_seed(results: list[dict], seeds: list[int], key: str) -> torch.Tensor:
 def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], task_cache: TaskCache) -> tuple[Path, dict]:
     """Write the task file from the records of all its students and seeds (in plan order: seed-major);
     returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
-    from ..space import onehot, onehot_batch
-    from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
     tr, _ = task_cache.data(task)
     net, sd, meta = task_cache.teacher(task)
     space = task_cache.space
@@ -511,7 +504,6 @@ def write_work_gitignore(work_dir) -> None:
     """A ``.gitignore`` in the work folder, so it can live in a git-tracked folder (see module doc)."""
     path = Path(work_dir) / ".gitignore"
     if not path.is_file():
-        from ..io import atomic_write_text
         atomic_write_text(path, _WORK_GITIGNORE)
 
 

@@ -14,7 +14,7 @@ from .format import _arch_key, load_db
 
 
 def compare_dbs(root_a, root_b, label: str = "best_acc") -> list[dict]:
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # lazy: scipy costs ~0.9 s at start-up, only for a comparison
     tasks_a = {d["task"]["key"]: d for ts in load_db(root_a).values() for d in ts}
     tasks_b = {d["task"]["key"]: d for ts in load_db(root_b).values() for d in ts}
     rows = []

@@ -39,10 +39,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..database.format import load_db
 from ..database.splits import LABELS
 from ..errors import DassError
+from ..predictor import proxy_inputs
+from ..predictor.adapt import predict_task
+from ..predictor.data import TaskData
+from ..predictor.model import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, archs_proxy, image_batch
 from ..space import macs, noise_input, params
+from ..teacher.checkpoint import load_teacher
+from . import ensemble
 from .tasks import num_students, task_archs, task_key, task_space, true_accuracy  # noqa: F401 (re-exported)
 
 log = logging.getLogger("dass.evaluate")
@@ -86,7 +93,6 @@ class EvalContext:
         """The task's teacher state dict (loaded once; checked against the task's space and classes)."""
         key = task_key(task)
         if key not in self._teacher_sd:
-            from ..teacher.checkpoint import load_teacher
             path = self.teacher_path(task)
             if not str(path) or not path.is_file():
                 raise DassError(f"task {key}: teacher checkpoint not found: '{path}' "
@@ -193,8 +199,6 @@ class EnsembleScorer(Scorer):
         self.model = None
 
     def fit(self, context: EvalContext) -> None:
-        from ..database.format import load_db
-        from . import ensemble
         if not context.db:
             raise DassError("proxy_ensemble needs the database (db=...) to train on its meta_train tasks")
         groups = load_db(context.db, splits=("meta_train", "meta_valid"))
@@ -218,7 +222,6 @@ class PredictorScorer(Scorer):
     """A meta-trained predictor (``dass-predictor-v1`` checkpoint) adapted on each task's teacher."""
 
     def __init__(self, name: str, path, device="cpu"):
-        from ..predictor.model import load_predictor
         self.name = name
         self.path = Path(path)
         self.predictor = load_predictor(self.path, device=device)
@@ -233,7 +236,6 @@ class PredictorScorer(Scorer):
 
     def check_task(self, task: dict) -> None:
         """Raise DassError when the predictor cannot read ``task`` (other space, missing inputs)."""
-        from ..predictor.model import check_same_space
         check_same_space(self.predictor.space, task_space(task), f"{self.path} on task {task_key(task)}")
         if "D" in self.input_type and task.get("dataset_feats") is None:
             raise DassError(f"{self.path}: input type {self.input_type} reads dataset features, "
@@ -244,12 +246,9 @@ class PredictorScorer(Scorer):
                         task_key(task), task.get("remap"))
 
     def score(self, task, context):
-        from ..predictor.adapt import predict_task
-        from ..predictor.data import TaskData
         p = self.predictor
         data = TaskData.from_db(task, context.label)
         if p.model.cfg.proxies:
-            from ..predictor import proxy_inputs
             info = p.inputs["proxies"]
             data.teacher_ckpt = str(context.teacher_path(task))
             proxy_inputs.attach([data], info["names"], context.data_root, int(info["batch_size"]), int(info["seed"]),

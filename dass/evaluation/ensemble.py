@@ -23,6 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..correlation import correlations, nanmean, selection_value
+from ..predictor.data import cost_features
+from ..proxies.batch import ARCH_PROXIES
+from .tasks import task_archs, task_space
 
 GROUPS = ("cost", "proxies", "onehot")
 CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "onehot"), ("cost", "proxies", "onehot"))
@@ -69,9 +72,6 @@ def zscore(v: np.ndarray) -> np.ndarray:
 
 def task_features(task: dict, context, groups) -> np.ndarray:
     """``N x F`` features of ``task``'s students (groups in :data:`GROUPS` order)."""
-    from ..predictor.data import cost_features
-    from .tasks import task_archs, task_space
-    from ..proxies.batch import ARCH_PROXIES
     cols = []
     if "cost" in groups:
         cols.append(cost_features(task_archs(task), task_space(task), int(task["task"]["num_classes"])).double()

@@ -25,13 +25,13 @@ def safe_name(name: str) -> str:
 
 def new_figure(size: tuple[float, float]):
     """A matplotlib Figure on the Agg canvas (matplotlib is imported on the first plot only)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib (~0.5 s) only when plotting
     return Figure(figsize=size)
 
 
 def save_figure(fig, path) -> None:
     """Render ``fig`` on the Agg canvas and write it as a PNG, atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib only when plotting
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

@@ -22,9 +22,12 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import config as cfgmod
+from ..data.registry import load_dataset
 from ..errors import DassError
 from ..io import atomic_write_json, read_json
 from ..space import macs, teacher_arch
+from ..train import kd_train
+from ..train.recipe import KDRecipe
 from .baselines import task_archs, task_key, task_space, true_accuracy
 from ..correlation import top1_index
 
@@ -78,7 +81,6 @@ def search_rows(task: dict, scores: dict[str, np.ndarray], fractions: list[float
 def load_recipe(path: str, task: dict):
     """The KD recipe: from ``path`` (a YAML that is a recipe, or holds one under ``recipe:``), or, when
     ``path`` is empty, the recipe stored in the task file (the one that made its labels)."""
-    from ..train.recipe import KDRecipe
     if not path:
         if "recipe" not in task:
             raise DassError(f"task {task_key(task)}: the task file stores no KD recipe; give search_kd.recipe")
@@ -101,8 +103,6 @@ def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: 
 
     ``tasks``: key -> task dict; ``recipes``: key -> KDRecipe; ``teacher_state(task)`` -> state dict.
     """
-    from ..data.registry import load_dataset
-    from ..train import kd_train
     runs_dir = Path(runs_dir)
     todo = sorted({(r["task"], r["student"]) for r in rows})
     jobs = [(k, i, s) for k, i in todo for s in seeds]

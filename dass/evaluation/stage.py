@@ -39,6 +39,7 @@ from .. import correlation as corr
 from .. import runid
 from ..cli import setup_run_dir
 from ..config import to_dict
+from ..data.registry import dataset_info
 from ..database.format import load_db
 from ..device import resolve_device
 from ..errors import DassError
@@ -104,7 +105,6 @@ def _check_search(cfg: EvaluateConfig, tasks, names: list[str], skipped, context
         methods.append(m)
     recipes = {}
     if sk.train:
-        from ..data.registry import dataset_info
         for t in tasks:
             key = bl.task_key(t)
             recipes[key] = search_kd.load_recipe(sk.recipe, t)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .data import support_target, take
+
 
 def init_inner_lrs(model: nn.Module, value: float) -> dict[str, torch.Tensor]:
     """One learnable tensor per parameter, filled with ``value``."""
@@ -56,7 +58,6 @@ def predict(model: nn.Module, params: dict[str, torch.Tensor], inputs: dict) -> 
 def predict_task(model: nn.Module, inner_lrs: dict[str, torch.Tensor], target: dict, steps: int, task,
                  device=None) -> torch.Tensor:
     """Adapt on ``task``'s teacher (support label from ``target``), predict every student (CPU tensor)."""
-    from .data import support_target, take
     needs = model.needs
     support = take(task.support(needs), device=device)
     label = torch.tensor([support_target(target, task.teacher_acc)], device=device)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+from tqdm import tqdm
 
 from .. import config as cfgmod
 from .. import runid
@@ -46,6 +47,7 @@ from ..correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_val
 from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
+from . import proxy_inputs
 from .adapt import adapt, init_inner_lrs, predict_task
 from .config import MetaTrainConfig
 from .data import (TaskData, cost_features, fit_calibration, load_tasks, make_target, sample_query,
@@ -211,7 +213,6 @@ def run(cfg: MetaTrainConfig) -> dict:
         if not tasks[split]:
             raise DassError(f"{cfg.db}: no {split} tasks (meta-training needs meta_train and meta_valid)")
     if cfg.proxies:
-        from . import proxy_inputs
         cache = cfg.proxy_cache or str(Path(cfg.run_dir) / "proxy_cache")
         proxy_inputs.attach(sum(tasks.values(), []), cfg.proxies, cfg.data_root, cfg.proxy_batch_size,
                             PROXY_SEED, cache, device, cfg.progress)
@@ -240,7 +241,6 @@ def run(cfg: MetaTrainConfig) -> dict:
 
 
 def _loop(trainer: MetaTrainer, run_dir: Path) -> None:
-    from tqdm import tqdm
     cfg = trainer.cfg
     bar = tqdm(total=cfg.episodes, initial=min(trainer.episode, cfg.episodes), desc="meta-train",
                disable=not cfg.progress, dynamic_ncols=True)

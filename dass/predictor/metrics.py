@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 from ..correlation import METRICS, PARTIAL, correlations, mean_metrics, partial_spearman
+from ..space import macs
 from .adapt import predict_task
 from .data import TaskData
 from .model import LoadedPredictor, check_same_space, load_predictor
@@ -18,7 +19,6 @@ __all__ = ["METRICS", "correlations", "mean_metrics", "task_metrics", "evaluate_
 def task_metrics(pred, task: TaskData) -> dict[str, float]:
     """Spearman, Kendall, Pearson and the MACs-controlled Spearman of ``pred`` on ``task``
     (warnings about undefined values silenced: they are ``nan``, skipped by means)."""
-    from ..space import macs
     m = [macs(a, task.space, task.num_classes) for a in task.archs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -23,6 +23,8 @@ import torch
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
 from ..proxies.batch import archs_proxy, image_batch
+from ..space import teacher_arch
+from ..teacher.checkpoint import load_teacher
 from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
 
 FLOOR = -50.0
@@ -52,7 +54,6 @@ def batch(dataset: str, data_root: str, space, num_classes: int, batch_size: int
 def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: str, x, y, device,
              progress: bool = False) -> torch.Tensor:
     """``N x P`` float32 proxy features of ``archs`` against the teacher (``teacher_sd``)."""
-    from ..space import teacher_arch
     cols = []
     for name in names:
         t = archs_proxy(name, [teacher_arch(space)], space, num_classes, teacher_sd, strategy, x, y, device)[0]
@@ -65,7 +66,6 @@ def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache_dir=N
            progress: bool = False) -> None:
     """Set ``task.proxy`` (``N x P``) of every :class:`~dass.predictor.data.TaskData`, from the cache
     when it holds the same proxies, batch and teacher."""
-    from ..teacher.checkpoint import load_teacher
     names = check_names(names)
     for t in tasks:
         key = {"names": names, "batch_size": int(batch_size), "seed": int(seed), "teacher_ckpt": t.teacher_ckpt,

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.loader import DeviceLoader
+from ..data.registry import load_dataset
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build, build_remapped, teacher_arch
 from . import zero_cost
@@ -22,8 +24,6 @@ def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: i
                 device) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` train images of ``dataset`` drawn without replacement with ``seed`` (resized to the
     space's input, normalised, no augmentation) and their labels, on ``device``."""
-    from ..data.loader import DeviceLoader
-    from ..data.registry import load_dataset
     arrays = load_dataset(dataset, data_root, "train")
     if arrays.num_classes != num_classes:
         raise DassError(f"{dataset} has {arrays.num_classes} classes, the task {num_classes}")

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .. import config as cfgmod
 from .. import runid
@@ -48,6 +49,7 @@ from ..data.registry import load_dataset
 from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_write_json, write_csv
+from ..predictor import proxy_inputs
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
 from ..predictor.model import LoadedPredictor, load_predictor
@@ -196,7 +198,6 @@ class AdaptedScorer:
         ``SCORE_CHUNK`` architectures at a time. A predictor reading zero-cost proxies gets them
         computed with ``proxies=True``, else their meta-training mean (the pre-filter of
         :func:`shortlist_rescore`)."""
-        from tqdm import tqdm
         out = []
         for i in tqdm(range(0, len(archs), SCORE_CHUNK), desc="scoring", disable=not self.progress, leave=False):
             chunk = archs[i:i + SCORE_CHUNK]
@@ -215,7 +216,6 @@ class AdaptedScorer:
         info = self.pred.inputs["proxies"]
         if not compute:
             return torch.tensor(info["mean"], dtype=torch.float32).expand(len(archs), -1)
-        from ..predictor import proxy_inputs
         x, y = self.proxy_batch
         return proxy_inputs.features(info["names"], archs, self.space, self.num_classes, self.sd, self.remap, x, y,
                                      self.device, self.progress)
@@ -349,7 +349,6 @@ def run(cfg: SearchConfig) -> dict:
         dset = dataset_features(net, train, cfg.feats_per_class, cfg.max_feats, noise_seed, space.image_size, device)
     proxy_batch = None
     if "proxy" in pred.model.needs:
-        from ..predictor import proxy_inputs
         info = pred.inputs["proxies"]
         proxy_batch = proxy_inputs.batch(cfg.dataset, cfg.data_root, space, num_classes, int(info["batch_size"]),
                                          int(info["seed"]), device)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import DassError
+from ..io import read_json, safe_torch_load
 from .config import SpaceConfig
 
 
@@ -52,9 +54,6 @@ def read_candidates_file(path) -> tuple[list, dict]:
     A ``.json`` file holds a list of ``{depths, widths}`` or of rows with such an ``arch``; a ``.pt``
     file (read with ``weights_only=True``) is a dict whose ``archs`` is that list, possibly beside
     precomputed inputs (e.g. ``fmap``)."""
-    from pathlib import Path
-
-    from ..io import read_json, safe_torch_load
     path = Path(path)
     if path.suffix == ".pt":
         d = safe_torch_load(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from .. import config as cfgmod
 from ..errors import DassError
 
 
@@ -100,5 +101,4 @@ def same_space(a: SpaceConfig, b: SpaceConfig) -> bool:
 
 
 def load_space(path=None, overrides=None) -> SpaceConfig:
-    from ..config import load
-    return load(SpaceConfig, path, overrides)
+    return cfgmod.load(SpaceConfig, path, overrides)

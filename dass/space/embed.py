@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .arch import Arch, teacher_arch
 from .config import SpaceConfig
@@ -90,7 +91,6 @@ def functional_maps(archs: list[Arch], teacher_sd: dict, space: SpaceConfig, num
                     strategy: str = "copy_paste_first", batch_size: int = 256, device="cpu",
                     stages=(-1,), progress: bool = False) -> torch.Tensor | list[torch.Tensor]:
     """Stage maps of many students: ``len(archs) x C x r x r`` (a list when several ``stages``)."""
-    from tqdm import tqdm
     device = torch.device(device)
     results: list[list[torch.Tensor]] = [[] for _ in stages]
     if strategy == "copy_paste_first":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..device import resolve_device  # noqa: F401  (re-exported: dass.train.resolve_device)
 from ..errors import DassError
@@ -86,7 +87,6 @@ def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
     """The module the training step calls: DDP around ``model`` when distributed, else ``model``."""
     if not ctx.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
 

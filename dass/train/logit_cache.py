@@ -184,7 +184,7 @@ def _lock(path: Path, wait: bool):
     """An exclusive ``flock`` on ``path`` for the block; yields False when another process holds it
     and ``wait`` is False. Where the file system refuses locks, yields True without one."""
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only; without it the cache goes unlocked (except below)
         f = open(path, "a+b")
     except (ImportError, OSError):
         yield True
