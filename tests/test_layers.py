@@ -49,10 +49,7 @@ MAY_IMPORT = {
 KNOWN_LEAKS: dict = {}
 
 # Sets of modules that import each other. Remove an entry when the cycle goes.
-KNOWN_CYCLES = [
-    # a class-subset dataset loads its sources through the registry, which registers the subset reader
-    {"dass.data.registry", "dass.data.subset"},
-]
+KNOWN_CYCLES: list = []
 
 
 def modules() -> dict[str, Path]:

@@ -21,6 +21,7 @@ plain name). ``load_dataset`` resizes whatever the reader returns to ``image_siz
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -204,6 +205,25 @@ def _npy_folder(arg, root, split, image_size):
     return arrays
 
 
+@lru_cache(maxsize=64)
+def _subset_source(name: str, root: str, split: str) -> ImageArrays:
+    return load_dataset(name, root, split)
+
+
 @register_dataset(f"{subset.PREFIX}<spec>")
 def _subset(arg, root, split, image_size):
-    return subset.load_subset(arg, root, split)
+    return subset.load_subset(arg, root, split, _subset_source)
+
+
+def class_list(name: str, root) -> list[tuple[str, int]]:
+    """The ``(source, class index)`` pairs of dataset ``name``, in label order (a class subset's
+    from its name, any other dataset's from its class count)."""
+    if name.startswith(subset.PREFIX):
+        return [(src, i) for src, idx in subset.parse_subset(name[len(subset.PREFIX):]) for i in idx]
+    return [(name, i) for i in range(int(dataset_info(name, root)["num_classes"]))]
+
+
+def class_identities(name: str, root, _cp_cache: dict | None = None) -> list[tuple]:
+    """The identity of every class of dataset ``name``, in label order (:func:`subset.class_identity`)."""
+    cache = {} if _cp_cache is None else _cp_cache
+    return [subset.class_identity(root, src, i, cache) for src, i in class_list(name, root)]

@@ -12,7 +12,7 @@ are the sources' own splits restricted to the chosen classes; labels are re-inde
 of the class in the name (here armenian 0, 1, 2, 7 -> 0, 1, 2, 3 and greek 5 -> 4). Images of every
 source are resized to the first source's size when they differ.
 
-Class identity (:func:`class_identities`): a class is ``(source dataset, class index)``, except
+Class identity (:func:`dass.data.registry.class_identities`): a class is ``(source dataset, class index)``, except
 that a glyph class whose ``meta.json`` gives a Unicode code point is identified by that code point,
 so the same character rendered by two glyph datasets is one class. Subset classes keep the identity
 of their source class.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -85,18 +84,15 @@ def subset_name(classes: list[tuple[str, int]]) -> str:
     return PREFIX + "+".join(f"{src}[{_ranges(idx)}]" for src, idx in by_src.items())
 
 
-@lru_cache(maxsize=64)
-def _source(name: str, root: str, split: str) -> ImageArrays:
-    from .registry import load_dataset  # lazy: import cycle registry <-> subset
-    return load_dataset(name, root, split)
-
-
-def load_subset(spec: str, root, split: str) -> ImageArrays:
+def load_subset(spec: str, root, split: str, load_source) -> ImageArrays:
+    """The images of subset ``spec`` (the name after the prefix); ``load_source(name, root, split)``
+    loads a source dataset (the registry passes its cached loader, so this module does not import
+    the registry that registers it)."""
     parts = parse_subset(spec)
     images, labels, size = [], [], None
     offset = 0
     for src, idx in parts:
-        arr = _source(src, str(root), split)
+        arr = load_source(src, str(root), split)
         bad = [i for i in idx if i >= arr.num_classes]
         if bad:
             raise DassError(f"dataset '{PREFIX}{spec}': {src} has {arr.num_classes} classes, no class {bad[0]}")
@@ -136,17 +132,3 @@ def class_identity(root, source: str, index: int, _cp_cache: dict | None = None)
         if cps is not None and index < len(cps):
             return ("code_point", cps[index])
     return (source, int(index))
-
-
-def class_list(name: str, root) -> list[tuple[str, int]]:
-    """The ``(source, class index)`` pairs of dataset ``name``, in label order."""
-    if name.startswith(PREFIX):
-        return [(src, i) for src, idx in parse_subset(name[len(PREFIX):]) for i in idx]
-    from .registry import dataset_info  # lazy: import cycle registry <-> subset
-    return [(name, i) for i in range(int(dataset_info(name, root)["num_classes"]))]
-
-
-def class_identities(name: str, root, _cp_cache: dict | None = None) -> list[tuple]:
-    """The identity of every class of dataset ``name``, in label order."""
-    cache = {} if _cp_cache is None else _cp_cache
-    return [class_identity(root, src, i, cache) for src, i in class_list(name, root)]

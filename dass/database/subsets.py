@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.subset import class_identities, class_identity, class_list, subset_name
+from ..data.registry import class_identities, class_list
+from ..data.subset import class_identity, subset_name
 from ..errors import DassError
 from .splits import SPLITS
 from .jobs import content_hash
