@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import pickle
 import tempfile
 import warnings
 from pathlib import Path
@@ -113,6 +112,8 @@ def safe_torch_load(path, map_location="cpu"):
     Nothing in the file is executed: a pickle that names any class or function outside torch's
     weights-only allowlist is refused, and any other unreadable content (truncated archive, random
     bytes) is reported as such instead of surfacing the unpickler's internal exception."""
+    import pickle  # lazy: torch loads it anyway; io is on every --help path (pickle ~1.6 ms)
+
     import torch  # lazy: keeps --help torch-free (io is on every entry's path)
     path = Path(path)
     if not path.is_file():
