@@ -12,6 +12,7 @@ PY=${PYTHON:-python3}
 if [[ -n "${CODE:-}" ]]; then
   export PYTHONPATH="$CODE" PYTHONSAFEPATH=1   # python -m would otherwise put this tree first on sys.path
 fi
+# dass.build_db (the alias of dass.database) also exists in checkouts from before the stage packages
 B=("$PY" -m dass.build_db --config configs/db/cpu.yaml workers=2 "$@")
 tasks() {  # tasks SPLIT [key=value ...]: the datasets of one split, smallest first
   "$PY" - "$@" <<'PYEOF'
