@@ -79,3 +79,39 @@ def test_shortlist_rescore_ranks_the_rescored_shortlist_first():
     assert [archs[i] for i in order] == ["c", "b", "d", "e", "a"]
     assert short.tolist() == [False, True, True, True, False]
     torch.testing.assert_close(scores, torch.tensor([0.1, 0.3, 2.0, -1.0, 0.2]))
+
+
+def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
+    """Runs reading different proxy sets share the columns they have in common: a second run with
+    [synflow, diswot] computes only diswot, and the columns follow the order asked for."""
+    calls = []
+
+    def fake_features(names, archs, *args, **kwargs):
+        calls.append(list(names))
+        value = {"naswot": 1.0, "synflow": 2.0, "diswot": 3.0}
+        return torch.tensor([[value[n] * (i + 1) for n in names] for i in range(len(archs))])
+
+    monkeypatch.setattr(proxy_inputs, "features", fake_features)
+    monkeypatch.setattr(proxy_inputs, "load_teacher", lambda *a, **k: (None, {}, {}))
+    monkeypatch.setattr(proxy_inputs, "batch", lambda *a, **k: (None, None))
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(b"x")
+
+    class Task:
+        key, dataset, space, num_classes, remap, teacher_ckpt = "t", "d", None, 3, "copy_paste_first", str(teacher)
+        archs = ["a", "b"]
+        proxy = None
+
+        def __len__(self):
+            return 2
+
+    t = Task()
+    proxy_inputs.attach([t], ["naswot", "synflow"], "root", 8, 0, tmp_path / "cache")
+    assert calls == [["naswot", "synflow"]]
+    torch.testing.assert_close(t.proxy, torch.tensor([[1.0, 2.0], [2.0, 4.0]]))
+    proxy_inputs.attach([t], ["synflow", "diswot"], "root", 8, 0, tmp_path / "cache")
+    assert calls[-1] == ["diswot"]
+    torch.testing.assert_close(t.proxy, torch.tensor([[2.0, 3.0], [4.0, 6.0]]))
+    # another batch seed is another key: computed again
+    proxy_inputs.attach([t], ["diswot"], "root", 8, 1, tmp_path / "cache")
+    assert calls[-1] == ["diswot"] and len(calls) == 3

@@ -10,7 +10,7 @@ values are clipped below at it. The teacher's own features are 0 (its support ro
 The batch: ``batch_size`` train images of the task's dataset drawn with ``[seed, crc32(dataset
 name)]`` (:func:`dass.proxies.image_batch`), the same in meta-training, evaluation and
 search. Proxies are computed on the remapped, untrained student (the task's remap strategy), as in
-:mod:`dass.proxies`. Database features are cached per task under ``cache_dir``.
+:mod:`dass.proxies`. Database features are cached per task and proxy under ``cache_dir``.
 """
 from __future__ import annotations
 
@@ -64,22 +64,31 @@ def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: 
 
 def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache_dir=None, device="cpu",
            progress: bool = False) -> None:
-    """Set ``task.proxy`` (``N x P``) of every :class:`~dass.predictor.data.TaskData`, from the cache
-    when it holds the same proxies, batch and teacher."""
+    """Set ``task.proxy`` (``N x P``, columns in ``names`` order) of every
+    :class:`~dass.predictor.data.TaskData`. With ``cache_dir`` each proxy's column is cached in its own
+    file, ``<task key>.<proxy>.pt``, used when it was computed on the same batch, teacher and students,
+    so runs that read different proxy sets share what they have in common."""
     names = check_names(names)
     for t in tasks:
-        key = {"names": names, "batch_size": int(batch_size), "seed": int(seed), "teacher_ckpt": t.teacher_ckpt,
-               "dataset": t.dataset, "n": len(t)}
-        path = Path(cache_dir) / f"{t.key}.pt" if cache_dir else None
-        if path is not None and path.is_file():
-            d = safe_torch_load(path)
-            if d.get("key") == key:
-                t.proxy = d["proxy"]
-                continue
-        if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
-            raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: '{t.teacher_ckpt}'")
-        _, sd, _ = load_teacher(t.teacher_ckpt, t.space, t.num_classes)
-        x, y = batch(t.dataset, data_root, t.space, t.num_classes, batch_size, seed, device)
-        t.proxy = features(names, t.archs, t.space, t.num_classes, sd, t.remap, x, y, device, progress)
-        if path is not None:
-            atomic_torch_save({"key": key, "proxy": t.proxy}, path)
+        cols: dict[str, torch.Tensor] = {}
+        paths = {n: Path(cache_dir) / f"{t.key}.{n}.pt" if cache_dir else None for n in names}
+        keys = {n: {"name": n, "batch_size": int(batch_size), "seed": int(seed), "teacher_ckpt": t.teacher_ckpt,
+                    "dataset": t.dataset, "n": len(t)} for n in names}
+        for n in names:
+            if paths[n] is not None and paths[n].is_file():
+                d = safe_torch_load(paths[n])
+                if d.get("key") == keys[n]:
+                    cols[n] = d["proxy"]
+        todo = [n for n in names if n not in cols]
+        if todo:
+            if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
+                raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: "
+                                f"'{t.teacher_ckpt}'")
+            _, sd, _ = load_teacher(t.teacher_ckpt, t.space, t.num_classes)
+            x, y = batch(t.dataset, data_root, t.space, t.num_classes, batch_size, seed, device)
+            new = features(todo, t.archs, t.space, t.num_classes, sd, t.remap, x, y, device, progress)
+            for j, n in enumerate(todo):
+                cols[n] = new[:, j]
+                if paths[n] is not None:
+                    atomic_torch_save({"key": keys[n], "proxy": cols[n]}, paths[n])
+        t.proxy = torch.stack([cols[n].float().reshape(len(t)) for n in names], dim=1)
