@@ -180,12 +180,18 @@ def main() -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     designs = {d: DESIGNS[d] + args.extra for d in args.designs}
-    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     _, tasks = load_tasks(args.db)
+    from dass.predictor import proxy_inputs
+    names = list(proxy_inputs.PROXY_INPUTS)
+    if any(any(o.startswith("proxies=") and o != "proxies=[]" for o in ov) for ov in designs.values()):
+        # every proxy input of every task once, before the runs start (they read this cache instead of
+        # each computing the same columns)
+        print("proxy inputs of the database's tasks ...", flush=True)
+        proxy_inputs.attach(tasks["meta_train"] + tasks["meta_valid"] + tasks["meta_test"], names, args.data_root,
+                            32, 0, out / "proxy_cache")
+    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     has_proxies = (out / "proxy_cache").is_dir()
-    if has_proxies:   # the proxy designs' cached features (inputs of those designs; NASWOT and synflow rows)
-        from dass.predictor import proxy_inputs
-        names = list(proxy_inputs.PROXY_INPUTS)
+    if has_proxies:   # the cached proxy features: the proxy rows of the table (no training)
         proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
                             out / "proxy_cache")
     with warnings.catch_warnings():
