@@ -107,12 +107,21 @@ def means(per_task: dict) -> dict[str, float]:
     return {k: nanmean(m[k] for m in per_task.values()) for k in ("spearman", PARTIAL)}
 
 
-def design_row(out: Path, name: str, seeds, tasks) -> dict:
+def use_proxies(tasks, all_proxy: dict, names: list[str], wanted: list[str]) -> None:
+    """Give every task the proxy columns ``wanted`` (in that order) out of ``all_proxy[key]``, whose
+    columns are ``names``; the tasks' cached inputs are dropped, since they hold the old columns."""
+    for t in tasks:
+        t.proxy = all_proxy[t.key][:, [names.index(n) for n in wanted]] if wanted and all_proxy else None
+        t._cache.clear()
+
+
+def design_row(out: Path, name: str, seeds, tasks, all_proxy: dict, names: list[str]) -> dict:
     per_seed, outputs = [], []
     for s in seeds:
         m = json.loads((out / folder(name) / f"seed{s}" / "metrics.json").read_text())
         per_seed.append(m)
         p = load_predictor(out / folder(name) / f"seed{s}" / "best.pt")
+        use_proxies(tasks["meta_valid"] + tasks["meta_test"], all_proxy, names, list(p.model.cfg.proxies))
         outputs.append({t.key: predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), t)
                         for split in ("meta_valid", "meta_test") for t in tasks[split]})
     row = {"design": name}
@@ -191,14 +200,17 @@ def main() -> int:
                             32, 0, out / "proxy_cache")
     run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     has_proxies = (out / "proxy_cache").is_dir()
-    if has_proxies:   # the cached proxy features: the proxy rows of the table (no training)
+    all_proxy = {}
+    if has_proxies:   # the cached proxy features: inputs of the proxy designs, and rows of the table
         proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
                             out / "proxy_cache")
+        all_proxy = {t.key: t.proxy for t in tasks["meta_valid"] + tasks["meta_test"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rows = [design_row(out, d, args.seeds, tasks) for d in designs]
+        rows = [design_row(out, d, args.seeds, tasks, all_proxy, names) for d in designs]
         rows += [cost_row("log MACs", 0, tasks), cost_row("log params", 1, tasks)]
         if has_proxies:
+            use_proxies(tasks["meta_valid"] + tasks["meta_test"], all_proxy, names, names)
             rows += [cost_row(n, i, tasks, proxy=True) for i, n in enumerate(names)]
     md = (f"Database `{args.db}`: {len(tasks['meta_train'])} meta-train, {len(tasks['meta_valid'])} meta-valid, "
           f"{len(tasks['meta_test'])} meta-test tasks; seeds {args.seeds} (mean ± sample std over seeds).\n\n"
