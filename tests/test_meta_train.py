@@ -132,17 +132,18 @@ def test_onehot_prior_starts_at_the_ridge_fit_of_the_targets(db, tmp_path):
         config(db, tmp_path, "prior_onehot=true").check()
 
 
-def test_fit_linear_recovers_a_known_linear_target():
-    """Least squares (ridge 0) recovers y = 2 + 3 x0 - x1 exactly; a constant column gets weight 0; a
-    ridge penalty shrinks the weights toward 0."""
-    from dass.predictor.meta_train import fit_linear
-    g = torch.Generator().manual_seed(0)
-    X = torch.cat([torch.randn(40, 2, generator=g), torch.full((40, 1), 5.0)], dim=1).double()
+def test_prior_fit_recovers_a_known_linear_target():
+    """The prior's fit, least squares (alpha 0), recovers y = 2 + 3 x0 - x1 exactly; a constant column
+    gets weight 0; a ridge penalty shrinks the weights toward 0."""
+    import numpy as np
+    from dass.predictor.linear import Ridge
+    g = np.random.default_rng(0)
+    X = np.concatenate([g.normal(size=(40, 2)), np.full((40, 1), 5.0)], axis=1)
     y = 2 + 3 * X[:, 0] - X[:, 1]
-    w, b = fit_linear(X, y)
-    torch.testing.assert_close(w, torch.tensor([3.0, -1.0, 0.0], dtype=torch.float64), atol=1e-9, rtol=0)
-    assert b == pytest.approx(2.0, abs=1e-9)
-    w10, _ = fit_linear(X, y, ridge=10.0)
+    m = Ridge().fit(X, y, 0.0)
+    np.testing.assert_allclose(m.coef, [3.0, -1.0, 0.0], atol=1e-9, rtol=0)
+    assert m.bias == pytest.approx(2.0, abs=1e-9)
+    w10 = Ridge().fit(X, y, 10.0).coef
     assert 0 < w10[0] < 3 and -1 < w10[1] < 0 and w10[2] == 0
 
 

@@ -25,40 +25,12 @@ import numpy as np
 from ..correlation import correlations, nanmean, selection_value
 from ..predictor.data import cost_features
 from ..proxies.batch import ARCH_PROXIES
+from ..predictor.linear import Ridge  # noqa: F401 (re-exported: the ensemble's model)
 from .tasks import task_archs, task_space
 
 GROUPS = ("cost", "proxies", "onehot")
 CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "onehot"), ("cost", "proxies", "onehot"))
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
-
-
-class Ridge:
-    """``y ~ b + X w`` minimising ``||y - b - Xs w||^2 + alpha ||w||^2`` with ``Xs`` the columns of
-    ``X`` standardised by their training mean and std (a constant column gets std 1)."""
-
-    def fit(self, X: np.ndarray, y: np.ndarray, alpha: float) -> "Ridge":
-        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        self.mean = X.mean(axis=0)
-        std = X.std(axis=0)
-        self.std = np.where(std > 0, std, 1.0)
-        Xs = (X - self.mean) / self.std
-        self.intercept = float(y.mean())
-        A = Xs.T @ Xs + float(alpha) * np.eye(X.shape[1])
-        self.coef_std = np.linalg.solve(A, Xs.T @ (y - self.intercept))
-        return self
-
-    @property
-    def coef(self) -> np.ndarray:
-        """Weights on the unstandardised columns."""
-        return self.coef_std / self.std
-
-    @property
-    def bias(self) -> float:
-        """Intercept on the unstandardised columns."""
-        return float(self.intercept - self.mean @ self.coef)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float64) - self.mean) / self.std) @ self.coef_std + self.intercept
 
 
 def zscore(v: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ from .adapt import adapt, init_inner_lrs, predict_task
 from .config import MetaTrainConfig
 from .data import (TaskData, cost_features, fit_calibration, load_tasks, make_target, sample_query,
                    student_targets, support_target, take, to_accuracy)
+from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
 from .model import InputDims, LoadedPredictor, Predictor, PredictorConfig, load_predictor, save_predictor
 
@@ -82,21 +83,6 @@ def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
     return torch.cat([x, t.onehot], dim=1) if cfg.prior_onehot else x
 
 
-def fit_linear(X: torch.Tensor, y: torch.Tensor, ridge: float = 0.0) -> tuple[torch.Tensor, float]:
-    """``(w, b)`` minimising ``||y - b - X w||^2 + ridge ||s * w||^2``, ``s`` the columns' standard
-    deviations (i.e. a ridge penalty on the standardised columns; a constant column is left out of
-    the fit, weight 0); ``ridge = 0`` is least squares."""
-    X, y = X.double(), y.double()
-    mean, std = X.mean(0), X.std(0, unbiased=False)
-    keep = std > 0
-    Z = (X[:, keep] - mean[keep]) / std[keep]
-    A = Z.T @ Z + ridge * torch.eye(Z.shape[1], dtype=torch.float64)
-    wz = torch.linalg.lstsq(A, Z.T @ (y - y.mean()))[0] if Z.shape[1] else Z.new_zeros(0)
-    w = torch.zeros(X.shape[1], dtype=torch.float64)
-    w[keep] = wz / std[keep]
-    return w, float(y.mean() - (w * mean).sum())
-
-
 class MetaTrainer:
     """The state of one meta-training run (model, inner learning rates, optimiser, progress)."""
 
@@ -113,9 +99,9 @@ class MetaTrainer:
         y = torch.cat(list(self.targets.values()))
         self.model.set_output_bias(float(y.mean()))
         if cfg.cost_prior:
-            X = torch.cat([_prior_inputs(t, cfg) for t in self.train]).double()
-            weight, bias = fit_linear(X, y.double(), cfg.prior_ridge if cfg.prior_onehot else 0.0)
-            self.model.set_prior(weight, bias)
+            X = torch.cat([_prior_inputs(t, cfg) for t in self.train]).double().numpy()
+            prior = Ridge().fit(X, y.double().numpy(), cfg.prior_ridge if cfg.prior_onehot else 0.0)
+            self.model.set_prior(prior.coef, prior.bias)
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
         if cfg.learn_inner_lr:
