@@ -192,19 +192,17 @@ def main() -> int:
     _, tasks = load_tasks(args.db)
     from dass.predictor import proxy_inputs
     names = list(proxy_inputs.PROXY_INPUTS)
-    if any(any(o.startswith("proxies=") and o != "proxies=[]" for o in ov) for ov in designs.values()):
-        # every proxy input of every task once, before the runs start (they read this cache instead of
-        # each computing the same columns)
-        print("proxy inputs of the database's tasks ...", flush=True)
-        proxy_inputs.attach(tasks["meta_train"] + tasks["meta_valid"] + tasks["meta_test"], names, args.data_root,
-                            32, 0, out / "proxy_cache")
-    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
-    has_proxies = (out / "proxy_cache").is_dir()
+    uses_proxies = any(any(o.startswith("proxies=") and o != "proxies=[]" for o in ov) for ov in designs.values())
+    has_proxies = uses_proxies or (out / "proxy_cache").is_dir()
     all_proxy = {}
-    if has_proxies:   # the cached proxy features: inputs of the proxy designs, and rows of the table
-        proxy_inputs.attach(tasks["meta_valid"] + tasks["meta_test"], names, args.data_root, 32, 0,
-                            out / "proxy_cache")
-        all_proxy = {t.key: t.proxy for t in tasks["meta_valid"] + tasks["meta_test"]}
+    if has_proxies:
+        # every proxy input of every task once, into the cache the runs then read (instead of each run
+        # computing the same columns); the same features give the designs' inputs and the proxy rows
+        print("proxy inputs of the database's tasks ...", flush=True)
+        every = tasks["meta_train"] + tasks["meta_valid"] + tasks["meta_test"]
+        proxy_inputs.attach(every, names, args.data_root, 32, 0, out / "proxy_cache")
+        all_proxy = {t.key: t.proxy for t in every}
+    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = [design_row(out, d, args.seeds, tasks, all_proxy, names) for d in designs]
