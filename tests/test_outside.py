@@ -137,3 +137,68 @@ def test_check_script_refuses_bad_input_in_one_line(args, message):
     r = _check(*args)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error: ") and message in r.stderr and r.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------ download/make_sklearn_digits.py
+
+def _digits_script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_sklearn_digits", ROOT / "download" / "make_sklearn_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_digits_maker_splits_and_scales_a_small_fake_input(tmp_path):
+    mod = _digits_script()
+    # 3 classes x 5 images of 2 x 2; image i of class c is filled with level (i * 4) (0, 4, 8, 12, 16)
+    labels = np.repeat([0, 1, 2], 5)
+    images = np.stack([np.full((2, 2), 4 * (i % 5), dtype=np.float64) for i in range(15)])
+    images[:, 0, 1] = labels          # the class in one pixel, to check that images keep their label
+    assert mod.write_digits(tmp_path / "d", images, labels, test_per_class=2, seed=3) == {"train": 9, "test": 6}
+    train, test = (load_dataset(f"npy:{tmp_path / 'd'}", None, s) for s in ("train", "test"))
+    assert train.num_classes == test.num_classes == 3
+    assert np.bincount(test.labels).tolist() == [2, 2, 2] and np.bincount(train.labels).tolist() == [3, 3, 3]
+    both = np.concatenate([train.images, test.images])
+    # grey levels 0..16 -> 0..255: 4 -> 63.75 -> 64, 8 -> 127.5 -> 128, 16 -> 255; grey in all 3 channels
+    assert sorted(set(both[:, 0, 0, 0].tolist())) == [0, 64, 128, 191, 255]
+    assert (both[..., 0] == both[..., 2]).all()
+    lab = np.concatenate([train.labels, test.labels])
+    assert (np.round(both[:, 0, 1, 0].astype(float) * 16 / 255) == lab).all()
+    # every image exactly once across the two splits
+    assert sorted(map(bytes, both[..., 0].reshape(15, -1))) == sorted(
+        map(bytes, np.round(images * 255 / 16).astype(np.uint8).reshape(15, -1)))
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (np.full((4, 2, 2), 17.0), [0, 0, 1, 1], "grey levels must lie in 0..16"),
+    (np.zeros((4, 2, 2)), [0, 0, 2, 2], "labels must be 0..K-1"),
+    (np.zeros((4, 2, 2)), [0, 0, 0, 1], "more than test_per_class=1 images"),
+])
+def test_digits_maker_refuses_bad_arrays(tmp_path, images, labels, message):
+    with pytest.raises(DassError, match=message):
+        _digits_script().write_digits(tmp_path / "d", images, np.array(labels), test_per_class=1)
+
+
+def test_digits_maker_without_scikit_learn_is_one_error_line(tmp_path, monkeypatch, capsys):
+    mod = _digits_script()
+    monkeypatch.setitem(sys.modules, "sklearn", None)          # import sklearn -> ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(SystemExit) as e:
+        mod.run_main(mod.main, ["--out", str(tmp_path / "d")], mod.build_parser())
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: scikit-learn is not installed") and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_digits_maker_on_the_real_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    mod = _digits_script()
+    with pytest.raises(SystemExit) as e:
+        mod.run_main(mod.main, ["--out", str(tmp_path / "d")], mod.build_parser())
+    assert e.value.code == 0
+    train, test = (load_dataset(f"npy:{tmp_path / 'd'}", None, s) for s in ("train", "test"))
+    # load_digits: 1,797 images, 10 classes of 174-183 each
+    assert (len(train), len(test)) == (1797 - 500, 500) and train.image_size == (8, 8)
+    assert np.bincount(test.labels).tolist() == [50] * 10 and np.bincount(train.labels).min() == 174 - 50
