@@ -65,6 +65,9 @@ def test_seed_agreement_hand_computed():
     r, rel = seed_agreement(acc3)
     assert r == pytest.approx(2 / 3, abs=1e-4) and rel == pytest.approx(6 / 7, abs=1e-4)
     assert seed_agreement(acc[:, :1]) == (None, None)
+    # two seeds in opposite order: rho = -1 (scipy: -0.9999999999999999), 1 + rho = 0, no reliability
+    assert seed_agreement(torch.tensor([[4.0, 4.3], [4.3, 4.0]])) == (-1.0, None)
+    assert seed_agreement(torch.tensor([[1., 3.], [2., 2.], [3., 1.]])) == (-1.0, None)
 
 
 # ------------------------------------------------------------------------------------------- subsets

@@ -12,7 +12,9 @@ the dataset's fonts maps it in its cmap AND renders it with ink that differs fro
 (indistinguishable); at most ``max_classes`` are kept. Each image picks uniformly among the fonts
 that passed for its class.
 
-Output, per dataset ``<out_root>/glyphs/<name>/``: ``{train,test}_images.npy`` (uint8,
+Output, per dataset ``<out_root>/<family>/<name>/`` (``family`` is ``glyphs`` for the built-in family,
+``outside`` for the probe sets of ``configs/data/outside.yaml``; the registry loads it as
+``<family>/<name>``): ``{train,test}_images.npy`` (uint8,
 N x S x S x 3, S = ``image_size``, class-major order), ``{train,test}_labels.npy`` (int64) and
 ``meta.json`` (classes as code points, seed, resolved config, config hash), written last: a
 dataset whose ``meta.json`` holds the same config hash is skipped (resumable).
@@ -52,6 +54,9 @@ CHECK_EM = 48              # font size (px) of the coverage / ink / duplicate ch
 MIN_INK_PIXELS = 4         # pixels > 50% ink the reference rendering must have
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _NOTDEF_PROBE = 0x10FFFD   # a private-use code point no bundled font maps: renders as .notdef
+# Folders under a data root that hold glyph datasets; dataset '<family>/<name>' is read from
+# '<root>/<family>/<name>/' (dass/data/registry.py registers one name pattern per family).
+FAMILIES = ("glyphs", "outside")
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -128,7 +133,8 @@ class GlyphSet:
 class GlyphsConfig:
     """The family: defaults, difficulty presets and the datasets."""
 
-    out_root: str = "data"                          # datasets go to <out_root>/glyphs/<name>/
+    out_root: str = "data"                          # datasets go to <out_root>/<family>/<name>/
+    family: str = "glyphs"  # folder under out_root and name prefix of the datasets: one of FAMILIES
     seed: int = 0  # seed of the rendering
     image_size: int = 32  # side of the stored images, pixels
     render_scale: int = 2                           # supersampling factor of the rendering
@@ -140,6 +146,9 @@ class GlyphsConfig:
     datasets: list[GlyphSet] = field(default_factory=list)  # the datasets of the family
 
     def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {list(FAMILIES)} (the folders the dataset registry "
+                             f"reads), got '{self.family}'")
         if not (8 <= self.image_size <= 1024 and 1 <= self.render_scale <= 16 and 1 <= self.workers <= 256):
             raise ValueError("image_size must lie in [8, 1024], render_scale in [1, 16] and workers in [1, 256]")
         if not (1 <= self.train_per_class <= 1_000_000 and 1 <= self.test_per_class <= 1_000_000):
@@ -482,9 +491,9 @@ def _write_dataset(cfg: GlyphsConfig, plan: _Plan, blocks: list[np.ndarray]) -> 
         images = np.concatenate(blocks[split_id * n_cls:(split_id + 1) * n_cls])
         labels = np.repeat(np.arange(n_cls, dtype=np.int64), plan.counts[split_id])
         write_split(plan.folder.parent, plan.folder.name,
-                    split, ImageArrays(images, labels, n_cls, f"glyphs/{plan.spec.name}"))
+                    split, ImageArrays(images, labels, n_cls, f"{cfg.family}/{plan.spec.name}"))
     atomic_write_json(plan.folder / "meta.json", {
-        "name": plan.spec.name, "generator_version": GENERATOR_VERSION, "config_hash": plan.config_hash,
+        "name": plan.spec.name, "family": cfg.family, "generator_version": GENERATOR_VERSION, "config_hash": plan.config_hash,
         "seed": cfg.seed, "image_size": cfg.image_size, "render_scale": cfg.render_scale,
         "num_classes": n_cls, "train_per_class": plan.counts[0], "test_per_class": plan.counts[1],
         "classes": [{"code_point": f"U+{c.code_point:04X}", "char": chr(c.code_point),
@@ -496,7 +505,7 @@ def plan_family(cfg: GlyphsConfig) -> tuple[list[_Plan], list[str]]:
     """(datasets to generate, names already current) -- validates every dataset before rendering."""
     todo, current = [], []
     for spec in cfg.selected():
-        folder = Path(cfg.out_root) / "glyphs" / spec.name
+        folder = Path(cfg.out_root) / cfg.family / spec.name
         digest = config_hash(cfg, spec)
         if is_current(folder, digest):
             current.append(spec.name)
@@ -531,7 +540,7 @@ def generate_family(cfg: GlyphsConfig, progress: bool = True) -> dict:
         bar.close()
         if pool is not None:
             pool.terminate()
-    return {"out_root": str(Path(cfg.out_root) / "glyphs"),
+    return {"out_root": str(Path(cfg.out_root) / cfg.family),
             "generated": [p.spec.name for p in todo], "skipped": current,
             "classes": {p.spec.name: len(p.classes) for p in todo},
             "images": sum(p.num_images for p in todo), "seconds": round(time.perf_counter() - t0, 2)}

@@ -7,7 +7,8 @@ Known names (``<...>`` is a parameter):
 * ``cub``, ``dtd``, ``quickdraw``, ``stanford_cars``: the original ``.npy`` layout under
   ``<root>/<name>/`` (see :mod:`dass.data.arrays`),
 * ``glyphs/<member>``: a built-in glyph dataset in the same layout under ``<root>/glyphs/<member>/``
-  (``python -m dass.data glyphs`` writes them),
+  (``python -m dass.data glyphs`` writes them); ``outside/<member>`` likewise under
+  ``<root>/outside/<member>/``: the probe sets outside the family (``configs/data/outside.yaml``),
 * ``folder:<path>``: an image folder (see :mod:`dass.data.folder`); ``root`` is not used,
 * ``npy:<path>``: the original ``.npy`` layout in any folder (``<path>/train_images.npy``, ...; see
   :mod:`dass.data.arrays`); ``root`` is not used. Every class ``0..K-1`` must have training images,
@@ -32,12 +33,12 @@ from . import subset, tiny_imagenet
 from .arrays import (SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
                      resize_images)
 from .folder import load_image_folder
+from .glyphs import FAMILIES as GLYPH_FAMILIES
 
 Reader = Callable[[Optional[str], str, str, Optional[int]], ImageArrays]
 Lister = Callable[[str], list]
 
 NPY_DATASETS = ("cub", "dtd", "quickdraw", "stanford_cars")
-GLYPHS_DIR = "glyphs"
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,11 @@ def list_datasets(root) -> list[str]:
 def dataset_info(name: str, root) -> dict:
     """Classes and sizes of both splits, read from array headers where the layout allows."""
     entry, arg = _lookup(name)
-    if entry.pattern in NPY_DATASETS or entry.pattern in (f"{GLYPHS_DIR}/<member>", "npy:<path>"):
+    if entry.pattern in NPY_DATASETS or entry.pattern in ("npy:<path>", *_GLYPH_PATTERNS):
         if entry.pattern == "npy:<path>":
             folder = dataset_folder(Path(arg).parent, Path(arg).name)
         else:
-            folder = Path(root) / (name if arg is None else f"{GLYPHS_DIR}/{arg}")
+            folder = Path(root) / name
         shapes = {s: load_npy(folder / f"{s}_images.npy", mmap=True).shape for s in SPLITS}
         return {"name": name, "num_classes": infer_num_classes(folder),
                 **{s: int(shape[0]) for s, shape in shapes.items()},
@@ -166,18 +167,24 @@ def _tiny_task(arg, root, split, image_size):
     return tiny_imagenet.load_task(root, int(arg), split)
 
 
-def _glyphs_lister(root: str) -> list[str]:
-    base = Path(root) / GLYPHS_DIR
-    if not base.is_dir():
-        return []
-    return [f"{GLYPHS_DIR}/{d.name}" for d in sorted(base.iterdir()) if (d / "train_images.npy").is_file()]
+def _glyph_family(family: str) -> None:
+    """Register ``<family>/<member>``: a glyph dataset under ``<root>/<family>/<member>/``."""
+    def lister(root: str) -> list[str]:
+        base = Path(root) / family
+        if not base.is_dir():
+            return []
+        return [f"{family}/{d.name}" for d in sorted(base.iterdir()) if (d / "train_images.npy").is_file()]
+
+    @register_dataset(f"{family}/<member>", lister)
+    def _reader(arg, root, split, image_size):
+        arrays = read_split(Path(root) / family, arg, split)
+        arrays.name = f"{family}/{arg}"
+        return arrays
 
 
-@register_dataset(f"{GLYPHS_DIR}/<member>", _glyphs_lister)
-def _glyphs(arg, root, split, image_size):
-    arrays = read_split(Path(root) / GLYPHS_DIR, arg, split)
-    arrays.name = f"{GLYPHS_DIR}/{arg}"
-    return arrays
+_GLYPH_PATTERNS = tuple(f"{family}/<member>" for family in GLYPH_FAMILIES)
+for _family in GLYPH_FAMILIES:
+    _glyph_family(_family)
 
 
 @register_dataset("folder:<path>")

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DassError
 from .arrays import ImageArrays, resize_images
+from .glyphs import FAMILIES as GLYPH_FAMILIES
 
 PREFIX = "subset:"
 _PART = re.compile(r"([^\[\]+]+)\[([0-9,\-]+)\]")
@@ -110,9 +111,10 @@ def load_subset(spec: str, root, split: str, load_source) -> ImageArrays:
                        source=f"{PREFIX}{spec} ({split})")
 
 
-def glyph_code_points(root, member: str) -> list[str] | None:
-    """The code point of each class of glyph dataset ``member`` from its meta.json (None if absent)."""
-    path = Path(root) / "glyphs" / member / "meta.json"
+def glyph_code_points(root, name: str) -> list[str] | None:
+    """The code point of each class of glyph dataset ``name`` (``<family>/<member>``) from its
+    meta.json (None if absent)."""
+    path = Path(root) / name / "meta.json"
     if not path.is_file():
         return None
     try:
@@ -124,10 +126,10 @@ def glyph_code_points(root, member: str) -> list[str] | None:
 
 def class_identity(root, source: str, index: int, _cp_cache: dict | None = None) -> tuple:
     """The identity of class ``index`` of dataset ``source`` (see module doc)."""
-    if source.startswith("glyphs/"):
+    if source.partition("/")[0] in GLYPH_FAMILIES:
         cache = _cp_cache if _cp_cache is not None else {}
         if source not in cache:
-            cache[source] = glyph_code_points(root, source[len("glyphs/"):])
+            cache[source] = glyph_code_points(root, source)
         cps = cache[source]
         if cps is not None and index < len(cps):
             return ("code_point", cps[index])

@@ -124,14 +124,16 @@ def acc_seeds(d: dict, key: str = "best_acc") -> torch.Tensor:
 
 def spearman_brown(r: float, k: int) -> float:
     """Reliability of the mean of ``k`` measurements whose pairwise correlation is ``r`` (NaN where
-    ``r <= -1/(k-1)``: the formula has no meaning there)."""
+    ``r <= -1/(k-1)``: the formula has no meaning there; within rounding error of it too, where a
+    correlation of -1 computed as -0.9999999999999999 would give -1.8e16)."""
     den = 1 + (k - 1) * r
-    return k * r / den if den > 0 else float("nan")
+    return k * r / den if den > 1e-9 else float("nan")
 
 
 def seed_agreement(acc: torch.Tensor) -> tuple[float | None, float | None]:
     """``acc [N, S]`` -> (mean over seed pairs of the Spearman correlation between two seeds'
-    accuracies, Spearman-Brown reliability of the mean over the S seeds); (None, None) for one seed."""
+    accuracies, Spearman-Brown reliability of the mean over the S seeds); (None, None) for one seed,
+    reliability None where the seeds' mean correlation is -1/(S-1) (two seeds in opposite order)."""
     from scipy.stats import spearmanr  # lazy: scipy costs ~0.9 s at start-up, only for seed agreement
     a = torch.as_tensor(acc).double().numpy()
     k = a.shape[1]
@@ -141,7 +143,8 @@ def seed_agreement(acc: torch.Tensor) -> tuple[float | None, float | None]:
     r = sum(rs) / len(rs)
     if r != r:   # a constant column: no ranking to agree on
         return None, None
-    return round(r, 4), round(spearman_brown(r, k), 4)
+    rel = spearman_brown(r, k)
+    return round(r, 4), (None if rel != rel else round(rel, 4))
 
 
 def _arch_key(a: dict) -> str:
