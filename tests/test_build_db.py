@@ -136,3 +136,29 @@ def test_groups_interleave_over_tasks():
     groups = [JobGroup(t, [i]) for t, i in (("a", 1), ("a", 2), ("a", 3), ("b", 1), ("c", 1), ("c", 2))]
     order = [(g.task, g.jobs[0]) for g in interleave_tasks(groups)]
     assert order == [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("c", 2), ("a", 3)]
+
+
+def test_target_reliability_adds_seeds_and_resume_keeps_them(tmp_path):
+    # an unreachable target (reliability 1 needs seeds in perfect agreement) with a cap of 3 seeds:
+    # the meta-test task gets seed 3 after seeds 1 and 2 finish; meta-train keeps its one seed
+    cfg = _config(tmp_path, "rel", lockstep=2, label_seeds={"meta_test": [1, 2]},
+                  target_reliability={"meta_test": 0.999999}, max_label_seeds=3)
+    r = _run(["--config", str(cfg)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    db = load_db(tmp_path / "rel" / "db")
+    test_task, = db["meta_test"]
+    acc = test_task["students"]["best_acc_seeds"]
+    assert test_task["label_seeds"] == [1, 2, 3] and tuple(acc.shape) == (6, 3)
+    assert torch.allclose(test_task["students"]["best_acc"], acc.mean(1))
+    train_task, = db["meta_train"]
+    assert train_task["label_seeds"] == [0]
+    results = tmp_path / "rel" / "work" / "results"
+    assert len(list(results.rglob("*.json"))) == 6 + 18
+    # a rerun decides the same from the same first seeds: nothing is trained, nothing changes
+    before = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
+    r = _run(["--config", str(cfg)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {f: f.stat().st_mtime_ns for f in results.rglob("*.json")} == before
+    row = next(t for t in json.loads((tmp_path / "rel" / "db" / "manifest.json").read_text())["tasks"]
+               if t["split"] == "meta_test")
+    assert row["label_seeds"] == [1, 2, 3] and row["done"] == row["runs"] == 18

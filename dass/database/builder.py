@@ -52,7 +52,7 @@ from ..train import kd_train, kd_train_many, train_teacher
 from ..train.distributed import resolve_device
 from ..train.recipe import TeacherRecipe
 from .config import BuildConfig, TaskSpec
-from .format import FORMAT, save_task_db, seed_agreement
+from .format import FORMAT, save_task_db, seed_agreement, spearman_brown
 from .jobs import JobGroup, StudentJob, content_hash
 from .subsets import check_disjoint
 
@@ -258,9 +258,46 @@ def plan_students(cfg: BuildConfig, task_cache: TaskCache,
         base = content_hash(ident)
         archs = sample_students(task_cache.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,
                                 tr.num_classes)
-        plan[task.key] = [StudentJob(task.key, a.to_dict(), seed, content_hash([base, a.to_dict(), seed]))
-                          for seed in cfg.seeds(task.split) for a in archs]
+        def jobs(seeds):
+            return [StudentJob(task.key, a.to_dict(), seed, content_hash([base, a.to_dict(), seed]))
+                    for seed in seeds for a in archs]
+        plan[task.key] = jobs(task_seeds(cfg, task, jobs(cfg.seeds(task.split))))
     return plan
+
+
+def seeds_needed(r: float | None, target: float, have: int, cap: int) -> int:
+    """The smallest number of seeds ``k >= have`` whose mean label reaches the Spearman-Brown
+    reliability ``target`` when two seeds agree at ``r``; ``cap`` when no ``k <= cap`` does (``r <= 0``
+    included); ``have`` when ``r`` is None (a constant label: nothing to rank)."""
+    if r is None:
+        return have
+    for k in range(have, cap + 1):
+        if r > 0 and spearman_brown(r, k) >= target:
+            return k
+    return max(have, cap)
+
+
+def task_seeds(cfg: BuildConfig, task: TaskSpec, base_jobs: list[StudentJob]) -> list[int]:
+    """The KD seeds of ``task``: its split's ``label_seeds``, and, where ``target_reliability`` names
+    the split and every run of those seeds is finished, as many more seeds (the next integers after
+    the largest) as the Spearman-Brown formula says the label needs to reach the target, given the
+    agreement of the first seeds, up to ``max_label_seeds``. The decision reads the first seeds'
+    results only, so it is the same on every rerun (a resumed build neither loses nor adds runs)."""
+    base = cfg.seeds(task.split)
+    target = cfg.target_reliability.get(task.split)
+    if not target:
+        return base
+    results = finished_results(cfg, base_jobs)
+    if len(results) < len(base_jobs):
+        return base      # undecided until the first seeds are done
+    r, _ = seed_agreement(_per_seed(results, base, "best_acc"))
+    k = seeds_needed(r, target, len(base), cfg.max_label_seeds)
+    return base + [max(base) + i for i in range(1, k - len(base) + 1)]
+
+
+def job_seeds(jobs: list[StudentJob]) -> list[int]:
+    """The seeds of a task's jobs, in plan order (seed-major)."""
+    return list(dict.fromkeys(j.seed for j in jobs))
 
 
 def group_jobs(plan: dict[str, list[StudentJob]], k: int) -> list[JobGroup]:
@@ -376,13 +413,13 @@ def _per_seed(results: list[dict], seeds: list[int], key: str) -> torch.Tensor:
                         dtype=torch.float32)
 
 
-def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], task_cache: TaskCache) -> tuple[Path, dict]:
-    """Write the task file from the records of all its students and seeds (in plan order: seed-major);
-    returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
+def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], seeds: list[int],
+               task_cache: TaskCache) -> tuple[Path, dict]:
+    """Write the task file from the records of all its students and ``seeds`` (in plan order:
+    seed-major); returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
     tr, _ = task_cache.data(task)
     net, sd, meta = task_cache.teacher(task)
     space = task_cache.space
-    seeds = cfg.seeds(task.split)
     n = len(results) // len(seeds)
     first = results[:n]                       # the records of the first seed give the architectures
     archs = [Arch.from_dict(r["arch"]) for r in first]
@@ -458,6 +495,7 @@ def merge(cfg: BuildConfig, plan, task_cache: TaskCache) -> dict:
             rows.append({**task_row(task.key, task.split, None, n, seeds), "dataset": task.dataset,
                          "runs": n * len(seeds), "done": 0, "file": None})
             continue
+        seeds = job_seeds(jobs)
         results = finished_results(cfg, jobs)
         walls += [r["wall_s"] for r in results]
         teacher_acc = task_cache.teacher(task)[2].get("metrics", {}).get("best_acc")
@@ -469,7 +507,7 @@ def merge(cfg: BuildConfig, plan, task_cache: TaskCache) -> dict:
             if prev.get("merge_id") == mid and prev.get("file") and (out / prev["file"]).is_file():
                 row = prev                                  # unchanged since the last merge
             else:
-                path, acc = merge_task(cfg, task, results, task_cache)
+                path, acc = merge_task(cfg, task, results, seeds, task_cache)
                 row = {**task_row(task.key, task.split, teacher_acc, n, seeds, acc["best_acc_seeds"]),
                        "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
                        "merge_id": mid}
@@ -530,9 +568,13 @@ def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
         return None
     plan = plan_students(cfg, task_cache, missing_teachers_ok=stage == "merge")
     if stage in ("all", "students"):
-        groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
-                  if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
-        _run(cfg, "group", groups, "students", rank, world)
+        for _ in range(2):   # round 2: the seeds target_reliability adds once a task's first seeds are done
+            groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
+                      if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
+            if not groups:
+                break
+            _run(cfg, "group", groups, "students", rank, world)
+            plan = plan_students(cfg, task_cache)
     if rank != 0 or stage not in ("all", "merge", "students"):
         return None
     manifest = merge(cfg, plan, task_cache)

@@ -58,6 +58,8 @@ class BuildConfig:
     teacher_seed: int = 0  # seed of the teachers trained by the build
     seed: int = 0  # KD seed of every student of a split that label_seeds does not name
     label_seeds: dict[str, list[int]] = field(default_factory=dict)  # KD seeds per split; a label is their mean
+    target_reliability: dict[str, float] = field(default_factory=dict)  # per split: add KD seeds to a task whose label is less reliable
+    max_label_seeds: int = 6  # most KD seeds per task that target_reliability may grow a task to
     remap: str = "copy_paste_first"  # initialisation of a student from its teacher (copy_paste_first ...)
     noise_seed: int = 0  # seed of the noise input of the functional maps
     launcher: Literal["local", "torchrun", "slurm"] = "local"  # local (in process or workers), torchrun or slurm
@@ -90,6 +92,14 @@ class BuildConfig:
         for s, seeds in self.label_seeds.items():
             if s not in SPLITS or not seeds or len(set(seeds)) != len(seeds):
                 raise DassError(f"label_seeds: '{s}: {seeds}' must name a split with a list of distinct seeds")
+        for s, target in self.target_reliability.items():
+            if s not in SPLITS or not 0 < target < 1:
+                raise DassError(f"target_reliability: '{s}: {target}' must name a split with a value in (0, 1)")
+            if len(self.seeds(s)) < 2:
+                raise DassError(f"target_reliability: split {s} needs label_seeds with at least 2 seeds "
+                                f"(their agreement decides how many more are needed)")
+        if not 2 <= self.max_label_seeds <= 100:
+            raise DassError(f"max_label_seeds must lie in [2, 100], got {self.max_label_seeds}")
 
     @functools.cached_property
     def all_tasks(self) -> list[TaskSpec]:
