@@ -51,6 +51,7 @@ PRIOR = ["cost_prior=true", "eval_at_start=true"]
 # name -> overrides of BASE
 PROXIES = ["proxies=[naswot,synflow]"]
 ONEHOT = ["prior_onehot=true"]
+STAGE = ["stage_features=true"]
 DESIGNS = {
     "paper (300 episodes)": ["episodes=300"],
     "cpu_v1 (previous default)": CPU,
@@ -60,6 +61,9 @@ DESIGNS = {
     "onehot prior": CPU + PRIOR + ONEHOT,
     "onehot prior+diswot": CPU + PRIOR + ONEHOT + ["proxies=[diswot]"],
     "onehot prior+proxies+diswot": CPU + PRIOR + ONEHOT + ["proxies=[naswot,synflow,diswot]"],
+    "stage prior": CPU + PRIOR + STAGE,
+    "stage prior+naswot": CPU + PRIOR + STAGE + ["proxies=[naswot]"],
+    "stage prior+proxies+diswot": CPU + PRIOR + STAGE + ["proxies=[naswot,synflow,diswot]"],
     "A (KD-unaware)": CPU + ["input_type=A"],
 }
 SEEDS = (0, 1, 2)

@@ -227,3 +227,15 @@ def test_functional_map_of_teacher_equals_teacher_stage4():
     expect = teacher(noise_input(CPU, 11), return_stages=True)[1][-1][0]
     got = functional_maps([t], teacher.state_dict(), CPU, 9, seed=11)[0]
     torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)
+
+
+def test_stage_encoding_by_hand():
+    from dass.config import load
+    from dass.space import stage, stage_batch, stage_dim
+    space = load(SpaceConfig, "configs/space/cpu.yaml", [])   # stage widths 8/16/32/64, depths 1-3
+    a = Arch((1, 2, 3, 1), ((4,), (8, 10), (16, 16, 32), (32,)))
+    want = [1 / 3, 4 / 24, 2 / 3, 18 / 48, 1.0, 64 / 96, 1 / 3, 32 / 192]
+    assert stage_dim(space) == 8
+    assert stage(a, space).tolist() == pytest.approx(want)
+    assert stage(teacher_arch(space), space).tolist() == [1.0] * 8
+    assert stage_batch([a, teacher_arch(space)], space).shape == (2, 8)

@@ -8,6 +8,8 @@ Features of a student (groups, :data:`GROUPS`):
   student on the task's proxy batch, each z-scored within its task (their scales differ between
   tasks); non-finite values (a singular NASWOT kernel, a failed jacov) are set to the task's lowest
   finite value first;
+* ``stage``: the stage encoding (per-stage depth and summed width relative to the maximum,
+  :func:`dass.space.stage_batch`);
 * ``onehot``: the architecture encoding stored in the task file.
 
 Target: each task's accuracies z-scored within the task (the model ranks; it is not an accuracy
@@ -25,11 +27,13 @@ import numpy as np
 from ..correlation import correlations, nanmean, selection_value
 from ..predictor.data import cost_features
 from ..proxies.batch import ARCH_PROXIES
+from ..space import stage_batch
 from ..predictor.linear import Ridge  # noqa: F401 (re-exported: the ensemble's model)
 from .tasks import task_archs, task_space
 
-GROUPS = ("cost", "proxies", "onehot")
-CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "onehot"), ("cost", "proxies", "onehot"))
+GROUPS = ("cost", "proxies", "stage", "onehot")
+CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "stage"), ("cost", "proxies", "stage"),
+                    ("cost", "onehot"), ("cost", "proxies", "onehot"), ("cost", "proxies", "stage", "onehot"))
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
@@ -50,6 +54,8 @@ def task_features(task: dict, context, groups) -> np.ndarray:
                     .numpy())
     if "proxies" in groups:
         cols.append(np.stack([zscore(context.proxy_scores(task, p)) for p in ARCH_PROXIES], axis=1))
+    if "stage" in groups:
+        cols.append(stage_batch(task_archs(task), task_space(task)).double().numpy())
     if "onehot" in groups:
         cols.append(task["students"]["onehot"].double().numpy())
     return np.concatenate(cols, axis=1)

@@ -52,6 +52,7 @@ class MetaTrainConfig:
     input_type: str = "STA"  # inputs: D (dataset), S (student map), T (teacher map), A (architecture)
     arch_encoder: Literal["onehot", "graph"] = "onehot"  # encoder of input A
     cost_features: bool = False  # add log MACs and log params relative to the teacher's to the head's input
+    stage_features: bool = False  # the per-stage depth and width encoding joins the cost scalars (head input and prior)
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
     prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (a ridge fit, penalty prior_ridge)
     prior_ridge: float = 10.0  # with prior_onehot: ridge penalty of the prior's fit (standardised columns)
@@ -91,6 +92,8 @@ class MetaTrainConfig:
             check_proxy_names(self.proxies)
         if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0 or self.prior_ridge < 0:
             raise DassError("outer_lr must be > 0, inner_lr_init, rank_loss_weight and prior_ridge >= 0")
+        if self.stage_features and not (self.cost_features or self.cost_prior):
+            raise DassError("stage_features extends the cost scalars: set cost_features or cost_prior")
         if self.prior_onehot and not self.cost_prior:
             raise DassError("prior_onehot extends the cost prior: set cost_prior=true")
         for k in ("episodes", "n_query", "inner_steps", "eval_every", "checkpoint_every"):

@@ -26,7 +26,8 @@ from .. import config as cfgmod
 from ..database.format import load_db
 from ..database.splits import LABELS
 from ..errors import DassError
-from ..space import Arch, SpaceConfig, graph_batch, macs, onehot_batch, params, teacher_arch, validate
+from ..space import (Arch, SpaceConfig, graph_batch, macs, onehot_batch, params, stage_batch, teacher_arch,
+                     validate)
 
 TARGETS = ("raw", "relative", "standardized")
 
@@ -68,6 +69,8 @@ def student_inputs(archs: list[Arch], space: SpaceConfig, num_classes: int, need
         out["graph"] = graph_batch(archs, space)
     if "cost" in needs:
         out["cost"] = cost_features(archs, space, num_classes)
+    if "stage" in needs:
+        out["stage"] = stage_batch(archs, space)
     return out
 
 

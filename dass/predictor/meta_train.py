@@ -54,7 +54,8 @@ from .data import (TaskData, cost_features, fit_calibration, load_tasks, make_ta
                    student_targets, support_target, take, to_accuracy)
 from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
-from .model import InputDims, LoadedPredictor, Predictor, PredictorConfig, load_predictor, save_predictor
+from .model import (InputDims, LoadedPredictor, Predictor, PredictorConfig, load_predictor, save_predictor,
+                    scalar_inputs)
 
 log = logging.getLogger("dass.predictor")
 
@@ -77,9 +78,9 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
-    """The prior's inputs of a task's students: cost (and proxy) features (and the one-hot encoding)."""
-    cost = cost_features(t.archs, t.space, t.num_classes)
-    x = torch.cat([cost, t.proxy], dim=1) if cfg.proxies else cost
+    """The prior's inputs of a task's students: cost (stage, proxy) scalars (and the one-hot encoding)."""
+    x = scalar_inputs(t.inputs({"cost", "stage", "proxy"} if cfg.proxies else {"cost", "stage"}),
+                      cfg.stage_features, bool(cfg.proxies))
     return torch.cat([x, t.onehot], dim=1) if cfg.prior_onehot else x
 
 
@@ -91,7 +92,8 @@ class MetaTrainer:
         self.train, self.valid = tasks["meta_train"], tasks["meta_valid"]
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
-                               cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot)
+                               cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot,
+                               cfg.stage_features)
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)

@@ -11,6 +11,8 @@ With ``cost_features`` two scalars are appended: ``log(macs / teacher macs)`` an
 ``log(params / teacher params)`` (0 for the teacher). The head is ``linear(concat -> head_hidden)
 -> tanh -> linear(head_hidden -> 1)``: 576 -> 64 -> 1 for the paper's STA.
 
+With ``stage_features`` the stage encoding (``stage: N x 2S``, per-stage depth and summed width
+relative to the maximum, :mod:`dass.space.encodings`) follows the two cost scalars.
 With ``proxies`` (e.g. ``[naswot, synflow]``) the cost scalars are followed by the students'
 zero-cost proxy features relative to the teacher (``proxy: N x P``, :mod:`dass.predictor.proxy_inputs`).
 
@@ -37,7 +39,7 @@ from torch import nn
 from .. import config as cfgmod
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
-from ..space import SpaceConfig, onehot_dim, space_difference
+from ..space import SpaceConfig, onehot_dim, space_difference, stage_dim
 from ..space.encodings import graph_feature_dim
 from .config import ModelSizes
 from .encoders import GraphEncoder, MapEncoder, OnehotEncoder
@@ -64,10 +66,11 @@ class InputDims:
     map_channels: int
     onehot_dim: int
     graph_node_dim: int
+    stage_dim: int = 0
 
     @classmethod
     def for_space(cls, space: SpaceConfig) -> "InputDims":
-        return cls(space.stage_widths[-1], onehot_dim(space), graph_feature_dim(space))
+        return cls(space.stage_widths[-1], onehot_dim(space), graph_feature_dim(space), stage_dim(space))
 
 
 @dataclass
@@ -80,8 +83,11 @@ class PredictorConfig:
     cost_prior: bool = False
     proxies: list[str] = field(default_factory=list)
     prior_onehot: bool = False
+    stage_features: bool = False
 
     def __post_init__(self):
+        if self.stage_features and not (self.cost_features or self.cost_prior):
+            raise DassError("stage_features extends the cost scalars: set cost_features or cost_prior")
         if self.prior_onehot and not self.cost_prior:
             raise DassError("prior_onehot extends the cost prior: set cost_prior")
         if self.proxies and not (self.cost_features or self.cost_prior):
@@ -112,7 +118,7 @@ class Predictor(nn.Module):
             else:
                 self.arch_enc = GraphEncoder(d.graph_node_dim, z.graph_hidden, z.arch_out, z.graph_layers)
             width += z.arch_out
-        n_scalars = 2 + len(cfg.proxies)
+        n_scalars = 2 + (d.stage_dim if cfg.stage_features else 0) + len(cfg.proxies)
         if cfg.cost_features:
             width += n_scalars
         self.hidden = nn.Linear(width, z.head_hidden)
@@ -132,6 +138,8 @@ class Predictor(nn.Module):
             out.add("cost")
         if self.cfg.proxies:
             out.add("proxy")
+        if self.cfg.stage_features:
+            out.add("stage")
         if self.cfg.prior_onehot:
             out.add("onehot")
         return out
@@ -160,7 +168,7 @@ class Predictor(nn.Module):
             parts.append(self.tmap_enc(inputs["tmap"][None]).expand(n, -1))
         if "A" in it:
             parts.append(self.arch_enc(inputs[self.cfg.arch_encoder]))
-        scalars = torch.cat([inputs["cost"], inputs["proxy"]], dim=1) if self.cfg.proxies else inputs.get("cost")
+        scalars = scalar_inputs(inputs, self.cfg.stage_features, bool(self.cfg.proxies))
         if self.cfg.cost_features:
             parts.append(scalars)
         h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
@@ -169,6 +177,15 @@ class Predictor(nn.Module):
             x = torch.cat([scalars, inputs["onehot"]], dim=1) if self.cfg.prior_onehot else scalars
             y = y + self.prior(x)[:, 0]
         return y
+
+
+def scalar_inputs(inputs: dict, stage: bool, proxies: bool) -> torch.Tensor | None:
+    """The scalars the head (``cost_features``) and the prior read: ``cost``, then ``stage`` and
+    ``proxy`` where the predictor reads them (``None`` without ``cost``)."""
+    if "cost" not in inputs:
+        return None
+    parts = [inputs["cost"]] + ([inputs["stage"]] if stage else []) + ([inputs["proxy"]] if proxies else [])
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 def _rows(inputs: dict) -> int:
@@ -242,6 +259,8 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
     if space is not None:
         check_same_space(ck_space, space, where)
     cfg = cfgmod.from_dict(PredictorConfig, d["predictor_config"], where=f"{where} (predictor_config)")
+    if "stage_dim" not in (d["predictor_config"].get("dims") or {}):   # saved before the stage encoding existed
+        cfg.dims.stage_dim = stage_dim(ck_space)
     if cfg.dims != InputDims.for_space(ck_space):
         raise DassError(f"{where}: predictor input sizes {cfg.dims} do not fit its space '{ck_space.name}'")
     model = Predictor(cfg)

@@ -11,7 +11,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["SpaceConfig", "load_space", "SPACE_FIELDS", "same_space", "space_difference"],
     "cost": ["macs", "params"],
     "embed": ["functional_map_single", "functional_maps", "noise_input"],
-    "encodings": ["decode_graph", "decode_onehot", "graph", "graph_batch", "onehot", "onehot_batch", "onehot_dim"],
+    "encodings": ["decode_graph", "decode_onehot", "graph", "graph_batch", "onehot", "onehot_batch", "onehot_dim",
+                  "stage", "stage_batch", "stage_dim"],
     "remap": ["REMAPS", "build_remapped", "remap"],
     "resnet": ["ResNet", "build"],
 })

@@ -7,6 +7,11 @@ One-hot (``onehot``), length ``S * (len(depths) + max_depth * len(width_mults))`
 * ``max_depth`` slots of ``len(width_mults)`` entries: slot ``b`` is the one-hot of block ``b``'s
   width (position = index in ``space.width_choices[s]``), all zeros when the block is absent.
 
+Stage (``stage``), length ``2 * S``: for each stage ``s``, ``depth / max_depth`` and the stage's
+summed block widths over the largest possible sum, ``sum(widths) / (max_depth * stage_widths[s])``
+(the teacher's encoding is all ones): where a student spends its depth and width, in a few numbers
+a linear model can weigh.
+
 Graph (``graph``): ``N = 2 + S * max_depth`` nodes, node 0 the stem, node ``1 + s*max_depth + b``
 block ``b`` of stage ``s``, node ``N-1`` the classifier head. Node features (``F = 7 + S``):
 ``[is_stem, is_block, is_head, stage one-hot (S), width / stage width, log2(width) / log2(max
@@ -40,6 +45,21 @@ def onehot(arch: Arch, space: SpaceConfig) -> torch.Tensor:
         for b, w in enumerate(ws):
             v[base + nd + b * nw + space.width_choices[s].index(w)] = 1.0
     return v
+
+
+def stage_dim(space: SpaceConfig) -> int:
+    return 2 * space.num_stages
+
+
+def stage(arch: Arch, space: SpaceConfig) -> torch.Tensor:
+    validate(arch, space)
+    md = space.max_depth
+    return torch.tensor([v for d, ws, full in zip(arch.depths, arch.widths, space.stage_widths)
+                         for v in (d / md, sum(ws) / (md * full))], dtype=torch.float32)
+
+
+def stage_batch(archs, space: SpaceConfig) -> torch.Tensor:
+    return torch.stack([stage(a, space) for a in archs]) if archs else torch.zeros(0, stage_dim(space))
 
 
 def onehot_batch(archs, space: SpaceConfig) -> torch.Tensor:
