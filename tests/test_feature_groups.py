@@ -27,7 +27,8 @@ def test_loto_recovers_a_stage_linear_target():
         tasks.append(SimpleNamespace(acc=torch.tensor(50 + 5 * acc)))
         cols.append({"macs": macs, "stage": stage})
     with_stage = leave_one_task_out(tasks, cols, ["macs", "stage"], alpha=0.01)
-    assert [r[0] for r in with_stage] == pytest.approx([1.0] * 4)
+    # (the target's scale differs by task after z-scoring, so the pooled fit is close, not exact)
+    assert min(r[0] for r in with_stage) > 0.99
     macs_only = leave_one_task_out(tasks, cols, ["macs"], alpha=0.01)
     assert all(r[1] == pytest.approx(0.0, abs=1e-9) for r in macs_only)   # MACs-controlled: 0 by construction
     assert max(r[0] for r in macs_only) < 0.5
