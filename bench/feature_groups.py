@@ -5,9 +5,10 @@ scored on a task it was not fitted on (leave one task out).
 
 Features of a task's students (``dass.predictor`` inputs): ``macs`` (log MACs relative to the
 teacher's), ``params`` (log params, likewise), ``stage`` (the stage encoding: per-stage depth and
-summed width, :func:`dass.space.stage_batch`), ``onehot`` (the one-hot encoding) and ``naswot``
-(NASWOT relative to the teacher's, on the predictor's proxy batch: 64 train images, seed 0; cached
-in ``--cache``). Each column is z-scored within its task (a constant column is dropped), the target
+summed width, :func:`dass.space.stage_batch`), ``onehot`` (the one-hot encoding), ``naswot``
+(NASWOT relative to the teacher's, on the predictor's proxy batch: 64 train images, seed 0) and
+``inherit`` (the accuracy the remapped student inherits, batch-statistics BN, on 1,024 train
+images; :mod:`dass.predictor.proxy_inputs`); proxies are cached in ``--cache``. Each column is z-scored within its task (a constant column is dropped), the target
 is the label z-scored within its task; a ridge regression without intercept (penalty ``--alpha``)
 is fitted on every task but one, and scores the held-out one. The table gives, per feature set, the
 mean over held-out tasks of the Spearman correlation and of the MACs-controlled Spearman
@@ -34,12 +35,16 @@ from dass.predictor import proxy_inputs  # noqa: E402
 from dass.predictor.data import cost_features, load_tasks  # noqa: E402
 from dass.space import stage_batch  # noqa: E402
 
+PROXIES = ("naswot", "inherit")
 SETS = {
     "macs": ["macs"],
     "macs+params": ["macs", "params"],
     "macs+naswot": ["macs", "naswot"],
     "macs+stage": ["macs", "stage"],
     "macs+stage+naswot": ["macs", "stage", "naswot"],
+    "macs+inherit": ["macs", "inherit"],
+    "macs+stage+inherit": ["macs", "stage", "inherit"],
+    "macs+stage+naswot+inherit": ["macs", "stage", "naswot", "inherit"],
     "macs+onehot": ["macs", "onehot"],
     "macs+onehot+naswot": ["macs", "onehot", "naswot"],
 }
@@ -51,12 +56,13 @@ def zscore_columns(x: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
 
 
-def task_columns(t, with_naswot: bool) -> dict[str, np.ndarray]:
+def task_columns(t, with_proxies: bool) -> dict[str, np.ndarray]:
     cost = cost_features(t.archs, t.space, t.num_classes).double().numpy()
     cols = {"macs": cost[:, :1], "params": cost[:, 1:], "stage": stage_batch(t.archs, t.space).double().numpy(),
             "onehot": t.onehot.double().numpy()}
-    if with_naswot:
-        cols["naswot"] = t.proxy.double().numpy()[:, :1]
+    if with_proxies:
+        for j, name in enumerate(PROXIES):
+            cols[name] = t.proxy.double().numpy()[:, j:j + 1]
     return {k: zscore_columns(v) for k, v in cols.items()}
 
 
@@ -81,19 +87,19 @@ def main(argv=None) -> None:
     ap.add_argument("--data-root", default="data", help="datasets of the tasks (NASWOT's image batch)")
     ap.add_argument("--splits", nargs="+", default=["meta_valid"], choices=["meta_train", "meta_valid"])
     ap.add_argument("--alpha", type=float, nargs="+", default=[10.0], help="ridge penalties (one table each)")
-    ap.add_argument("--cache", default="", help="NASWOT cache folder (default runs/feature_groups/proxy_cache)")
-    ap.add_argument("--no-naswot", action="store_true", help="skip the sets that read NASWOT")
+    ap.add_argument("--cache", default="", help="proxy cache folder (default runs/feature_groups/proxy_cache)")
+    ap.add_argument("--no-proxies", action="store_true", help="skip the sets that read a proxy")
     args = ap.parse_args(argv)
     _, by_split = load_tasks(args.db)
     tasks = [t for s in args.splits for t in by_split[s]]
     if len(tasks) < 2:
         sys.exit(f"error: {args.db} has {len(tasks)} task(s) in {args.splits}; leave-one-out needs 2")
-    with_naswot = not args.no_naswot
-    if with_naswot:
+    with_proxies = not args.no_proxies
+    if with_proxies:
         cache = Path(args.cache or ROOT / "runs" / "feature_groups" / "proxy_cache")
-        proxy_inputs.attach(tasks, ["naswot"], args.data_root, 64, 0, cache_dir=cache, progress=True)
-    cols = [task_columns(t, with_naswot) for t in tasks]
-    sets = {k: v for k, v in SETS.items() if with_naswot or "naswot" not in v}
+        proxy_inputs.attach(tasks, list(PROXIES), args.data_root, 64, 0, cache_dir=cache, progress=False)
+    cols = [task_columns(t, with_proxies) for t in tasks]
+    sets = {k: v for k, v in SETS.items() if with_proxies or not set(v) & set(PROXIES)}
     for alpha in args.alpha:
         rows = []
         for name, groups in sets.items():

@@ -64,6 +64,8 @@ DESIGNS = {
     "stage prior": CPU + PRIOR + STAGE,
     "stage prior+naswot": CPU + PRIOR + STAGE + ["proxies=[naswot]"],
     "stage prior+proxies+diswot": CPU + PRIOR + STAGE + ["proxies=[naswot,synflow,diswot]"],
+    "stage prior+inherit": CPU + PRIOR + STAGE + ["proxies=[inherit]"],
+    "stage prior+naswot+inherit": CPU + PRIOR + STAGE + ["proxies=[naswot,inherit]"],
     "A (KD-unaware)": CPU + ["input_type=A"],
 }
 SEEDS = (0, 1, 2)

@@ -212,3 +212,25 @@ def test_diswot_of_the_teacher_itself_is_the_best_possible_score():
     for seed in range(3):
         student = build_remapped(sample(TINY, np.random.default_rng(seed + 10)), TINY, 5, sd)
         assert proxies.diswot(student, rel, x) < 0.0
+
+
+# ------------------------------------------------------------------------------------------- inherit
+
+def test_inherit_normalises_by_the_batch_by_hand_and_leaves_the_net_unchanged():
+    # BN over 2 features then the identity classifier: the batch [[10, 0], [0, 10], [10, 0], [0, 10]]
+    # normalises to [[1, -1], [-1, 1], [1, -1], [-1, 1]] -> classes 0 1 0 1; with labels 0 1 0 0 that
+    # is 3 of 4 right. The stored running statistics (mean 100 on feature 0) would call every image
+    # class 1 (1 of 4): inherit must not use them, nor change them.
+    bn = nn.BatchNorm1d(2)
+    bn.running_mean.copy_(torch.tensor([100.0, 0.0]))
+    fc = nn.Linear(2, 2)
+    with torch.no_grad():
+        fc.weight.copy_(torch.eye(2))
+        fc.bias.zero_()
+    net = nn.Sequential(bn, fc).eval()
+    x = torch.tensor([[10.0, 0.0], [0.0, 10.0], [10.0, 0.0], [0.0, 10.0]])
+    y = torch.tensor([0, 1, 0, 0])
+    assert proxies.inherit(net, x, y) == pytest.approx(75.0)
+    assert proxies.compute("inherit", net, x, y) == pytest.approx(75.0)
+    assert (net(x).argmax(1) == y).float().mean().item() == pytest.approx(0.25)   # eval mode: running stats
+    assert bn.running_mean.tolist() == [100.0, 0.0] and int(bn.num_batches_tracked) == 0 and not net.training

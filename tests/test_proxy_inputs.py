@@ -36,10 +36,18 @@ def test_diswot_input_is_zero_for_the_teacher_and_negative_for_a_smaller_student
     x = torch.randn(8, 3, space.image_size, space.image_size, generator=torch.Generator().manual_seed(0))
     y = torch.arange(8) % n_cls
     f = proxy_inputs.features(["diswot"], [teacher_arch(space), smallest_arch(space)], space, n_cls, sd,
-                              "copy_paste_first", x, y, "cpu")
+                              "copy_paste_first", {"diswot": (x, y)}, "cpu")
     assert f.shape == (2, 1)
     assert f[0, 0].item() == 0.0 and f[1, 0].item() < 0.0
     np.testing.assert_allclose(proxy_inputs.relative("diswot", [-0.5, 0.0], 0.0), [-0.5, 0.0])
+
+
+def test_inherit_input_is_the_teachers_accuracy_gap_as_a_fraction():
+    # the teacher inherits all of itself: 0 exactly; a student 12.5 points below it: -0.125
+    np.testing.assert_allclose(proxy_inputs.relative("inherit", [75.0, 62.5], 75.0), [0.0, -0.125])
+    from dass.proxies import proxy_images
+    assert proxy_images("inherit", 32) == 1024 and proxy_images("naswot", 32) == 32
+    assert proxy_images("inherit", 2048) == 2048
 
 
 def test_the_prior_reads_cost_then_proxy_scalars():

@@ -7,9 +7,10 @@ A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one
 
 * ``random``: uniform scores from ``(context.seed, crc32(task key))``;
 * ``macs``, ``params``: the exact costs (:mod:`dass.space.cost`);
-* ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``: zero-cost proxies
+* ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``, ``inherit``: zero-cost proxies
   (:mod:`dass.proxies.zero_cost`) of the *remapped* student: built and initialised from the task's
-  teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch`;
+  teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch` (``inherit``, the
+  accuracy the student inherits, on a batch of its own, 1,024 images: ``dass.proxies.PROXY_IMAGES``);
 * ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
   relations against the trained teacher's on the same batch (:func:`dass.proxies.zero_cost.diswot`);
 * ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
@@ -46,7 +47,7 @@ from ..predictor import proxy_inputs
 from ..predictor.adapt import predict_task
 from ..predictor.data import TaskData
 from ..predictor.model import check_same_space, load_predictor
-from ..proxies.batch import ARCH_PROXIES, archs_proxy, image_batch
+from ..proxies.batch import ARCH_PROXIES, archs_proxy, image_batch, proxy_images
 from ..space import macs, noise_input, params
 from ..teacher.checkpoint import load_teacher
 from . import ensemble
@@ -108,39 +109,42 @@ class EvalContext:
         if key not in self._proxy:
             space, n_cls = task_space(task), int(task["task"]["num_classes"])
             sd = self.teacher_state(task)
-            x, y = self.proxy_batch(task)
+            x, y = self.proxy_batch(task, proxy_images(name, self.proxy_batch_size))
             strategy = str(task.get("remap", "copy_paste_first"))
             desc = f"{name} {task_key(task)}"
             self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
                                            self.progress, desc)
         return self._proxy[key]
 
-    def proxy_batch(self, task: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x: B x C x S x S float32, y: B int64)`` on the device (see module doc)."""
-        key = task_key(task)
+    def proxy_batch(self, task: dict, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x: n x C x S x S float32, y: n int64)`` on the device (see module doc); ``n`` defaults to
+        the configured proxy batch size (a proxy that needs more images asks for more)."""
+        n = int(n or self.proxy_batch_size)
+        key = (task_key(task), n)
         if key not in self._batch:
-            self._batch[key] = self._make_batch(task)
+            self._batch[key] = self._make_batch(task, n)
         return self._batch[key]
 
-    def _make_batch(self, task: dict):
+    def _make_batch(self, task: dict, n: int):
         key, space = task_key(task), task_space(task)
         n_cls = int(task["task"]["num_classes"])
         dataset = str(task["task"].get("dataset", key))
         if self.proxy_input == "data":
             try:
-                return self._data_batch(task, space, dataset, n_cls)
+                return self._data_batch(task, space, dataset, n_cls, n)
             except DassError as e:
                 log.warning("task %s: proxies fall back to the noise input (dataset not readable: %s)", key, e)
-        n = self.proxy_batch_size
         x = noise_input(space, int(task["noise_seed"]), n=n)
         y = torch.arange(n) % n_cls
-        self.proxy_source[key] = f"noise (seed {int(task['noise_seed'])}, {n} images)"
+        if n == self.proxy_batch_size:
+            self.proxy_source[key] = f"noise (seed {int(task['noise_seed'])}, {n} images)"
         return x.to(self.device), y.to(self.device)
 
-    def _data_batch(self, task, space, dataset, n_cls):
-        x, y = image_batch(dataset, self.data_root, space, n_cls, self.proxy_batch_size,
+    def _data_batch(self, task, space, dataset, n_cls, n):
+        x, y = image_batch(dataset, self.data_root, space, n_cls, n,
                            [self.seed, zlib.crc32(task_key(task).encode())], self.device)
-        self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(y)} images)"
+        if n == self.proxy_batch_size:
+            self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(y)} images)"
         return x, y
 
 

@@ -10,8 +10,8 @@ from ..errors import DassError
 
 # The built-in methods, in table order: the scorers :mod:`dass.evaluation.baselines` registers
 # (``builtin_scorers()``; tests/test_evaluation.py checks that the two agree).
-BUILTIN_METHODS = ("random", "macs", "params", "grad_norm", "snip", "synflow", "naswot", "jacov", "diswot",
-                   "proxy_ensemble", "oracle")
+BUILTIN_METHODS = ("random", "macs", "params", "grad_norm", "snip", "synflow", "naswot", "jacov", "inherit",
+                   "diswot", "proxy_ensemble", "oracle")
 
 
 @dataclass

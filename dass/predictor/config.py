@@ -8,7 +8,7 @@ from typing import Literal
 from ..errors import DassError
 
 # Zero-cost proxies a predictor may read as inputs (computed by dass.predictor.proxy_inputs).
-PROXY_INPUTS = ("naswot", "synflow", "diswot")
+PROXY_INPUTS = ("naswot", "synflow", "diswot", "inherit")
 
 
 def check_proxy_names(names) -> list[str]:
@@ -56,7 +56,7 @@ class MetaTrainConfig:
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
     prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (a ridge fit, penalty prior_ridge)
     prior_ridge: float = 10.0  # with prior_onehot: ridge penalty of the prior's fit (standardised columns)
-    proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow, diswot
+    proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow, diswot, inherit
     data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
     proxy_batch_size: int = 32  # images per proxy batch
     proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache

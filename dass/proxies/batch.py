@@ -18,6 +18,14 @@ from . import zero_cost
 
 # the proxies :func:`archs_proxy` computes: the one-network proxies and DisWOT (student vs teacher)
 ARCH_PROXIES = (*zero_cost.PROXIES, "diswot")
+# images a proxy is computed on where the configured proxy batch is smaller (``inherit`` is an
+# accuracy: on 32 images it takes a handful of values)
+PROXY_IMAGES = {"inherit": 1024}
+
+
+def proxy_images(name: str, batch_size: int) -> int:
+    """The number of images proxy ``name`` is computed on, given the configured batch size."""
+    return max(int(batch_size), PROXY_IMAGES.get(name, 0))
 
 
 def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: int, n: int, seed,

@@ -19,6 +19,13 @@ statistics) and returns a Python float. The network's weights are never changed;
   image (``B x CHW``); with ``sigma`` the eigenvalues of ``corrcoef(J)`` and ``k = 1e-5``, score
   ``-sum(log(sigma + k) + 1 / (sigma + k))``; ``nan`` when a row of ``J`` is constant.
 
+* ``inherit`` (this project's, distillation-aware through the remapping): the top-1 accuracy (%)
+  the student inherits from its teacher: the remapped, untrained student classifies the batch with
+  its BatchNorm layers normalising by the batch's own statistics (training-mode BN on a copy, no
+  gradient; the teacher's running statistics do not fit a network with blocks or channels cut
+  away). Needs a large batch (:data:`dass.proxies.batch.PROXY_IMAGES`: 1,024 images) to be more
+  than a few quantised values.
+
 DisWOT (Dong et al. 2023, training-free and distillation-aware) is not a one-network proxy: it
 compares the student with the teacher. :func:`diswot` computes its *relation* term: for every stage
 ``l`` of the two networks (same input ``x``, eval mode, no gradient), ``F_l`` = the stage output
@@ -47,7 +54,7 @@ from torch import nn
 
 from ..space.resnet import BasicBlock, ResNet
 
-PROXIES = ("grad_norm", "snip", "synflow", "naswot", "jacov")
+PROXIES = ("grad_norm", "snip", "synflow", "naswot", "jacov", "inherit")
 
 
 def scored_layers(net: nn.Module) -> list[nn.Module]:
@@ -173,6 +180,13 @@ def diswot(student: nn.Module, teacher_relations: list[torch.Tensor], x: torch.T
     return float(-sum(float(((s - t) ** 2).sum()) for s, t in zip(rs, teacher_relations)) / (len(rs) * b))
 
 
+@torch.no_grad()
+def inherit(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy (%) of ``net`` on ``(x, y)`` with batch-statistics BatchNorm (on a copy)."""
+    probe = copy.deepcopy(net).train()
+    return float((probe(x).argmax(1) == y).double().mean()) * 100.0
+
+
 def compute(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Proxy ``name`` of ``net`` on batch ``(x, y)`` (``synflow`` only reads ``x``'s image shape)."""
     if name == "grad_norm":
@@ -185,4 +199,6 @@ def compute(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> floa
         return naswot(net, x)
     if name == "jacov":
         return jacov(net, x)
+    if name == "inherit":
+        return inherit(net, x, y)
     raise ValueError(f"unknown proxy {name!r} (known: {', '.join(PROXIES)})")

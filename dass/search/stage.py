@@ -174,7 +174,7 @@ class AdaptedScorer:
 
     def __init__(self, pred: LoadedPredictor, teacher_sd: dict, num_classes: int, teacher_acc: float | None,
                  dset: torch.Tensor | None, noise_seed: int, batch_size: int, device, progress: bool = False,
-                 tmap: torch.Tensor | None = None, proxy_batch: tuple | None = None):
+                 tmap: torch.Tensor | None = None, proxy_batch: dict | None = None):
         self.pred, self.sd, self.num_classes = pred, teacher_sd, num_classes
         self.space = pred.space
         self.noise_seed, self.remap = noise_seed, str(pred.inputs.get("remap", "copy_paste_first"))
@@ -216,9 +216,8 @@ class AdaptedScorer:
         info = self.pred.inputs["proxies"]
         if not compute:
             return torch.tensor(info["mean"], dtype=torch.float32).expand(len(archs), -1)
-        x, y = self.proxy_batch
-        return proxy_inputs.features(info["names"], archs, self.space, self.num_classes, self.sd, self.remap, x, y,
-                                     self.device, self.progress)
+        return proxy_inputs.features(info["names"], archs, self.space, self.num_classes, self.sd, self.remap,
+                                     self.proxy_batch, self.device, self.progress)
 
     def accuracy(self, scores: torch.Tensor) -> torch.Tensor | None:
         return to_accuracy(self.pred.target, scores, self.teacher_acc or 0.0)
@@ -350,8 +349,8 @@ def run(cfg: SearchConfig) -> dict:
     proxy_batch = None
     if "proxy" in pred.model.needs:
         info = pred.inputs["proxies"]
-        proxy_batch = proxy_inputs.batch(cfg.dataset, cfg.data_root, space, num_classes, int(info["batch_size"]),
-                                         int(info["seed"]), device)
+        proxy_batch = proxy_inputs.batches(info["names"], cfg.dataset, cfg.data_root, space, num_classes,
+                                           int(info["batch_size"]), int(info["seed"]), device)
     scorer = AdaptedScorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device,
                            cfg.progress, tmap=None if listed is None else listed.teacher_fmap, proxy_batch=proxy_batch)
     rng = np.random.default_rng(cfg.seed)
