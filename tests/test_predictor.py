@@ -204,3 +204,13 @@ def test_checkpoint_from_another_space_is_refused(tmp_path):
     _, path = saved_predictor(tmp_path, tiny_space())
     with pytest.raises(DassError, match="space"):
         load_predictor(path, load_space("configs/space/cpu.yaml"))
+
+
+def test_predicted_accuracy_is_the_calibrated_line_clipped_to_percent():
+    from dass.predictor.data import to_accuracy
+    pred = torch.tensor([-20.0, 0.0, 0.5, 20.0])
+    # calib [a, b] = [0.8, 0.1] under a 90 % teacher: 90 * (0.8 + 0.1 * p) = 72, 76.5 and, clipped, 0 and 100
+    got = to_accuracy({"kind": "standardized", "calib": [0.8, 0.1]}, pred, 90.0)
+    assert got.tolist() == pytest.approx([0.0, 72.0, 76.5, 100.0])
+    assert to_accuracy({"kind": "raw"}, torch.tensor([0.5, 1.2]), 90.0).tolist() == pytest.approx([50.0, 100.0])
+    assert to_accuracy({"kind": "standardized"}, pred, 90.0) is None

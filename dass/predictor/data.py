@@ -149,16 +149,19 @@ def to_accuracy(target: dict, pred: torch.Tensor, teacher_acc: float) -> torch.T
     A predictor whose ``target`` holds ``calib = [a, b]`` (fitted after meta-training on the
     meta-training students, :func:`fit_calibration`) predicts ``teacher_acc * (a + b * pred)``,
     whatever its target kind: the output is mapped to accuracy relative to the teacher's, which the
-    support set gives for the new task.
+    support set gives for the new task. Accuracies are clipped to [0, 100] (a linear map can leave
+    them; the ranking is the score's, not this).
     """
     if "calib" in target:
         a, b = target["calib"]
-        return (a + b * pred) * float(teacher_acc)
-    if target["kind"] == "raw":
-        return pred * 100.0
-    if target["kind"] == "relative":
-        return pred * float(teacher_acc)
-    return None
+        acc = (a + b * pred) * float(teacher_acc)
+    elif target["kind"] == "raw":
+        acc = pred * 100.0
+    elif target["kind"] == "relative":
+        acc = pred * float(teacher_acc)
+    else:
+        return None
+    return acc.clamp(0.0, 100.0)
 
 
 def make_target(kind: str, label: str, train_tasks: list["TaskData"]) -> dict:
