@@ -323,3 +323,19 @@ def test_evaluate_fails_in_one_line_before_work(tmp_path, tiny, capsys):
     assert _main_in_process(f"db={root / 'db'}", "teachers.dtd=/no/such.pt", f"run_dir={tmp_path / 'run'}") == 2
     assert "teacher checkpoint not found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_proxy_ensemble_fits_on_another_database_with_train_db(tmp_path, capsys):
+    """Evaluating a database of meta-test tasks only (a user's own tasks): the proxy ensemble needs
+    training tasks; train_db names the database it is fitted on."""
+    write_tiny_db(tmp_path / "mine", tasks=(("dtd", "meta_test"),), n_students=10)
+    write_tiny_db(tmp_path / "shipped", tasks=(("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid")),
+                  n_students=10)
+    args = [f"db={tmp_path / 'mine' / 'db'}", f"data_root={tmp_path / 'none'}", "methods=[macs,proxy_ensemble]",
+            "plots=false", "progress=false", "proxy.batch_size=4"]
+    assert _main_in_process(*args, f"run_dir={tmp_path / 'r1'}") == 2
+    assert "train_db=" in capsys.readouterr().err
+    assert _main_in_process(*args, f"train_db={tmp_path / 'shipped' / 'db'}", f"run_dir={tmp_path / 'r2'}") == 0
+    with open(tmp_path / "r2" / "correlations.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == "proxy_ensemble" and r["label"] == "best_acc"]
+    assert [r["task"] for r in rows][0] == "dtd" and math.isfinite(float(rows[0]["spearman"]))

@@ -39,6 +39,7 @@ class SearchKDConfig:
 @dataclass
 class EvaluateConfig:
     db: str = ""  # database folder (task files)
+    train_db: str = ""  # database whose meta_train/meta_valid tasks fit the proxy ensemble; "" = db
     data_root: str = "data"  # folder of the datasets (proxies read images; else noise)
     run_dir: str = ""  # output folder; default runs/evaluate/<split>-<identity hash> (dass.runid)
     split: str = "meta_test"  # split whose tasks are evaluated

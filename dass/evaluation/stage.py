@@ -123,7 +123,7 @@ def prepare(cfg: EvaluateConfig) -> Plan:
     scorers, skipped = _scorers(cfg, tasks, device)
     context = bl.EvalContext(data_root=cfg.data_root, device=device, seed=cfg.seed, label=cfg.labels[0],
                              proxy_input=cfg.proxy.input, proxy_batch_size=cfg.proxy.batch_size,
-                             teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.db)
+                             teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.train_db or cfg.db)
     keys = {bl.task_key(t) for t in tasks}
     stray = [k for k in cfg.teachers if k not in keys]
     if stray:
@@ -132,9 +132,13 @@ def prepare(cfg: EvaluateConfig) -> Plan:
         for t in tasks:
             context.teacher_state(t)
     if any(getattr(s, "needs_training_tasks", False) for s in scorers):
-        train = load_db(cfg.db, splits=("meta_train", "meta_valid"))
+        hint = "train_db=<folder> names another database to fit it on"
+        try:
+            train = load_db(context.db, splits=("meta_train", "meta_valid"))
+        except DassError as e:
+            raise DassError(f"proxy_ensemble needs meta_train tasks: {e} ({hint})") from None
         if not train["meta_train"]:
-            raise DassError(f"{cfg.db}: proxy_ensemble needs meta_train tasks, the database has none")
+            raise DassError(f"{context.db}: proxy_ensemble needs meta_train tasks, the database has none ({hint})")
         for t in train["meta_train"] + train["meta_valid"]:
             context.teacher_state(t)
     search_methods, recipes = _check_search(cfg, tasks, [s.name for s in scorers], skipped, context)
@@ -297,8 +301,10 @@ def identity(cfg: EvaluateConfig) -> dict:
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
     preds = {k: runid.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
     return runid.identity("evaluate", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
-                                                          "predictors", "teachers"),
+                                                          "train_db", "predictors", "teachers"),
                           db={p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
+                          **({"train_db": {p.name: runid.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
+                             if cfg.train_db else {}),
                           predictors=preds, teachers={k: runid.file_hash(p) for k, p in cfg.teachers.items()})
 
 
