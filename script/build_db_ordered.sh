@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Build the cpu database task by task, so that finished task files land (and can be committed) early:
-# the meta-test tasks one at a time, then the meta-valid ones, then everything else (the meta-train
-# class subsets) and the merge, then the CE-only companion of the meta-test tasks (KD vs CE table,
-# docs/DATABASE.md). Every step resumes where a killed run stopped; rerun the script to go on.
+# Build the cpu database in an order that lands finished task files (committable) early: the
+# meta-valid tasks one at a time, then the meta-train tasks four at a time (the predictor learns from
+# them), then the meta-test tasks one at a time, then everything (the merge of all), then the CE-only
+# companion of the meta-test tasks (KD vs CE table, docs/DATABASE.md). Every step resumes where a
+# killed run stopped and skips finished work; rerun the script to go on.
 #   script/build_db_ordered.sh [key=value ...]          e.g. data_root=/path/to/data
 # CODE=<checkout> runs the build with the code of another checkout (a copy frozen at one commit), so
 # that commits and merges in this working tree cannot change the code under a running build.
@@ -14,29 +15,27 @@ if [[ -n "${CODE:-}" ]]; then
 fi
 # dass.build_db (the alias of dass.database) also exists in checkouts from before the stage packages
 B=("$PY" -m dass.build_db --config configs/db/cpu.yaml workers=2 "$@")
-tasks() {  # tasks SPLIT [key=value ...]: the datasets of one split, smallest first
+keys() {  # keys SPLIT [key=value ...]: the task keys of one split (named datasets smallest first)
   "$PY" - "$@" <<'PYEOF'
 import sys
 from dass.config import load
-try:
-    from dass.database.config import BuildConfig
-except ImportError:  # a checkout from before the stage packages
-    from dass.database.builder import BuildConfig
+from dass.database.config import BuildConfig
 from dass.data.registry import dataset_info
-cfg = load(BuildConfig, "configs/db/cpu.yaml", sys.argv[2:])
-names = [t.dataset for t in cfg.tasks if t.split == sys.argv[1]]
-try:
-    names.sort(key=lambda n: dataset_info(n, cfg.data_root)["num_classes"])
-except Exception:
-    pass
-print("\n".join(names))
+cfg = load(BuildConfig, "configs/db/cpu.yaml", [*sys.argv[2:], f"splits=[{sys.argv[1]}]"])
+named = [t for t in cfg.all_tasks if not t.dataset.startswith("subset:")]
+named.sort(key=lambda t: dataset_info(t.dataset, cfg.data_root)["num_classes"])
+print("\n".join(t.key for t in named + [t for t in cfg.all_tasks if t.dataset.startswith("subset:")]))
 PYEOF
 }
-for split in meta_test meta_valid; do
-  for ds in $(tasks $split "$@"); do
-    echo "== $split $ds $(date -u +%T)"
-    "${B[@]}" --stage students "tasks=[{dataset: $ds, split: $split}]" 'subset_tasks=[]'
-  done
+step() {  # step SPLIT KEY... : the students of these tasks (and their merge)
+  local split=$1; shift
+  echo "== $split $* $(date -u +%T)"
+  "${B[@]}" --stage students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
+}
+for split in meta_valid meta_train meta_test; do
+  mapfile -t K < <(keys $split "$@")
+  n=$([[ $split == meta_train ]] && echo 4 || echo 1)
+  for ((i = 0; i < ${#K[@]}; i += n)); do step $split "${K[@]:i:n}"; done
 done
 echo "== all $(date -u +%T)"
 "${B[@]}"

@@ -252,3 +252,15 @@ def test_validate_table_and_compare_hand_computed(tmp_path):
     assert row["students"] == 4 and row["gain"] == pytest.approx(-4.0) and row["a_better"] == 0.0
     assert row["mean_a"] == pytest.approx(25.0) and row["mean_b"] == pytest.approx(29.0)
     assert row["spearman"] == pytest.approx(rho)
+
+
+def test_only_keeps_the_named_tasks_in_order_and_names_an_unknown_key(tmp_path):
+    cfg = from_dict(BuildConfig, {"tasks": [{"dataset": "glyphs/x", "split": "meta_test"},
+                                            {"dataset": "glyphs/y", "split": "meta_valid"},
+                                            {"dataset": "glyphs/z", "split": "meta_test"}],
+                                  "only": ["glyphs-z", "glyphs-x"]}, where="test")
+    assert [t.key for t in cfg.all_tasks] == ["glyphs-x", "glyphs-z"]
+    bad = from_dict(BuildConfig, {"tasks": [{"dataset": "glyphs/x", "split": "meta_test"}], "only": ["glyphs-q"]},
+                    where="test")
+    with pytest.raises(DassError, match="only: no task 'glyphs-q'"):
+        bad.all_tasks

@@ -68,3 +68,4 @@ def test_task_seeds_wait_for_the_first_seeds(tmp_path):
 def test_bad_reliability_settings_are_one_line_errors(extra, needle):
     with pytest.raises(DassError, match=needle):
         from_dict(BuildConfig, {"label_seeds": {"meta_test": [1, 2]}, **extra}, where="test")
+

@@ -49,6 +49,7 @@ class BuildConfig:
     tasks: list[TaskSpec] = field(default_factory=list)  # the tasks: a dataset, its split and optionally a teacher
     subset_tasks: list[SubsetTaskSpec] = field(default_factory=list)  # blocks of class-subset tasks (subsets.py)
     splits: list[str] = field(default_factory=lambda: list(SPLITS))  # build only the tasks of these splits
+    only: list[str] = field(default_factory=list)  # build only the tasks with these keys (empty = every task)
     students: dict[str, int] = field(  # students sampled per task, by split
         default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
     sample_seed: int = 0  # seed of the student sampling (combined with the task key)
@@ -104,7 +105,7 @@ class BuildConfig:
     @functools.cached_property
     def all_tasks(self) -> list[TaskSpec]:
         """``tasks`` followed by the tasks that ``subset_tasks`` expands into (reads ``data_root``),
-        those of ``splits`` only."""
+        those of ``splits`` only (and of ``only``, when it names keys)."""
         out = [t for t in self.tasks if t.split in self.splits]
         for block in self.subset_tasks:
             if block.split in self.splits:
@@ -113,7 +114,11 @@ class BuildConfig:
         dup = {k for k in keys if keys.count(k) > 1}
         if dup:
             raise DassError(f"tasks: two tasks share the key '{sorted(dup)[0]}'")
-        return out
+        unknown = [k for k in self.only if k not in keys]
+        if unknown:
+            raise DassError(f"only: no task '{unknown[0]}' in the splits {self.splits} "
+                            f"(keys: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''})")
+        return [t for t in out if t.key in self.only] if self.only else out
 
     def task(self, key: str) -> TaskSpec:
         return next(t for t in self.all_tasks if t.key == key)
