@@ -76,6 +76,7 @@ class EvalContext:
     db: str = ""            # the database (the proxy ensemble trains on its meta_train/meta_valid tasks)
     _teacher_sd: dict = field(default_factory=dict, repr=False)
     _batch: dict = field(default_factory=dict, repr=False)
+    _warned: set = field(default_factory=set, repr=False)
     _proxy: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -133,7 +134,9 @@ class EvalContext:
             try:
                 return self._data_batch(task, space, dataset, n_cls, n)
             except DassError as e:
-                log.warning("task %s: proxies fall back to the noise input (dataset not readable: %s)", key, e)
+                if key not in self._warned:   # once per task, not once per batch size
+                    self._warned.add(key)
+                    log.warning("task %s: proxies fall back to the noise input (dataset not readable: %s)", key, e)
         x = noise_input(space, int(task["noise_seed"]), n=n)
         y = torch.arange(n) % n_cls
         if n == self.proxy_batch_size:
