@@ -143,6 +143,9 @@ def test_every_builtin_scorer_scores_every_student(tiny):
             if name == "proxy_ensemble":   # trains on meta_train tasks, which this database lacks (below)
                 continue
             s = bl.run_scorer(bl.make_scorer(name), task, ctx)
+            if name == "inherit" and key == "cub":   # an accuracy on noise with made-up labels: not computed
+                assert s.shape == (8,) and np.isnan(s).all()
+                continue
             assert s.shape == (8,) and np.isfinite(s).all(), (key, name)
     assert ctx.proxy_source["dtd"].startswith("train images of dtd (8 images)")
     assert ctx.proxy_source["cub"].startswith("noise")

@@ -10,7 +10,8 @@ A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one
 * ``grad_norm``, ``snip``, ``synflow``, ``naswot``, ``jacov``, ``inherit``: zero-cost proxies
   (:mod:`dass.proxies.zero_cost`) of the *remapped* student: built and initialised from the task's
   teacher with the task's ``remap`` strategy, on :meth:`EvalContext.proxy_batch` (``inherit``, the
-  accuracy the student inherits, on a batch of its own, 1,024 images: ``dass.proxies.PROXY_IMAGES``);
+  accuracy the student inherits, on a batch of its own, 1,024 images: ``dass.proxies.PROXY_IMAGES``;
+  NaN, not computed, where the task's images are unreadable and the batch is noise);
 * ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
   relations against the trained teacher's on the same batch (:func:`dass.proxies.zero_cost.diswot`);
 * ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
@@ -58,6 +59,10 @@ log = logging.getLogger("dass.evaluate")
 PROXY_INPUTS = ("data", "noise")
 
 
+# proxies that score a student by its accuracy on the batch's labels: NaN on the noise input
+LABEL_PROXIES = ("inherit",)
+
+
 # ---------------------------------------------------------------------------------------- context
 
 @dataclass
@@ -77,6 +82,7 @@ class EvalContext:
     _teacher_sd: dict = field(default_factory=dict, repr=False)
     _batch: dict = field(default_factory=dict, repr=False)
     _warned: set = field(default_factory=set, repr=False)
+    _noise: set = field(default_factory=set, repr=False)   # tasks whose proxy batch is noise
     _proxy: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -111,6 +117,10 @@ class EvalContext:
             space, n_cls = task_space(task), int(task["task"]["num_classes"])
             sd = self.teacher_state(task)
             x, y = self.proxy_batch(task, proxy_images(name, self.proxy_batch_size))
+            if name in LABEL_PROXIES and task_key(task) in self._noise:
+                # an accuracy on noise images with made-up labels measures nothing: not computed
+                self._proxy[key] = np.full(num_students(task), np.nan)
+                return self._proxy[key]
             strategy = str(task.get("remap", "copy_paste_first"))
             desc = f"{name} {task_key(task)}"
             self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
@@ -137,6 +147,7 @@ class EvalContext:
                 if key not in self._warned:   # once per task, not once per batch size
                     self._warned.add(key)
                     log.warning("task %s: proxies fall back to the noise input (dataset not readable: %s)", key, e)
+        self._noise.add(key)
         x = noise_input(space, int(task["noise_seed"]), n=n)
         y = torch.arange(n) % n_cls
         if n == self.proxy_batch_size:
