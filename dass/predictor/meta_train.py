@@ -79,8 +79,8 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
     """The prior's inputs of a task's students: cost (stage, proxy) scalars (and the one-hot encoding)."""
-    x = scalar_inputs(t.inputs({"cost", "stage", "proxy"} if cfg.proxies else {"cost", "stage"}),
-                      cfg.stage_features, bool(cfg.proxies))
+    needs = {"cost"} | ({"stage"} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
+    x = scalar_inputs(t.inputs(needs), cfg.stage_features, bool(cfg.proxies))
     return torch.cat([x, t.onehot], dim=1) if cfg.prior_onehot else x
 
 
