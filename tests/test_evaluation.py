@@ -153,6 +153,50 @@ def test_every_builtin_scorer_scores_every_student(tiny):
         bl.make_scorer("zen")
 
 
+def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_input(tiny, tmp_path):
+    """Scores read from the cache equal those computed without it (archs_proxy called directly); a
+    different batch, teacher or student list is a miss; a damaged entry is recomputed and rewritten."""
+    from dass.proxies.batch import archs_proxy
+    root, tasks = tiny
+    task = tasks["dtd"]
+    cache = tmp_path / "cache"
+
+    def ctx(**kw):
+        return bl.EvalContext(data_root=str(root / "data"), proxy_batch_size=8, progress=False,
+                              proxy_cache=str(cache), **kw)
+
+    first = ctx()
+    s1 = bl.make_scorer("naswot").score(task, first)
+    assert first._cache.misses == 1 and len(list(cache.glob("dtd.naswot-*.json"))) == 1
+    x, y = first.proxy_batch(task)
+    direct = archs_proxy("naswot", bl.task_archs(task), bl.task_space(task), int(task["task"]["num_classes"]),
+                         first.teacher_state(task), str(task.get("remap", "copy_paste_first")), x, y, "cpu")
+    np.testing.assert_array_equal(s1, direct)
+    again = ctx()
+    np.testing.assert_array_equal(bl.make_scorer("naswot").score(task, again), direct)
+    assert (again._cache.hits, again._cache.misses) == (1, 0)
+    # another batch (seed) is another entry
+    other = ctx(seed=5)
+    bl.make_scorer("naswot").score(task, other)
+    assert other._cache.misses == 1 and len(list(cache.glob("dtd.naswot-*.json"))) == 2
+    # a teacher with other weights is another entry
+    sd = {k: v.clone() for k, v in first.teacher_state(task).items()}
+    sd["fc.bias"] += 1.0
+    moved = ctx()
+    moved._teacher_sd["dtd"] = sd
+    bl.make_scorer("naswot").score(task, moved)
+    assert moved._cache.misses == 1
+    # a damaged entry: a warning, recomputed, rewritten
+    for f in cache.glob("dtd.naswot-*.json"):
+        f.write_text("{not json")
+    fixed = ctx()
+    np.testing.assert_array_equal(bl.make_scorer("naswot").score(task, fixed), direct)
+    assert fixed._cache.misses == 1
+    last = ctx()
+    bl.make_scorer("naswot").score(task, last)
+    assert (last._cache.hits, last._cache.misses) == (1, 0)
+
+
 def test_proxy_ensemble_trains_on_meta_train_and_scores_meta_test(tmp_path):
     splits = (("dtd", "meta_test"), ("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid"))
     tasks = write_tiny_db(tmp_path, tasks=splits, n_students=10)

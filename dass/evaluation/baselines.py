@@ -28,7 +28,9 @@ train images of the task's dataset drawn without replacement with ``seed`` (resi
 input and normalised with mean 0.5 / std 0.5, no augmentation) and their labels; when the dataset
 cannot be read under ``data_root`` (or with ``proxy_input="noise"``), ``noise_input(space,
 noise_seed, n)`` (the task's fixed noise, ``n`` images) with labels ``i mod num_classes``. Which one
-each task used is kept in ``context.proxy_source``.
+each task used is kept in ``context.proxy_source``. With ``proxy_cache`` a folder, computed proxy
+scores are stored there and reused by any run on the same students, teacher and batch
+(:mod:`dass.proxies.cache`).
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ from ..predictor.adapt import predict_task
 from ..predictor.data import TaskData
 from ..predictor.model import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, archs_proxy, image_batch, proxy_images
+from ..proxies.cache import ProxyCache, key as cache_key, state_digest
 from ..space import macs, noise_input, params
 from ..teacher.checkpoint import load_teacher
 from . import ensemble
@@ -79,13 +82,18 @@ class EvalContext:
     proxy_source: dict[str, str] = field(default_factory=dict)
     progress: bool = True
     db: str = ""            # the database (the proxy ensemble trains on its meta_train/meta_valid tasks)
+    proxy_cache: str = ""   # folder of computed proxy scores (dass.proxies.cache); "" = none
     _teacher_sd: dict = field(default_factory=dict, repr=False)
     _batch: dict = field(default_factory=dict, repr=False)
     _warned: set = field(default_factory=set, repr=False)
     _noise: set = field(default_factory=set, repr=False)   # tasks whose proxy batch is noise
     _proxy: dict = field(default_factory=dict, repr=False)
+    _teacher_digest: dict = field(default_factory=dict, repr=False)
+    _cache: ProxyCache | None = field(default=None, repr=False)
 
     def __post_init__(self):
+        if self.proxy_cache:
+            self._cache = ProxyCache(self.proxy_cache)
         if self.proxy_input not in PROXY_INPUTS:
             raise DassError(f"proxy_input must be one of {list(PROXY_INPUTS)}, got {self.proxy_input!r}")
         if self.proxy_batch_size < 2:
@@ -122,9 +130,21 @@ class EvalContext:
                 self._proxy[key] = np.full(num_students(task), np.nan)
                 return self._proxy[key]
             strategy = str(task.get("remap", "copy_paste_first"))
+            archs = task_archs(task)
+            label, ck = f"{task_key(task)}.{name}", None
+            if self._cache is not None:
+                if task_key(task) not in self._teacher_digest:
+                    self._teacher_digest[task_key(task)] = state_digest(sd)
+                ck = cache_key(name, archs, space, strategy, self._teacher_digest[task_key(task)], x, y, self.device)
+                hit = self._cache.get(label, ck, len(archs))
+                if hit is not None:
+                    self._proxy[key] = hit
+                    return hit
             desc = f"{name} {task_key(task)}"
-            self._proxy[key] = archs_proxy(name, task_archs(task), space, n_cls, sd, strategy, x, y, self.device,
+            self._proxy[key] = archs_proxy(name, archs, space, n_cls, sd, strategy, x, y, self.device,
                                            self.progress, desc)
+            if self._cache is not None:
+                self._cache.put(label, ck, self._proxy[key])
         return self._proxy[key]
 
     def proxy_batch(self, task: dict, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ BUILTIN_METHODS = ("random", "macs", "params", "grad_norm", "snip", "synflow", "
 class ProxyConfig:
     input: Literal["data", "noise"] = "data"   # "data": train images of the task's dataset (noise when unreadable)
     batch_size: int = 64  # images per zero-cost proxy evaluation
+    cache: str = ""  # folder of computed proxy scores, reused when students, teacher and batch match; "" = none
 
 
 @dataclass

@@ -123,7 +123,8 @@ def prepare(cfg: EvaluateConfig) -> Plan:
     scorers, skipped = _scorers(cfg, tasks, device)
     context = bl.EvalContext(data_root=cfg.data_root, device=device, seed=cfg.seed, label=cfg.labels[0],
                              proxy_input=cfg.proxy.input, proxy_batch_size=cfg.proxy.batch_size,
-                             teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.train_db or cfg.db)
+                             teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.train_db or cfg.db,
+                             proxy_cache=cfg.proxy.cache)
     keys = {bl.task_key(t) for t in tasks}
     stray = [k for k in cfg.teachers if k not in keys]
     if stray:
@@ -301,7 +302,7 @@ def identity(cfg: EvaluateConfig) -> dict:
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
     preds = {k: runid.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
     return runid.identity("evaluate", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
-                                                          "train_db", "predictors", "teachers"),
+                                                          "train_db", "predictors", "teachers", "proxy.cache"),
                           db={p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
                           **({"train_db": {p.name: runid.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
                              if cfg.train_db else {}),

@@ -1,0 +1,100 @@
+"""A folder of computed proxy scores, so that a task's students are scored once, not once per run.
+
+An entry is the scores of one proxy over one list of students, stored under a key that hashes
+everything they depend on: the proxy's name, :data:`VERSION` (bumped when a proxy's code changes
+what it computes), the space, the students' architectures, the remap strategy, the teacher's
+weights (tensor bytes), the image batch and its labels (tensor bytes) and the device type (a GPU's
+kernels round differently). A changed dataset, teacher or batch size therefore misses the cache
+and is computed; nothing is looked up by name alone. One JSON file per entry,
+``<label>-<key[:16]>.json`` (``label`` names the task and proxy for a reader), written atomically;
+a file that cannot be read or does not hold its key counts as a miss and is rewritten.
+
+Used by the evaluation (``proxy.cache``): the shipped database's proxy scores are committed under
+``assets/cpu/proxy_cache``, so the demo's baselines and proxy ensemble do not recompute the
+zero-cost proxies of 1,800 students.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_write_json
+
+log = logging.getLogger("dass.proxies")
+
+VERSION = 1
+
+
+def _tensor_digest(h, t: torch.Tensor) -> None:
+    t = t.detach().to("cpu").contiguous()
+    h.update(f"{t.dtype}|{list(t.shape)}|".encode())
+    h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+
+
+def state_digest(state: dict) -> str:
+    """sha256 of a state dict's names, shapes, dtypes and values."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode() + b"\0")
+        _tensor_digest(h, state[k])
+    return h.hexdigest()
+
+
+def key(name: str, archs, space, strategy: str, teacher_digest: str, x: torch.Tensor, y: torch.Tensor,
+        device) -> str:
+    """The cache key of proxy ``name`` over ``archs`` (see module doc)."""
+    h = hashlib.sha256()
+    sp = asdict(space) if is_dataclass(space) else space
+    head = {"proxy": name, "version": VERSION, "space": sp, "strategy": str(strategy),
+            "teacher": teacher_digest, "device": torch.device(device).type,
+            "archs": [a.to_dict() for a in archs]}
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    _tensor_digest(h, x)
+    _tensor_digest(h, y)
+    return h.hexdigest()
+
+
+class ProxyCache:
+    """Proxy scores under ``folder`` (created on the first write)."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, label: str, k: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
+        return self.folder / f"{safe}-{k[:16]}.json"
+
+    def get(self, label: str, k: str, n: int) -> np.ndarray | None:
+        """The stored scores of key ``k`` (``n`` floats), or None."""
+        path = self._path(label, k)
+        try:
+            d = json.loads(path.read_text())
+            if d.get("key") != k or len(d["values"]) != n:
+                raise ValueError("another entry")
+            out = np.array([np.nan if v is None else float(v) for v in d["values"]], dtype=np.float64)
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("proxy cache: ignoring %s (%s)", path, e)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return out
+
+    def put(self, label: str, k: str, values) -> None:
+        """Store ``values`` under ``k`` (NaN as null); a folder that cannot be written costs a warning."""
+        vals = [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
+        try:
+            atomic_write_json(self._path(label, k), {"label": label, "key": k, "values": vals}, indent=0)
+        except OSError as e:
+            log.warning("proxy cache: cannot write under %s (%s)", self.folder, e)
