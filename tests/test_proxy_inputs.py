@@ -90,36 +90,48 @@ def test_shortlist_rescore_ranks_the_rescored_shortlist_first():
 
 
 def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
-    """Runs reading different proxy sets share the columns they have in common: a second run with
-    [synflow, diswot] computes only diswot, and the columns follow the order asked for."""
-    calls = []
-
-    def fake_features(names, archs, *args, **kwargs):
-        calls.append(list(names))
-        value = {"naswot": 1.0, "synflow": 2.0, "diswot": 3.0}
-        return torch.tensor([[value[n] * (i + 1) for n in names] for i in range(len(archs))])
-
-    monkeypatch.setattr(proxy_inputs, "features", fake_features)
-    monkeypatch.setattr(proxy_inputs, "load_teacher", lambda *a, **k: (None, {}, {}))
-    monkeypatch.setattr(proxy_inputs, "batch", lambda *a, **k: (None, None))
+    """Runs reading different proxy sets share the proxies they have in common: a second run with
+    [synflow, diswot] computes only diswot (students and teacher), the columns follow the order asked
+    for and equal what computing without a cache gives; another batch seed is computed again."""
+    import dass.proxies.batch as pb
+    from dass.space import sample
+    space = tiny_space()
+    sd = random_teacher_sd(space, 0)
+    n_cls = sd["fc.weight"].shape[0]
     teacher = tmp_path / "teacher.pt"
-    teacher.write_bytes(b"x")
+    torch.save({"state_dict": sd}, teacher)
+    g = np.random.default_rng(0)
+    archs = [sample(space, g) for _ in range(3)]
+
+    def fake_batch(dataset, data_root, space_, num_classes, n, seed, device):
+        gen = torch.Generator().manual_seed(1000 * seed + n)
+        return torch.randn(n, 3, space.image_size, space.image_size, generator=gen), torch.arange(n) % n_cls
+
+    monkeypatch.setattr(proxy_inputs, "batch", fake_batch)
+    monkeypatch.setattr(proxy_inputs, "load_teacher", lambda *a, **k: (None, sd, {}))
+    computed = []
+    real = pb.archs_proxy
+    monkeypatch.setattr(pb, "archs_proxy", lambda name, a, *r, **k: computed.append((name, len(a))) or real(name, a, *r, **k))
 
     class Task:
-        key, dataset, space, num_classes, remap, teacher_ckpt = "t", "d", None, 3, "copy_paste_first", str(teacher)
-        archs = ["a", "b"]
+        key, dataset, space, num_classes, remap, teacher_ckpt = "t", "d", tiny_space(), n_cls, "copy_paste_first", str(teacher)
         proxy = None
 
         def __len__(self):
-            return 2
+            return len(self.archs)
 
     t = Task()
+    t.archs = archs
     proxy_inputs.attach([t], ["naswot", "synflow"], "root", 8, 0, tmp_path / "cache")
-    assert calls == [["naswot", "synflow"]]
-    torch.testing.assert_close(t.proxy, torch.tensor([[1.0, 2.0], [2.0, 4.0]]))
+    assert computed == [("naswot", 1), ("naswot", 3), ("synflow", 1), ("synflow", 3)]
+    first = t.proxy.clone()
     proxy_inputs.attach([t], ["synflow", "diswot"], "root", 8, 0, tmp_path / "cache")
-    assert calls[-1] == ["diswot"]
-    torch.testing.assert_close(t.proxy, torch.tensor([[2.0, 3.0], [4.0, 6.0]]))
+    assert computed[4:] == [("diswot", 1), ("diswot", 3)]
+    torch.testing.assert_close(t.proxy[:, 0], first[:, 1])
+    uncached = proxy_inputs.features(["synflow", "diswot"], archs, space, n_cls, sd, "copy_paste_first",
+                                     {n: fake_batch("d", "root", space, n_cls, 8, 0, "cpu") for n in ("synflow", "diswot")},
+                                     "cpu")
+    torch.testing.assert_close(t.proxy, uncached)
     # another batch seed is another key: computed again
     proxy_inputs.attach([t], ["diswot"], "root", 8, 1, tmp_path / "cache")
-    assert calls[-1] == ["diswot"] and len(calls) == 3
+    assert computed[10:] == [("diswot", 1), ("diswot", 3)]   # (6-9: the uncached call above)

@@ -50,8 +50,8 @@ from ..predictor import proxy_inputs
 from ..predictor.adapt import predict_task
 from ..predictor.data import TaskData
 from ..predictor.model import check_same_space, load_predictor
-from ..proxies.batch import ARCH_PROXIES, archs_proxy, image_batch, proxy_images
-from ..proxies.cache import ProxyCache, key as cache_key, state_digest
+from ..proxies.batch import ARCH_PROXIES, image_batch, proxy_images
+from ..proxies.cache import ProxyCache, cached_archs_proxy, state_digest
 from ..space import macs, noise_input, params
 from ..teacher.checkpoint import load_teacher
 from . import ensemble
@@ -130,21 +130,12 @@ class EvalContext:
                 self._proxy[key] = np.full(num_students(task), np.nan)
                 return self._proxy[key]
             strategy = str(task.get("remap", "copy_paste_first"))
-            archs = task_archs(task)
-            label, ck = f"{task_key(task)}.{name}", None
-            if self._cache is not None:
-                if task_key(task) not in self._teacher_digest:
-                    self._teacher_digest[task_key(task)] = state_digest(sd)
-                ck = cache_key(name, archs, space, strategy, self._teacher_digest[task_key(task)], x, y, self.device)
-                hit = self._cache.get(label, ck, len(archs))
-                if hit is not None:
-                    self._proxy[key] = hit
-                    return hit
-            desc = f"{name} {task_key(task)}"
-            self._proxy[key] = archs_proxy(name, archs, space, n_cls, sd, strategy, x, y, self.device,
-                                           self.progress, desc)
-            if self._cache is not None:
-                self._cache.put(label, ck, self._proxy[key])
+            if self._cache is not None and task_key(task) not in self._teacher_digest:
+                self._teacher_digest[task_key(task)] = state_digest(sd)
+            digest = self._teacher_digest.get(task_key(task))
+            self._proxy[key] = cached_archs_proxy(self._cache, f"{task_key(task)}.{name}", name, task_archs(task),
+                                                  space, n_cls, sd, strategy, x, y, self.device, self.progress,
+                                                  f"{name} {task_key(task)}", digest)
         return self._proxy[key]
 
     def proxy_batch(self, task: dict, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ The batch: ``batch_size`` train images of the task's dataset drawn with ``[seed,
 name)]`` (:func:`dass.proxies.image_batch`), the same in meta-training, evaluation and
 search; a proxy that needs more images gets a batch of its own size, drawn the same way
 (:func:`dass.proxies.proxy_images`: 1,024 for ``inherit``). Proxies are computed on the remapped, untrained student (the task's remap strategy), as in
-:mod:`dass.proxies`. Database features are cached per task and proxy under ``cache_dir``.
+:mod:`dass.proxies`. Database features are cached under ``cache_dir`` (:mod:`dass.proxies.cache`).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..errors import DassError
-from ..io import atomic_torch_save, safe_torch_load
-from ..proxies.batch import archs_proxy, image_batch, proxy_images
+from ..proxies.batch import image_batch, proxy_images
+from ..proxies.cache import ProxyCache, cached_archs_proxy, state_digest
 from ..space import teacher_arch
 from ..teacher.checkpoint import load_teacher
 from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
@@ -71,14 +71,19 @@ def batches(names, dataset: str, data_root: str, space, num_classes: int, batch_
 
 
 def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: str, batches_: dict, device,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, cache: ProxyCache | None = None, label: str = "") -> torch.Tensor:
     """``N x P`` float32 proxy features of ``archs`` against the teacher (``teacher_sd``), each proxy on
-    its batch in ``batches_`` (:func:`batches`)."""
+    its batch in ``batches_`` (:func:`batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
+    the raw proxies of the students and of the teacher are read from it, or computed and stored
+    (entries labelled ``<label>.<proxy>`` and ``<label>.<proxy>.teacher``)."""
+    digest = state_digest(teacher_sd) if cache is not None else None
     cols = []
     for name in names:
         x, y = batches_[name]
-        t = archs_proxy(name, [teacher_arch(space)], space, num_classes, teacher_sd, strategy, x, y, device)[0]
-        v = archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress)
+        t = cached_archs_proxy(cache, f"{label}.{name}.teacher", name, [teacher_arch(space)], space, num_classes,
+                               teacher_sd, strategy, x, y, device, teacher_digest=digest)[0]
+        v = cached_archs_proxy(cache, f"{label}.{name}", name, archs, space, num_classes, teacher_sd, strategy, x, y,
+                               device, progress, teacher_digest=digest)
         cols.append(relative(name, v, t))
     return torch.tensor(np.stack(cols, axis=1), dtype=torch.float32).reshape(len(archs), len(cols))
 
@@ -86,31 +91,16 @@ def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: 
 def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache_dir=None, device="cpu",
            progress: bool = False) -> None:
     """Set ``task.proxy`` (``N x P``, columns in ``names`` order) of every
-    :class:`~dass.predictor.data.TaskData`. With ``cache_dir`` each proxy's column is cached in its own
-    file, ``<task key>.<proxy>.pt``, used when it was computed on the same batch, teacher and students,
-    so runs that read different proxy sets share what they have in common."""
+    :class:`~dass.predictor.data.TaskData`. With ``cache_dir`` the proxies are cached there
+    (:mod:`dass.proxies.cache`: keyed by the students, the teacher's weights and the batch's bytes),
+    so runs that read different proxy sets, or the same proxies again, share what they have in common."""
     names = check_names(names)
+    cache = ProxyCache(cache_dir) if cache_dir else None
     for t in tasks:
-        cols: dict[str, torch.Tensor] = {}
-        paths = {n: Path(cache_dir) / f"{t.key}.{n}.pt" if cache_dir else None for n in names}
-        keys = {n: {"name": n, "batch_size": proxy_images(n, batch_size), "seed": int(seed),
-                    "teacher_ckpt": t.teacher_ckpt,
-                    "dataset": t.dataset, "n": len(t)} for n in names}
-        for n in names:
-            if paths[n] is not None and paths[n].is_file():
-                d = safe_torch_load(paths[n])
-                if d.get("key") == keys[n]:
-                    cols[n] = d["proxy"]
-        todo = [n for n in names if n not in cols]
-        if todo:
-            if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
-                raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: "
-                                f"'{t.teacher_ckpt}'")
-            _, sd, _ = load_teacher(t.teacher_ckpt, t.space, t.num_classes)
-            b = batches(todo, t.dataset, data_root, t.space, t.num_classes, batch_size, seed, device)
-            new = features(todo, t.archs, t.space, t.num_classes, sd, t.remap, b, device, progress)
-            for j, n in enumerate(todo):
-                cols[n] = new[:, j]
-                if paths[n] is not None:
-                    atomic_torch_save({"key": keys[n], "proxy": cols[n]}, paths[n])
-        t.proxy = torch.stack([cols[n].float().reshape(len(t)) for n in names], dim=1)
+        if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
+            raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: "
+                            f"'{t.teacher_ckpt}'")
+        _, sd, _ = load_teacher(t.teacher_ckpt, t.space, t.num_classes)
+        b = batches(names, t.dataset, data_root, t.space, t.num_classes, batch_size, seed, device)
+        t.proxy = features(names, t.archs, t.space, t.num_classes, sd, t.remap, b, device, progress, cache,
+                           label=t.key).float().reshape(len(t), len(names))

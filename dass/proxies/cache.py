@@ -98,3 +98,22 @@ class ProxyCache:
             atomic_write_json(self._path(label, k), {"label": label, "key": k, "values": vals}, indent=0)
         except OSError as e:
             log.warning("proxy cache: cannot write under %s (%s)", self.folder, e)
+
+
+def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, space, num_classes: int,
+                       teacher_sd: dict, strategy: str, x: torch.Tensor, y: torch.Tensor, device,
+                       progress: bool = False, desc: str = "", teacher_digest: str | None = None) -> np.ndarray:
+    """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
+    there when it did not (``cache`` None: always computed). ``teacher_digest`` saves hashing the
+    teacher again (:func:`state_digest`)."""
+    from .batch import archs_proxy
+
+    if cache is None:
+        return archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
+    k = key(name, archs, space, strategy, teacher_digest or state_digest(teacher_sd), x, y, device)
+    hit = cache.get(label, k, len(archs))
+    if hit is not None:
+        return hit
+    out = archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
+    cache.put(label, k, out)
+    return out
