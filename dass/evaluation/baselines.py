@@ -281,7 +281,7 @@ class PredictorScorer(Scorer):
             info = p.inputs["proxies"]
             data.teacher_ckpt = str(context.teacher_path(task))
             proxy_inputs.attach([data], info["names"], context.data_root, int(info["batch_size"]), int(info["seed"]),
-                                device=context.device)
+                                cache_dir=context.proxy_cache or None, device=context.device)
         dev = next(p.model.parameters()).device
         pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), data, dev)
         return pred.double().numpy()
