@@ -16,9 +16,9 @@ BASE=$ASSETS/predictors/meta_nas_A/best.pt
 start=$(date +%s)
 mkdir -p "$OUT"
 
-echo "== 1/4 data: the meta-test datasets of the built-in glyph family (skipped when present)"
-$PY -m dass.data glyphs --config configs/data/glyphs.yaml out_root=data \
-  "only=[hebrew,latin_lower,ogham,arabic]" --quiet
+echo "== 1/4 data: the built-in glyph family (skipped when present; the proxy baselines and the proxy"
+echo "   ensemble read the images of every database task, meta-train class subsets included)"
+$PY -m dass.data glyphs --config configs/data/glyphs.yaml out_root=data --quiet
 
 # budget: half of the teacher's MACs
 BUDGET=$($PY -c "import torch; d=torch.load('$TEACHER', weights_only=True); print(d['metrics']['macs'] // 2)")
