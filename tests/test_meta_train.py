@@ -173,6 +173,26 @@ def test_prior_fit_recovers_a_known_linear_target():
     assert 0 < w10[0] < 3 and -1 < w10[1] < 0 and w10[2] == 0
 
 
+def test_meta_batch_draws_that_many_distinct_tasks_per_episode_the_same_on_every_run(db):
+    """meta_batch=k: each episode trains on k distinct meta-train tasks, drawn from the episode's own
+    generator (a resumed run draws the same); over episodes every task is drawn; 0 = all tasks."""
+    import numpy as np
+    from dass.predictor.data import load_tasks
+    from dass.predictor.meta_train import MetaTrainer
+    space, tasks = load_tasks(str(db), "best_acc")
+    n = len(tasks["meta_train"])
+    assert n >= 3
+    trainer = MetaTrainer(config(db, "unused", "meta_batch=2"), space, tasks, torch.device("cpu"))
+    draws = [[t.key for t in trainer.episode_tasks(np.random.default_rng([0, e]))] for e in range(30)]
+    assert all(len(d) == 2 == len(set(d)) for d in draws)
+    assert draws[7] == [t.key for t in trainer.episode_tasks(np.random.default_rng([0, 7]))]
+    assert {k for d in draws for k in d} == {t.key for t in tasks["meta_train"]}
+    every = MetaTrainer(config(db, "unused"), space, tasks, torch.device("cpu"))
+    assert len(every.episode_tasks(np.random.default_rng(0))) == n
+    with pytest.raises(DassError, match="meta_batch"):
+        config(db, "unused", "meta_batch=-1").check()
+
+
 def test_divergence_is_a_clear_error(db, tmp_path):
     with pytest.raises(DassError, match="diverged at episode 1"):
         run(config(db, tmp_path, "episodes=3", "inner_lr_init=1.0e+30"))

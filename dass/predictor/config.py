@@ -67,6 +67,7 @@ class MetaTrainConfig:
     # bilevel loop
     episodes: int = 1000  # meta-training episodes
     n_query: int = 50  # students per task and episode in the outer loss
+    meta_batch: int = 0  # meta-train tasks per episode, drawn without replacement; 0 = every task
     inner_steps: int = 1  # adaptation steps on the teacher (the support set)
     first_order: bool = False  # first-order MAML (no second derivatives)
     inner_lr_init: float = 0.005  # initial inner learning rate of every parameter
@@ -88,6 +89,8 @@ class MetaTrainConfig:
                 raise DassError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.inner_steps < 0:
             raise DassError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.meta_batch < 0:
+            raise DassError(f"meta_batch must be >= 0 (0 = every meta-train task), got {self.meta_batch}")
         if self.proxies:
             check_proxy_names(self.proxies)
         if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0 or self.prior_ridge < 0:

@@ -119,12 +119,20 @@ class MetaTrainer:
         self.loss_sum, self.loss_count, self.seconds = 0.0, 0, 0.0
 
     # -- one outer step -------------------------------------------------------------------------
+    def episode_tasks(self, rng: np.random.Generator) -> list:
+        """The meta-batch of an episode: every meta-train task, or ``meta_batch`` of them drawn
+        without replacement with the episode's generator (the same on a resumed run), in their order."""
+        k = self.cfg.meta_batch
+        if k <= 0 or k >= len(self.train):
+            return list(self.train)
+        return [self.train[i] for i in sorted(rng.choice(len(self.train), size=k, replace=False))]
+
     def step(self) -> float:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.episode])
         self.opt.zero_grad(set_to_none=True)
         losses = []
-        for task in self.train:
+        for task in self.episode_tasks(rng):
             params = dict(self.model.named_parameters())
             support = take(task.support(self.needs), device=self.device)
             label = torch.tensor([support_target(self.target, task.teacher_acc)], device=self.device)
