@@ -93,7 +93,7 @@ def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
     """Runs reading different proxy sets share the proxies they have in common: a second run with
     [synflow, diswot] computes only diswot (students and teacher), the columns follow the order asked
     for and equal what computing without a cache gives; another batch seed is computed again."""
-    import dass.proxies.batch as pb
+    import dass.proxies.cache as pc
     from dass.space import sample
     space = tiny_space()
     sd = random_teacher_sd(space, 0)
@@ -110,8 +110,8 @@ def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
     monkeypatch.setattr(proxy_inputs, "batch", fake_batch)
     monkeypatch.setattr(proxy_inputs, "load_teacher", lambda *a, **k: (None, sd, {}))
     computed = []
-    real = pb.archs_proxy
-    monkeypatch.setattr(pb, "archs_proxy", lambda name, a, *r, **k: computed.append((name, len(a))) or real(name, a, *r, **k))
+    real = pc.archs_proxy
+    monkeypatch.setattr(pc, "archs_proxy", lambda name, a, *r, **k: computed.append((name, len(a))) or real(name, a, *r, **k))
 
     class Task:
         key, dataset, space, num_classes, remap, teacher_ckpt = "t", "d", tiny_space(), n_cls, "copy_paste_first", str(teacher)

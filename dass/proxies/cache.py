@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_write_json
+from .batch import archs_proxy
 
 log = logging.getLogger("dass.proxies")
 
@@ -106,8 +107,6 @@ def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, s
     """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
     there when it did not (``cache`` None: always computed). ``teacher_digest`` saves hashing the
     teacher again (:func:`state_digest`)."""
-    from .batch import archs_proxy
-
     if cache is None:
         return archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
     k = key(name, archs, space, strategy, teacher_digest or state_digest(teacher_sd), x, y, device)
