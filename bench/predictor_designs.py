@@ -67,7 +67,14 @@ DESIGNS = {
     "stage prior+inherit": CPU + PRIOR + STAGE + ["proxies=[inherit]"],
     "stage prior+naswot+inherit": CPU + PRIOR + STAGE + ["proxies=[naswot,inherit]"],
     "A (KD-unaware)": CPU + ["input_type=A"],
+    "cpu_v1+rank loss": CPU + ["rank_loss_weight=1.0"],
+    "cpu_v1 DSTA (dataset encoder)": CPU + ["input_type=DSTA"],
 }
+# the designs run by default: the paper's recipe, the KD-unaware A, the previous default and each
+# idea once; the other entries are further proxy combinations of the same ideas (``--designs``)
+DEFAULT_DESIGNS = ["paper (300 episodes)", "cpu_v1 (previous default)", "cpu_v1+rank loss",
+                   "cpu_v1 DSTA (dataset encoder)", "prior", "prior+proxies", "onehot prior", "stage prior",
+                   "stage prior+inherit", "stage prior+naswot+inherit", "A (KD-unaware)"]
 SEEDS = (0, 1, 2)
 
 
@@ -184,7 +191,8 @@ def main() -> int:
     ap.add_argument("--out", default="runs/predictor_designs")
     ap.add_argument("--jobs", type=int, default=2, help="meta-training processes at a time")
     ap.add_argument("--data-root", default="data", help="datasets of the tasks (proxy inputs need images)")
-    ap.add_argument("--designs", nargs="*", default=list(DESIGNS), help="subset of the design names")
+    ap.add_argument("--designs", nargs="*", default=DEFAULT_DESIGNS,
+                    help=f"design names (default: {len(DEFAULT_DESIGNS)} of the {len(DESIGNS)} known)")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
     ap.add_argument("--extra", nargs="*", default=[], help="overrides appended to every design (smoke tests)")
     args = ap.parse_args()
