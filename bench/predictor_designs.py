@@ -42,6 +42,7 @@ from dass.evaluation.tables import fmt, markdown_table  # noqa: E402
 from dass.io import atomic_write_json, atomic_write_text  # noqa: E402
 from dass.predictor.adapt import predict_task  # noqa: E402
 from dass.predictor.data import cost_features, load_tasks  # noqa: E402
+from dass.predictor.meta_train import accuracy_errors  # noqa: E402
 from dass.predictor.metrics import task_metrics  # noqa: E402
 from dass.predictor.model import load_predictor  # noqa: E402
 
@@ -84,7 +85,8 @@ def folder(name: str) -> str:
 
 def run_all(db: str, out: Path, designs: dict, seeds, jobs: int, data_root: str) -> None:
     """Meta-train every (design, seed) not finished yet, ``jobs`` processes at a time."""
-    todo = [(n, s) for n in designs for s in seeds if not (out / folder(n) / f"seed{s}" / "metrics.json").is_file()]
+    # seed-major: an interrupted sweep leaves every design with its first seeds, not some designs with none
+    todo = [(n, s) for s in seeds for n in designs if not (out / folder(n) / f"seed{s}" / "metrics.json").is_file()]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     running: list[tuple[subprocess.Popen, str]] = []
     while todo or running:
@@ -129,28 +131,38 @@ def use_proxies(tasks, all_proxy: dict, names: list[str], wanted: list[str]) -> 
 
 
 def design_row(out: Path, name: str, seeds, tasks, all_proxy: dict, names: list[str]) -> dict:
-    per_seed, outputs = [], []
-    for s in seeds:
-        m = json.loads((out / folder(name) / f"seed{s}" / "metrics.json").read_text())
-        per_seed.append(m)
+    """One design's row, from its finished seeds' ``best.pt`` evaluated on the database's tasks as
+    they are now (so runs meta-trained before the last meta-test tasks were built are measured on
+    all of them; meta-training reads only meta-train and meta-valid tasks)."""
+    done = [s for s in seeds if (out / folder(name) / f"seed{s}" / "metrics.json").is_file()]
+    if not done:
+        return {"design": name, "seeds": []}
+    per_seed, outputs, maes = [], [], []
+    for s in done:
         p = load_predictor(out / folder(name) / f"seed{s}" / "best.pt")
         use_proxies(tasks["meta_valid"] + tasks["meta_test"], all_proxy, names, list(p.model.cfg.proxies))
-        outputs.append({t.key: predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), t)
-                        for split in ("meta_valid", "meta_test") for t in tasks[split]})
-    row = {"design": name}
+        o = {t.key: predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), t)
+             for split in ("meta_valid", "meta_test") for t in tasks[split]}
+        outputs.append(o)
+        per_seed.append({split: split_metrics(o, tasks[split]) for split in ("meta_valid", "meta_test")})
+        maes.append(nanmean(accuracy_errors(p, tasks["meta_test"]).values()) if tasks["meta_test"] else float("nan"))
+    row = {"design": name, "seeds": done}
+
+    def mean_sd(v):
+        return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+
     for split in ("meta_valid", "meta_test"):
         vals = [means(m[split]) for m in per_seed]
         for k in ("spearman", PARTIAL):
-            v = [x[k] for x in vals]
-            row[f"{split}_{k}"] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"))
-    mae = [m["pred_acc_mae_mean"]["meta_test"] for m in per_seed]
-    row["meta_test_mae"] = (float(np.mean(mae)), float(np.std(mae, ddof=1)) if len(mae) > 1 else float("nan"))
+            row[f"{split}_{k}"] = mean_sd([x[k] for x in vals])
+    row["meta_test_mae"] = mean_sd(maes)
     task_mean = [np.mean([m["meta_test"][t.key]["spearman"] for m in per_seed]) for t in tasks["meta_test"]]
     row["meta_test_ci"] = bootstrap_interval(task_mean)
     for split in ("meta_valid", "meta_test"):
         ens = {t.key: torch.stack([zscore(o[t.key]) for o in outputs]).mean(0) for t in tasks[split]}
         row[f"ensemble_{split}"] = means(split_metrics(ens, tasks[split]))["spearman"]
-    row["best_episodes"] = [m["best_episode"] for m in per_seed]
+    row["best_episodes"] = [json.loads((out / folder(name) / f"seed{s}" / "metrics.json").read_text())["best_episode"]
+                            for s in done]
     return row
 
 
@@ -171,16 +183,19 @@ def cost_row(name: str, column: int, tasks, proxy: bool = False) -> dict:
 def table(rows: list[dict], designs: dict) -> str:
     def ms(v):
         return fmt(v[0]) if not np.isfinite(v[1]) else f"{fmt(v[0])} ± {fmt(v[1])}"
-    header = ["design", "overrides of paper.yaml", "meta-valid Spearman", "meta-test Spearman", "90 % CI (test)",
-              "meta-test partial (MACs)", "3-seed ensemble valid / test", "pred_acc MAE test (points)"]
+    header = ["design", "overrides of paper.yaml", "seeds", "meta-valid Spearman", "meta-test Spearman",
+              "90 % CI (test)", "meta-test partial (MACs)", "seed ensemble valid / test", "pred_acc MAE test (points)"]
     lines = []
     for r in rows:
+        if r.get("seeds") == []:
+            continue   # no finished run yet
         ov = " ".join(designs.get(r["design"], [])) or ("(none)" if r["design"] in designs else "no training")
         ens = (f"{fmt(r['ensemble_meta_valid'])} / {fmt(r['ensemble_meta_test'])}" if "ensemble_meta_test" in r
                else "")
         mae = ms(r["meta_test_mae"]) if "meta_test_mae" in r else ""
         ci = r["meta_test_ci"]
-        lines.append([r["design"], f"`{ov}`", ms(r["meta_valid_spearman"]), ms(r["meta_test_spearman"]),
+        seeds = ",".join(str(x) for x in r["seeds"]) if "seeds" in r else ""
+        lines.append([r["design"], f"`{ov}`", seeds, ms(r["meta_valid_spearman"]), ms(r["meta_test_spearman"]),
                       f"[{fmt(ci[0])}, {fmt(ci[1])}]", ms(r[f"meta_test_{PARTIAL}"]), ens, mae])
     return markdown_table(header, lines)
 
@@ -195,6 +210,8 @@ def main() -> int:
                     help=f"design names (default: {len(DEFAULT_DESIGNS)} of the {len(DESIGNS)} known)")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
     ap.add_argument("--extra", nargs="*", default=[], help="overrides appended to every design (smoke tests)")
+    ap.add_argument("--table-only", action="store_true",
+                    help="train nothing: tabulate the finished runs (a design's finished seeds) on --db")
     args = ap.parse_args()
     unknown = [d for d in args.designs if d not in DESIGNS]
     if unknown:
@@ -216,7 +233,8 @@ def main() -> int:
         every = tasks["meta_train"] + tasks["meta_valid"] + tasks["meta_test"]
         proxy_inputs.attach(every, names, args.data_root, 32, 0, out / "proxy_cache")
         all_proxy = {t.key: t.proxy for t in every}
-    run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
+    if not args.table_only:
+        run_all(args.db, out, designs, args.seeds, args.jobs, args.data_root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = [design_row(out, d, args.seeds, tasks, all_proxy, names) for d in designs]

@@ -126,3 +126,38 @@ def test_profile_step_quick(quick_runs):
 def test_bench_search_quick(quick_runs):
     out, _ = finish(quick_runs, "bench_search.py")
     assert "candidates/s" in out
+
+
+def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path):
+    """bench/predictor_designs.py: runs seed-major, tabulates each design over its finished seeds, and
+    with --table-only measures finished runs on another database (here: the same tasks plus one
+    meta-test task more, as when the last meta-test tasks land after the runs)."""
+    import shutil
+    out = tmp_path / "designs"
+    fast = ["--extra", "episodes=4", "eval_every=2", "model.map_hidden=16", "model.map_out=32", "n_query=10"]
+    cmd = [sys.executable, str(BENCH / "predictor_designs.py"), "--db", str(synthetic_db), "--out", str(out),
+           "--designs", "prior", "A (KD-unaware)", "--seeds", "0", "--jobs", "2", *fast]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH.parent, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = {r["design"]: r for r in json.loads((out / "designs.json").read_text())}
+    assert rows["prior"]["seeds"] == [0] and rows["A (KD-unaware)"]["seeds"] == [0]
+    # the table's meta-valid number is the run's own (same model, same tasks)
+    own = json.loads((out / "prior" / "seed0" / "metrics.json").read_text())
+    assert rows["prior"]["meta_valid_spearman"][0] == pytest.approx(own["best_valid_spearman"], abs=1e-6)
+    # a bigger database: one more meta-test task (a copy of one under another key)
+    bigger = tmp_path / "bigger"
+    shutil.copytree(synthetic_db, bigger)
+    import torch
+    t = torch.load(bigger / "synth-7.pt", weights_only=True)
+    t["task"]["key"] = "synth-8"
+    torch.save(t, bigger / "synth-8.pt")
+    again = subprocess.run([*cmd[:3], str(bigger), *cmd[4:], "--table-only"], capture_output=True, text=True,
+                           cwd=BENCH.parent, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "3 meta-test tasks" in again.stdout
+    rows = {r["design"]: r for r in json.loads((out / "designs.json").read_text())}
+    per_task = {k: v["spearman"] for k, v in own["meta_test"].items()}
+    assert set(per_task) == {"synth-6", "synth-7"}
+    want = (per_task["synth-6"] + 2 * per_task["synth-7"]) / 3      # synth-8 ranks as synth-7 does
+    assert rows["prior"]["meta_test_spearman"][0] == pytest.approx(want, abs=1e-6)
+    assert not (out / "prior" / "seed1").exists()
