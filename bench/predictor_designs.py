@@ -145,7 +145,8 @@ def design_row(out: Path, name: str, seeds, tasks, all_proxy: dict, names: list[
              for split in ("meta_valid", "meta_test") for t in tasks[split]}
         outputs.append(o)
         per_seed.append({split: split_metrics(o, tasks[split]) for split in ("meta_valid", "meta_test")})
-        maes.append(nanmean(accuracy_errors(p, tasks["meta_test"]).values()) if tasks["meta_test"] else float("nan"))
+        maes.append(nanmean(accuracy_errors(p, tasks["meta_test"], o).values()) if tasks["meta_test"]
+                    else float("nan"))
     row = {"design": name, "seeds": done}
 
     def mean_sd(v):

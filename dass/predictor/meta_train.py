@@ -282,12 +282,13 @@ def calibrate(pred: LoadedPredictor, tasks: list[TaskData]) -> None:
     pred.target["calib"] = fit_calibration(outs, [t.acc for t in tasks], [t.teacher_acc for t in tasks])
 
 
-def accuracy_errors(pred: LoadedPredictor, tasks: list[TaskData]) -> dict[str, float]:
-    """Mean absolute error (accuracy points) of the predicted accuracy, per task."""
+def accuracy_errors(pred: LoadedPredictor, tasks: list[TaskData], outputs: dict | None = None) -> dict[str, float]:
+    """Mean absolute error (accuracy points) of the predicted accuracy, per task; ``outputs`` (task key
+    -> the adapted predictor's output) saves predicting again what a caller already predicted."""
     out = {}
     for t in tasks:
-        y = predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t,
-                         next(pred.model.parameters()).device)
+        y = outputs[t.key] if outputs is not None else predict_task(
+            pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t, next(pred.model.parameters()).device)
         out[t.key] = float((to_accuracy(pred.target, y, t.teacher_acc) - t.acc).abs().mean())
     return out
 
