@@ -53,6 +53,7 @@ PRIOR = ["cost_prior=true", "eval_at_start=true"]
 PROXIES = ["proxies=[naswot,synflow]"]
 ONEHOT = ["prior_onehot=true"]
 STAGE = ["stage_features=true"]
+TREES = ["prior_model=trees"]
 DESIGNS = {
     "paper (300 episodes)": ["episodes=300"],
     "cpu_v1 (previous default)": CPU,
@@ -68,6 +69,9 @@ DESIGNS = {
     "stage prior+inherit": CPU + PRIOR + STAGE + ["proxies=[inherit]"],
     "stage prior+naswot+inherit": CPU + PRIOR + STAGE + ["proxies=[naswot,inherit]"],
     "A (KD-unaware)": CPU + ["input_type=A"],
+    "trees prior": CPU + PRIOR + STAGE + TREES,
+    "trees prior+proxies": CPU + PRIOR + STAGE + TREES + PROXIES,
+    "trees onehot prior+proxies": CPU + PRIOR + STAGE + TREES + ONEHOT + PROXIES,
     "cpu_v1+rank loss": CPU + ["rank_loss_weight=1.0"],
     "cpu_v1 DSTA (dataset encoder)": CPU + ["input_type=DSTA"],
 }
@@ -75,7 +79,8 @@ DESIGNS = {
 # idea once; the other entries are further proxy combinations of the same ideas (``--designs``)
 DEFAULT_DESIGNS = ["paper (300 episodes)", "cpu_v1 (previous default)", "cpu_v1+rank loss",
                    "cpu_v1 DSTA (dataset encoder)", "prior", "prior+proxies", "onehot prior", "stage prior",
-                   "stage prior+inherit", "stage prior+naswot+inherit", "A (KD-unaware)"]
+                   "stage prior+inherit", "stage prior+naswot+inherit", "A (KD-unaware)", "trees prior",
+                   "trees prior+proxies", "trees onehot prior+proxies"]
 SEEDS = (0, 1, 2)
 
 

@@ -62,3 +62,26 @@ class _T:
 
     def numpy(self):
         return self.v
+
+
+def test_fit_on_tasks_takes_boosted_trees_when_the_ranking_is_not_linear(monkeypatch):
+    # Accuracy follows a threshold of one column times a sign set by another (an interaction no
+    # linear model of the columns can rank): the trees win on meta-valid and are the choice.
+    rng = np.random.default_rng(2)
+
+    def fake_features(task, ctx, groups):
+        return task["X"]
+
+    def task(n):
+        X = rng.uniform(-1, 1, size=(n, 3))
+        acc = 50 + 10 * (X[:, 0] > 0) * np.sign(X[:, 1]) + X[:, 2]
+        return {"X": X, "students": {"best_acc": _T(acc)}}
+
+    monkeypatch.setattr(ensemble, "task_features", fake_features)
+    train, valid = [task(200) for _ in range(4)], [task(60) for _ in range(2)]
+    ctx = type("Ctx", (), {"label": "best_acc"})()
+    fit = ensemble.fit_on_tasks(train, valid, ctx, candidates=[("cost",)])
+    assert fit.model_name == "trees"
+    assert fit.valid_spearman > 0.9
+    ridge_only = ensemble.fit_on_tasks(train, valid, ctx, candidates=[("cost",)], models=ensemble.MODELS[:5])
+    assert ridge_only.model_name == "ridge" and ridge_only.valid_spearman < fit.valid_spearman - 0.2

@@ -158,6 +158,40 @@ def test_onehot_prior_starts_at_the_ridge_fit_of_the_targets(db, tmp_path):
         config(db, tmp_path, "prior_onehot=true").check()
 
 
+def test_tree_prior_starts_at_the_boosted_trees_fit_and_survives_the_checkpoint(db, tmp_path):
+    """prior_model=trees: the untrained predictor outputs what the boosted trees fitted on [cost,
+    stage] predict (numpy, :class:`BoostedTrees`); the trees are buffers, not meta-trained or adapted,
+    and best.pt reloads them (weights_only) to the same outputs."""
+    import numpy as np
+    from dass.predictor import MetaTrainer
+    from dass.predictor import cost_features, load_tasks, predict_task, take
+    from dass.predictor.boosting import BoostedTrees
+    from dass.space import stage_batch
+    extra = ["cost_prior=true", "stage_features=true", "prior_model=trees", "prior_rounds=40", "prior_depth=2",
+             "target=standardized", "first_order=true"]
+    space, tasks = load_tasks(db)
+    trainer = MetaTrainer(config(db, tmp_path, *extra), space, tasks, torch.device("cpu"))
+    X = np.concatenate([np.concatenate([cost_features(t.archs, t.space, t.num_classes).numpy(),
+                                        stage_batch(t.archs, t.space).numpy()], 1) for t in tasks["meta_train"]])
+    y = np.concatenate([((t.acc - t.acc.mean()) / t.acc.std()).numpy() for t in tasks["meta_train"]])
+    want = BoostedTrees(40, 0.05, 2, min_leaf=20).fit(X.astype(np.float64), y).predict(X)
+    with torch.no_grad():
+        got = np.concatenate([trainer.model(take(t.inputs(trainer.model.needs))).numpy() for t in tasks["meta_train"]])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not any(k.startswith("prior.") for k, _ in trainer.model.named_parameters())
+    run(config(db, tmp_path / "run", *extra, "episodes=2", "eval_every=1"))
+    p = load_predictor(tmp_path / "run" / "best.pt")
+    assert p.model.cfg.prior_model == "trees" and p.model.prior.features.shape == (40, 3)
+    trained = MetaTrainer(config(db, tmp_path, *extra), space, tasks, torch.device("cpu")).model
+    torch.testing.assert_close(p.model.prior.thresholds, trained.prior.thresholds)   # the fit is deterministic
+    t = tasks["meta_test"][0]
+    a = predict_task(p.model, p.inner_lrs, p.target, 1, t)
+    b = predict_task(load_predictor(tmp_path / "run" / "best.pt").model, p.inner_lrs, p.target, 1, t)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(DassError, match="cost_prior"):
+        config(db, tmp_path, "prior_model=trees").check()
+
+
 def test_prior_fit_recovers_a_known_linear_target():
     """The prior's fit, least squares (alpha 0), recovers y = 2 + 3 x0 - x1 exactly; a constant column
     gets weight 0; a ridge penalty shrinks the weights toward 0."""

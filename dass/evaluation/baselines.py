@@ -14,9 +14,10 @@ A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one
   NaN, not computed, where the task's images are unreadable and the batch is noise);
 * ``diswot``: the relation term of DisWOT, the remapped untrained student's per-stage sample
   relations against the trained teacher's on the same batch (:func:`dass.proxies.zero_cost.diswot`);
-* ``proxy_ensemble``: a ridge regression over log MACs, log params, the zero-cost proxies and the
-  one-hot encoding, trained on the database's ``meta_train`` tasks (``context.db``), its feature set and
-  penalty chosen on ``meta_valid`` (:mod:`dass.evaluation.ensemble`);
+* ``proxy_ensemble``: a ridge regression or gradient-boosted trees over log MACs, log params, the
+  zero-cost proxies, the stage and the one-hot encoding, trained on the database's ``meta_train``
+  tasks (``context.db``), its feature set and model chosen on ``meta_valid``
+  (:mod:`dass.evaluation.ensemble`);
 * ``oracle``: the true accuracy (``context.label``), an upper bound.
 
 :class:`PredictorScorer` wraps a meta-trained predictor checkpoint (DaSS ``STA``/``DSTA``, or the
@@ -216,9 +217,9 @@ class ProxyScorer(Scorer):
 
 
 class EnsembleScorer(Scorer):
-    """``proxy_ensemble``: ridge regression over cost, zero-cost proxies and the one-hot encoding,
-    trained on the database's meta_train tasks, features and penalty chosen on meta_valid
-    (:mod:`dass.evaluation.ensemble`)."""
+    """``proxy_ensemble``: ridge regression or boosted trees over cost, zero-cost proxies and the
+    architecture encodings, trained on the database's meta_train tasks, features and model chosen on
+    meta_valid (:mod:`dass.evaluation.ensemble`)."""
 
     name = "proxy_ensemble"
     needs_teacher = True

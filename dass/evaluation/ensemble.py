@@ -13,10 +13,12 @@ Features of a student (groups, :data:`GROUPS`):
 * ``onehot``: the architecture encoding stored in the task file.
 
 Target: each task's accuracies z-scored within the task (the model ranks; it is not an accuracy
-regressor). Model: ridge regression (:class:`Ridge`, columns standardised over the training rows),
-fitted on every ``meta_train`` student. The feature groups and the penalty are chosen among
-:data:`CANDIDATE_GROUPS` x :data:`ALPHAS` by the mean Spearman over the ``meta_valid`` tasks (first
-best on ties); the chosen model is the one fitted on ``meta_train`` only.
+regressor). Models (:data:`MODELS`): ridge regression (:class:`Ridge`, columns standardised over the
+training rows) at each penalty of :data:`ALPHAS`, and gradient-boosted trees
+(:class:`dass.predictor.boosting.BoostedTrees`, depth 2 and 3), fitted on every ``meta_train``
+student. The feature groups and the model are chosen among :data:`CANDIDATE_GROUPS` x :data:`MODELS`
+by the mean Spearman over the ``meta_valid`` tasks (first best on ties, ridge before trees); the
+chosen model is the one fitted on ``meta_train`` only.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ..correlation import correlations, nanmean, selection_value
 from ..predictor.data import cost_features
 from ..proxies.batch import ARCH_PROXIES
 from ..space import stage_batch
+from ..predictor.boosting import BoostedTrees
 from ..predictor.linear import Ridge  # noqa: F401 (re-exported: the ensemble's model)
 from .tasks import task_archs, task_space
 
@@ -35,6 +38,26 @@ GROUPS = ("cost", "proxies", "stage", "onehot")
 CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "stage"), ("cost", "proxies", "stage"),
                     ("cost", "onehot"), ("cost", "proxies", "onehot"), ("cost", "proxies", "stage", "onehot"))
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+TREES = ({"rounds": 400, "learning_rate": 0.05, "max_depth": 2, "min_leaf": 20},
+         {"rounds": 300, "learning_rate": 0.05, "max_depth": 3, "min_leaf": 20})
+# (name, settings): ridge at every penalty, then the boosted trees
+MODELS = tuple(("ridge", {"alpha": a}) for a in ALPHAS) + tuple(("trees", t) for t in TREES)
+
+
+def make_model(name: str, settings: dict, X: np.ndarray, y: np.ndarray):
+    """A model of :data:`MODELS` fitted on ``X``, ``y``."""
+    if name == "ridge":
+        return Ridge().fit(X, y, settings["alpha"])
+    if name == "trees":
+        return BoostedTrees(**settings).fit(X, y)
+    raise ValueError(f"unknown ensemble model {name!r}")
+
+
+def describe_model(name: str, settings: dict) -> str:
+    if name == "ridge":
+        return f"ridge, alpha {settings['alpha']:g}"
+    return (f"boosted trees, {settings['rounds']} x depth {settings['max_depth']}, "
+            f"learning rate {settings['learning_rate']:g}")
 
 
 def zscore(v: np.ndarray) -> np.ndarray:
@@ -68,20 +91,21 @@ def task_target(task: dict, label: str) -> np.ndarray:
 @dataclass
 class ProxyEnsemble:
     groups: tuple
-    alpha: float
-    model: Ridge
+    model_name: str          # "ridge" or "trees"
+    settings: dict
+    model: object            # Ridge or BoostedTrees
     valid_spearman: float
 
     def predict_task(self, task: dict, context) -> np.ndarray:
         return self.model.predict(task_features(task, context, self.groups))
 
     def describe(self) -> str:
-        return (f"ridge on {'+'.join(self.groups)}, alpha {self.alpha:g} "
+        return (f"{describe_model(self.model_name, self.settings)} on {'+'.join(self.groups)} "
                 f"(meta-valid Spearman {self.valid_spearman:.3f})")
 
 
 def fit_on_tasks(train: list[dict], valid: list[dict], context, candidates=CANDIDATE_GROUPS,
-                 alphas=ALPHAS) -> ProxyEnsemble:
+                 models=MODELS) -> ProxyEnsemble:
     """Fit every candidate on ``train`` and keep the best on ``valid`` (see module doc)."""
     label = context.label
     y = np.concatenate([task_target(t, label) for t in train])
@@ -89,10 +113,10 @@ def fit_on_tasks(train: list[dict], valid: list[dict], context, candidates=CANDI
     for groups in candidates:
         X = np.concatenate([task_features(t, context, groups) for t in train])
         Xv = [task_features(t, context, groups) for t in valid]
-        for alpha in alphas:
-            model = Ridge().fit(X, y, alpha)
+        for name, settings in models:
+            model = make_model(name, settings, X, y)
             rho = nanmean(correlations(model.predict(x), t["students"][label].double().numpy())["spearman"]
                           for x, t in zip(Xv, valid)) if valid else float("nan")
             if best is None or selection_value(rho) > selection_value(best.valid_spearman):
-                best = ProxyEnsemble(tuple(groups), float(alpha), model, rho)
+                best = ProxyEnsemble(tuple(groups), name, dict(settings), model, rho)
     return best

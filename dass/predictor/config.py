@@ -56,6 +56,9 @@ class MetaTrainConfig:
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
     prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (a ridge fit, penalty prior_ridge)
     prior_ridge: float = 10.0  # with prior_onehot: ridge penalty of the prior's fit (standardised columns)
+    prior_model: Literal["linear", "trees"] = "linear"  # the cost prior: least squares / ridge, or boosted trees
+    prior_rounds: int = 300  # with prior_model=trees: boosting rounds (learning rate 0.05, 20 students per leaf)
+    prior_depth: int = 3  # with prior_model=trees: depth of each tree
     proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow, diswot, inherit
     data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
     proxy_batch_size: int = 32  # images per proxy batch
@@ -99,6 +102,10 @@ class MetaTrainConfig:
             raise DassError("stage_features extends the cost scalars: set cost_features or cost_prior")
         if self.prior_onehot and not self.cost_prior:
             raise DassError("prior_onehot extends the cost prior: set cost_prior=true")
+        if self.prior_model == "trees" and not self.cost_prior:
+            raise DassError("prior_model=trees is a kind of cost prior: set cost_prior=true")
+        if self.prior_rounds < 1 or self.prior_depth < 1:
+            raise DassError("prior_rounds and prior_depth must be >= 1")
         for k in ("episodes", "n_query", "inner_steps", "eval_every", "checkpoint_every"):
             if getattr(self, k) > 10_000_000:
                 raise DassError(f"{k} must be <= 10^7, got {getattr(self, k)}")

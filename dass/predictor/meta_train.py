@@ -12,7 +12,8 @@ over ``meta_valid`` tasks picks the best checkpoint.
 Design switches (``configs/meta_train/*.yaml``): ``input_type``, ``arch_encoder``,
 ``cost_features`` (log MACs/params as inputs), ``cost_prior`` (a least-squares cost prior plus a
 learned residual, :mod:`dass.predictor.model`), ``prior_onehot`` (the prior also reads the one-hot
-encoding: a ridge fit with penalty ``prior_ridge``), ``proxies`` (zero-cost proxies, DisWOT
+encoding: a ridge fit with penalty ``prior_ridge``), ``prior_model: trees`` (the prior is boosted
+trees, :mod:`dass.predictor.boosting`, instead), ``proxies`` (zero-cost proxies, DisWOT
 included, as scalars beside the cost), ``target`` (``raw`` / ``relative`` / per-task
 ``standardized``), ``rank_loss_weight``, ``first_order``, ``eval_at_start`` (the untrained model,
 i.e. the cost prior alone, competes for the checkpoint).
@@ -52,6 +53,7 @@ from .adapt import adapt, init_inner_lrs, predict_task
 from .config import MetaTrainConfig
 from .data import (TaskData, cost_features, fit_calibration, load_tasks, make_target, sample_query,
                    student_targets, support_target, take, to_accuracy)
+from .boosting import BoostedTrees
 from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
 from .model import (InputDims, LoadedPredictor, Predictor, PredictorConfig, load_predictor, save_predictor,
@@ -93,7 +95,7 @@ class MetaTrainer:
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
                                cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot,
-                               cfg.stage_features)
+                               cfg.stage_features, cfg.prior_model, cfg.prior_rounds, cfg.prior_depth)
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)
@@ -102,8 +104,12 @@ class MetaTrainer:
         self.model.set_output_bias(float(y.mean()))
         if cfg.cost_prior:
             X = torch.cat([_prior_inputs(t, cfg) for t in self.train]).double().numpy()
-            prior = Ridge().fit(X, y.double().numpy(), cfg.prior_ridge if cfg.prior_onehot else 0.0)
-            self.model.set_prior(prior.coef, prior.bias)
+            if cfg.prior_model == "trees":
+                self.model.set_tree_prior(BoostedTrees(cfg.prior_rounds, 0.05, cfg.prior_depth, min_leaf=20)
+                                          .fit(X, y.double().numpy()))
+            else:
+                prior = Ridge().fit(X, y.double().numpy(), cfg.prior_ridge if cfg.prior_onehot else 0.0)
+                self.model.set_prior(prior.coef, prior.bias)
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
         if cfg.learn_inner_lr:

@@ -22,7 +22,10 @@ over the meta-training students, and the head's last layer initialised to zero, 
 predictor ranks by cost and meta-training learns a residual on top of it. With ``prior_onehot`` the
 prior also reads the architecture's one-hot encoding (``[scalars, onehot]``), fitted as a ridge
 regression (meta-training's ``prior_ridge``): a linear ranker of architectures learned over all
-meta-training students, which the task-conditioned head then corrects.
+meta-training students, which the task-conditioned head then corrects. With ``prior_model: trees``
+the prior is gradient-boosted trees over the same inputs (:class:`TreePrior`, fitted by
+meta-training with :class:`dass.predictor.boosting.BoostedTrees`; fixed afterwards: buffers, not
+parameters, so only the residual head is meta-trained and adapted).
 
 Inputs are a dict (built by :func:`dass.predictor.data.student_inputs` and ``task_context``):
 ``smap: N x C x r x r``, ``tmap: C x r x r`` (one per task, shared by the N rows), ``onehot: N x D``,
@@ -73,6 +76,47 @@ class InputDims:
         return cls(space.stage_widths[-1], onehot_dim(space), graph_feature_dim(space), stage_dim(space))
 
 
+PRIOR_MODELS = ("linear", "trees")
+
+
+class TreePrior(nn.Module):
+    """Boosted regression trees as a torch module (prediction only): ``R`` complete binary trees of
+    depth ``d`` stored as buffers, in the layout of :class:`dass.predictor.boosting.BoostedTrees`
+    (inner node ``i`` sends a row right when ``x[feature] > threshold``, children ``2i+1``/``2i+2``).
+    Comparisons are made in float64, as the fit made them."""
+
+    def __init__(self, n_inputs: int, rounds: int, depth: int):
+        super().__init__()
+        self.depth, self.n_inputs = int(depth), int(n_inputs)
+        inner = 2 ** self.depth - 1
+        self.register_buffer("features", torch.zeros(rounds, inner, dtype=torch.long))
+        self.register_buffer("thresholds", torch.full((rounds, inner), float("inf"), dtype=torch.float64))
+        self.register_buffer("leaves", torch.zeros(rounds, inner + 1, dtype=torch.float64))
+        self.register_buffer("base", torch.zeros((), dtype=torch.float64))
+
+    def set_trees(self, trees) -> None:
+        """Copy a fitted :class:`BoostedTrees` (same rounds and depth) into the buffers."""
+        if trees.features.shape != tuple(self.features.shape) or trees.max_depth != self.depth:
+            raise DassError(f"tree prior: fitted trees {trees.features.shape} (depth {trees.max_depth}) do not "
+                            f"fit the module's {tuple(self.features.shape)} (depth {self.depth})")
+        with torch.no_grad():
+            self.features.copy_(torch.as_tensor(trees.features))
+            self.thresholds.copy_(torch.as_tensor(trees.thresholds))
+            self.leaves.copy_(torch.as_tensor(trees.leaves))
+            self.base.fill_(float(trees.base))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        rounds, inner = self.features.shape
+        r = torch.arange(rounds, device=x.device)[None].expand(x.shape[0], -1)
+        node = torch.zeros(x.shape[0], rounds, dtype=torch.long, device=x.device)
+        for _ in range(self.depth):
+            feat, thr = self.features[r, node], self.thresholds[r, node]
+            node = 2 * node + 1 + (x.gather(1, feat) > thr).long()
+        out = self.leaves[r, node - inner].sum(dim=1) + self.base
+        return out.float()[:, None]
+
+
 @dataclass
 class PredictorConfig:
     dims: InputDims
@@ -84,8 +128,17 @@ class PredictorConfig:
     proxies: list[str] = field(default_factory=list)
     prior_onehot: bool = False
     stage_features: bool = False
+    prior_model: str = "linear"      # "linear" or "trees" (TreePrior)
+    prior_rounds: int = 300          # with trees: boosting rounds
+    prior_depth: int = 3             # with trees: depth of every tree
 
     def __post_init__(self):
+        if self.prior_model not in PRIOR_MODELS:
+            raise DassError(f"prior_model must be one of {list(PRIOR_MODELS)}, got {self.prior_model!r}")
+        if self.prior_model == "trees" and not self.cost_prior:
+            raise DassError("prior_model=trees is a kind of cost prior: set cost_prior")
+        if self.prior_rounds < 1 or self.prior_depth < 1:
+            raise DassError("prior_rounds and prior_depth must be >= 1")
         if self.stage_features and not (self.cost_features or self.cost_prior):
             raise DassError("stage_features extends the cost scalars: set cost_features or cost_prior")
         if self.prior_onehot and not self.cost_prior:
@@ -124,7 +177,9 @@ class Predictor(nn.Module):
         self.hidden = nn.Linear(width, z.head_hidden)
         self.out = nn.Linear(z.head_hidden, 1)
         if cfg.cost_prior:
-            self.prior = nn.Linear(n_scalars + (d.onehot_dim if cfg.prior_onehot else 0), 1)
+            n_prior = n_scalars + (d.onehot_dim if cfg.prior_onehot else 0)
+            self.prior = (TreePrior(n_prior, cfg.prior_rounds, cfg.prior_depth) if cfg.prior_model == "trees"
+                          else nn.Linear(n_prior, 1))
 
     @property
     def needs(self) -> set[str]:
@@ -153,6 +208,14 @@ class Predictor(nn.Module):
         with torch.no_grad():
             self.prior.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).reshape(1, -1))
             self.prior.bias.fill_(float(bias))
+            self.out.weight.zero_()
+            self.out.bias.zero_()
+
+    def set_tree_prior(self, trees) -> None:
+        """The tree prior (``prior_model: trees``) from a fitted :class:`BoostedTrees`; the residual
+        head starts at 0."""
+        self.prior.set_trees(trees)
+        with torch.no_grad():
             self.out.weight.zero_()
             self.out.bias.zero_()
 
