@@ -54,7 +54,7 @@ class MetaTrainConfig:
     cost_features: bool = False  # add log MACs and log params relative to the teacher's to the head's input
     stage_features: bool = False  # the per-stage depth and width encoding joins the cost scalars (head input and prior)
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
-    prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (a ridge fit, penalty prior_ridge)
+    prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (linear: a ridge fit, penalty prior_ridge)
     prior_ridge: float = 10.0  # with prior_onehot: ridge penalty of the prior's fit (standardised columns)
     prior_model: Literal["linear", "trees"] = "linear"  # the cost prior: least squares / ridge, or boosted trees
     prior_rounds: int = 300  # with prior_model=trees: boosting rounds (learning rate 0.05, 20 students per leaf)
