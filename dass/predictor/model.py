@@ -85,9 +85,9 @@ class TreePrior(nn.Module):
     (inner node ``i`` sends a row right when ``x[feature] > threshold``, children ``2i+1``/``2i+2``).
     Comparisons are made in float64, as the fit made them."""
 
-    def __init__(self, n_inputs: int, rounds: int, depth: int):
+    def __init__(self, rounds: int, depth: int):
         super().__init__()
-        self.depth, self.n_inputs = int(depth), int(n_inputs)
+        self.depth = int(depth)
         inner = 2 ** self.depth - 1
         self.register_buffer("features", torch.zeros(rounds, inner, dtype=torch.long))
         self.register_buffer("thresholds", torch.full((rounds, inner), float("inf"), dtype=torch.float64))
@@ -178,7 +178,7 @@ class Predictor(nn.Module):
         self.out = nn.Linear(z.head_hidden, 1)
         if cfg.cost_prior:
             n_prior = n_scalars + (d.onehot_dim if cfg.prior_onehot else 0)
-            self.prior = (TreePrior(n_prior, cfg.prior_rounds, cfg.prior_depth) if cfg.prior_model == "trees"
+            self.prior = (TreePrior(cfg.prior_rounds, cfg.prior_depth) if cfg.prior_model == "trees"
                           else nn.Linear(n_prior, 1))
 
     @property
@@ -208,13 +208,16 @@ class Predictor(nn.Module):
         with torch.no_grad():
             self.prior.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).reshape(1, -1))
             self.prior.bias.fill_(float(bias))
-            self.out.weight.zero_()
-            self.out.bias.zero_()
+        self._zero_head()
 
     def set_tree_prior(self, trees) -> None:
         """The tree prior (``prior_model: trees``) from a fitted :class:`BoostedTrees`; the residual
         head starts at 0."""
         self.prior.set_trees(trees)
+        self._zero_head()
+
+    def _zero_head(self) -> None:
+        """The residual head's output layer at 0, so the untrained predictor is its prior."""
         with torch.no_grad():
             self.out.weight.zero_()
             self.out.bias.zero_()
