@@ -16,9 +16,9 @@ from pathlib import Path
 DASS = Path(__file__).resolve().parents[1] / "dass"
 
 PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli", "dass._lazy", "dass.runid", "dass.correlation"}
-# entry modules outside the stage packages (a package's __main__.py belongs to its package): the
-# aliases of old command names and dass.__main__, which lists the stages
-ENTRY = {"dass.build_db", "dass.meta_train", "dass.train_teacher", "dass.evaluate", "dass.__main__"}
+# the one entry module outside the stage packages (a package's __main__.py belongs to its package):
+# dass.__main__, which lists the stages
+ENTRY = {"dass.__main__"}
 
 # component -> the components it may import (besides itself); keep in step with docs/ARCHITECTURE.md
 MAY_IMPORT = {
