@@ -74,7 +74,7 @@ def write_random_teacher(path: Path, space, classes: int, dataset: str) -> None:
 
 def bench_config(args, scratch: Path) -> tuple[B.DatabaseConfig, list[str]]:
     """The build config both paths share (tasks, students, recipe, workers); notes on stand-ins."""
-    raw = cfgmod.read_yaml(ROOT / args.config)
+    raw = cfgmod.read_with_bases(ROOT / args.config)
     for key in ("space", "teachers_dir"):
         if raw.get(key) and not Path(raw[key]).is_absolute():
             raw[key] = str(ROOT / raw[key])

@@ -55,7 +55,7 @@ def main() -> None:
     if args.quick:
         args.students, args.steps = 2, 2
     space = load_space(ROOT / "configs" / "space" / "cpu.yaml")
-    db = cfgmod.read_yaml(ROOT / "configs" / "database" / "cpu.yaml")
+    db = cfgmod.read_with_bases(ROOT / "configs" / "database" / "cpu.yaml")
     recipe = cfgmod.from_dict(KDRecipe, db["kd"], where="configs/database/cpu.yaml")
     key = args.task.replace("/", "-")
     if args.task in list_datasets(args.data_root):
