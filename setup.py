@@ -20,6 +20,9 @@ setup(
         "matplotlib>=3.7",
         # PIL: glyph rendering and the reference per-image loader path
         "pillow>=9.0",
+        # boosted trees of the proxy ensemble and the predictor's tree prior (HistGradientBoostingRegressor;
+        # its fitted trees are read from the private _predictors node arrays, hence the upper bound)
+        "scikit-learn>=1.3,<1.10",
     ],
     extras_require={
         # submitit: SLURM job arrays for the database build (local executor in tests)

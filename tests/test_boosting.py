@@ -50,3 +50,19 @@ def test_fit_is_deterministic_and_rejects_bad_settings():
     assert np.array_equal(a, b)
     with pytest.raises(ValueError):
         BoostedTrees(learning_rate=0.0)
+
+
+def test_the_copied_trees_predict_what_scikit_learn_predicts():
+    """The arrays (complete trees, +inf chains below early leaves) reproduce the fitted model; min_leaf
+    40 on 150 rows stops many branches above depth 3, so the chains are exercised."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(150, 4))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=150)
+    m = BoostedTrees(rounds=30, learning_rate=0.2, max_depth=3, min_leaf=40).fit(X, y)
+    ref = HistGradientBoostingRegressor(learning_rate=0.2, max_iter=30, max_depth=3, max_leaf_nodes=None,
+                                        min_samples_leaf=40, l2_regularization=0.0, max_bins=32,
+                                        early_stopping=False, random_state=0).fit(X, y)
+    Xt = rng.normal(size=(500, 4))
+    np.testing.assert_allclose(m.predict(Xt), ref.predict(Xt), rtol=0, atol=1e-9)
+    assert (m.thresholds == np.inf).any()    # some node stopped above full depth

@@ -1,99 +1,73 @@
-"""Gradient-boosted regression trees (least squares), small and dependency-free.
+"""Gradient-boosted regression trees (least squares), fitted by scikit-learn, kept as plain arrays.
 
 A non-linear alternative to :class:`dass.predictor.linear.Ridge` for the proxy ensemble
-(:mod:`dass.evaluation.ensemble`): a few hundred shallow trees over cost, proxy and encoding
-features, fitted on the meta-train students. The data is small (a few thousand rows, ~100
-columns), so a histogram method in numpy is fast enough (a fit of 300 depth-3 trees on 1,280 x 89
-takes about a second) and keeps the model a set of plain arrays.
+(:mod:`dass.evaluation.ensemble`) and the predictor's tree prior: a few hundred shallow trees over
+cost, proxy and encoding features, fitted on the meta-train students.
 
-Algorithm (as in LightGBM / scikit-learn's ``HistGradientBoostingRegressor``, without their
-extras): each column is cut into at most ``bins`` quantile bins of the training rows (the cut
-points are kept, so prediction compares raw values against them); the model starts at the mean of
-``y``; every round fits one tree of depth ``max_depth`` to the residuals, choosing at each node the
-(column, cut) with the largest reduction of the squared error among those leaving at least
-``min_leaf`` rows on each side, and adds ``learning_rate`` x the tree's leaf means. A node with no
-such split passes every row to its left child (its threshold is ``+inf``), so every tree is a
-complete binary tree: node ``i``'s children are ``2i + 1`` and ``2i + 2``, leaf ``j`` is node
-``2**depth - 1 + j``. Deterministic: no row or column sampling.
+The fit is scikit-learn's ``HistGradientBoostingRegressor`` (squared error, no early stopping, no
+L2 penalty, deterministic: no row or column sampling): each column is cut into at most ``bins``
+quantile bins, the model starts at the mean of ``y`` and every round adds one tree of depth
+``max_depth`` with at least ``min_leaf`` rows per leaf, its leaves scaled by ``learning_rate``.
+The fitted trees are then copied into arrays of one fixed layout, so that a checkpoint holds them
+as tensors and loads with ``weights_only=True`` (:class:`dass.predictor.model.TreePrior`): every
+tree is a complete binary tree of depth ``max_depth``, inner node ``i`` sends a row right when
+``x[features[i]] > thresholds[i]`` (scikit-learn's rule: left when ``x <= threshold``), its
+children are ``2i + 1`` and ``2i + 2``, leaf ``j`` is node ``2**depth - 1 + j``. A node that
+scikit-learn left as a leaf above the full depth becomes a chain of nodes with threshold ``+inf``
+(every row goes left) ending in a leaf of its value.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def _cut_points(x: np.ndarray, bins: int) -> np.ndarray:
-    """Ascending cut points of one column: midpoints between distinct values at its quantiles."""
-    values = np.unique(x)
-    if len(values) <= 1:
-        return np.zeros(0)
-    if len(values) <= bins:
-        return (values[:-1] + values[1:]) / 2
-    q = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1])
-    # midpoint between the quantile value and the next distinct value, so no cut sits on a value
-    nxt = values[np.minimum(np.searchsorted(values, q, side="right"), len(values) - 1)]
-    return np.unique((q + nxt) / 2)
-
-
 class BoostedTrees:
-    """Least-squares gradient boosting of complete binary trees (see module doc)."""
+    """Least-squares gradient boosting; trees in the complete-binary-tree layout (see module doc)."""
 
     def __init__(self, rounds: int = 300, learning_rate: float = 0.05, max_depth: int = 3,
                  min_leaf: int = 20, bins: int = 32):
-        if rounds < 1 or max_depth < 1 or min_leaf < 1 or bins < 2 or not 0 < learning_rate <= 1:
-            raise ValueError("BoostedTrees: rounds, max_depth, min_leaf >= 1, bins >= 2, 0 < learning_rate <= 1")
+        if rounds < 1 or max_depth < 1 or min_leaf < 1 or not 2 <= bins <= 255 or not 0 < learning_rate <= 1:
+            raise ValueError("BoostedTrees: rounds, max_depth, min_leaf >= 1, 2 <= bins <= 255, "
+                             "0 < learning_rate <= 1")
         self.rounds, self.learning_rate, self.max_depth = int(rounds), float(learning_rate), int(max_depth)
         self.min_leaf, self.bins = int(min_leaf), int(bins)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "BoostedTrees":
+        from sklearn.ensemble import HistGradientBoostingRegressor  # lazy: sklearn costs ~1 s at start-up
         X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        n, f = X.shape
-        cuts = [_cut_points(X[:, j], self.bins) for j in range(f)]
-        width = max(1, max(len(c) for c in cuts) + 1)          # bins per column (padded)
-        binned = np.stack([np.searchsorted(c, X[:, j], side="left") for j, c in enumerate(cuts)], axis=1) \
-            if f else np.zeros((n, 0), dtype=np.int64)
-        offsets = np.arange(f) * width
         n_inner = 2 ** self.max_depth - 1
         self.base = float(y.mean())
         self.features = np.zeros((self.rounds, n_inner), dtype=np.int64)
         self.thresholds = np.full((self.rounds, n_inner), np.inf)
         self.leaves = np.zeros((self.rounds, n_inner + 1))
-        pred = np.full(n, self.base)
-        for r in range(self.rounds):
-            resid = y - pred
-            node = np.zeros(n, dtype=np.int64)
-            for i in range(n_inner):
-                rows = np.flatnonzero(node == i)
-                if len(rows) >= 2 * self.min_leaf and f:
-                    split = self._best_split(binned[rows], resid[rows], offsets, width, f)
-                    if split is not None:
-                        j, b = split
-                        self.features[r, i], self.thresholds[r, i] = j, cuts[j][b]
-                right = X[rows, self.features[r, i]] > self.thresholds[r, i]
-                node[rows] = 2 * i + 1 + right
-            leaf = node - n_inner
-            sums = np.bincount(leaf, weights=resid, minlength=n_inner + 1)
-            counts = np.bincount(leaf, minlength=n_inner + 1)
-            self.leaves[r] = self.learning_rate * np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
-            pred += self.leaves[r][leaf]
+        if X.shape[1] == 0 or len(np.unique(y)) <= 1:
+            return self                      # nothing to split on or to fit: the mean alone
+        model = HistGradientBoostingRegressor(
+            loss="squared_error", learning_rate=self.learning_rate, max_iter=self.rounds,
+            max_depth=self.max_depth, max_leaf_nodes=None, min_samples_leaf=self.min_leaf,
+            l2_regularization=0.0, max_bins=self.bins, early_stopping=False, random_state=0)
+        model.fit(X, y)
+        self.base = float(np.ravel(model._baseline_prediction)[0])
+        for r, (predictor,) in enumerate(model._predictors):
+            self._copy_tree(r, predictor.nodes)
         return self
 
-    def _best_split(self, binned, g, offsets, width, f):
-        """(column, cut index) of the largest squared-error reduction, or None."""
-        n = len(g)
-        flat = (binned + offsets).ravel()
-        sums = np.bincount(flat, weights=np.repeat(g, f), minlength=f * width).reshape(f, width)
-        counts = np.bincount(flat, minlength=f * width).reshape(f, width)
-        left_sum, left_n = np.cumsum(sums, axis=1)[:, :-1], np.cumsum(counts, axis=1)[:, :-1]
-        right_sum, right_n = g.sum() - left_sum, n - left_n
-        ok = (left_n >= self.min_leaf) & (right_n >= self.min_leaf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = np.where(ok, left_sum ** 2 / left_n + right_sum ** 2 / right_n - g.sum() ** 2 / n, -np.inf)
-        if gain.size == 0:
-            return None
-        best = int(np.argmax(gain))
-        if not np.isfinite(gain.flat[best]) or gain.flat[best] <= 1e-12:
-            return None
-        return divmod(best, width - 1)
+    def _copy_tree(self, r: int, nodes) -> None:
+        """Tree ``r`` from scikit-learn's node array (root at row 0) into the complete layout."""
+        n_inner = 2 ** self.max_depth - 1
+        stack = [(0, 0)]                     # (scikit-learn node, node of the complete tree)
+        while stack:
+            src, dst = stack.pop()
+            node = nodes[src]
+            if dst >= n_inner:               # a leaf at full depth
+                self.leaves[r, dst - n_inner] = node["value"]
+            elif node["is_leaf"]:            # a leaf above full depth: go left down to depth max_depth
+                while dst < n_inner:
+                    dst = 2 * dst + 1
+                self.leaves[r, dst - n_inner] = node["value"]
+            else:
+                self.features[r, dst], self.thresholds[r, dst] = node["feature_idx"], node["num_threshold"]
+                stack += [(int(node["left"]), 2 * dst + 1), (int(node["right"]), 2 * dst + 2)]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
