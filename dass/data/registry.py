@@ -104,7 +104,7 @@ def load_dataset(name: str, root, split: str, image_size: int | None = None) -> 
     arrays = entry.reader(arg, str(root), split, image_size)
     if image_size is not None and arrays.image_size != (image_size, image_size):
         arrays = ImageArrays(resize_images(arrays.images, image_size), arrays.labels,
-                             arrays.num_classes, arrays.name, arrays.source)
+                             arrays.num_classes, arrays.name, arrays.source, arrays.files)
     return arrays
 
 

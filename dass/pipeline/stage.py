@@ -21,6 +21,15 @@ folder) a stage whose identity changed, and with it every later stage.
 
 All inputs are checked before any training: the dataset, the predictor, a given teacher, and the
 budget against the smallest student of the space (one-line errors, exit code 2).
+
+The run folder is claimed before anything in it changes (:mod:`dass.runid`): its ``identity.json``
+names the dataset and the hash of the files read from it (:func:`dass.runid.dataset_hash`, the
+stages' data identity). A folder holding another dataset's run, a run of an older version, or
+files the pipeline did not write (any non-empty folder without ``identity.json``) is refused;
+so is an input (teacher, predictor, dataset) inside the run folder, which a rerun may replace. A
+run holds ``run_dir/.lock`` while it works: a second run on the same folder meanwhile gets one
+error. A stage folder is emptied for a redo only when its ``stage_identity.json`` proves it a
+stage output of this pipeline with another identity, after every input has been read.
 """
 from __future__ import annotations
 
@@ -35,9 +44,9 @@ from typing import Callable
 import torch
 
 from .. import config as cfgmod
+from .. import runid
 from ..cli import setup_logging, setup_run_dir
 from ..data.registry import dataset_key, load_dataset
-from ..database.builder import data_identity
 from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json
@@ -111,20 +120,27 @@ class Stages:
         self.run_dir, self.logfile = run_dir, logfile
         self.records: dict[str, dict] = {}
 
-    def run(self, name: str, identity: dict, fn: Callable[[Path], dict]) -> dict:
+    def run(self, name: str, identity: dict, fn: Callable[[Path], dict],
+            still_valid: Callable[[dict], bool] = lambda result: True) -> dict:
+        """``fn(folder)``'s result, or the recorded one when the stage finished with ``identity``
+        and ``still_valid(result)`` holds (e.g. its output files still exist)."""
         folder = self.run_dir / name
         identity = _normal(identity)
         done = folder / "stage.json"
         if done.is_file():
             rec = read_json(done)
-            if rec.get("identity") == identity:
+            if (isinstance(rec, dict) and rec.get("identity") == identity and isinstance(rec.get("result"), dict)
+                    and still_valid(rec["result"])):
                 log.info("stage %s: finished before with the same inputs, skipped", name)
                 self.records[name] = {**rec, "skipped": True}
                 return rec["result"]
         started = folder / "stage_identity.json"  # (identity.json is the entry's own, dass.runid)
-        if folder.exists() and (not started.is_file() or read_json(started) != identity):
-            log.info("stage %s: inputs changed since the last run, redoing it", name)
-            shutil.rmtree(folder)
+        if started.is_file():
+            if read_json(started) != identity or done.is_file():
+                log.info("stage %s: inputs changed since the last run (or its output is gone), redoing it", name)
+                shutil.rmtree(folder)   # proven ours (check_stage_folders), inputs already read
+        elif folder.exists() and any(folder.iterdir()):
+            raise DassError(f"{folder}: not written by a pipeline stage (no stage_identity.json); move it away")
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(started, identity)
         t0 = time.perf_counter()
@@ -136,6 +152,37 @@ class Stages:
         log.info("stage %s: done in %.1f s", name, rec["seconds"])
         self.records[name] = {**rec, "skipped": False}
         return result
+
+
+def check_stage_folders(run_dir: Path) -> None:
+    """Refuse a run folder whose stage folder holds files but no ``stage_identity.json``: it was not
+    written by a pipeline stage, and a redo would delete it."""
+    for name in STAGES:
+        folder = run_dir / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise DassError(f"{folder}: not a stage folder written by dass.pipeline; move it away")
+        if folder.is_dir() and not (folder / "stage_identity.json").is_file() and any(folder.iterdir()):
+            raise DassError(f"{folder}: holds files but no stage_identity.json (not written by a pipeline "
+                            f"stage): nothing was changed; move it away or give another run_dir")
+
+
+def _inside(path, folder: Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_inputs_outside(cfg: PipelineConfig, run_dir: Path, pred_path: Path) -> None:
+    """Refuse inputs inside the run folder: a stage redo may replace them before they are read."""
+    given = {"teacher": cfg.teacher, "predictor": str(pred_path)}
+    if cfg.dataset.startswith(("folder:", "npy:")):
+        given["dataset"] = cfg.dataset.split(":", 1)[1]
+    for key, path in given.items():
+        if path and _inside(path, run_dir):
+            hint = (" (leave teacher= empty to reuse the teacher this run folder trained)" if key == "teacher" else "")
+            raise DassError(f"{key}={path} lies inside run_dir {run_dir}, whose stage folders a rerun may "
+                            f"replace: copy it out of the run folder first{hint}")
 
 
 def _load_data(cfg: PipelineConfig, image_size: int):
@@ -165,6 +212,11 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
     arch = teacher_arch(space)
     return {"teacher": str(path), "best_acc": acc, "macs": macs(arch, space, num_classes),
             "params": params(arch, space, num_classes), "trained_here": False}
+
+
+def _teacher_there(result: dict) -> bool:
+    """A finished teacher stage still counts when its checkpoint is there (else it is redone)."""
+    return isinstance(result.get("teacher"), str) and Path(result["teacher"]).is_file()
 
 
 def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
@@ -248,32 +300,53 @@ def run(cfg: PipelineConfig) -> dict:
         given = ", ".join(f"budget.{k}={v:g}" for k, v in cfgmod.to_dict(cfg.budget).items() if v is not None)
         raise DassError(f"{given}: {e}") from None
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.dataset))
-    setup_run_dir(run_dir, cfg, "pipeline")
+    check_inputs_outside(cfg, run_dir, pred_path)
+    data_id = {"train": runid.dataset_hash(data[0]), "test": runid.dataset_hash(data[1])}
+    ident = runid.identity("pipeline", {"dataset": cfg.dataset}, data=data_id)
+    runid.claim(run_dir, ident, exclusive=True)   # before anything in it changes
+    check_stage_folders(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DassError(f"cannot create run folder {run_dir}: {e.strerror}") from None
+    with runid.locked(run_dir, "dass.pipeline run"):
+        runid.claim(run_dir, ident, exclusive=True)   # again under the lock: another run may have claimed it
+        check_stage_folders(run_dir)
+        return _run_claimed(cfg, run_dir, ident, data, data_id, pred_path, space, num_classes, budget, device)
+
+
+def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id: dict, pred_path: Path, space,
+                 num_classes: int, budget: dict, device) -> dict:
+    setup_run_dir(run_dir, cfg, "pipeline", identity=ident)
     logfile = run_dir / "pipeline.log"
     log.info("dataset %s (%d classes, %d train / %d test images), predictor %s (space '%s'), budget %s",
              cfg.dataset, num_classes, len(data[0]), len(data[1]), pred_path, space.name, budget)
     stages = Stages(run_dir, logfile)
-    data_id = [data_identity(a) for a in data]
     # --- teacher
     if cfg.teacher:
         t_ident = {"given": str(cfg.teacher), "sha256": file_sha256(cfg.teacher), "data": data_id}
         teacher = stages.run("teacher", t_ident,
-                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f))
+                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f),
+                             still_valid=_teacher_there)
     else:
         t_ident = {"dataset": cfg.dataset, "data": data_id, "space": cfgmod.to_dict(space),
                    "recipe": cfgmod.to_dict(cfg.teacher_recipe), "seed": cfg.teacher_seed}
-        teacher = stages.run("teacher", t_ident, lambda f: _teacher_trained(cfg, space, data, f))
+        teacher = stages.run("teacher", t_ident, lambda f: _teacher_trained(cfg, space, data, f),
+                             still_valid=_teacher_there)
     teacher_sha = file_sha256(teacher["teacher"])
     # --- search
     s_ident = {"teacher": teacher_sha, "predictor": file_sha256(pred_path), "budget": budget,
                "strategy": cfg.strategy, "pool_size": cfg.pool_size, "evolution": cfgmod.to_dict(cfg.evolution),
                "seed": cfg.search_seed, "top_k": cfg.top_k, "data": data_id}
-    search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f))
+    search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f),
+                        still_valid=lambda r: isinstance(r.get("top"), list) and all(
+                            isinstance(p, dict) and {"rank", "arch"} <= p.keys() for p in r["top"]))
     # --- KD of the picks
     picks = search["top"]
     k_ident = {"teacher": teacher_sha, "picks": [p["arch"] for p in picks], "seeds": cfg.seeds,
                "recipe": cfgmod.to_dict(cfg.kd_recipe), "remap": cfg.remap, "data": data_id}
-    kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f))
+    kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f),
+                    still_valid=lambda r: isinstance(r.get("picks"), list))
     result = {"run_dir": str(run_dir), "dataset": cfg.dataset, "num_classes": num_classes,
               "train_size": len(data[0]), "test_size": len(data[1]), "predictor": str(pred_path),
               "predictor_quality": predictor_quality(pred_path),
