@@ -126,3 +126,150 @@ def test_a_stage_folder_not_written_by_a_stage_is_refused(made, finished, tmp_pa
     code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={copy}", "kd_recipe.lr=0.01")
     refused(code, err, r"kd: holds files but no stage_identity.json")
     assert snapshot(copy) == before
+
+
+# ------------------------------------------------------------------------------------- the database
+
+def _tiny_task_db(tmp: Path, tasks=(("t1", "meta_test"), ("t2", "meta_test")), space=TINY) -> Path:
+    """``tmp/db`` with task files and a manifest listing them (as a build writes it)."""
+    from assets.tiny_db import write_tiny_db
+    write_tiny_db(tmp, tasks=tasks, n_students=4, space=space)
+    rows = [{"key": k, "split": s, "file": f"{k}.pt", "students": 4} for k, s in tasks]
+    (tmp / "db" / "manifest.json").write_text(json.dumps({"tasks": rows}))
+    return tmp / "db"
+
+
+def test_a_task_file_outside_the_manifest_is_not_part_of_the_database(tmp_path, caplog):
+    from dass.database.format import load_db
+    from dass.database.stage import validate_db
+    db = _tiny_task_db(tmp_path / "a")
+    stale = _tiny_task_db(tmp_path / "b", tasks=(("old", "meta_test"),))
+    (db / "old.pt").write_bytes((stale / "old.pt").read_bytes())   # left over from another task list
+    with caplog.at_level("WARNING"):
+        tasks = load_db(db)["meta_test"]
+    assert sorted(d["task"]["key"] for d in tasks) == ["t1", "t2"]
+    assert "old.pt" in caplog.text and "not in manifest.json" in caplog.text
+    assert [r["key"] for r in validate_db(db)["meta_test"]] == ["t1", "t2"]
+
+
+def _damaged(d: dict, how: str) -> dict:
+    import torch
+    if how == "nan teacher map":
+        d["teacher"]["fmap"] = d["teacher"]["fmap"].clone().fill_(float("nan"))
+    elif how == "nan one-hot":
+        d["students"]["onehot"] = d["students"]["onehot"].clone()
+        d["students"]["onehot"][0, 0] = float("nan")
+    elif how == "negative macs":
+        d["students"]["macs"] = -d["students"]["macs"]
+    elif how == "architecture outside the space":
+        d["students"]["arch"] = [dict(a) for a in d["students"]["arch"]]
+        d["students"]["arch"][0] = {"depths": [9] * len(TINY.stage_widths), "widths": [[4] * 9] * len(TINY.stage_widths)}
+    else:
+        raise AssertionError(how)
+    assert torch.is_tensor(d["teacher"]["fmap"])
+    return d
+
+
+@pytest.mark.parametrize("how, message", [
+    ("nan teacher map", "teacher.fmap has non-finite values"),
+    ("nan one-hot", "students.onehot has non-finite values"),
+    ("negative macs", "students.macs and teacher.macs must be positive"),
+    ("architecture outside the space", r"students.arch\[0\] is not of the space"),
+])
+def test_validate_refuses_damaged_task_files(tmp_path, how, message):
+    import torch
+    from dass.database.format import load_db
+    from dass.errors import DassError
+    db = _tiny_task_db(tmp_path)
+    d = torch.load(db / "t1.pt", weights_only=True)
+    torch.save(_damaged(d, how), db / "t1.pt")
+    with pytest.raises(DassError, match=message):
+        load_db(db)
+
+
+def test_validate_refuses_mixed_spaces_duplicate_keys_and_edited_splits(tmp_path):
+    import dataclasses
+
+    import torch
+    from dass.database.format import load_db
+    from dass.errors import DassError
+    db = _tiny_task_db(tmp_path / "a")
+    other = _tiny_task_db(tmp_path / "b", tasks=(("t3", "meta_test"),),
+                          space=dataclasses.replace(TINY, name="other", width_mults=[0.5, 0.75, 1.0]))
+    (db / "t2.pt").write_bytes((other / "t3.pt").read_bytes())
+    rows = [{"key": "t1", "split": "meta_test", "file": "t1.pt"}, {"key": "t3", "split": "meta_test", "file": "t2.pt"}]
+    (db / "manifest.json").write_text(json.dumps({"tasks": rows}))
+    with pytest.raises(DassError, match="one database holds one space"):
+        load_db(db)
+    # two files holding one task key
+    db = _tiny_task_db(tmp_path / "c")
+    d = torch.load(db / "t2.pt", weights_only=True)
+    d["task"]["key"] = "t1"
+    torch.save(d, db / "t2.pt")
+    (db / "manifest.json").unlink()
+    with pytest.raises(DassError, match="task key 't1' also in t1.pt"):
+        load_db(db)
+    # a split edited from meta_test to meta_train
+    db = _tiny_task_db(tmp_path / "d")
+    d = torch.load(db / "t2.pt", weights_only=True)
+    d["task"]["split"] = "meta_train"
+    torch.save(d, db / "t2.pt")
+    with pytest.raises(DassError, match="manifest.json says 't2' of split meta_test"):
+        load_db(db)
+
+
+def test_compare_refuses_databases_of_different_spaces(tmp_path):
+    import dataclasses
+
+    from dass.database.compare import compare_dbs
+    from dass.errors import DassError
+    a = _tiny_task_db(tmp_path / "a", tasks=(("t1", "meta_test"),))
+    b = _tiny_task_db(tmp_path / "b", tasks=(("t1", "meta_test"),),
+                      space=dataclasses.replace(TINY, name="other", stage_widths=[4, 8, 8, 32]))
+    with pytest.raises(DassError, match="different spaces"):
+        compare_dbs(a, b)
+
+
+def _build_cfg(tmp: Path, data: Path, **extra):
+    import yaml
+    from assets.tiny_db import TINY_BUILD_SPACE
+    from dass.config import from_dict
+    from dass.database.config import DatabaseConfig
+    (tmp / "space.yaml").write_text(yaml.safe_dump(TINY_BUILD_SPACE))
+    d = {"space": str(tmp / "space.yaml"), "out": str(tmp / "out"), "work_dir": str(tmp / "work"),
+         "teachers_dir": str(tmp / "teachers"), "students": {"meta_test": 2},
+         "tasks": [{"dataset": f"folder:{data}", "split": "meta_test", "key": "t"}],
+         "teacher_recipe": {"epochs": 1, "batch_size": 8}, "kd": {"epochs": 1, "batch_size": 8},
+         "workers": 1, "threads_per_worker": 1, "device": "cpu", "feats_per_class": 2, **extra}
+    return from_dict(DatabaseConfig, d)
+
+
+def test_the_builder_does_not_reuse_a_teacher_after_its_data_changed(tmp_path):
+    from dass.database.builder import build
+    from dass.errors import DassError
+    data = write_class_folder(tmp_path / "d")
+    build(_build_cfg(tmp_path, data), "teachers")
+    assert (tmp_path / "teachers" / "t" / "teacher.pt").is_file()
+    # the issue's reproduction 2: classes 0 and 2 swap their images
+    (data / "c0").rename(data / "x")
+    (data / "c2").rename(data / "c0")
+    (data / "x").rename(data / "c2")
+    before = snapshot(tmp_path)
+    with pytest.raises(DassError, match="trained on other data"):
+        build(_build_cfg(tmp_path, data), "all")
+    assert snapshot(tmp_path) == before
+
+
+def test_two_builds_of_different_recipes_cannot_share_one_out(tmp_path):
+    from dass.database.builder import build
+    from dass.errors import DassError
+    data = write_class_folder(tmp_path / "d")
+    build(_build_cfg(tmp_path, data), "teachers")
+    before = snapshot(tmp_path / "out")
+    with pytest.raises(DassError, match=r"holds another run \(differs in kd.lr"):
+        build(_build_cfg(tmp_path, data, kd={"epochs": 1, "batch_size": 8, "lr": 0.5},
+                         work_dir=str(tmp_path / "work2"), teachers_dir=str(tmp_path / "t2")), "teachers")
+    assert snapshot(tmp_path / "out") == before
+    with runid.locked(tmp_path / "out", "test"):
+        with pytest.raises(DassError, match="in use by another dass.database build"):
+            build(_build_cfg(tmp_path, data), "teachers")
