@@ -201,21 +201,17 @@ def test_validate_refuses_mixed_spaces_duplicate_keys_and_edited_splits(tmp_path
     (db / "manifest.json").write_text(json.dumps({"tasks": rows}))
     with pytest.raises(DassError, match="one database holds one space"):
         load_db(db)
-    # two files holding one task key
-    db = _tiny_task_db(tmp_path / "c")
-    d = torch.load(db / "t2.pt", weights_only=True)
-    d["task"]["key"] = "t1"
-    torch.save(d, db / "t2.pt")
-    (db / "manifest.json").unlink()
-    with pytest.raises(DassError, match="task key 't1' also in t1.pt"):
-        load_db(db)
-    # a split edited from meta_test to meta_train
-    db = _tiny_task_db(tmp_path / "d")
-    d = torch.load(db / "t2.pt", weights_only=True)
-    d["task"]["split"] = "meta_train"
-    torch.save(d, db / "t2.pt")
-    with pytest.raises(DassError, match="manifest.json says 't2' of split meta_test"):
-        load_db(db)
+    # two files holding one task key (no manifest); a split edited from meta_test to meta_train
+    for name, field, value, message in (("c", "key", "t1", "task key 't1' also in t1.pt"),
+                                        ("d", "split", "meta_train", "manifest.json says 't2' of split meta_test")):
+        db = _tiny_task_db(tmp_path / name)
+        d = torch.load(db / "t2.pt", weights_only=True)
+        d["task"][field] = value
+        torch.save(d, db / "t2.pt")
+        if field == "key":
+            (db / "manifest.json").unlink()
+        with pytest.raises(DassError, match=message):
+            load_db(db)
 
 
 def test_compare_refuses_databases_of_different_spaces(tmp_path):
