@@ -269,3 +269,40 @@ def test_two_builds_of_different_recipes_cannot_share_one_out(tmp_path):
     with runid.locked(tmp_path / "out", "test"):
         with pytest.raises(DassError, match="in use by another dass.database build"):
             build(_build_cfg(tmp_path, data), "teachers")
+
+
+# ------------------------------------------------------------------------------------- overrides
+
+@pytest.mark.parametrize("item, expected", [
+    ("seeds=[0123]", {"seeds": [123]}),              # YAML 1.1: 83 (octal)
+    ("search_seed=010", {"search_seed": 10}),        # YAML 1.1: 8
+    ("top_k=1:30", {"top_k": "1:30"}),               # YAML 1.1: 90 (sexagesimal); a string, refused as an int
+    ("dataset=folder:/x/base #2", {"dataset": "folder:/x/base #2"}),   # YAML: '#2' a comment
+    ("progress=no", {"progress": "no"}),             # YAML 1.1: False
+    ("kd_recipe.lr=1e-3", {"kd_recipe": {"lr": 0.001}}),
+    ("seed=0o17", {"seed": 15}),
+    ("a={b: [1, '#x']}", {"a": {"b": [1, "#x"]}}),
+])
+def test_overrides_are_yaml_1_2(item, expected):
+    from dass.config import parse_overrides
+    assert parse_overrides([item]) == expected
+
+
+@pytest.mark.parametrize("item, message", [
+    ("top_k=1:30", "key 'top_k' expects int, got '1:30'"),
+    ("seeds=[1, #2]", "' #' would start a YAML comment"),
+    ("seeds=" + "[" * 5000 + "]" * 5000, "nested more than 32 levels deep"),
+])
+def test_bad_overrides_are_one_error_line(made, capsys, item, message, tmp_path):
+    _, data, pred = made
+    code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={tmp_path / 'r'}", item)
+    refused(code, err, re.escape(message))
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_deeply_nested_config_file_is_one_error(tmp_path):
+    from dass.config import read_yaml
+    from dass.errors import DassError
+    (tmp_path / "deep.yaml").write_text("".join(" " * i + "a:\n" for i in range(5000)))
+    with pytest.raises(DassError, match="nested more than 32 levels deep"):
+        read_yaml(tmp_path / "deep.yaml")
