@@ -306,3 +306,71 @@ def test_a_deeply_nested_config_file_is_one_error(tmp_path):
     (tmp_path / "deep.yaml").write_text("".join(" " * i + "a:\n" for i in range(5000)))
     with pytest.raises(DassError, match="nested more than 32 levels deep"):
         read_yaml(tmp_path / "deep.yaml")
+
+
+# ------------------------------------------------------------------------------------- image folders
+
+def test_deep_images_are_scaled_not_clipped(tmp_path):
+    from dass.data.folder import load_image_folder
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    Image.fromarray(np.full((8, 8), 1000, np.uint16)).save(tmp_path / "a" / "1.png")    # 16-bit PNG
+    Image.fromarray(np.full((8, 8), 30000, np.uint16)).save(tmp_path / "b" / "1.png")
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "c" / "1.tif")   # float TIFF in [0, 1]
+    a = load_image_folder(tmp_path, "train", 8, test_fraction=0.01)
+    # by hand: 1000 * 255 / 65535 = 3.89 -> 4; 30000 * 255 / 65535 = 116.7 -> 117; 0.5 * 255 = 127.5 -> 128
+    assert [int(v) for v in a.images[:, 0, 0, 0]] == [4, 117, 128]
+    assert (a.images == a.images[:, :1, :1, :1]).all()    # grey: one value per image
+
+
+def test_images_of_any_size_and_mode_are_read_at_the_space_size(tmp_path):
+    from dass.data.folder import load_image_folder
+    data = write_class_folder(tmp_path / "d", size=16)
+    Image.new("RGB", (40, 30), (200, 0, 0)).save(data / "c0" / "big.png")
+    Image.new("L", (1, 4000), 90).save(data / "c1" / "thin.png")
+    Image.new("P", (16, 16)).save(data / "c2" / "pal.gif")
+    Image.new("RGBA", (5, 7), (1, 2, 3, 4)).save(data / "c2" / "alpha.png")
+    for size in (8, None):
+        a, b = (load_image_folder(data, s, size) for s in ("train", "test"))
+        assert a.images.shape[1:] == ((8, 8, 3) if size else (16, 16, 3))   # None: the common 16 x 16
+        assert len(a) + len(b) == 3 * 8 + 4
+    images = np.concatenate([load_image_folder(data, s, 8).images for s in ("train", "test")])
+    red = (images.reshape(len(images), -1, 3) == [200, 0, 0]).all(axis=(1, 2))
+    assert red.sum() == 1          # the 40 x 30 red image, cut to its centred square and resized
+
+
+def test_identity_hashes_exactly_the_files_the_reader_reads(tmp_path):
+    from dass.data.folder import load_image_folder
+    data = write_class_folder(tmp_path / "d", classes=2, per_class=3)
+    ext = write_class_folder(tmp_path / "ext", classes=1, per_class=3, seed=3)
+    (data / "linked").symlink_to(ext / "c0", target_is_directory=True)   # a symlinked class folder
+
+    def ident():
+        splits = [load_image_folder(data, s, 8, test_fraction=0.34) for s in ("train", "test")]
+        return tuple(runid.dataset_hash(a) for a in splits), splits[0].num_classes
+
+    h0, k = ident()
+    assert k == 3
+    (data / "README.md").write_text("about")               # not read: same identity (resumable)
+    (data / "c0" / ".hidden.png").write_text("not read")    # dot-files: skipped by reader and hash
+    run_like = data / "runs" / "r"                          # a run folder inside the dataset: no class
+    (run_like / "plots").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(run_like / "plots" / "p.png")
+    (run_like / "report.md").write_text("x")
+    assert ident() == (h0, 3)
+    # a changed image behind the symlink changes the identity
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(next(p for p in sorted((ext / "c0").iterdir())))
+    assert ident()[0] != h0
+
+
+@pytest.mark.slow
+def test_the_pipeline_runs_on_a_folder_of_mixed_sizes(made, tmp_path, capsys):
+    _, _, pred = made
+    data = write_class_folder(tmp_path / "d", size=16)
+    Image.new("RGB", (40, 30)).save(data / "c0" / "big.png")     # the reproduction 4
+    Image.new("RGB", (1, 400)).save(data / "c1" / "thin.png")
+    Image.new("P", (16, 16)).save(data / "c2" / "x.gif")
+    code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={tmp_path / 'r4'}")
+    assert code == 0, err
+    assert (tmp_path / "r4" / "report.md").is_file()
