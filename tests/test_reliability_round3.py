@@ -374,3 +374,121 @@ def test_the_pipeline_runs_on_a_folder_of_mixed_sizes(made, tmp_path, capsys):
     code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={tmp_path / 'r4'}")
     assert code == 0, err
     assert (tmp_path / "r4" / "report.md").is_file()
+
+
+# ------------------------------------------------------------------------------------- loaded values
+
+def _edited(src: Path, dst: Path, edit) -> Path:
+    import torch
+    d = torch.load(src, weights_only=True)
+    edit(d)
+    torch.save(d, dst)
+    return dst
+
+
+def _nan_first_weight(d):
+    k = next(k for k, v in d["model"].items() if v.is_floating_point() and v.numel())
+    d["model"][k] = d["model"][k].clone().fill_(float("nan"))
+
+
+def _inf_inner_lr(d):
+    k = next(iter(d["inner_lrs"]))
+    d["inner_lrs"][k] = d["inner_lrs"][k].clone().fill_(float("inf"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_nan_first_weight, r"model\..* has non-finite values"),
+    (_inf_inner_lr, r"inner_lrs\..* has non-finite values"),
+    (lambda d: d["adapt"].update(steps=-1), r"adapt.steps must be an integer in \[0, 1000\], got -1"),
+    (lambda d: d["adapt"].update(steps="x"), r"adapt.steps must be an integer .* got 'x'"),
+    (lambda d: d["adapt"].update(steps=10 ** 9), r"adapt.steps .* got 1000000000"),   # the hang of the issue
+    (lambda d: d["target"].update(kind="bogus"), r"target.kind must be one of"),
+    (lambda d: d["inputs"].update(noise_seed="abc"), r"inputs.noise_seed must be an integer"),
+])
+def test_predictor_values_are_checked_on_load(made, tmp_path, edit, message):
+    from dass.errors import DassError
+    from dass.predictor.model import load_predictor
+    _, _, pred = made
+    bad = _edited(pred, tmp_path / "bad.pt", edit)
+    with pytest.raises(DassError, match=message):
+        load_predictor(bad)
+
+
+def _teacher_file(made, tmp_path, edit) -> Path:
+    from assets.tiny_db import tiny_teacher_state
+    from dass.teacher import save_teacher
+    data = made[1]
+    sd = tiny_teacher_state(TINY, 3, seed=0)
+    path = save_teacher(tmp_path / "t.pt", sd, TINY, 3, f"folder:{data}", {"best_acc": 50.0})
+    return _edited(path, path, edit)
+
+
+def _nan_teacher(d):
+    d["state_dict"]["fc.weight"] = d["state_dict"]["fc.weight"].clone().fill_(float("nan"))
+
+
+def _int_teacher(d):
+    d["state_dict"]["fc.weight"] = d["state_dict"]["fc.weight"].round().to(__import__("torch").int64)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_nan_teacher, r"'fc.weight' has non-finite values"),
+    (_int_teacher, r"'fc.weight' is of type torch.int64, not floating point"),
+    (lambda d: d["metrics"].update(best_acc=True), r"metrics.best_acc must be a number, got True"),
+    (lambda d: d["metrics"].update(best_acc=[50]), r"metrics.best_acc must be a number"),
+    (lambda d: d["metrics"].update(best_acc="x"), r"metrics.best_acc must be a number"),
+    (lambda d: d["metrics"].update(best_acc=float("nan")), r"metrics.best_acc is nan"),
+])
+def test_a_damaged_given_teacher_is_refused_before_training(made, tmp_path, capsys, edit, message):
+    _, data, pred = made
+    teacher = _teacher_file(made, tmp_path, edit)
+    code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"teacher={teacher}",
+                         f"run_dir={tmp_path / 'r'}")
+    refused(code, err, message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_given_teachers_accuracy_on_other_data_is_measured_here(made, tmp_path):
+    from dass import config as cfgmod
+    from dass.pipeline import PipelineConfig
+    from dass.pipeline.stage import recorded_teacher_accuracy
+    from dass.teacher.checkpoint import load_teacher
+    _, data, _ = made
+    teacher = _teacher_file(made, tmp_path, lambda d: d.update(dataset="glyphs/other"))
+    cfg = cfgmod.load(PipelineConfig, None, [f"dataset=folder:{data}", f"teacher={teacher}"])
+    assert recorded_teacher_accuracy(cfg, load_teacher(teacher, TINY)[2]) is None
+    same = _teacher_file(made, tmp_path / "same", lambda d: None)
+    assert recorded_teacher_accuracy(cfg, load_teacher(same, TINY)[2]) == 50.0
+
+
+@pytest.mark.parametrize("item, message", [
+    ("top_k=1000000", "top_k=1000000: every pick is KD-trained"),
+    ("pool_size=100000000", r"pool_size must lie in \[1, 10000000\]"),
+    ("kd_recipe.batch_size=999", "kd_recipe.batch_size=999 is more than the"),
+])
+def test_search_and_kd_bounds_are_checked_before_training(made, tmp_path, capsys, item, message):
+    _, data, pred = made
+    code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={tmp_path / 'r'}", item)
+    refused(code, err, message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_candidates_with_nan_maps_or_a_bad_teacher_accuracy_are_refused(tmp_path):
+    import torch
+    from dass.errors import DassError
+    from dass.search.stage import read_candidates
+    from dass.space import sample_unique
+    archs = sample_unique(TINY, 3, np.random.default_rng(0))
+    r = TINY.stage_resolutions()[-1]
+    shape = (TINY.stage_widths[-1], r, r)
+    good = {"archs": [a.to_dict() for a in archs], "fmap": torch.zeros(3, *shape),
+            "teacher": {"fmap": torch.zeros(shape), "best_acc": 50.0}}
+    torch.save(good, tmp_path / "ok.pt")
+    assert read_candidates(tmp_path / "ok.pt", TINY).teacher_acc == 50.0
+    for name, edit, message in (("nan", lambda d: d["fmap"].fill_(float("nan")), "'fmap' has non-finite values"),
+                                ("acc", lambda d: d["teacher"].update(best_acc="x"), "teacher.best_acc must be a number")):
+        d = torch.load(tmp_path / "ok.pt", weights_only=True)
+        edit(d)
+        torch.save(d, tmp_path / f"{name}.pt")
+        with pytest.raises(DassError, match=message):
+            read_candidates(tmp_path / f"{name}.pt", TINY)

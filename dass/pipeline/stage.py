@@ -54,6 +54,7 @@ from ..kd.stage import write_results
 from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
 from ..search.stage import Budget
+from ..search.stage import _accuracy as checked_accuracy
 from ..search.stage import run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..teacher.checkpoint import load_teacher
@@ -198,7 +199,7 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
     """The given checkpoint, with its accuracy measured here when it records none (then a copy
     holding that accuracy is written to ``folder/teacher.pt`` for the search to read)."""
     net, sd, meta = load_teacher(cfg.teacher, space=space, num_classes=num_classes)
-    recorded = (meta.get("metrics") or {}).get("best_acc")
+    recorded = recorded_teacher_accuracy(cfg, meta)
     path = Path(cfg.teacher)
     if recorded is None:
         acc = teacher_accuracy(net, test, space.image_size, device)
@@ -208,10 +209,25 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
                            "num_classes": num_classes, "dataset": cfg.dataset,
                            "metrics": {**(meta.get("metrics") or {}), "best_acc": acc}}, path)
     else:
-        acc = float(recorded)
+        acc = recorded
     arch = teacher_arch(space)
     return {"teacher": str(path), "best_acc": acc, "macs": macs(arch, space, num_classes),
             "params": params(arch, space, num_classes), "trained_here": False}
+
+
+def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict) -> float | None:
+    """The accuracy a given teacher records, checked (a number in [0, 100]), when it is one of this
+    dataset (the checkpoint names ``cfg.dataset``); None, so that it is measured here, when it records
+    none or names another dataset (its accuracy came from other data)."""
+    metrics = meta.get("metrics")
+    if not isinstance(metrics, dict) or metrics.get("best_acc") is None:
+        return None
+    acc = checked_accuracy(metrics["best_acc"], f"{cfg.teacher}: metrics.best_acc")
+    if meta.get("dataset") != cfg.dataset:
+        log.info("teacher %s records its accuracy on %r, not on %s: measured here", cfg.teacher,
+                 meta.get("dataset"), cfg.dataset)
+        return None
+    return acc
 
 
 def _teacher_there(result: dict) -> bool:
@@ -290,7 +306,7 @@ def run(cfg: PipelineConfig) -> dict:
     data = _load_data(cfg, space.image_size)
     num_classes = data[0].num_classes
     if cfg.teacher:
-        load_teacher(cfg.teacher, space=space, num_classes=num_classes)
+        recorded_teacher_accuracy(cfg, load_teacher(cfg.teacher, space=space, num_classes=num_classes)[2])
     t_arch = teacher_arch(space)
     t_macs, t_params = macs(t_arch, space, num_classes), params(t_arch, space, num_classes)
     budget = resolve_budget(cfg.budget, t_macs, t_params)
@@ -299,6 +315,11 @@ def run(cfg: PipelineConfig) -> dict:
     except DassError as e:
         given = ", ".join(f"budget.{k}={v:g}" for k, v in cfgmod.to_dict(cfg.budget).items() if v is not None)
         raise DassError(f"{given}: {e}") from None
+    recipes = [("kd_recipe", cfg.kd_recipe)] + ([] if cfg.teacher else [("teacher_recipe", cfg.teacher_recipe)])
+    for name, recipe in recipes:
+        if recipe.batch_size > len(data[0]):
+            raise DassError(f"{name}.batch_size={recipe.batch_size} is more than the {len(data[0])} train images "
+                            f"of {cfg.dataset}: give at most {len(data[0])}")
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.dataset))
     check_inputs_outside(cfg, run_dir, pred_path)
     data_id = {"train": runid.dataset_hash(data[0]), "test": runid.dataset_hash(data[1])}
