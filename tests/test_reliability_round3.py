@@ -492,3 +492,32 @@ def test_candidates_with_nan_maps_or_a_bad_teacher_accuracy_are_refused(tmp_path
         torch.save(d, tmp_path / f"{name}.pt")
         with pytest.raises(DassError, match=message):
             read_candidates(tmp_path / f"{name}.pt", TINY)
+
+
+def test_a_custom_build_never_trains_a_teacher_into_the_shipped_assets(tmp_path):
+    from dass.database.builder import ASSETS, build
+    from dass.errors import DassError
+    data = write_class_folder(tmp_path / "d")
+    cfg = _build_cfg(tmp_path, data, teachers_dir=str(ASSETS / "cpu" / "teachers"))   # as configs/database/cpu.yaml
+    before = snapshot(ASSETS / "cpu" / "teachers")
+    with pytest.raises(DassError, match="lies in the shipped assets/ but out=.* does not"):
+        build(cfg, "teachers")
+    assert snapshot(ASSETS / "cpu" / "teachers") == before
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_build_with_two_workers_shuts_down_cleanly(tmp_path, env):
+    import subprocess
+    import sys
+
+    import yaml
+    data = write_class_folder(tmp_path / "d")
+    cfg = _build_cfg(tmp_path, data, workers=2)
+    from dass.config import to_dict
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    r = subprocess.run([sys.executable, "-m", "dass.database", "--config", str(tmp_path / "c.yaml")], env=env,
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "leaked semaphore" not in r.stderr and "resource_tracker" not in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "out" / "t.pt").is_file()

@@ -370,6 +370,10 @@ def _run_local(cfg: DatabaseConfig, kind: str, items: list, desc: str) -> None:
     with spawn.Pool(cfg.workers, initializer=_worker_init, initargs=(to_dict(cfg),)) as pool:
         for _ in tqdm(pool.imap_unordered(fn, items), total=len(items), desc=desc, unit="job"):
             pass
+        # a clean shutdown: workers exit on their own (the context's terminate() alone leaves a
+        # "leaked semaphore" warning behind)
+        pool.close()
+        pool.join()
 
 
 def _run_slurm(cfg: DatabaseConfig, kind: str, items: list, desc: str) -> None:
@@ -572,6 +576,27 @@ BUILD_IDENTITY_FREE = ("out", "work_dir", "teachers_dir", "tasks", "subset_tasks
                        "max_label_seeds")
 
 
+ASSETS = Path(__file__).resolve().parents[2] / "assets"   # the shipped databases, teachers and predictors
+
+
+def _under(path, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder)
+
+
+def check_no_stray_asset_writes(cfg: DatabaseConfig) -> None:
+    """A build whose ``out`` is not in the repository's ``assets/`` never trains a teacher into it
+    (the shipped config's ``teachers_dir`` is there: its shipped teachers are reused read-only, a
+    teacher it would have to train is refused before anything is written)."""
+    if _under(cfg.out, ASSETS):
+        return
+    new = [teacher_path(cfg, t) for t in cfg.all_tasks if not t.teacher and not teacher_path(cfg, t).is_file()]
+    inside = [p for p in new if _under(p, ASSETS)]
+    if inside:
+        raise DassError(f"teachers_dir={cfg.teachers_dir} lies in the shipped assets/ but out={cfg.out} does not: "
+                        f"this build would train {inside[0]} there; give teachers_dir=<your folder> (or "
+                        f"teachers_dir='' for <work_dir>/teachers)")
+
+
 def build_identity(cfg: DatabaseConfig, space: SpaceConfig) -> dict:
     """The identity (:mod:`dass.runid`) that claims ``out``: the recipe of every task file (space
     content, KD and teacher recipes, sampling and teacher seeds, remap, map and feature settings),
@@ -594,6 +619,7 @@ def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
         if task.teacher:
             task_cache.teacher(task)
     check_trained_teachers(cfg, task_cache)
+    check_no_stray_asset_writes(cfg)
     with contextlib.ExitStack() as stack:
         if rank == 0:
             ident = build_identity(cfg, task_cache.space)
