@@ -521,3 +521,19 @@ def test_a_build_with_two_workers_shuts_down_cleanly(tmp_path, env):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "leaked semaphore" not in r.stderr and "resource_tracker" not in r.stderr, r.stderr[-2000:]
     assert (tmp_path / "out" / "t.pt").is_file()
+
+
+@pytest.mark.slow
+def test_a_finished_stage_whose_output_is_gone_or_damaged_is_redone(made, finished, tmp_path, capsys):
+    import shutil
+    _, data, pred = made
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    (copy / "teacher" / "teacher.pt").unlink()                     # deleted after a finished run
+    stage = json.loads((copy / "search" / "stage.json").read_text())
+    del stage["result"]["top"]                                     # a stage.json without result.top
+    (copy / "search" / "stage.json").write_text(json.dumps(stage))
+    code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={copy}")
+    assert code == 0, err
+    assert (copy / "teacher" / "teacher.pt").is_file()
+    assert json.loads((copy / "search" / "stage.json").read_text())["result"]["top"]

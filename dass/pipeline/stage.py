@@ -122,16 +122,16 @@ class Stages:
         self.records: dict[str, dict] = {}
 
     def run(self, name: str, identity: dict, fn: Callable[[Path], dict],
-            still_valid: Callable[[dict], bool] = lambda result: True) -> dict:
+            still_valid: Callable[[dict, Path], bool] = lambda result, folder: True) -> dict:
         """``fn(folder)``'s result, or the recorded one when the stage finished with ``identity``
-        and ``still_valid(result)`` holds (e.g. its output files still exist)."""
+        and ``still_valid(result, folder)`` holds (e.g. its output files are still there)."""
         folder = self.run_dir / name
         identity = _normal(identity)
         done = folder / "stage.json"
         if done.is_file():
             rec = read_json(done)
             if (isinstance(rec, dict) and rec.get("identity") == identity and isinstance(rec.get("result"), dict)
-                    and still_valid(rec["result"])):
+                    and still_valid(rec["result"], folder)):
                 log.info("stage %s: finished before with the same inputs, skipped", name)
                 self.records[name] = {**rec, "skipped": True}
                 return rec["result"]
@@ -230,9 +230,14 @@ def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict) -> float | None:
     return acc
 
 
-def _teacher_there(result: dict) -> bool:
-    """A finished teacher stage still counts when its checkpoint is there (else it is redone)."""
-    return isinstance(result.get("teacher"), str) and Path(result["teacher"]).is_file()
+def _teacher_there(result: dict, folder: Path, given: str) -> bool:
+    """A finished teacher stage still counts when its checkpoint is there: this stage folder's
+    ``teacher.pt`` or the given ``teacher=`` file (a copied run folder does not read the
+    original's); else it is redone."""
+    path = result.get("teacher")
+    if not isinstance(path, str) or not Path(path).is_file():
+        return False
+    return any(Path(path).resolve() == Path(p).resolve() for p in (folder / "teacher.pt", given) if p)
 
 
 def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
@@ -348,26 +353,26 @@ def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id:
         t_ident = {"given": str(cfg.teacher), "sha256": file_sha256(cfg.teacher), "data": data_id}
         teacher = stages.run("teacher", t_ident,
                              lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f),
-                             still_valid=_teacher_there)
+                             still_valid=lambda r, f: _teacher_there(r, f, cfg.teacher))
     else:
         t_ident = {"dataset": cfg.dataset, "data": data_id, "space": cfgmod.to_dict(space),
                    "recipe": cfgmod.to_dict(cfg.teacher_recipe), "seed": cfg.teacher_seed}
         teacher = stages.run("teacher", t_ident, lambda f: _teacher_trained(cfg, space, data, f),
-                             still_valid=_teacher_there)
+                             still_valid=lambda r, f: _teacher_there(r, f, cfg.teacher))
     teacher_sha = file_sha256(teacher["teacher"])
     # --- search
     s_ident = {"teacher": teacher_sha, "predictor": file_sha256(pred_path), "budget": budget,
                "strategy": cfg.strategy, "pool_size": cfg.pool_size, "evolution": cfgmod.to_dict(cfg.evolution),
                "seed": cfg.search_seed, "top_k": cfg.top_k, "data": data_id}
     search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f),
-                        still_valid=lambda r: isinstance(r.get("top"), list) and all(
+                        still_valid=lambda r, _: isinstance(r.get("top"), list) and all(
                             isinstance(p, dict) and {"rank", "arch"} <= p.keys() for p in r["top"]))
     # --- KD of the picks
     picks = search["top"]
     k_ident = {"teacher": teacher_sha, "picks": [p["arch"] for p in picks], "seeds": cfg.seeds,
                "recipe": cfgmod.to_dict(cfg.kd_recipe), "remap": cfg.remap, "data": data_id}
     kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f),
-                    still_valid=lambda r: isinstance(r.get("picks"), list))
+                    still_valid=lambda r, _: isinstance(r.get("picks"), list))
     result = {"run_dir": str(run_dir), "dataset": cfg.dataset, "num_classes": num_classes,
               "train_size": len(data[0]), "test_size": len(data[1]), "predictor": str(pred_path),
               "predictor_quality": predictor_quality(pred_path),
