@@ -537,3 +537,109 @@ def test_a_finished_stage_whose_output_is_gone_or_damaged_is_redone(made, finish
     assert code == 0, err
     assert (copy / "teacher" / "teacher.pt").is_file()
     assert json.loads((copy / "search" / "stage.json").read_text())["result"]["top"]
+
+
+# ------------------------------------------------------------------------------------- seeded fuzzing
+
+FUZZ_KEYS = ["top_k", "pool_size", "seeds", "search_seed", "teacher_seed", "budget.macs", "budget.params", "strategy",
+             "evolution.population", "evolution.parents", "evolution.p_mutate", "progress", "threads", "remap",
+             "kd_recipe.batch_size", "teacher_recipe.lr", "kd_recipe.temperature", "dataset", "run_dir"]
+FUZZ_TOKENS = ["0123", "010", "1:30", "#x", "a #b", "1e9", "-1", "0", "1", "2", "7", "0.5", "[", "[[1]]", "[1, 2]",
+               "[1, 1]", "[0123]", "{a: 1}", "null", "~", "yes", "no", "", "1e400", ".nan", "nan", ".inf", "abc",
+               "0o17", "0x1F", "'#'", "true", "10**23", str(10 ** 23), "[" * 40 + "]" * 40, "pool", "evolution",
+               "copy_paste_first", "é", "1e-3", "3.0e-5"]
+
+
+def _fuzz_items(rng, n: int) -> list[str]:
+    return [f"{FUZZ_KEYS[rng.integers(len(FUZZ_KEYS))]}={FUZZ_TOKENS[rng.integers(len(FUZZ_TOKENS))]}"
+            for _ in range(n)]
+
+
+def test_fuzzed_overrides_load_or_give_one_user_error():
+    """600 seeded draws of 1-3 hostile overrides on the pipeline's config: loaded and checked, or a
+    DassError (what the CLI prints as one ``error:`` line, exit 2); never another exception."""
+    from dass import config as cfgmod
+    from dass.errors import DassError
+    from dass.pipeline import PipelineConfig
+    rng = np.random.default_rng(27)
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(600):
+        items = ["dataset=folder:/nowhere", *_fuzz_items(rng, int(rng.integers(1, 4)))]
+        try:
+            cfg = cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", items)
+            cfg.check()
+        except DassError as e:
+            assert "\n" not in str(e), items
+            outcomes["refused"] += 1
+            continue
+        outcomes["ok"] += 1
+        assert 1 <= cfg.top_k <= min(100, cfg.pool_size) and cfg.pool_size <= 10 ** 7, items
+        assert all(isinstance(s, int) and s >= 0 for s in cfg.seeds), items
+    assert outcomes["ok"] > 50 and outcomes["refused"] > 50, outcomes
+
+
+def _mutate_folder(rng, data: Path) -> str:
+    """One real-world change to an image folder; returns what was done."""
+    import os
+    kind = ["junk.png", "readme", "dot", "deep16", "float", "big", "thin", "grey", "empty class", "nested", "gif",
+            "text class"][int(rng.integers(12))]
+    c = data / f"c{int(rng.integers(3))}"
+    if kind == "junk.png":
+        (c / "junk.png").write_bytes(os.urandom(64))
+    elif kind == "readme":
+        (data / "README.md").write_text("my data")
+    elif kind == "dot":
+        (c / ".DS_Store").write_bytes(os.urandom(16))
+        (c / "._0.png").write_bytes(os.urandom(16))   # macOS resource forks: hidden, not images
+    elif kind == "deep16":
+        Image.fromarray(rng.integers(0, 65535, (10, 10)).astype(np.uint16)).save(c / "deep.png")
+    elif kind == "float":
+        Image.fromarray(rng.random((10, 10)).astype(np.float32)).save(c / "f.tif")
+    elif kind == "big":
+        Image.new("RGB", (40, 30), (9, 9, 9)).save(c / "big.png")
+    elif kind == "thin":
+        Image.new("RGB", (1, 300)).save(c / "thin.png")
+    elif kind == "grey":
+        Image.new("LA", (10, 10)).save(c / "grey.png")
+    elif kind == "empty class":
+        (data / "zz_empty").mkdir()
+    elif kind == "nested":
+        (c / "sub").mkdir()
+        Image.new("RGB", (10, 10)).save(c / "sub" / "n.png")
+    elif kind == "gif":
+        Image.new("P", (12, 12)).save(c / "g.gif")
+    else:
+        (data / "notes").mkdir()
+        (data / "notes" / "a.txt").write_text("x")
+    return kind
+
+
+@pytest.mark.slow
+def test_fuzzed_pipeline_runs_end_in_a_result_or_one_error_and_touch_nothing_else(made, tmp_path, capsys):
+    """Seeded: 10 image folders, each changed in one real-world way, run with 0-2 hostile overrides:
+    exit 0 with a report whose picks keep the budget, or exit 2 with one ``error:`` line; the dataset,
+    the predictor and everything else outside the run folder unchanged."""
+    import csv
+    import shutil
+    _, _, pred = made
+    rng = np.random.default_rng(2027)
+    outcomes = []
+    for case in range(10):
+        work = tmp_path / f"case{case}"
+        data = write_class_folder(work / "d", seed=case)
+        kind = _mutate_folder(rng, data)
+        items = [i for i in _fuzz_items(rng, int(rng.integers(0, 3))) if not i.startswith(("dataset=", "run_dir="))]
+        before = {**snapshot(work), **{f"pred/{k}": v for k, v in snapshot(pred.parent).items()}}
+        code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"run_dir={work / 'run'}", *items)
+        after = {k: v for k, v in snapshot(work).items() if not k.startswith("run/")}
+        after.update({f"pred/{k}": v for k, v in snapshot(pred.parent).items()})
+        assert after == before, (kind, items)
+        if code == 0:
+            with open(work / "run" / "picks.csv", newline="") as f:
+                picks = list(csv.DictReader(f))
+            assert picks and all(r["within_budget"] == "True" for r in picks), (kind, items)
+        else:
+            refused(code, err, ".")
+        outcomes.append(code)
+        shutil.rmtree(work)
+    assert 0 in outcomes and 2 in outcomes, outcomes
