@@ -643,3 +643,33 @@ def test_fuzzed_pipeline_runs_end_in_a_result_or_one_error_and_touch_nothing_els
         outcomes.append(code)
         shutil.rmtree(work)
     assert 0 in outcomes and 2 in outcomes, outcomes
+
+
+# ------------------------------------------------------------------------------------- clear errors
+
+def test_an_extra_labels_file_is_named_when_it_sets_the_class_count(tmp_path):
+    from dass.data.arrays import ImageArrays, write_split
+    from dass.data.registry import load_dataset
+    from dass.errors import DassError
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        write_split(tmp_path, "a", split, ImageArrays(rng.integers(0, 255, (6, 8, 8, 3)).astype(np.uint8),
+                                                      np.arange(6) % 3, 3, "a"))
+    np.save(tmp_path / "a" / "extra_labels.npy", np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]))   # labels up to 9
+    with pytest.raises(DassError, match=r"the class count 10 comes from .*extra_labels.npy"):
+        load_dataset(f"npy:{tmp_path / 'a'}", "", "train")
+
+
+def test_a_teacher_of_another_space_of_the_same_name_names_both_files(made, tmp_path, capsys):
+    import dataclasses
+
+    from assets.tiny_db import tiny_teacher_state
+    from dass.teacher import save_teacher
+    _, data, pred = made
+    other = dataclasses.replace(TINY, stage_widths=[4, 8, 8, 32])   # also named 'tiny'
+    teacher = save_teacher(tmp_path / "t.pt", tiny_teacher_state(other, 3, 0), other, 3, f"folder:{data}",
+                           {"best_acc": 50.0})
+    code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"teacher={teacher}",
+                         f"run_dir={tmp_path / 'r'}")
+    refused(code, err, r"teacher=.*t.pt \(space 'tiny', stage_widths=\[4, 8, 8, 32\]\) and predictor=.*best.pt "
+                       r"\(space 'tiny', stage_widths=\[4, 8, 8, 16\]\) are of different spaces")

@@ -49,14 +49,14 @@ from ..cli import setup_logging, setup_run_dir
 from ..data.registry import dataset_key, load_dataset
 from ..device import resolve_device
 from ..errors import DassError
-from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json
+from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json, safe_torch_load
 from ..kd.stage import write_results
 from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
 from ..search.stage import Budget
 from ..search.stage import _accuracy as checked_accuracy
 from ..search.stage import run as search_run
-from ..space import REMAPS, Arch, macs, params, teacher_arch
+from ..space import REMAPS, Arch, SpaceConfig, macs, params, space_difference, teacher_arch
 from ..teacher.checkpoint import load_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
@@ -215,6 +215,20 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
             "params": params(arch, space, num_classes), "trained_here": False}
 
 
+def check_teacher_space(teacher, space, pred_path: Path) -> None:
+    """A given teacher that records a space must record the predictor's: else one error naming both
+    files and the field that differs (two spaces may share a name)."""
+    ck = safe_torch_load(teacher)
+    if not (isinstance(ck, dict) and isinstance(ck.get("space"), dict)):
+        return      # no space recorded: load_teacher checks the weights' shapes against the predictor's
+    stored = cfgmod.from_dict(SpaceConfig, ck["space"], where=f"{teacher} (space)")
+    k = space_difference(stored, space)
+    if k is not None:
+        raise DassError(f"teacher={teacher} (space '{stored.name}', {k}={getattr(stored, k)}) and predictor={pred_path} "
+                        f"(space '{space.name}', {k}={getattr(space, k)}) are of different spaces: give a teacher of "
+                        f"the predictor's space, or a predictor meta-trained on the teacher's")
+
+
 def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict) -> float | None:
     """The accuracy a given teacher records, checked (a number in [0, 100]), when it is one of this
     dataset (the checkpoint names ``cfg.dataset``); None, so that it is measured here, when it records
@@ -311,6 +325,7 @@ def run(cfg: PipelineConfig) -> dict:
     data = _load_data(cfg, space.image_size)
     num_classes = data[0].num_classes
     if cfg.teacher:
+        check_teacher_space(cfg.teacher, space, pred_path)
         recorded_teacher_accuracy(cfg, load_teacher(cfg.teacher, space=space, num_classes=num_classes)[2])
     t_arch = teacher_arch(space)
     t_macs, t_params = macs(t_arch, space, num_classes), params(t_arch, space, num_classes)
