@@ -673,3 +673,20 @@ def test_a_teacher_of_another_space_of_the_same_name_names_both_files(made, tmp_
                          f"run_dir={tmp_path / 'r'}")
     refused(code, err, r"teacher=.*t.pt \(space 'tiny', stage_widths=\[4, 8, 8, 32\]\) and predictor=.*best.pt "
                        r"\(space 'tiny', stage_widths=\[4, 8, 8, 16\]\) are of different spaces")
+
+
+@pytest.mark.slow
+def test_a_hand_edited_task_file_does_not_survive_a_rebuild(tmp_path):
+    import torch
+    from dass.database.builder import build
+    data = write_class_folder(tmp_path / "d")
+    build(_build_cfg(tmp_path, data), "all")
+    path = tmp_path / "out" / "t.pt"
+    built = torch.load(path, weights_only=True)
+    edited = torch.load(path, weights_only=True)
+    edited["students"]["best_acc"] = torch.full_like(built["students"]["best_acc"], 99.0)
+    edited["students"]["best_acc_seeds"] = torch.full_like(built["students"]["best_acc_seeds"], 99.0)
+    torch.save(edited, path)
+    build(_build_cfg(tmp_path, data), "all")   # nothing to train: the merge sees the edit and redoes the file
+    again = torch.load(path, weights_only=True)
+    assert torch.equal(again["students"]["best_acc"], built["students"]["best_acc"])
