@@ -261,11 +261,11 @@ def test_two_builds_of_different_recipes_cannot_share_one_out(tmp_path):
     from dass.errors import DassError
     data = write_class_folder(tmp_path / "d")
     build(_build_cfg(tmp_path, data), "teachers")
-    before = snapshot(tmp_path / "out")
+    assert "lr: 0.05" in (tmp_path / "work" / "config.yaml").read_text()
+    before = snapshot(tmp_path)
     with pytest.raises(DassError, match=r"holds another run \(differs in kd.lr"):
-        build(_build_cfg(tmp_path, data, kd={"epochs": 1, "batch_size": 8, "lr": 0.5},
-                         work_dir=str(tmp_path / "work2"), teachers_dir=str(tmp_path / "t2")), "teachers")
-    assert snapshot(tmp_path / "out") == before
+        build(_build_cfg(tmp_path, data, kd={"epochs": 1, "batch_size": 8, "lr": 0.5}), "teachers")
+    assert snapshot(tmp_path) == before    # out, and work_dir/config.yaml still the first recipe's
     with runid.locked(tmp_path / "out", "test"):
         with pytest.raises(DassError, match="in use by another dass.database build"):
             build(_build_cfg(tmp_path, data), "teachers")

@@ -43,6 +43,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .. import runid
+from ..cli import setup_run_dir_of_rank
 from ..config import from_dict, to_dict
 from ..data.registry import load_dataset
 from ..errors import DassError
@@ -606,7 +607,7 @@ def build_identity(cfg: DatabaseConfig, space: SpaceConfig) -> dict:
 
 def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
     """Check every input, claim and lock ``out`` (rank 0: a database holds one build identity, and
-    one builder at a time writes it), then run ``stage``."""
+    one builder at a time writes it), write the resolved config into ``work_dir``, then run ``stage``."""
     if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = _dist()
@@ -629,6 +630,8 @@ def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
             stack.enter_context(runid.locked(out, "dass.database build"))
             runid.claim(out, ident)   # again under the lock
             runid.record(out, ident)
+        # the work folder's config and log only now: a refused build leaves them as they were
+        setup_run_dir_of_rank(rank == 0, cfg.work_dir, cfg, "database")
         return _build_claimed(cfg, stage, task_cache, rank, world)
 
 
