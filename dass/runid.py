@@ -103,7 +103,7 @@ def dataset_hash(arrays) -> str:
     h.update(arrays.labels.tobytes())
     files = getattr(arrays, "files", None)
     if files:
-        base = src if src is not None and src.is_dir() else None
+        base = None if src is None else src if src.is_dir() else src.parent   # names relative to the data
         for f in files:
             f = Path(f)
             name = f.relative_to(base).as_posix() if base is not None and f.is_relative_to(base) else str(f)

@@ -690,3 +690,22 @@ def test_a_hand_edited_task_file_does_not_survive_a_rebuild(tmp_path):
     build(_build_cfg(tmp_path, data), "all")   # nothing to train: the merge sees the edit and redoes the file
     again = torch.load(path, weights_only=True)
     assert torch.equal(again["students"]["best_acc"], built["students"]["best_acc"])
+
+
+def test_npy_identity_hashes_the_files_read_not_the_rest_of_the_folder(tmp_path):
+    from dass.data.arrays import ImageArrays, write_split
+    from dass.data.registry import load_dataset
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        write_split(tmp_path, "a", split, ImageArrays(rng.integers(0, 255, (6, 8, 8, 3)).astype(np.uint8),
+                                                      np.arange(6) % 3, 3, "a"))
+
+    def ident():
+        return runid.dataset_hash(load_dataset(f"npy:{tmp_path / 'a'}", "", "train"))
+
+    h0 = ident()
+    (tmp_path / "a" / "README.md").write_text("notes")      # not read: same identity
+    assert ident() == h0
+    labels = np.load(tmp_path / "a" / "test_labels.npy")
+    np.save(tmp_path / "a" / "test_labels.npy", labels[::-1].copy())   # read (class count): a new identity
+    assert ident() != h0

@@ -176,7 +176,10 @@ def read_split(root, name: str, split: str) -> ImageArrays:
     labels = load_npy(lab_path)
     if len(images) != len(labels):
         raise DassError(f"{lab_path}: {len(labels)} labels but {img_path.name} holds {len(images)} images")
-    return ImageArrays(images, labels, infer_num_classes(folder), name, source=str(img_path))
+    # what was read: this split's two files and every *_labels.npy (they set the class count)
+    read = sorted({img_path, lab_path, *folder.glob("*_labels.npy")})
+    return ImageArrays(images, labels, infer_num_classes(folder), name, source=str(img_path),
+                       files=tuple(str(p) for p in read))
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
