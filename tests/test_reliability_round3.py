@@ -709,3 +709,17 @@ def test_npy_identity_hashes_the_files_read_not_the_rest_of_the_folder(tmp_path)
     labels = np.load(tmp_path / "a" / "test_labels.npy")
     np.save(tmp_path / "a" / "test_labels.npy", labels[::-1].copy())   # read (class count): a new identity
     assert ident() != h0
+
+
+def test_a_teachers_accuracy_recorded_on_data_since_changed_is_measured_here(made, tmp_path):
+    from dass import config as cfgmod
+    from dass.data.folder import load_image_folder
+    from dass.pipeline import PipelineConfig
+    from dass.pipeline.stage import recorded_data, recorded_teacher_accuracy
+    from dass.teacher.checkpoint import load_teacher
+    _, data, _ = made
+    now = {s: runid.dataset_hash(load_image_folder(data, s, TINY.image_size)) for s in ("train", "test")}
+    cfg = cfgmod.load(PipelineConfig, None, [f"dataset=folder:{data}"])
+    for recorded, expected in ((now, 50.0), ({"train": "0" * 64, "test": now["test"]}, None)):
+        t = _teacher_file(made, tmp_path / str(expected), lambda d: d.update(data=recorded))
+        assert recorded_teacher_accuracy(cfg, load_teacher(t, TINY)[2], recorded_data(t), now) == expected

@@ -195,11 +195,11 @@ def _load_data(cfg: PipelineConfig, image_size: int):
     return train, test
 
 
-def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, folder: Path) -> dict:
+def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, folder: Path, data_id: dict) -> dict:
     """The given checkpoint, with its accuracy measured here when it records none (then a copy
     holding that accuracy is written to ``folder/teacher.pt`` for the search to read)."""
     net, sd, meta = load_teacher(cfg.teacher, space=space, num_classes=num_classes)
-    recorded = recorded_teacher_accuracy(cfg, meta)
+    recorded = recorded_teacher_accuracy(cfg, meta, recorded_data(cfg.teacher), data_id)
     path = Path(cfg.teacher)
     if recorded is None:
         acc = teacher_accuracy(net, test, space.image_size, device)
@@ -213,6 +213,12 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
     arch = teacher_arch(space)
     return {"teacher": str(path), "best_acc": acc, "macs": macs(arch, space, num_classes),
             "params": params(arch, space, num_classes), "trained_here": False}
+
+
+def recorded_data(teacher) -> dict | None:
+    """The data identity a teacher checkpoint records (``data``: the database build writes it), or None."""
+    ck = safe_torch_load(teacher)
+    return ck.get("data") if isinstance(ck, dict) and isinstance(ck.get("data"), dict) else None
 
 
 def check_teacher_space(teacher, space, pred_path: Path) -> None:
@@ -229,17 +235,18 @@ def check_teacher_space(teacher, space, pred_path: Path) -> None:
                         f"the predictor's space, or a predictor meta-trained on the teacher's")
 
 
-def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict) -> float | None:
+def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict, data: dict | None = None,
+                              data_id: dict | None = None) -> float | None:
     """The accuracy a given teacher records, checked (a number in [0, 100]), when it is one of this
-    dataset (the checkpoint names ``cfg.dataset``); None, so that it is measured here, when it records
-    none or names another dataset (its accuracy came from other data)."""
+    dataset (the checkpoint names ``cfg.dataset`` and, where it records its data identity ``data``,
+    that is ``data_id``, the data read now); None, so that it is measured here, when it records none
+    or its accuracy came from other data."""
     metrics = meta.get("metrics")
     if not isinstance(metrics, dict) or metrics.get("best_acc") is None:
         return None
     acc = checked_accuracy(metrics["best_acc"], f"{cfg.teacher}: metrics.best_acc")
-    if meta.get("dataset") != cfg.dataset:
-        log.info("teacher %s records its accuracy on %r, not on %s: measured here", cfg.teacher,
-                 meta.get("dataset"), cfg.dataset)
+    if meta.get("dataset") != cfg.dataset or (data is not None and data_id is not None and data != data_id):
+        log.info("teacher %s records its accuracy on other data (%r): measured here", cfg.teacher, meta.get("dataset"))
         return None
     return acc
 
@@ -367,7 +374,7 @@ def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id:
     if cfg.teacher:
         t_ident = {"given": str(cfg.teacher), "sha256": file_sha256(cfg.teacher), "data": data_id}
         teacher = stages.run("teacher", t_ident,
-                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f),
+                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f, data_id),
                              still_valid=lambda r, f: _teacher_there(r, f, cfg.teacher))
     else:
         t_ident = {"dataset": cfg.dataset, "data": data_id, "space": cfgmod.to_dict(space),
