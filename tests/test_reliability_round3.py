@@ -723,3 +723,21 @@ def test_a_teachers_accuracy_recorded_on_data_since_changed_is_measured_here(mad
     for recorded, expected in ((now, 50.0), ({"train": "0" * 64, "test": now["test"]}, None)):
         t = _teacher_file(made, tmp_path / str(expected), lambda d: d.update(data=recorded))
         assert recorded_teacher_accuracy(cfg, load_teacher(t, TINY)[2], recorded_data(t), now) == expected
+
+
+@pytest.mark.slow
+def test_a_build_split_by_split_keeps_the_other_splits_and_a_dropped_task_drops_out(tmp_path):
+    from dass.database.builder import build
+    from dass.database.format import load_db
+    a, b = write_class_folder(tmp_path / "a"), write_class_folder(tmp_path / "b", seed=1)
+    tasks = [{"dataset": f"folder:{a}", "split": "meta_train", "key": "ta"},
+             {"dataset": f"folder:{b}", "split": "meta_test", "key": "tb"}]
+    students = {"meta_train": 2, "meta_test": 2}
+    for split in ("meta_train", "meta_test"):     # as script/build_database_ordered.sh does
+        build(_build_cfg(tmp_path, a, tasks=tasks, students=students, splits=[split]), "all")
+    db = load_db(tmp_path / "out")
+    assert [d["task"]["key"] for d in db["meta_train"]] == ["ta"] and [d["task"]["key"] for d in db["meta_test"]] == ["tb"]
+    build(_build_cfg(tmp_path, a, tasks=tasks[1:], students=students), "all")   # task ta dropped from the config
+    db = load_db(tmp_path / "out")
+    assert db["meta_train"] == [] and [d["task"]["key"] for d in db["meta_test"]] == ["tb"]
+    assert (tmp_path / "out" / "ta.pt").is_file()   # left in place, not part of the database

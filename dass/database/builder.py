@@ -57,6 +57,7 @@ from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec
 from .format import FORMAT, save_task_db, seed_agreement, spearman_brown
 from .jobs import JobGroup, StudentJob, content_hash
+from .splits import SPLITS
 from .subsets import check_disjoint
 
 log = logging.getLogger("dass.database")
@@ -535,6 +536,11 @@ def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
                        "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
                        "merge_id": mid, "sha256": file_sha256(path)}
         rows.append(row)
+    # tasks of the config that splits/only leave out of this build keep their rows (a build split by
+    # split adds to one database); tasks no longer in the config drop out (their files are ignored)
+    built = {t.key for t in cfg.all_tasks}
+    listed = {t.key for t in dataclasses.replace(cfg, splits=list(SPLITS), only=[]).all_tasks}
+    rows += [r for k, r in old.items() if k in listed and k not in built]
     manifest = {"format": FORMAT, "space": to_dict(task_cache.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
                 "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
