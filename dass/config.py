@@ -3,6 +3,12 @@
 * ``load(cls, path, overrides)`` reads ``path`` (optional), applies ``key=value`` overrides
   (dotted keys reach nested dataclasses; values are parsed as YAML scalars/lists) and returns an
   instance of ``cls``.
+* Files and override values are read with the YAML 1.2 core schema, not PyYAML's YAML 1.1:
+  ``0123`` is 123 (octal only as ``0o173``), ``1:30`` is a string (no sexagesimal numbers), ``1e-3``
+  is a number, ``yes``/``no``/``on``/``off`` are strings (booleans are ``true``/``false``). In an
+  override ``key=value``, ``#`` starts no comment: a plain value is taken whole
+  (``dataset=folder:/x/base #2`` names the folder ``/x/base #2``); a list or mapping value with an
+  unquoted `` #`` is refused (quote it). Nesting deeper than :data:`MAX_DEPTH` is refused.
 * Unknown keys and ill-typed values raise :class:`DassError` naming the key and the file.
 * ``to_dict`` / ``save`` give back the resolved config (saved into each run folder).
 """
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +28,85 @@ from .errors import DassError
 from .io import atomic_write_text
 
 __all__ = ["load", "from_dict", "to_dict", "save", "parse_overrides"]
+
+MAX_DEPTH = 32  # most levels of nested lists/mappings in a config file or an override value
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with the implicit types of the YAML 1.2 core schema (module docstring)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+        ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+        ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+        ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+                  r"|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+        ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+        ("merge", r"^(?:<<)$", "<")):  # merge keys (`<<: *preset`) stay, as the shipped configs use them
+    _Yaml12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+def _yaml12_int(loader, node):
+    text = loader.construct_scalar(node)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)   # "0123" is 123: no YAML 1.1 octal
+
+
+def _yaml12_bool(loader, node):
+    return loader.construct_scalar(node).lower() == "true"
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _yaml12_int)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:bool", _yaml12_bool)
+
+
+def _depth_ok(value) -> bool:
+    """Whether ``value`` nests lists/mappings at most MAX_DEPTH levels deep (no recursion)."""
+    todo = [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, (list, tuple, dict)):
+            if depth > MAX_DEPTH:
+                return False
+            todo += [(x, depth + 1) for x in (v.values() if isinstance(v, dict) else v)]
+    return True
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` in ``text`` outside quotes (a bound before parsing it)."""
+    depth = most = 0
+    quote = None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            most = max(most, depth)
+        elif ch in "]}":
+            depth -= 1
+    return most
+
+
+def yaml_load(text: str, where: str):
+    """``text`` read as YAML 1.2 (module docstring); nesting deeper than MAX_DEPTH raises DassError."""
+    if _flow_depth(text) > MAX_DEPTH or text.count("\n") and _indent_levels(text) > 4 * MAX_DEPTH:
+        raise DassError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    try:
+        value = yaml.load(text, Loader=_Yaml12Loader)
+    except RecursionError:
+        raise DassError(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
+    if not _depth_ok(value):
+        raise DassError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _indent_levels(text: str) -> int:
+    """The number of distinct indentations of ``text``'s lines (bounds block-style nesting)."""
+    return len({len(line) - len(line.lstrip(" -")) for line in text.splitlines() if line.strip()})
 
 
 class _RangeError(DassError):
@@ -164,10 +250,7 @@ def parse_overrides(items) -> dict:
         key = key.strip()
         if not key:
             raise DassError(f"override '{item}' has an empty key")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(raw, item)
         node = out
         parts = key.split(".")
         for p in parts[:-1]:
@@ -176,6 +259,39 @@ def parse_overrides(items) -> dict:
                 raise DassError(f"override '{item}' conflicts with another override")
         node[parts[-1]] = value
     return out
+
+
+def _override_value(raw: str, item: str):
+    """The value of ``key=raw`` (YAML 1.2, module docstring): a quoted string unquoted; a list or
+    mapping parsed (an unquoted `` #`` refused); any other text resolved as one plain scalar, ``#``
+    included."""
+    text = raw.strip()
+    if text == "":
+        return ""
+    if text[0] in "[{\"'":
+        if text[0] in "[{" and re.search(r"\s#", _unquoted(text)):
+            raise DassError(f"override '{_clip(item)}': ' #' would start a YAML comment; quote the value that holds it")
+        try:
+            return yaml_load(text, f"override '{_clip(item)}'")
+        except yaml.YAMLError:
+            if text[0] in "[{":
+                raise DassError(f"override '{_clip(item)}': not a valid YAML list or mapping") from None
+            return text
+    # one plain scalar: resolved by the YAML 1.2 rules, never parsed (no comments, no structure)
+    for tag, regexps in _Yaml12Loader.yaml_implicit_resolvers.get(text[0], []):
+        if regexps.match(text):
+            node = yaml.ScalarNode(tag, text)
+            return _Yaml12Loader("").construct_object(node, deep=True)
+    return text
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _unquoted(text: str) -> str:
+    """``text`` with its quoted parts blanked (to look for comment marks outside quotes)."""
+    return re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", lambda m: " " * len(m.group()), text)
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -193,7 +309,7 @@ def read_yaml(path) -> dict:
     if not path.is_file():
         raise DassError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_load(path.read_text(encoding="utf-8"), str(path))
     except UnicodeDecodeError as e:
         raise DassError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
     except yaml.YAMLError as e:

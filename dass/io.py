@@ -7,6 +7,7 @@ read with ``torch.load(weights_only=True)``: a pickle that would run code is ref
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -155,3 +156,26 @@ def write_csv(path, rows, fields=None) -> None:
     for r in rows:
         w.writerow(r)
     atomic_write_text(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def file_lock(path, wait: bool):
+    """An exclusive ``flock`` on ``path`` for the block; yields False when another process holds it
+    and ``wait`` is False. Where the file system refuses locks, yields True without one."""
+    try:
+        import fcntl  # lazy: POSIX only; without it the block runs unlocked (except below)
+        f = open(path, "a+b")
+    except (ImportError, OSError):
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:
+            pass
+        yield True
+    finally:
+        f.close()  # releases the lock

@@ -15,6 +15,7 @@ an unwritable cache only costs the re-reading.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DassError
-from .io import atomic_write_json, file_sha256
+from .io import atomic_write_json, file_lock, file_sha256
 
 IDENTITY_FILE = "identity.json"
 # Bumped when a change of the code changes what a run with the same inputs produces.
@@ -91,17 +92,27 @@ def folder_hash(folder) -> str:
 
 
 def dataset_hash(arrays) -> str:
-    """Content hash of a loaded dataset split: its files (the folder of ``arrays.source``, through
-    the cache) plus which of their images it takes (name, count, classes), or the bytes in memory
-    when it came from nowhere on disk."""
+    """Content hash of a loaded dataset split: exactly the files its reader read (``arrays.files``,
+    through the cache; dot-files and files behind symbolic links included when the reader read them,
+    nothing else of the folder), plus which images it takes and their labels; without such a list,
+    every file of the folder of ``arrays.source``, or the bytes in memory when it came from nowhere
+    on disk. The one data identity of the pipeline, the stages and the database build."""
     src = Path(arrays.source) if arrays.source else None
     h = hashlib.sha256()
     h.update(json.dumps([arrays.name, len(arrays), int(arrays.num_classes), list(arrays.images.shape)]).encode())
-    if src is not None and src.exists():
+    h.update(arrays.labels.tobytes())
+    files = getattr(arrays, "files", None)
+    if files:
+        base = None if src is None else src if src.is_dir() else src.parent   # names relative to the data
+        for f in files:
+            f = Path(f)
+            name = f.relative_to(base).as_posix() if base is not None and f.is_relative_to(base) else str(f)
+            h.update(f"{name}\0{file_hash(f, _save=False)}\n".encode())
+        _save_cache()
+    elif src is not None and src.exists():
         h.update(folder_hash(src if src.is_dir() else src.parent).encode())
     else:
         h.update(arrays.images.tobytes())
-        h.update(arrays.labels.tobytes())
     return h.hexdigest()
 
 
@@ -143,10 +154,14 @@ def _differences(old: dict, new: dict) -> list[str]:
     return out
 
 
-def claim(run_dir, ident: dict) -> None:
+LOCK_FILE = ".lock"
+
+
+def claim(run_dir, ident: dict, exclusive: bool = False) -> None:
     """Refuse ``run_dir`` when it holds another run: an ``identity.json`` other than ``ident``, or an
     entry's ``config.yaml`` without one. Absent, or holding ``ident`` (a resumption), or only other
-    files (a caller's own notes): accepted. Writes nothing."""
+    files (a caller's own notes; with ``exclusive``, refused too: only an empty folder may be
+    claimed): accepted. Writes nothing."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise DassError(f"run folder {run_dir} is a file")
@@ -155,6 +170,11 @@ def claim(run_dir, ident: dict) -> None:
         if (run_dir / "config.yaml").is_file():  # an entry's run, of a version before identities
             raise DassError(f"run folder {run_dir} holds a run (config.yaml) but no {IDENTITY_FILE}: another "
                             f"run, or one of an older version; give another run_dir or empty it")
+        others = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE) if run_dir.is_dir() else []
+        if exclusive and others:
+            raise DassError(f"run folder {run_dir} is not empty and holds no run of this command (it has "
+                            f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''}): nothing was changed; "
+                            f"give a new or empty run_dir")
         return
     try:
         old = json.loads(path.read_text())
@@ -165,6 +185,18 @@ def claim(run_dir, ident: dict) -> None:
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise DassError(f"run folder {run_dir} holds another run (differs in {shown or 'its identity'}): "
                         f"give another run_dir, or delete it to start over")
+
+
+@contextlib.contextmanager
+def locked(run_dir, what: str):
+    """Hold ``run_dir/.lock`` (an exclusive ``flock``) for the block; a second process that wants the
+    same folder meanwhile gets one DassError naming it. ``run_dir`` must exist."""
+    path = Path(run_dir) / LOCK_FILE
+    with file_lock(path, wait=False) as ok:
+        if not ok:
+            raise DassError(f"{run_dir} is in use by another {what} (it holds the lock {path}): wait for it "
+                            f"to finish, or give another folder")
+        yield
 
 
 def record(run_dir, ident: dict) -> None:

@@ -383,3 +383,14 @@ def test_original_checkpoint_with_model_name_loads_directly(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     assert meta["num_classes"] == 12
     assert torch.equal(loaded.eval()(x), net(x))
+
+
+def test_import_checks_everything_before_it_writes(release, tmp_path, capsys):
+    """A class count that contradicts a teacher is found after the teachers were read: nothing written."""
+    root, _ = release
+    out = tmp_path / "db"
+    assert run_cli(["import", "--src", str(root), "--out", str(out), "--num-classes", "omniglot=47", "cub=7"]) == 2
+    assert "cub" in capsys.readouterr().err
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+    assert run_cli(["import", "--src", str(root), "--out", str(out), "--num-classes", "k=100000000000000000000000"]) == 2
+    assert "N in [1, 1000000]" in capsys.readouterr().err

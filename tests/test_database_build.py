@@ -82,7 +82,9 @@ def test_kill_and_resume_redoes_nothing(tmp_path, kill_at):
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     first = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
     assert len(first) == 3
-    assert not (tmp_path / "kill" / "db").exists()
+    # the killed build had claimed and locked its out folder, but merged nothing into it
+    assert not list((tmp_path / "kill" / "db").glob("*.pt"))
+    assert not (tmp_path / "kill" / "db" / "manifest.json").exists()
     r = _run(["--config", str(cfg)])
     assert r.returncode == 0, r.stderr[-2000:]
     after = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}

@@ -17,12 +17,15 @@ from ..errors import DassError
 from ..space import load_space
 
 
+MAX_CLASSES = 1_000_000   # most classes a task may have (a classifier row each)
+
+
 def _num_classes(items) -> dict[str, int]:
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key or not value.isdigit() or int(value) < 1:
-            raise DassError(f"--num-classes expects KEY=N with N >= 1, got {item!r}")
+        if not sep or not key or not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_CLASSES:
+            raise DassError(f"--num-classes expects KEY=N with N in [1, {MAX_CLASSES}], got {item[:60]!r}")
         out[key] = int(value)
     return out
 

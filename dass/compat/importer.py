@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import to_dict
-from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db
+from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db, validate_task_db
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
 from ..space import Arch, SpaceConfig, macs, onehot, onehot_batch, params, teacher_arch
@@ -75,6 +75,13 @@ def convert_teacher(src, out, space: SpaceConfig, dataset: str = "", best_acc: f
     The recorded ``metrics.best_acc`` (percent) is ``best_acc`` when given, else the checkpoint's
     ``best_acc1``, else ``fallback_best_acc``, else absent. ``dataset`` defaults to the name of the
     checkpoint's folder (the original's ``ds_key``). Returns ``{path, dataset, num_classes, best_acc}``."""
+    info, write = _read_teacher(src, out, space, dataset, best_acc, fallback_best_acc)
+    write()
+    return info
+
+
+def _read_teacher(src, out, space: SpaceConfig, dataset: str, best_acc, fallback_best_acc):
+    """:func:`convert_teacher`'s checks and its result, and the function that then writes the file."""
     src = Path(src)
     orig = read_teacher_checkpoint(src)
     sd, num_classes = check_teacher_state_dict(orig.state_dict, space, str(src))
@@ -82,9 +89,11 @@ def convert_teacher(src, out, space: SpaceConfig, dataset: str = "", best_acc: f
     if acc is not None and not 0 <= acc <= 100:
         raise DassError(f"{src}: best accuracy {acc} is not a percentage in [0, 100]")
     dataset = dataset or src.parent.name
-    save_teacher(out, sd, space, num_classes, dataset, {} if acc is None else {"best_acc": float(acc)},
-                 source={"file": str(src), "epoch": orig.epoch, "release": "original DaSS"})
-    return {"path": str(out), "dataset": dataset, "num_classes": num_classes, "best_acc": acc}
+
+    def write():
+        save_teacher(out, sd, space, num_classes, dataset, {} if acc is None else {"best_acc": float(acc)},
+                     source={"file": str(src), "epoch": orig.epoch, "release": "original DaSS"})
+    return {"path": str(out), "dataset": dataset, "num_classes": num_classes, "best_acc": acc}, write
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,13 +281,15 @@ def import_release(src, out, space: SpaceConfig, num_classes: dict[str, int] | N
     samples = read_net_samples(found.net_samples, space) if found.net_samples else None
     corr = read_correlation_samples(found.correlation, space) if found.correlation else None
 
+    # every output made and checked in memory first: nothing is written unless all of it passes
+    writes = []
     teachers, classes = {}, {}
     for key, path in tqdm(found.teachers.items(), desc="teachers", unit="file"):
         db_acc = parsed[key][1].best_acc[0] if key in parsed else None
-        info = convert_teacher(path, out / "teachers" / key / "teacher.pt", space, dataset=key,
-                               fallback_best_acc=db_acc)
+        info, write = _read_teacher(path, out / "teachers" / key / "teacher.pt", space, key, None, db_acc)
         classes[key] = info["num_classes"]
         teachers[key] = info
+        writes.append(write)
 
     rows, dropped = [], {}
     for key, (mode, sp, tp) in found.databases.items():
@@ -286,7 +297,8 @@ def import_release(src, out, space: SpaceConfig, num_classes: dict[str, int] | N
         ckpt = teachers[key]["path"] if key in teachers else ""
         d, n_drop = task_from_records(*parsed[key], key, mode, space, nc, ckpt,
                                       source={"students_file": str(sp), "teacher_file": str(tp)})
-        save_task_db(d, out / f"{key}.pt")
+        validate_task_db(d, str(out / f"{key}.pt"))
+        writes.append(lambda d=d, key=key: save_task_db(d, out / f"{key}.pt"))
         if n_drop:
             log.warning("task %s: dropped %d repeated students", key, n_drop)
             dropped[key] = n_drop
@@ -299,16 +311,19 @@ def import_release(src, out, space: SpaceConfig, num_classes: dict[str, int] | N
         nc = resolve_num_classes(key, overrides, classes.get(key))
         cand = candidates_from_pool(read_search_pool(path, space), samples, space, key, nc, str(path),
                                     teacher=parsed[key][1] if key in parsed else None)
-        atomic_torch_save(cand, out / "search" / f"{key}.pt")
+        writes.append(lambda cand=cand, key=key: atomic_torch_save(cand, out / "search" / f"{key}.pt"))
         pools.append({"key": key, "file": f"search/{key}.pt", "candidates": len(cand["archs"]),
                       "teacher": "teacher" in cand})
 
     net_info = []
     for name, items in (("net_samples", samples), ("net_samples_50_for_correlation", corr)):
         if items is not None:
-            atomic_write_json(out / "net_info" / f"{name}.json", sample_list(items))
+            writes.append(lambda name=name, items=items: atomic_write_json(out / "net_info" / f"{name}.json",
+                                                                           sample_list(items)))
             net_info.append({"file": f"net_info/{name}.json", "nets": len(items)})
 
+    for write in writes:
+        write()
     manifest = {"format": FORMAT, "source": "original DaSS release", "src": str(src), "space": to_dict(space),
                 "kd": to_dict(KDRecipe()), "remap": ORIGINAL_REMAP, "noise_seed": ORIGINAL_NOISE_SEED,
                 "tasks": rows, "complete": True, "dropped_repeated_students": dropped,

@@ -65,6 +65,8 @@ class ImageArrays:
     images: uint8, N x H x W x 3 (inputs of other shapes are converted by :func:`as_rgb_uint8`).
     labels: int64, N, each in [0, num_classes).
     source: where the arrays came from (a file or folder), used in error messages.
+    files: the files the reader read (an image folder's images), which its identity hashes
+        (:func:`dass.runid.dataset_hash`); empty: the folder of ``source``.
     """
 
     images: np.ndarray
@@ -72,6 +74,7 @@ class ImageArrays:
     num_classes: int
     name: str
     source: str = ""
+    files: tuple = ()
 
     def __post_init__(self):
         where = self.source or self.name
@@ -173,7 +176,10 @@ def read_split(root, name: str, split: str) -> ImageArrays:
     labels = load_npy(lab_path)
     if len(images) != len(labels):
         raise DassError(f"{lab_path}: {len(labels)} labels but {img_path.name} holds {len(images)} images")
-    return ImageArrays(images, labels, infer_num_classes(folder), name, source=str(img_path))
+    # what was read: this split's two files and every *_labels.npy (they set the class count)
+    read = sorted({img_path, lab_path, *folder.glob("*_labels.npy")})
+    return ImageArrays(images, labels, infer_num_classes(folder), name, source=str(img_path),
+                       files=tuple(str(p) for p in read))
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

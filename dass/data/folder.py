@@ -8,9 +8,19 @@ Accepted layouts (class names = sub-folder names, sorted; label = position in th
                                        first round(test_fraction * n) go to "test" (at least one
                                        stays in "train").
 
-Images are read with PIL, converted to RGB, resized so the shorter side is ``image_size``
-(bilinear) and centre-cropped to ``image_size`` x ``image_size``. Without ``image_size`` every image
-must already have one common size.
+A class is a sub-folder (symbolic links followed) holding at least one image file (a name ending in
+one of :data:`EXTENSIONS`); names starting with "." (files and folders) are skipped, other files
+and sub-folders without images are not classes. The images read are listed in
+``ImageArrays.files``: the dataset's identity (:func:`dass.runid.dataset_hash`) hashes exactly them.
+
+Images of any size and mode are read with PIL: the largest centred square is cut out and resized
+(bilinear) to ``image_size`` x ``image_size`` (the same as resizing the shorter side to
+``image_size`` and centre-cropping). Pixel depth is scaled, never clipped: 16-bit images (and
+32-bit integer images whose values fit 16 bits) by 255/65535, other 32-bit integer images by
+255/(2^31 - 1), float images by 255 when their values lie in [0, 1], as they are when they lie in
+[0, 255], else from their own minimum..maximum to 0..255; palette, grey, alpha and CMYK images
+become RGB as PIL converts them (alpha dropped). Without ``image_size``, images of different sizes
+are all brought to the most common size's shorter side in the same way.
 """
 from __future__ import annotations
 
@@ -26,12 +36,36 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".tif", 
 _TEST_NAMES = ("test", "val")
 
 
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    """The sub-folders that are classes: not hidden, holding at least one image file."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _image_files(p))
+
+
+def _to_8bit(im):
+    """An image of a mode deeper than 8 bits per channel (I;16*, I, F) as an 8-bit grey image,
+    scaled as the module docstring says; other modes unchanged."""
+    from PIL import Image  # lazy: as in _read_image
+
+    if not (im.mode.startswith("I") or im.mode == "F"):
+        return im
+    a = np.asarray(im).astype(np.float64)
+    if im.mode == "F":
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+            lo, hi = float(a.min()), float(a.max())
+        if lo >= 0 and hi <= 1:
+            a = a * 255.0
+        elif not (lo >= 0 and hi <= 255):
+            a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    else:
+        a = a * (255.0 / (65535.0 if im.mode.startswith("I;16") or a.max(initial=0) <= 65535 else 2.0 ** 31 - 1))
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
 
 
 def _read_image(path: Path, image_size: int | None) -> np.ndarray:
@@ -39,14 +73,13 @@ def _read_image(path: Path, image_size: int | None) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = _to_8bit(im).convert("RGB")
             if image_size is not None:
                 w, h = im.size
-                scale = image_size / min(w, h)
-                nw, nh = max(image_size, round(w * scale)), max(image_size, round(h * scale))
-                im = im.resize((nw, nh), Image.BILINEAR)
-                left, top = (nw - image_size) // 2, (nh - image_size) // 2
-                im = im.crop((left, top, left + image_size, top + image_size))
+                side = min(w, h)
+                left, top = (w - side) // 2, (h - side) // 2
+                # the centred square only is resampled: a 1 x 4000 image costs no 16 x 64000 detour
+                im = im.resize((image_size, image_size), Image.BILINEAR, box=(left, top, left + side, top + side))
             return np.asarray(im, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DassError(f"{path}: not a readable image ({str(e)[:120]})") from None
@@ -61,11 +94,13 @@ def _stack(files: list[tuple[Path, int]], image_size: int | None, num_classes: i
     if not files:
         raise DassError(f"{where}: no images (extensions: {', '.join(EXTENSIONS)})")
     images = [_read_image(p, image_size) for p, _ in files]
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise DassError(f"{where}: images have different sizes {sorted(shapes)[:3]}; give image_size")
+    shapes = [im.shape for im in images]
+    if len(set(shapes)) > 1:  # no image_size: the most common size's shorter side (module docstring)
+        common = max(set(shapes), key=shapes.count)
+        images = [_read_image(p, min(common[:2])) for p, _ in files]
     labels = np.array([c for _, c in files], dtype=np.int64)
-    return ImageArrays(np.stack(images), labels, num_classes, name, source=str(where))
+    return ImageArrays(np.stack(images), labels, num_classes, name, source=str(where),
+                       files=tuple(str(p) for p, _ in files))
 
 
 def _split_one_folder(files: list[Path], class_name: str, test_fraction: float, seed: int):
@@ -91,7 +126,7 @@ def load_image_folder(root, split: str, image_size: int | None = None, test_frac
     if (root / "train").is_dir() and test_dir is not None:
         classes = [d.name for d in _class_dirs(root / "train")]
         if not classes:
-            raise DassError(f"{root / 'train'}: no class folders")
+            raise DassError(f"{root / 'train'}: no images in any class folder")
         where = root / "train" if split == "train" else test_dir
         unknown = sorted({d.name for d in _class_dirs(where)} - set(classes))
         if unknown:
@@ -100,12 +135,10 @@ def load_image_folder(root, split: str, image_size: int | None = None, test_frac
         return _stack(files, image_size, len(classes), name, where)
     class_dirs = _class_dirs(root)
     if not class_dirs:
-        raise DassError(f"{root}: no class folders (expected root/<class>/*.png or root/train, root/test)")
+        raise DassError(f"{root}: no images in any class folder (expected root/<class>/*.png or root/train, root/test)")
     files = []
     for label, d in enumerate(class_dirs):
         members = _image_files(d)
-        if not members:
-            continue
         train, test = _split_one_folder(members, d.name, test_fraction, seed)
         files += [(p, label) for p in (train if split == "train" else test)]
     return _stack(files, image_size, len(class_dirs), name, root)

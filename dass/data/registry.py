@@ -104,7 +104,7 @@ def load_dataset(name: str, root, split: str, image_size: int | None = None) -> 
     arrays = entry.reader(arg, str(root), split, image_size)
     if image_size is not None and arrays.image_size != (image_size, image_size):
         arrays = ImageArrays(resize_images(arrays.images, image_size), arrays.labels,
-                             arrays.num_classes, arrays.name, arrays.source)
+                             arrays.num_classes, arrays.name, arrays.source, arrays.files)
     return arrays
 
 
@@ -207,8 +207,12 @@ def _npy_folder(arg, root, split, image_size):
         raise DassError(f"{folder}: labels name {arrays.num_classes} class; a classifier needs at least 2")
     empty = np.flatnonzero(counts == 0)
     if len(empty):
+        # the class count is 1 + the largest label of every *_labels.npy: name the file that set it
+        files = sorted(folder.glob("*_labels.npy"))
+        top = max(files, key=lambda f: int(as_int64_labels(load_npy(f, mmap=True), str(f)).max(initial=-1)))
+        why = "" if top.name == path.name else f"; the class count {arrays.num_classes} comes from {top}"
         raise DassError(f"{path}: class {int(empty[0])} of 0..{arrays.num_classes - 1} "
-                        f"has no training image (labels must be 0..K-1 with every class present)")
+                        f"has no training image (labels must be 0..K-1 with every class present{why})")
     return arrays
 
 

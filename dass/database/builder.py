@@ -27,6 +27,7 @@ local`` runs the same path on this machine).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -41,6 +42,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .. import runid
+from ..cli import setup_run_dir_of_rank
 from ..config import from_dict, to_dict
 from ..data.registry import load_dataset
 from ..errors import DassError
@@ -54,6 +57,7 @@ from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec
 from .format import FORMAT, save_task_db, seed_agreement, spearman_brown
 from .jobs import JobGroup, StudentJob, content_hash
+from .splits import SPLITS
 from .subsets import check_disjoint
 
 log = logging.getLogger("dass.database")
@@ -130,7 +134,7 @@ def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, task_cache: TaskCache |
     sd, metrics = fit_teacher(task_cache.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     save_teacher(path, sd, task_cache.space, tr.num_classes, task.dataset, metrics,
-                 recipe=to_dict(recipe), seed=cfg.teacher_seed)
+                 recipe=to_dict(recipe), seed=cfg.teacher_seed, data=teacher_data_identity(tr, te))
     return "done"
 
 
@@ -141,11 +145,17 @@ def teacher_recipe(cfg: DatabaseConfig, task: TaskSpec) -> TeacherRecipe:
     return cfg.teacher_recipe
 
 
-def check_trained_teachers(cfg: DatabaseConfig) -> None:
+def teacher_data_identity(train, test) -> dict:
+    """What a trained teacher records of its data: :func:`dass.runid.dataset_hash` of both splits."""
+    return {"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)}
+
+
+def check_trained_teachers(cfg: DatabaseConfig, task_cache: TaskCache) -> None:
     """A teacher the build would train but finds already there must have been trained for the same
-    dataset with the same recipe and seed (as recorded in it); else a one-line error: the build
-    never silently reuses a teacher of another recipe. Files that record no recipe are reused with
-    a warning."""
+    dataset, on the same data (its recorded data identity, :func:`teacher_data_identity`), with the
+    same recipe and seed (as recorded in it); else a one-line error: the build never silently reuses
+    a teacher of other data or another recipe. Files that record no recipe or no data identity are
+    reused with a warning."""
     for task in cfg.all_tasks:
         path = teacher_path(cfg, task)
         if task.teacher or not path.is_file():
@@ -155,6 +165,15 @@ def check_trained_teachers(cfg: DatabaseConfig) -> None:
             continue
         if ck.get("dataset") not in (None, task.dataset):
             raise DassError(f"{path}: a teacher of dataset {ck['dataset']!r}, not of task {task.key}'s {task.dataset!r}")
+        data = ck.get("data")
+        if isinstance(data, dict):
+            now = teacher_data_identity(*task_cache.data(task))
+            changed = [k for k in ("train", "test") if data.get(k) != now[k]]
+            if changed:
+                raise DassError(f"{path}: trained on other data than task {task.key}'s {task.dataset} holds now "
+                                f"(its {changed[0]} split changed): delete it or set another teachers_dir to retrain")
+        else:
+            log.warning("%s records no data identity: reused as the teacher of %s as it is", path, task.key)
         rec = ck.get("recipe")
         if not isinstance(rec, dict):
             log.warning("%s records no recipe: reused as the teacher of %s as it is", path, task.key)
@@ -353,6 +372,10 @@ def _run_local(cfg: DatabaseConfig, kind: str, items: list, desc: str) -> None:
     with spawn.Pool(cfg.workers, initializer=_worker_init, initargs=(to_dict(cfg),)) as pool:
         for _ in tqdm(pool.imap_unordered(fn, items), total=len(items), desc=desc, unit="job"):
             pass
+        # a clean shutdown: workers exit on their own (the context's terminate() alone leaves a
+        # "leaked semaphore" warning behind)
+        pool.close()
+        pool.join()
 
 
 def _run_slurm(cfg: DatabaseConfig, kind: str, items: list, desc: str) -> None:
@@ -504,14 +527,20 @@ def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
         if len(results) == len(jobs):
             mid = _merge_id(cfg, jobs)
             prev = old.get(task.key, {})
-            if prev.get("merge_id") == mid and prev.get("file") and (out / prev["file"]).is_file():
-                row = prev                                  # unchanged since the last merge
+            if (prev.get("merge_id") == mid and prev.get("file") and (out / prev["file"]).is_file()
+                    and prev.get("sha256") == file_sha256(out / prev["file"])):
+                row = prev                                  # unchanged since the last merge (not edited since)
             else:
                 path, acc = merge_task(cfg, task, results, seeds, task_cache)
                 row = {**task_row(task.key, task.split, teacher_acc, n, seeds, acc["best_acc_seeds"]),
                        "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
-                       "merge_id": mid}
+                       "merge_id": mid, "sha256": file_sha256(path)}
         rows.append(row)
+    # tasks of the config that splits/only leave out of this build keep their rows (a build split by
+    # split adds to one database); tasks no longer in the config drop out (their files are ignored)
+    built = {t.key for t in cfg.all_tasks}
+    listed = {t.key for t in dataclasses.replace(cfg, splits=list(SPLITS), only=[]).all_tasks}
+    rows += [r for k, r in old.items() if k in listed and k not in built]
     manifest = {"format": FORMAT, "space": to_dict(task_cache.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
                 "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
@@ -545,19 +574,74 @@ def write_work_gitignore(work_dir) -> None:
         atomic_write_text(path, _WORK_GITIGNORE)
 
 
+# Config keys outside a database's build identity: where and how the build runs, which tasks and
+# how many students and label seeds per split (a database grows by tasks, splits and seeds; each task
+# file records its students and seeds, and is re-merged when they change).
+BUILD_IDENTITY_FREE = ("out", "work_dir", "teachers_dir", "tasks", "subset_tasks", "splits", "only", "launcher",
+                       "workers", "threads_per_worker", "lockstep", "teacher_logit_cache", "device", "slurm",
+                       "data_root", "space", "students", "seed", "label_seeds", "target_reliability",
+                       "max_label_seeds")
+
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"   # the shipped databases, teachers and predictors
+
+
+def _under(path, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder)
+
+
+def check_no_stray_asset_writes(cfg: DatabaseConfig) -> None:
+    """A build whose ``out`` is not in the repository's ``assets/`` never trains a teacher into it
+    (the shipped config's ``teachers_dir`` is there: its shipped teachers are reused read-only, a
+    teacher it would have to train is refused before anything is written)."""
+    if _under(cfg.out, ASSETS):
+        return
+    new = [teacher_path(cfg, t) for t in cfg.all_tasks if not t.teacher and not teacher_path(cfg, t).is_file()]
+    inside = [p for p in new if _under(p, ASSETS)]
+    if inside:
+        raise DassError(f"teachers_dir={cfg.teachers_dir} lies in the shipped assets/ but out={cfg.out} does not: "
+                        f"this build would train {inside[0]} there; give teachers_dir=<your folder> (or "
+                        f"teachers_dir='' for <work_dir>/teachers)")
+
+
+def build_identity(cfg: DatabaseConfig, space: SpaceConfig) -> dict:
+    """The identity (:mod:`dass.runid`) that claims ``out``: the recipe of every task file (space
+    content, KD and teacher recipes, sampling and teacher seeds, remap, map and feature settings),
+    not the task list."""
+    return runid.identity("database", to_dict(cfg), drop=BUILD_IDENTITY_FREE, space=to_dict(space))
+
+
 def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
+    """Check every input, claim and lock ``out`` (rank 0: a database holds one build identity, and
+    one builder at a time writes it), write the resolved config into ``work_dir``, then run ``stage``."""
     if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = _dist()
     task_cache = TaskCache(cfg)
     check_disjoint(cfg.all_tasks, cfg.data_root)
-    check_trained_teachers(cfg)
     for task in cfg.all_tasks:  # validate every input before expensive work
         tr, te = task_cache.data(task)
         if task.teacher and not Path(task.teacher).is_file():
             raise DassError(f"task {task.key}: teacher checkpoint not found: {task.teacher}")
         if task.teacher:
             task_cache.teacher(task)
+    check_trained_teachers(cfg, task_cache)
+    check_no_stray_asset_writes(cfg)
+    with contextlib.ExitStack() as stack:
+        if rank == 0:
+            ident = build_identity(cfg, task_cache.space)
+            out = Path(cfg.out)
+            runid.claim(out, ident)
+            out.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(runid.locked(out, "dass.database build"))
+            runid.claim(out, ident)   # again under the lock
+            runid.record(out, ident)
+        # the work folder's config and log only now: a refused build leaves them as they were
+        setup_run_dir_of_rank(rank == 0, cfg.work_dir, cfg, "database")
+        return _build_claimed(cfg, stage, task_cache, rank, world)
+
+
+def _build_claimed(cfg: DatabaseConfig, stage: str, task_cache: TaskCache, rank: int, world: int) -> dict | None:
     if rank == 0:
         write_work_gitignore(cfg.work_dir)
     t0 = time.perf_counter()

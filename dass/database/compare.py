@@ -17,6 +17,10 @@ def compare_dbs(root_a, root_b, label: str = "best_acc") -> list[dict]:
     from scipy.stats import spearmanr  # lazy: scipy costs ~0.9 s at start-up, only for a comparison
     tasks_a = {d["task"]["key"]: d for ts in load_db(root_a).values() for d in ts}
     tasks_b = {d["task"]["key"]: d for ts in load_db(root_b).values() for d in ts}
+    space_a, space_b = (next(iter(t.values()))["space"] for t in (tasks_a, tasks_b))
+    if space_a != space_b:
+        raise DassError(f"{root_a} and {root_b} hold students of different spaces ('{space_a.get('name')}' and "
+                        f"'{space_b.get('name')}'): their architectures are not the same networks")
     rows = []
     for key in sorted(tasks_a.keys() & tasks_b.keys()):
         da, db = tasks_a[key], tasks_b[key]

@@ -23,13 +23,18 @@ Accuracies are top-1 on the task's test split, in percent, as in the original re
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
+from ..config import from_dict
 from ..errors import DassError
 from ..io import atomic_torch_save, read_json, safe_torch_load
+from ..space import Arch, SpaceConfig, validate
 from .splits import LABELS, SPLITS  # noqa: F401 (re-exported: the format names its splits and labels)
+
+log = logging.getLogger("dass.database")
 
 FORMAT = "dass-db-v2"
 FORMAT_V1 = "dass-db-v1"
@@ -80,17 +85,38 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
             raise DassError(f"{where}: students.{k} outside [0, 100]")
     if not 0 <= float(t["best_acc"]) <= 100:
         raise DassError(f"{where}: teacher.best_acc outside [0, 100]")
-    if not torch.isfinite(st["fmap"].float()).all():
-        raise DassError(f"{where}: students.fmap has non-finite values")
+    for name, v in (("students.fmap", st["fmap"]), ("students.onehot", st["onehot"]), ("teacher.fmap", t["fmap"]),
+                    ("teacher.onehot", t["onehot"]), ("students.final_loss", st["final_loss"])):
+        if not torch.isfinite(v.float()).all():
+            raise DassError(f"{where}: {name} has non-finite values")
+    for k in ("macs", "params"):
+        if (st[k] <= 0).any() or (k in t and not float(t[k]) > 0):
+            raise DassError(f"{where}: students.{k} and teacher.{k} must be positive counts")
     try:
         keys = {_arch_key(a) for a in st["arch"]}
     except (TypeError, KeyError, IndexError):
         raise DassError(f"{where}: students.arch must be a list of {{depths, widths}} mappings") from None
     if len(keys) != n:
         raise DassError(f"{where}: duplicate student architectures")
+    _validate_archs(d, where)
     if d["format"] != FORMAT_V1:
         _validate_seeds(d, n, where)
     return d
+
+
+def _validate_archs(d: dict, where: str) -> None:
+    """Every architecture (students and teacher) is one of the file's own space."""
+    if not isinstance(d["space"], dict):
+        raise DassError(f"{where}: 'space' must be a mapping")
+    space = from_dict(SpaceConfig, d["space"], where=f"{where}: space")
+    for i, a in enumerate([*d["students"]["arch"], d["teacher"]["arch"]]):
+        try:
+            validate(Arch.from_dict(a), space)
+        except DassError as e:
+            who = f"students.arch[{i}]" if i < len(d["students"]["arch"]) else "teacher.arch"
+            raise DassError(f"{where}: {who} is not of the space '{space.name}': {e}") from None
+        except (TypeError, KeyError, ValueError):
+            raise DassError(f"{where}: students.arch must be a list of {{depths, widths}} mappings") from None
 
 
 def _validate_seeds(d: dict, n: int, where: str) -> None:
@@ -179,20 +205,45 @@ def read_manifest(root) -> dict | None:
 
 
 def load_db(root, splits=SPLITS) -> dict[str, list[dict]]:
-    """All task files under ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted by key.
-    A task file that ``manifest.json`` lists but that is missing is an error (never a silent
-    average over the rest)."""
+    """The task files of the database ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted
+    by key. With a ``manifest.json``, the database is what it lists: a listed file that is missing,
+    or whose split differs from its row's, is an error (never a silent average over the rest), and a
+    ``*.pt`` file it does not list (left over from another task list) is ignored with a warning.
+    Every file must be of one space, and no task key may occur twice."""
     root = Path(root)
     if not root.is_dir():
         raise DassError(f"database folder not found: {root}")
     manifest = read_manifest(root)
-    for row in (manifest or {}).get("tasks", []):
-        if row.get("file") and not (root / row["file"]).is_file():
-            raise DassError(f"{root / 'manifest.json'}: lists task {row['key']} in {row['file']}, which is missing")
+    files = sorted(root.glob("*.pt"))
+    rows = {}
+    if manifest is not None:
+        rows = {row["file"]: row for row in manifest.get("tasks", []) if row.get("file")}
+        for name, row in rows.items():
+            if not (root / name).is_file():
+                raise DassError(f"{root / 'manifest.json'}: lists task {row['key']} in {name}, which is missing")
+        extra = [p.name for p in files if p.name not in rows]
+        if extra:
+            log.warning("%s: %d task file(s) not in manifest.json ignored (%s%s)", root, len(extra),
+                        ", ".join(extra[:3]), " ..." if len(extra) > 3 else "")
+        files = [p for p in files if p.name in rows]
     out: dict[str, list[dict]] = {s: [] for s in splits}
-    for p in sorted(root.glob("*.pt")):
+    keys: dict[str, Path] = {}
+    space = None
+    for p in files:
         d = load_task_db(p)
-        s = d["task"]["split"]
+        key, s = d["task"].get("key"), d["task"]["split"]
+        row = rows.get(p.name)
+        if row is not None and (row.get("key") != key or row.get("split", s) != s):
+            raise DassError(f"{p}: holds task {key!r} of split {s}, manifest.json says {row.get('key')!r} of "
+                            f"split {row.get('split')}")
+        if key in keys:
+            raise DassError(f"{p}: task key {key!r} also in {keys[key].name}")
+        keys[key] = p
+        if space is None:
+            space = (d["space"], p)
+        elif d["space"] != space[0]:
+            raise DassError(f"{p}: of space '{d['space'].get('name')}', {space[1].name} of another space "
+                            f"'{space[0].get('name')}': one database holds one space")
         if s in out:
             out[s].append(d)
     if not any(out.values()):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli import setup_run_dir
 from ..errors import DassError
 from .builder import build, task_row
 from .compare import compare_dbs, format_comparison
@@ -68,8 +67,7 @@ def format_summary(summary: dict) -> str:
 def run(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
     """Build (or resume) the database of ``cfg``; ``stage`` limits the work to ``teachers``,
     ``students`` or ``merge``. Returns the manifest (None when ``stage`` writes none)."""
-    setup_run_dir(cfg.work_dir, cfg, "database")
-    manifest = build(cfg, stage)
+    manifest = build(cfg, stage)   # sets up work_dir (config, log) once its inputs and out are checked
     if manifest is not None:
         rows = manifest["tasks"]
         done, total = sum(r["done"] for r in rows), sum(r["runs"] for r in rows)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import DassError
-from ..search.config import EvolutionConfig
+from ..search.config import EvolutionConfig, SearchConfig
+
+MAX_PICKS = 100  # most candidates KD-trained by one run (top_k)
 from ..train.recipe import KDRecipe, TeacherRecipe
 
 
@@ -51,8 +53,13 @@ class PipelineConfig:
             v = getattr(b, k)
             if v is not None and v <= 0:
                 raise DassError(f"budget.{k} must be > 0, got {v:g}")
-        if self.top_k < 1 or self.pool_size < 1:
-            raise DassError("top_k and pool_size must be >= 1")
+        # the search's own bounds (pool_size, top_k, evolution.*), checked before the teacher trains
+        SearchConfig(teacher="-", predictor="-", run_dir="-", strategy=self.strategy, pool_size=self.pool_size,
+                     evolution=self.evolution, top_k=self.top_k, seed=self.search_seed).check()
+        most = self.pool_size if self.strategy == "pool" else self.evolution.population
+        if not 1 <= self.top_k <= min(MAX_PICKS, most):
+            raise DassError(f"top_k={self.top_k}: every pick is KD-trained; give at most {min(MAX_PICKS, most)} "
+                            f"(and at most the {'pool_size' if self.strategy == 'pool' else 'evolution.population'})")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise DassError("seeds must be a non-empty list of distinct seeds")
         if not 0 <= self.threads <= 1024:

@@ -21,6 +21,15 @@ folder) a stage whose identity changed, and with it every later stage.
 
 All inputs are checked before any training: the dataset, the predictor, a given teacher, and the
 budget against the smallest student of the space (one-line errors, exit code 2).
+
+The run folder is claimed before anything in it changes (:mod:`dass.runid`): its ``identity.json``
+names the dataset and the hash of the files read from it (:func:`dass.runid.dataset_hash`, the
+stages' data identity). A folder holding another dataset's run, a run of an older version, or
+files the pipeline did not write (any non-empty folder without ``identity.json``) is refused;
+so is an input (teacher, predictor, dataset) inside the run folder, which a rerun may replace. A
+run holds ``run_dir/.lock`` while it works: a second run on the same folder meanwhile gets one
+error. A stage folder is emptied for a redo only when its ``stage_identity.json`` proves it a
+stage output of this pipeline with another identity, after every input has been read.
 """
 from __future__ import annotations
 
@@ -35,18 +44,19 @@ from typing import Callable
 import torch
 
 from .. import config as cfgmod
+from .. import runid
 from ..cli import setup_logging, setup_run_dir
 from ..data.registry import dataset_key, load_dataset
-from ..database.builder import data_identity
 from ..device import resolve_device
 from ..errors import DassError
-from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json
+from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json, safe_torch_load
 from ..kd.stage import write_results
 from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
 from ..search.stage import Budget
+from ..search.stage import _accuracy as checked_accuracy
 from ..search.stage import run as search_run
-from ..space import REMAPS, Arch, macs, params, teacher_arch
+from ..space import REMAPS, Arch, SpaceConfig, macs, params, space_difference, teacher_arch
 from ..teacher.checkpoint import load_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
@@ -111,20 +121,27 @@ class Stages:
         self.run_dir, self.logfile = run_dir, logfile
         self.records: dict[str, dict] = {}
 
-    def run(self, name: str, identity: dict, fn: Callable[[Path], dict]) -> dict:
+    def run(self, name: str, identity: dict, fn: Callable[[Path], dict],
+            still_valid: Callable[[dict, Path], bool] = lambda result, folder: True) -> dict:
+        """``fn(folder)``'s result, or the recorded one when the stage finished with ``identity``
+        and ``still_valid(result, folder)`` holds (e.g. its output files are still there)."""
         folder = self.run_dir / name
         identity = _normal(identity)
         done = folder / "stage.json"
         if done.is_file():
             rec = read_json(done)
-            if rec.get("identity") == identity:
+            if (isinstance(rec, dict) and rec.get("identity") == identity and isinstance(rec.get("result"), dict)
+                    and still_valid(rec["result"], folder)):
                 log.info("stage %s: finished before with the same inputs, skipped", name)
                 self.records[name] = {**rec, "skipped": True}
                 return rec["result"]
         started = folder / "stage_identity.json"  # (identity.json is the entry's own, dass.runid)
-        if folder.exists() and (not started.is_file() or read_json(started) != identity):
-            log.info("stage %s: inputs changed since the last run, redoing it", name)
-            shutil.rmtree(folder)
+        if started.is_file():
+            if read_json(started) != identity or done.is_file():
+                log.info("stage %s: inputs changed since the last run (or its output is gone), redoing it", name)
+                shutil.rmtree(folder)   # proven ours (check_stage_folders), inputs already read
+        elif folder.exists() and any(folder.iterdir()):
+            raise DassError(f"{folder}: not written by a pipeline stage (no stage_identity.json); move it away")
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(started, identity)
         t0 = time.perf_counter()
@@ -138,6 +155,37 @@ class Stages:
         return result
 
 
+def check_stage_folders(run_dir: Path) -> None:
+    """Refuse a run folder whose stage folder holds files but no ``stage_identity.json``: it was not
+    written by a pipeline stage, and a redo would delete it."""
+    for name in STAGES:
+        folder = run_dir / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise DassError(f"{folder}: not a stage folder written by dass.pipeline; move it away")
+        if folder.is_dir() and not (folder / "stage_identity.json").is_file() and any(folder.iterdir()):
+            raise DassError(f"{folder}: holds files but no stage_identity.json (not written by a pipeline "
+                            f"stage): nothing was changed; move it away or give another run_dir")
+
+
+def _inside(path, folder: Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_inputs_outside(cfg: PipelineConfig, run_dir: Path, pred_path: Path) -> None:
+    """Refuse inputs inside the run folder: a stage redo may replace them before they are read."""
+    given = {"teacher": cfg.teacher, "predictor": str(pred_path)}
+    if cfg.dataset.startswith(("folder:", "npy:")):
+        given["dataset"] = cfg.dataset.split(":", 1)[1]
+    for key, path in given.items():
+        if path and _inside(path, run_dir):
+            hint = (" (leave teacher= empty to reuse the teacher this run folder trained)" if key == "teacher" else "")
+            raise DassError(f"{key}={path} lies inside run_dir {run_dir}, whose stage folders a rerun may "
+                            f"replace: copy it out of the run folder first{hint}")
+
+
 def _load_data(cfg: PipelineConfig, image_size: int):
     # arrays keep their stored size (the loader resizes on the device); an image folder is read at
     # the space's size, as dass.teacher and dass.kd read it
@@ -147,11 +195,11 @@ def _load_data(cfg: PipelineConfig, image_size: int):
     return train, test
 
 
-def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, folder: Path) -> dict:
+def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, folder: Path, data_id: dict) -> dict:
     """The given checkpoint, with its accuracy measured here when it records none (then a copy
     holding that accuracy is written to ``folder/teacher.pt`` for the search to read)."""
     net, sd, meta = load_teacher(cfg.teacher, space=space, num_classes=num_classes)
-    recorded = (meta.get("metrics") or {}).get("best_acc")
+    recorded = recorded_teacher_accuracy(cfg, meta, recorded_data(cfg.teacher), data_id)
     path = Path(cfg.teacher)
     if recorded is None:
         acc = teacher_accuracy(net, test, space.image_size, device)
@@ -161,10 +209,56 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
                            "num_classes": num_classes, "dataset": cfg.dataset,
                            "metrics": {**(meta.get("metrics") or {}), "best_acc": acc}}, path)
     else:
-        acc = float(recorded)
+        acc = recorded
     arch = teacher_arch(space)
     return {"teacher": str(path), "best_acc": acc, "macs": macs(arch, space, num_classes),
             "params": params(arch, space, num_classes), "trained_here": False}
+
+
+def recorded_data(teacher) -> dict | None:
+    """The data identity a teacher checkpoint records (``data``: the database build writes it), or None."""
+    ck = safe_torch_load(teacher)
+    return ck.get("data") if isinstance(ck, dict) and isinstance(ck.get("data"), dict) else None
+
+
+def check_teacher_space(teacher, space, pred_path: Path) -> None:
+    """A given teacher that records a space must record the predictor's: else one error naming both
+    files and the field that differs (two spaces may share a name)."""
+    ck = safe_torch_load(teacher)
+    if not (isinstance(ck, dict) and isinstance(ck.get("space"), dict)):
+        return      # no space recorded: load_teacher checks the weights' shapes against the predictor's
+    stored = cfgmod.from_dict(SpaceConfig, ck["space"], where=f"{teacher} (space)")
+    k = space_difference(stored, space)
+    if k is not None:
+        raise DassError(f"teacher={teacher} (space '{stored.name}', {k}={getattr(stored, k)}) and predictor={pred_path} "
+                        f"(space '{space.name}', {k}={getattr(space, k)}) are of different spaces: give a teacher of "
+                        f"the predictor's space, or a predictor meta-trained on the teacher's")
+
+
+def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict, data: dict | None = None,
+                              data_id: dict | None = None) -> float | None:
+    """The accuracy a given teacher records, checked (a number in [0, 100]), when it is one of this
+    dataset (the checkpoint names ``cfg.dataset`` and, where it records its data identity ``data``,
+    that is ``data_id``, the data read now); None, so that it is measured here, when it records none
+    or its accuracy came from other data."""
+    metrics = meta.get("metrics")
+    if not isinstance(metrics, dict) or metrics.get("best_acc") is None:
+        return None
+    acc = checked_accuracy(metrics["best_acc"], f"{cfg.teacher}: metrics.best_acc")
+    if meta.get("dataset") != cfg.dataset or (data is not None and data_id is not None and data != data_id):
+        log.info("teacher %s records its accuracy on other data (%r): measured here", cfg.teacher, meta.get("dataset"))
+        return None
+    return acc
+
+
+def _teacher_there(result: dict, folder: Path, given: str) -> bool:
+    """A finished teacher stage still counts when its checkpoint is there: this stage folder's
+    ``teacher.pt`` or the given ``teacher=`` file (a copied run folder does not read the
+    original's); else it is redone."""
+    path = result.get("teacher")
+    if not isinstance(path, str) or not Path(path).is_file():
+        return False
+    return any(Path(path).resolve() == Path(p).resolve() for p in (folder / "teacher.pt", given) if p)
 
 
 def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
@@ -238,7 +332,8 @@ def run(cfg: PipelineConfig) -> dict:
     data = _load_data(cfg, space.image_size)
     num_classes = data[0].num_classes
     if cfg.teacher:
-        load_teacher(cfg.teacher, space=space, num_classes=num_classes)
+        check_teacher_space(cfg.teacher, space, pred_path)
+        recorded_teacher_accuracy(cfg, load_teacher(cfg.teacher, space=space, num_classes=num_classes)[2])
     t_arch = teacher_arch(space)
     t_macs, t_params = macs(t_arch, space, num_classes), params(t_arch, space, num_classes)
     budget = resolve_budget(cfg.budget, t_macs, t_params)
@@ -247,33 +342,59 @@ def run(cfg: PipelineConfig) -> dict:
     except DassError as e:
         given = ", ".join(f"budget.{k}={v:g}" for k, v in cfgmod.to_dict(cfg.budget).items() if v is not None)
         raise DassError(f"{given}: {e}") from None
+    recipes = [("kd_recipe", cfg.kd_recipe)] + ([] if cfg.teacher else [("teacher_recipe", cfg.teacher_recipe)])
+    for name, recipe in recipes:
+        if recipe.batch_size > len(data[0]):
+            raise DassError(f"{name}.batch_size={recipe.batch_size} is more than the {len(data[0])} train images "
+                            f"of {cfg.dataset}: give at most {len(data[0])}")
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.dataset))
-    setup_run_dir(run_dir, cfg, "pipeline")
+    check_inputs_outside(cfg, run_dir, pred_path)
+    data_id = {"train": runid.dataset_hash(data[0]), "test": runid.dataset_hash(data[1])}
+    ident = runid.identity("pipeline", {"dataset": cfg.dataset}, data=data_id)
+    runid.claim(run_dir, ident, exclusive=True)   # before anything in it changes
+    check_stage_folders(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DassError(f"cannot create run folder {run_dir}: {e.strerror}") from None
+    with runid.locked(run_dir, "dass.pipeline run"):
+        runid.claim(run_dir, ident, exclusive=True)   # again under the lock: another run may have claimed it
+        check_stage_folders(run_dir)
+        return _run_claimed(cfg, run_dir, ident, data, data_id, pred_path, space, num_classes, budget, device)
+
+
+def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id: dict, pred_path: Path, space,
+                 num_classes: int, budget: dict, device) -> dict:
+    setup_run_dir(run_dir, cfg, "pipeline", identity=ident)
     logfile = run_dir / "pipeline.log"
     log.info("dataset %s (%d classes, %d train / %d test images), predictor %s (space '%s'), budget %s",
              cfg.dataset, num_classes, len(data[0]), len(data[1]), pred_path, space.name, budget)
     stages = Stages(run_dir, logfile)
-    data_id = [data_identity(a) for a in data]
     # --- teacher
     if cfg.teacher:
         t_ident = {"given": str(cfg.teacher), "sha256": file_sha256(cfg.teacher), "data": data_id}
         teacher = stages.run("teacher", t_ident,
-                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f))
+                             lambda f: _teacher_given(cfg, space, num_classes, data[1], device, f, data_id),
+                             still_valid=lambda r, f: _teacher_there(r, f, cfg.teacher))
     else:
         t_ident = {"dataset": cfg.dataset, "data": data_id, "space": cfgmod.to_dict(space),
                    "recipe": cfgmod.to_dict(cfg.teacher_recipe), "seed": cfg.teacher_seed}
-        teacher = stages.run("teacher", t_ident, lambda f: _teacher_trained(cfg, space, data, f))
+        teacher = stages.run("teacher", t_ident, lambda f: _teacher_trained(cfg, space, data, f),
+                             still_valid=lambda r, f: _teacher_there(r, f, cfg.teacher))
     teacher_sha = file_sha256(teacher["teacher"])
     # --- search
     s_ident = {"teacher": teacher_sha, "predictor": file_sha256(pred_path), "budget": budget,
                "strategy": cfg.strategy, "pool_size": cfg.pool_size, "evolution": cfgmod.to_dict(cfg.evolution),
                "seed": cfg.search_seed, "top_k": cfg.top_k, "data": data_id}
-    search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f))
+    search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f),
+                        still_valid=lambda r, _: isinstance(r.get("top"), list) and all(
+                            isinstance(p, dict) and {"rank", "arch"} <= p.keys() for p in r["top"]))
     # --- KD of the picks
     picks = search["top"]
     k_ident = {"teacher": teacher_sha, "picks": [p["arch"] for p in picks], "seeds": cfg.seeds,
                "recipe": cfgmod.to_dict(cfg.kd_recipe), "remap": cfg.remap, "data": data_id}
-    kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f))
+    kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f),
+                    still_valid=lambda r, _: isinstance(r.get("picks"), list))
     result = {"run_dir": str(run_dir), "dataset": cfg.dataset, "num_classes": num_classes,
               "train_size": len(data[0]), "test_size": len(data[1]), "predictor": str(pred_path),
               "predictor_quality": predictor_quality(pred_path),

@@ -34,6 +34,7 @@ read. The output is ``N`` predicted targets (see :mod:`dass.predictor.data` for 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -340,8 +341,70 @@ def load_predictor(path, space: SpaceConfig | None = None, device="cpu") -> Load
     names = {k for k, _ in model.named_parameters()}
     if set(d["inner_lrs"]) != names:
         raise DassError(f"{where}: inner learning rates do not match the model's parameters")
+    check_predictor_values(d, model, where)
     lrs = {k: v.to(dev) for k, v in d["inner_lrs"].items()}
     return LoadedPredictor(model, lrs, ck_space, d["target"], d["adapt"], d["inputs"], d.get("info", {}))
+
+
+MAX_ADAPT_STEPS = 1000   # most adaptation steps a loaded predictor may ask for (the shipped ones take 1)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_predictor_values(d: dict, model: "Predictor", where: str) -> None:
+    """Every value of a predictor checkpoint that scoring reads, checked before use (one DassError
+    naming the field): weights and inner learning rates finite, ``target`` a known kind with finite
+    numbers, ``adapt.steps`` an integer in [0, MAX_ADAPT_STEPS], ``inputs`` holding what the model
+    needs (an integer noise seed >= -1; the proxies' names and batch settings). Buffers may
+    hold infinities (a tree prior's open thresholds), never NaN."""
+    from .data import TARGETS  # lazy: data imports the database format (not needed to build a model)
+
+    params = {k for k, _ in model.named_parameters()}
+    for group in ("model", "inner_lrs"):
+        for k, v in d[group].items():
+            if not torch.is_tensor(v):
+                raise DassError(f"{where}: {group}.{k} must be a tensor")
+            # parameters and inner learning rates finite; buffers may hold infinities (a tree's open thresholds)
+            finite = group == "inner_lrs" or k in params
+            if v.is_floating_point() and not bool((torch.isfinite(v) if finite else ~torch.isnan(v)).all()):
+                raise DassError(f"{where}: {group}.{k} has non-finite values (NaN{' or infinite' if finite else ''}): "
+                                f"a damaged predictor")
+    t = d["target"]
+    if t.get("kind") not in TARGETS:
+        raise DassError(f"{where}: target.kind must be one of {list(TARGETS)}, got {t.get('kind')!r:.40}")
+    if not isinstance(t.get("label", "best_acc"), str):
+        raise DassError(f"{where}: target.label must be a name, got {t.get('label')!r:.40}")
+    if t["kind"] == "standardized" and not _number(t.get("support_default")):
+        raise DassError(f"{where}: target.support_default must be a finite number, got {t.get('support_default')!r:.40}")
+    calib = t.get("calib")
+    if calib is not None and not (isinstance(calib, (list, tuple)) and len(calib) == 2 and all(map(_number, calib))):
+        raise DassError(f"{where}: target.calib must be two finite numbers, got {calib!r:.60}")
+    steps = d["adapt"].get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 0 <= steps <= MAX_ADAPT_STEPS:
+        raise DassError(f"{where}: adapt.steps must be an integer in [0, {MAX_ADAPT_STEPS}], got {steps!r:.40}")
+    if not isinstance(d["adapt"].get("first_order", True), bool):
+        raise DassError(f"{where}: adapt.first_order must be true or false")
+    inputs = d["inputs"]
+    seed = inputs.get("noise_seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not -1 <= seed < 2 ** 63:   # -1: the release's noise
+        raise DassError(f"{where}: inputs.noise_seed must be an integer in [-1, 2^63), got {seed!r:.40}")
+    if not isinstance(inputs.get("remap", ""), str):
+        raise DassError(f"{where}: inputs.remap must be a name, got {inputs.get('remap')!r:.40}")
+    if "proxy" in model.needs:
+        info = inputs.get("proxies")
+        ok = (isinstance(info, dict) and isinstance(info.get("names"), list) and info["names"]
+              and all(isinstance(n, str) for n in info["names"])
+              and all(isinstance(info.get(k), int) and not isinstance(info.get(k), bool) and info[k] >= (k == "batch_size")
+                      for k in ("batch_size", "seed")))
+        if not ok:
+            raise DassError(f"{where}: inputs.proxies must name the proxies (names) with an integer batch_size >= 1 "
+                            f"and seed >= 0")
+        mean = info.get("mean")
+        if mean is not None and not (isinstance(mean, (list, tuple)) and len(mean) == len(info["names"])
+                                     and all(map(_number, mean))):
+            raise DassError(f"{where}: inputs.proxies.mean must be one finite number per proxy")
 
 
 def check_same_space(trained: SpaceConfig, wanted: SpaceConfig, where: str) -> None:

@@ -160,8 +160,11 @@ def read_candidates(path, space: SpaceConfig) -> Candidates:
     t_fmap, acc = teacher.get("fmap"), teacher.get("best_acc")
     if t_fmap is not None and (not torch.is_tensor(t_fmap) or tuple(t_fmap.shape) != shape):
         raise DassError(f"{path}: 'teacher.fmap' must be a tensor of shape {shape}")
+    for name, m in (("fmap", fmap), ("teacher.fmap", t_fmap)):   # NaN maps would give NaN scores, arbitrary picks
+        if m is not None and not bool(torch.isfinite(m.half().float()).all()):
+            raise DassError(f"{path}: '{name}' has non-finite values (NaN or beyond float16)")
     full = Candidates(archs, None if fmap is None else fmap.half(), None if t_fmap is None else t_fmap.half(),
-                      None if acc is None else float(acc))
+                      None if acc is None else _accuracy(acc, f"{path}: teacher.best_acc"))
     return full.subset(keep)
 
 
@@ -293,10 +296,11 @@ def _check_maps_available(pred: LoadedPredictor, listed: Candidates | None, nois
 
 def _accuracy(value, where: str) -> float:
     """A stored accuracy (percent) as a float, refused unless finite and within [0, 100]."""
-    try:
-        acc = float(value)
-    except (TypeError, ValueError):
-        raise DassError(f"{where} must be a number, got {value!r:.40}") from None
+    if torch.is_tensor(value) and value.numel() == 1 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):   # True is no 1 %, '95' no number
+        raise DassError(f"{where} must be a number, got {value!r:.40}")
+    acc = float(value)
     if not 0.0 <= acc <= 100.0:  # also refuses NaN
         raise DassError(f"{where} is {acc}: an accuracy in percent must lie in [0, 100]")
     return acc

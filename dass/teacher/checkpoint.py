@@ -74,6 +74,10 @@ def check_teacher_state_dict(sd: dict, space: SpaceConfig, where) -> tuple[dict,
         if tuple(sd[k].shape) != tuple(v.shape):
             raise DassError(f"{where}: '{k}' has shape {tuple(sd[k].shape)}, the teacher of space "
                             f"'{space.name}' needs {tuple(v.shape)}")
+        if v.is_floating_point() and not sd[k].is_floating_point():   # never a silent cast of int64 weights
+            raise DassError(f"{where}: '{k}' is of type {sd[k].dtype}, not floating point: not a trained teacher")
+        if v.is_floating_point() and not bool(torch.isfinite(sd[k]).all()):
+            raise DassError(f"{where}: '{k}' has non-finite values (NaN or infinite): a damaged teacher")
     return {k: sd[k].detach().to(v.dtype).contiguous() for k, v in expected.items()}, num_classes
 
 

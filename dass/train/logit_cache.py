@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from ..io import atomic_write_json
+from ..io import file_lock as _lock
 
 FORMAT = "dass-teacher-logits-v1"
 log = logging.getLogger("dass.train")
@@ -177,29 +178,6 @@ def _read_valid(folder: Path, key: str, identity: dict, shape: tuple | None) -> 
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
         log.warning("teacher-logit cache %s is invalid (%s); rebuilding it", data, e)
         return None
-
-
-@contextlib.contextmanager
-def _lock(path: Path, wait: bool):
-    """An exclusive ``flock`` on ``path`` for the block; yields False when another process holds it
-    and ``wait`` is False. Where the file system refuses locks, yields True without one."""
-    try:
-        import fcntl  # lazy: POSIX only; without it the cache goes unlocked (except below)
-        f = open(path, "a+b")
-    except (ImportError, OSError):
-        yield True
-        return
-    try:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        except OSError:
-            pass
-        yield True
-    finally:
-        f.close()  # releases the lock
 
 
 def teacher_logits(folder, identity: dict, make_teacher: Callable[[], nn.Module], loader, epochs: int,
