@@ -36,6 +36,9 @@ DOWNLOADS = ["python download/download_dataset.py --name all",
 RUNS = ["bash script/run_meta_train.sh 0",
         "bash script/run_search.sh 0",
         *[f"bash script/run_kd.sh 0 {ds}" for ds in META_TEST]]
+# after the downloads, before meta-training: each names the step that is missing
+EARLY = {"bash script/run_search.sh 0 # early": ["exp/meta_train/dass/best.pt", "bash script/run_meta_train.sh 0"],
+         "bash script/run_kd.sh 0 cub # early": ["exp/search/obtained_net_index.yaml", "bash script/run_search.sh 0"]}
 SHRINK = {"DASS_META_TRAIN_ARGS": "episodes=2 eval_every=1 checkpoint_every=1 n_query=4 meta_batch=0 "
                                   "progress=false device=cpu",
           "DASS_SEARCH_ARGS": "progress=false device=cpu",
@@ -107,10 +110,20 @@ def test_original_forms_refuse_a_wrong_argument_count(bare):
 
 
 def test_project_forms_unchanged(bare):
-    """A first argument that is not all digits is still the project's own form (a database folder,
-    a dataset name): its stage says what is wrong in its own words."""
+    """A first argument that is not all digits is still the project's own form: a database folder
+    for run_meta_train.sh (see the next test), a dataset for the others."""
     proc = sh("bash script/run_meta_train.sh no_such_db episodes=1", bare, project_env(bare), timeout=120)
     assert proc.returncode == 2 and "no_such_db" in proc.stderr and "dass.compat" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_project_form_of_run_meta_train_still_trains(bare, synthetic_db, tmp_path):
+    run = tmp_path / "meta"
+    proc = sh(f"bash script/run_meta_train.sh {synthetic_db} episodes=2 eval_every=1 n_query=8 model.map_hidden=16 "
+              f"model.map_out=16 proxies=[] progress=false run_dir={run}", bare, project_env(bare), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "best.pt").is_file() and "warning: GPU" not in proc.stderr
+    assert not (bare / "exp").exists()
 
 
 def test_failed_download_names_url_and_default_folder_leaves_nothing(bare, tmp_path):
@@ -179,9 +192,11 @@ def readme(tmp_path_factory):
                       **{k: v.format(space8=space8) for k, v in SHRINK.items()})
     results, notes = {}, {}
     try:
-        for command in DOWNLOADS + RUNS:
+        for command in [*DOWNLOADS, *EARLY, *RUNS]:
             t0 = time.perf_counter()
             results[command] = sh(command, root, env)
+            if command in EARLY:  # expected to stop: checked by test_next_step_named
+                continue
             notes[command] = {"seconds": time.perf_counter() - t0,
                               "zip_there": (root / "preprocessed.zip").is_file()}
             if results[command].returncode:
@@ -230,6 +245,17 @@ def test_download_preprocessed_then_rm_zip(readme):
     assert not (root / "preprocessed.zip").exists()
     for member in readme[2]["members"]:
         assert (root / member).is_file(), member
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", EARLY)
+def test_next_step_named(readme, command):
+    proc = readme[1][command]
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for name in EARLY[command]:
+        assert name in lines[0]
 
 
 @pytest.mark.slow
