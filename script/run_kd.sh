@@ -6,8 +6,17 @@
 #   PROFILE      cpu (default) or paper: reads configs/kd/$PROFILE.yaml
 #   NPROC        processes (GPUs) for data-parallel training through torchrun (default 1)
 # Output: runs/kd/<dataset>/<arch key>-<identity hash>/ (override run_dir=...). Rerunning resumes.
+#   script/run_kd.sh GPU_NUM DATASET_NAME   the original's form (digits: a GPU index): KD of the
+#     searched student from checkpoint/teacher/<dataset>/model_best.pth.tar, seeds 1 2 3 (dass/compat/scripts.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then  # the original release's form
+  if [[ $# -ne 2 ]]; then
+    echo "usage: script/run_kd.sh GPU_NUM DATASET_NAME" >&2
+    exit 2
+  fi
+  exec "${PYTHON:-python3}" -m dass.compat.scripts kd "$@"
+fi
 if [[ $# -lt 1 || "$1" == *=* ]]; then
   echo "usage: script/run_kd.sh DATASET [key=value ...]" >&2
   exit 2

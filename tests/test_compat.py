@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from assets.original_release import orig_fields, original_checkpoint, student_db, teacher_db
 from assets.tiny_db import tiny_teacher_state
 from dass.compat import (import_release, read_correlation_samples, read_database_file, read_net_samples,
                          read_search_pool, read_teacher_checkpoint)
@@ -24,44 +25,6 @@ N_NETS = 8
 
 # ----------------------------------------------------------------------------------------------
 # Builders of original-format files
-
-
-def orig_fields(arch: Arch, pad: bool) -> tuple[list, list]:
-    """``depth_config``/``channel_widths`` as the original stores them (widths lists padded to 5)."""
-    widths = [list(ws) + ([0] * (5 - len(ws)) if pad else []) for ws in arch.widths]
-    return list(arch.depths), widths
-
-
-def original_checkpoint(sd: dict, best_acc1) -> dict:
-    """``model_best.pth.tar`` as the original's training script saves it (DataParallel keys)."""
-    return {"epoch": 180, "arch": "resnet42", "state_dict": {"module." + k: v for k, v in sd.items()},
-            "best_acc1": best_acc1,
-            "optimizer": {"state": {}, "param_groups": [{"lr": 0.05, "momentum": 0.9, "params": [0, 1]}]}}
-
-
-def student_db(archs, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    maps = [torch.randn(256, 8, 8, generator=g) for _ in archs]
-    fields = [orig_fields(a, pad=i % 2 == 0) for i, a in enumerate(archs)]
-    return {
-        "net_index": [100 + 7 * i for i in range(len(archs))],
-        "final_acc": [30.5 + i for i in range(len(archs))],
-        "best_acc": [torch.tensor(31.25 + i) for i in range(len(archs))],  # tensors, as saved from a trainer
-        "final_loss": [1.5 - 0.125 * i for i in range(len(archs))],
-        "arch_enc": [torch.randn(181, generator=g) for _ in archs],
-        "depth_config": [f[0] for f in fields],
-        "channel_widths": [f[1] for f in fields],
-        # every other map with the leading batch dimension of 1
-        "noise_actmap_stage-4": [m[None] if i % 2 else m for i, m in enumerate(maps)],
-    }
-
-
-def teacher_db(best_acc: float, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    dc, cw = orig_fields(teacher_arch(PAPER), pad=False)
-    return {"net_index": [-1], "final_acc": [best_acc - 0.5], "best_acc": [best_acc], "final_loss": [0.75],
-            "arch_enc": [torch.randn(181, generator=g)], "depth_config": [dc], "channel_widths": [cw],
-            "noise_actmap_stage-4": [torch.randn(1, 256, 8, 8, generator=g)]}
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import stat
 import time
 import zipfile
@@ -347,7 +348,8 @@ def _fetch_once(url: str, part: Path, timeout: float, label: str) -> None:
             if status in RETRYABLE_STATUS or status >= 500:
                 raise _Transient(f"HTTP {status} {r.reason}")
             if status not in (200, 206):
-                raise DassError(f"download failed: {url} answered HTTP {status} {r.reason}")
+                target = part.with_name(part.name.removesuffix(".part"))
+                raise DassError(f"download failed: {url} -> {target}: HTTP {status} {r.reason}")
             if status == 206:
                 start, total = _content_range(r.headers.get("Content-Range"))
                 if start != offset:
@@ -368,10 +370,20 @@ def _fetch_once(url: str, part: Path, timeout: float, label: str) -> None:
                 f.flush()
                 os.fsync(f.fileno())
     except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as e:
-        raise _Transient(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise _Transient(_transport_error(e)) from None
     size = _part_size(part)
     if total is not None and size != total:
         raise _Transient(f"transfer stopped at {size} of {total} bytes")
+
+
+def _transport_error(e: Exception) -> str:
+    """A short cause of a connection failure: requests nests the socket's own message (``[Errno 111]
+    Connection refused``) deep in a long repr; that message is what a user needs."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return f"{type(e).__name__}: {found[-1].strip()}"
+    return f"{type(e).__name__}: {text[:200]}"
 
 
 def _transfer(url: str, part: Path, *, retries: int, backoff: float, timeout: float,
@@ -387,7 +399,8 @@ def _transfer(url: str, part: Path, *, retries: int, backoff: float, timeout: fl
             failures = 1 if _part_size(part) > before else failures + 1
             if failures > retries:
                 keep = f"; run again to resume from {part}" if part.exists() else ""
-                raise DassError(f"download failed: {url}: {e} (gave up after {retries} "
+                target = part.with_name(part.name.removesuffix(".part"))
+                raise DassError(f"download failed: {url} -> {target}: {e} (gave up after {retries} "
                                 f"retries){keep}") from None
             delay = backoff * 2 ** (failures - 1)
             log.warning("%s: %s; retry %d/%d in %.2g s", label, e, failures, retries, delay)
@@ -540,9 +553,14 @@ def download_preprocessed(root, base_url: str | None = None, extract: bool = Tru
 
 # --------------------------------------------------------------------------- script plumbing
 
-def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the ``download/`` scripts."""
-    parser.add_argument("--root", type=Path, required=True, help="folder to download into")
+def add_transfer_arguments(parser: argparse.ArgumentParser, default_root: str, folder: str) -> None:
+    """Options shared by the ``download/`` scripts. Without ``--root`` a script downloads where the
+    original release's script of the same name does: ``default_root`` under the current directory,
+    which puts the files into ``folder`` (said in ``--help`` and in the error of a failed download)."""
+    parser.add_argument("--root", type=Path, default=None,
+                        help=f"folder to download into (default: {default_root}, under the current "
+                             f"directory: the files go into {folder}, as with the original release)")
+    parser.set_defaults(default_root=default_root, default_folder=folder)
     parser.add_argument("--base-url", default=None,
                         help=f"mirror laid out as <base-url>/<kind>/<group>/<relative_path> "
                              f"(default: ${MIRROR_ENV}, else the original URLs)")
@@ -562,3 +580,17 @@ def transfer_options(args: argparse.Namespace) -> dict:
         raise DassError("--retries and --backoff must be >= 0 and --timeout > 0")
     return {"retries": args.retries, "backoff": args.backoff, "timeout": args.timeout,
             "force": args.force}
+
+
+def script_download(args: argparse.Namespace, fetch):
+    """``fetch(root, **transfer options)`` for a ``download/`` script; returns ``(root, result)``.
+    ``root`` is ``--root``, else the script's default; a failure under the default names that folder."""
+    options = transfer_options(args)
+    root = args.root if args.root is not None else Path(args.default_root)
+    try:
+        return root, fetch(root, **options)
+    except DassError as e:
+        if args.root is not None:
+            raise
+        raise DassError(f"{e} [default folder {args.default_folder} under {Path.cwd()}; --root DIR for "
+                        f"another]") from None
