@@ -83,3 +83,11 @@ def test_cli_prints_the_table_and_json(db):
     bad = subprocess.run([sys.executable, str(REPO / "bench" / "task_dependence.py"), "--db", str(root / "none")],
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_scratch_pilot_spreads_students_along_the_macs_order():
+    import scratch_pilot
+    # MACs order of the indices: 5 (0), 1 (1), 3 (2), 4 (3), 2 (4), 0 (5); two slices of three, their
+    # middles at positions 1 and 4: indices 1 and 2
+    assert scratch_pilot.spread_students([5, 1, 4, 2, 3, 0], 2) == [1, 2]
+    assert scratch_pilot.spread_students([5, 1, 4, 2, 3, 0], 6) == list(range(6))
