@@ -201,10 +201,10 @@ def run_group(cfg: DatabaseConfig, group: JobGroup, task_cache: TaskCache | None
     cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
     if len(archs) == 1:
-        results = [kd_train(archs[0], task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+        results = [kd_train(archs[0], task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.train_remap,
                             logit_cache=cache, wait_for_cache=False)]
     else:
-        results = kd_train_many(archs, task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.remap,
+        results = kd_train_many(archs, task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.train_remap,
                                 logit_cache=cache, wait_for_cache=False)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
@@ -273,7 +273,7 @@ def plan_students(cfg: DatabaseConfig, task_cache: TaskCache,
                 continue
             raise DassError(f"task {task.key}: teacher checkpoint missing: {tpath}")
         ident = {"space": space_d, "data": [data_identity(tr), data_identity(te)], "teacher": file_sha256(tpath),
-                 "kd": kd_d, "remap": cfg.remap}
+                 "kd": kd_d, "remap": cfg.train_remap}
         base = content_hash(ident)
         archs = sample_students(task_cache.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,
                                 tr.num_classes)
@@ -461,6 +461,7 @@ def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: 
         "space": to_dict(space),
         "noise_seed": cfg.noise_seed,
         "remap": cfg.remap,
+        **({"scratch": True} if cfg.scratch else {}),   # labels from random initialisation, CE only
         "recipe": to_dict(cfg.kd),
         "label_seeds": seeds,
         "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),

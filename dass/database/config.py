@@ -62,6 +62,7 @@ class DatabaseConfig:
     target_reliability: dict[str, float] = field(default_factory=dict)  # per split: add KD seeds to a task whose label is less reliable
     max_label_seeds: int = 6  # most KD seeds per task that target_reliability may grow a task to
     remap: str = "copy_paste_first"  # initialisation of a student from its teacher (copy_paste_first ...)
+    scratch: bool = False  # from-scratch labels: students train from random initialisation on CE only (needs kd.alpha: 1.0; remap still makes the maps)
     noise_seed: int = 0  # seed of the noise input of the functional maps
     launcher: Literal["local", "torchrun", "slurm"] = "local"  # local (in process or workers), torchrun or slurm
     workers: int = 1  # local processes training students in parallel
@@ -99,8 +100,16 @@ class DatabaseConfig:
             if len(self.seeds(s)) < 2:
                 raise DassError(f"target_reliability: split {s} needs label_seeds with at least 2 seeds "
                                 f"(their agreement decides how many more are needed)")
+        if self.scratch and (self.kd.alpha != 1.0 or self.remap == "random_init"):
+            raise DassError("scratch: true trains on the labels alone: set kd.alpha: 1.0 (and keep remap a teacher "
+                            "remap: it makes the functional maps)")
         if not 2 <= self.max_label_seeds <= 100:
             raise DassError(f"max_label_seeds must lie in [2, 100], got {self.max_label_seeds}")
+
+    @property
+    def train_remap(self) -> str:
+        """The initialisation of the students' training: ``random_init`` with ``scratch``, else ``remap``."""
+        return "random_init" if self.scratch else self.remap
 
     @functools.cached_property
     def all_tasks(self) -> list[TaskSpec]:

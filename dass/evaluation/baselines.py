@@ -18,6 +18,9 @@ A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one
   zero-cost proxies, the stage and the one-hot encoding, trained on the database's ``meta_train``
   tasks (``context.db``), its feature set and model chosen on ``meta_valid``
   (:mod:`dass.evaluation.ensemble`);
+* ``encoding_ridge``: the task-blind floor, a ridge regression over log MACs, log params and the
+  one-hot encoding fitted on the ``meta_train`` students, its penalty chosen on ``meta_valid``
+  (:class:`EncodingRidgeScorer`);
 * ``oracle``: the true accuracy (``context.label``), an upper bound.
 
 :class:`PredictorScorer` wraps a meta-trained predictor checkpoint (DaSS ``STA``/``DSTA``, or the
@@ -216,29 +219,51 @@ class ProxyScorer(Scorer):
         return context.proxy_scores(task, self.name)
 
 
-class EnsembleScorer(Scorer):
-    """``proxy_ensemble``: ridge regression or boosted trees over cost, zero-cost proxies and the
-    architecture encodings, trained on the database's meta_train tasks, features and model chosen on
-    meta_valid (:mod:`dass.evaluation.ensemble`)."""
+class FittedScorer(Scorer):
+    """A scorer fitted on the database's ``meta_train`` tasks (``context.db``), its model chosen on
+    ``meta_valid`` by :func:`dass.evaluation.ensemble.fit_on_tasks` among ``candidates`` (feature
+    groups) x ``models``; fitted on the first task it scores."""
 
-    name = "proxy_ensemble"
-    needs_teacher = True
     needs_training_tasks = True
+    candidates: tuple = ensemble.CANDIDATE_GROUPS
+    models: tuple = ensemble.MODELS
 
     def __init__(self):
         self.model = None
 
     def fit(self, context: EvalContext) -> None:
         if not context.db:
-            raise DassError("proxy_ensemble needs the database (db=...) to train on its meta_train tasks")
+            raise DassError(f"{self.name} needs the database (db=...) to train on its meta_train tasks")
         groups = load_db(context.db, splits=("meta_train", "meta_valid"))
-        self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], context)
-        log.info("proxy_ensemble: %s", self.model.describe())
+        self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], context,
+                                           candidates=self.candidates, models=self.models)
+        log.info("%s: %s", self.name, self.model.describe())
 
     def score(self, task, context):
         if self.model is None:
             self.fit(context)
         return self.model.predict_task(task, context)
+
+
+class EnsembleScorer(FittedScorer):
+    """``proxy_ensemble``: ridge regression or boosted trees over cost, zero-cost proxies and the
+    architecture encodings, trained on the database's meta_train tasks, features and model chosen on
+    meta_valid (:mod:`dass.evaluation.ensemble`)."""
+
+    name = "proxy_ensemble"
+    needs_teacher = True
+
+
+class EncodingRidgeScorer(FittedScorer):
+    """``encoding_ridge``: the task-blind floor, a ridge regression over log MACs, log params and the
+    one-hot encoding (:data:`dass.evaluation.ensemble.ENCODING_GROUPS`) fitted once on the
+    database's meta_train students (labels z-scored per task), its penalty chosen on meta_valid among
+    :data:`dass.evaluation.ensemble.ENCODING_ALPHAS`. It never sees the scored task's teacher,
+    images or labels: every task gets the same order of the same students."""
+
+    name = "encoding_ridge"
+    candidates = (ensemble.ENCODING_GROUPS,)
+    models = ensemble.ENCODING_MODELS
 
 
 class OracleScorer(Scorer):
@@ -293,6 +318,7 @@ _REGISTRY: dict[str, Callable[[], Scorer]] = {
     "macs": lambda: CostScorer("macs"),
     "params": lambda: CostScorer("params"),
     **{p: (lambda p=p: ProxyScorer(p)) for p in ARCH_PROXIES},  # the zero-cost proxies, then diswot
+    "encoding_ridge": EncodingRidgeScorer,
     "proxy_ensemble": EnsembleScorer,
     "oracle": OracleScorer,
 }

@@ -11,7 +11,7 @@ from ..errors import DassError
 # The built-in methods, in table order: the scorers :mod:`dass.evaluation.baselines` registers
 # (``builtin_scorers()``; tests/test_evaluation.py checks that the two agree).
 BUILTIN_METHODS = ("random", "macs", "params", "grad_norm", "snip", "synflow", "naswot", "jacov", "inherit",
-                   "diswot", "proxy_ensemble", "oracle")
+                   "diswot", "encoding_ridge", "proxy_ensemble", "oracle")
 
 
 @dataclass

@@ -42,6 +42,11 @@ TREES = ({"rounds": 400, "learning_rate": 0.05, "max_depth": 2, "min_leaf": 20},
          {"rounds": 300, "learning_rate": 0.05, "max_depth": 3, "min_leaf": 20})
 # (name, settings): ridge at every penalty, then the boosted trees
 MODELS = tuple(("ridge", {"alpha": a}) for a in ALPHAS) + tuple(("trees", t) for t in TREES)
+# The task-blind floor (``encoding_ridge``): ridge over cost and the one-hot encoding only, its
+# penalty (on the standardised columns) chosen on meta_valid in this grid
+ENCODING_GROUPS = ("cost", "onehot")
+ENCODING_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+ENCODING_MODELS = tuple(("ridge", {"alpha": a}) for a in ENCODING_ALPHAS)
 
 
 def make_model(name: str, settings: dict, X: np.ndarray, y: np.ndarray):

@@ -132,16 +132,19 @@ def prepare(cfg: EvaluationConfig) -> Plan:
     if any(s.needs_teacher for s in scorers):
         for t in tasks:
             context.teacher_state(t)
-    if any(getattr(s, "needs_training_tasks", False) for s in scorers):
+    fitted = [s for s in scorers if getattr(s, "needs_training_tasks", False)]
+    if fitted:
         hint = "train_db=<folder> names another database to fit it on"
+        names = " and ".join(s.name for s in fitted)
         try:
             train = load_db(context.db, splits=("meta_train", "meta_valid"))
         except DassError as e:
-            raise DassError(f"proxy_ensemble needs meta_train tasks: {e} ({hint})") from None
+            raise DassError(f"{names} needs meta_train tasks: {e} ({hint})") from None
         if not train["meta_train"]:
-            raise DassError(f"{context.db}: proxy_ensemble needs meta_train tasks, the database has none ({hint})")
-        for t in train["meta_train"] + train["meta_valid"]:
-            context.teacher_state(t)
+            raise DassError(f"{context.db}: {names} needs meta_train tasks, the database has none ({hint})")
+        if any(s.needs_teacher for s in fitted):
+            for t in train["meta_train"] + train["meta_valid"]:
+                context.teacher_state(t)
     search_methods, recipes = _check_search(cfg, tasks, [s.name for s in scorers], skipped, context)
     return Plan(cfg, tasks, scorers, context, skipped, search_methods, recipes)
 
@@ -285,8 +288,8 @@ def run_plan(plan: Plan, run_dir) -> dict:
         "predictors": {s.name: {"path": str(s.path), "input_type": s.input_type}
                        for s in plan.scorers if isinstance(s, bl.PredictorScorer)},
         "proxy_input": plan.context.proxy_source, "device": str(plan.context.device),
-        "proxy_ensemble": {s.name: s.model.describe() for s in plan.scorers
-                           if isinstance(s, bl.EnsembleScorer) and s.model is not None},
+        "fitted_models": {s.name: s.model.describe() for s in plan.scorers
+                          if isinstance(s, bl.FittedScorer) and s.model is not None},
         "mean": {label: {r["method"]: {k: r[k] for k in names} for r in rows
                          if r["label"] == label and r["task"] == "mean"} for label in cfg.labels},
         "per_task": rows, "seconds": seconds, "plots": n_plots,
