@@ -3,7 +3,8 @@
 Every student remapped with ``copy_paste_first`` is a prefix slice of its teacher, so the teacher
 run with per-row channel masks and block skips (:func:`dass.space.embed.masked_stages`, as the
 functional maps are computed) reproduces each student's activations exactly: row ``s * k + i`` of a
-batch is student ``s`` on image ``i``. From those rows:
+batch is student ``s`` on image ``i`` (students that share their first blocks share those blocks'
+computation). From those rows:
 
 * ``naswot``: the stem's codes are every student's (full width, computed once on the ``k`` images);
   a block's codes ``c`` (``k x U``, zero beyond the student's width ``w``) over its ``n = w H W``
@@ -63,9 +64,11 @@ def naswot(archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: 
         n = len(chunk)
         K = k0.expand(n, k, k).clone()
 
-        def site(kind, t, rows, widths):
+        def site(kind, t, rows, widths, index):
             if kind == "conv":
                 return
+            if index is not None:
+                t = t.index_select(0, index)
             students = rows[::k] // k
             c = (t > 0).to(torch.float32).reshape(len(students), k, -1)
             units = (widths[::k] * (t.shape[2] * t.shape[3])).to(device=t.device, dtype=torch.float64)
@@ -74,7 +77,7 @@ def naswot(archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: 
             K.index_add_(0, students, agree)
 
         rows_archs = [a for a in chunk for _ in range(k)]
-        masked_stages(net, stem.repeat(n, 1, 1, 1), rows_archs, site=site)
+        masked_stages(net, stem, rows_archs, site=site, start=torch.arange(n * k) % k)
         sign, value = torch.linalg.slogdet(K.cpu())
         out[start:start + n] = torch.where(sign > 0, value, torch.full_like(value, float("-inf"))).numpy()
     return out
@@ -94,11 +97,11 @@ def synflow(archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd:
         stem = net.conv1(ones)
         convs = [(stem, None)]
 
-        def site(kind, t, rows, widths):
-            if kind == "conv":
+        def site(kind, t, rows, widths, index):
+            if kind == "conv":  # (rows are not shared: t's rows are ``rows``, in order)
                 convs.append((t, rows))
 
-        last = masked_stages(net, F.relu(stem), chunk, stages=(-1,), site=site, batchnorm=False)
+        last = masked_stages(net, F.relu(stem), chunk, stages=(-1,), site=site, batchnorm=False, share=False)
         logits = net.head(last[space.num_stages - 1])
         grads = torch.autograd.grad(logits.sum(), [t for t, _ in convs])
         score = (logits - net.fc.bias).sum(1)
@@ -121,8 +124,8 @@ def diswot(archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: 
     out = np.empty(len(archs), dtype=np.float64)
     for start, chunk in _chunks(archs, k):
         n = len(chunk)
-        stages = masked_stages(net, stem.repeat(n, 1, 1, 1), [a for a in chunk for _ in range(k)],
-                               stages=tuple(range(L)))
+        stages = masked_stages(net, stem, [a for a in chunk for _ in range(k)], stages=tuple(range(L)),
+                               start=torch.arange(n * k) % k)
         total = torch.zeros(n, dtype=torch.float64, device=x.device)
         for s, t in zip(range(L), teacher_relations):
             f = stages[s].reshape(n, k, -1).double()
