@@ -67,10 +67,11 @@ def naswot(archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: 
         def site(kind, t, rows, widths, index):
             if kind == "conv":
                 return
+            c = (t > 0).to(torch.float32)
             if index is not None:
-                t = t.index_select(0, index)
+                c = c.index_select(0, index)
             students = rows[::k] // k
-            c = (t > 0).to(torch.float32).reshape(len(students), k, -1)
+            c = c.reshape(len(students), k, -1)
             units = (widths[::k] * (t.shape[2] * t.shape[3])).to(device=t.device, dtype=torch.float64)
             r = c.sum(-1).double()
             agree = 2 * torch.bmm(c, c.transpose(1, 2)).double() + units[:, None, None] - r[:, :, None] - r[:, None, :]
