@@ -124,8 +124,13 @@ def test_profile_step_quick(quick_runs):
 
 @pytest.mark.skipif(not (BENCH / "bench_search.py").is_file(), reason="bench/bench_search.py not present")
 def test_bench_search_quick(quick_runs):
-    out, _ = finish(quick_runs, "bench_search.py")
+    out, record = finish(quick_runs, "bench_search.py")
     assert "candidates/s" in out
+    check_common(record, "search")
+    assert record["candidates"] == 1000
+    if record["default_predictor_s"] is not None:  # the glyph data is there
+        assert record["ratio"] == pytest.approx(record["reference_s"] / record["default_predictor_s"], rel=0.01)
+        assert "give the same scores and picks: ok" in out
 
 
 def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path):

@@ -234,3 +234,45 @@ def test_inherit_normalises_by_the_batch_by_hand_and_leaves_the_net_unchanged():
     assert proxies.compute("inherit", net, x, y) == pytest.approx(75.0)
     assert (net(x).argmax(1) == y).float().mean().item() == pytest.approx(0.25)   # eval mode: running stats
     assert bn.running_mean.tolist() == [100.0, 0.0] and int(bn.num_batches_tracked) == 0 and not net.training
+
+
+# ------------------------------------------------------------------------------------- batched passes
+
+@pytest.mark.parametrize("space_name", ["tiny", "cpu"])
+def test_batched_proxies_equal_one_network_at_a_time(space_name, monkeypatch):
+    """naswot, synflow and diswot of many students in masked passes of the teacher (dass.proxies.masked)
+    equal those of each student built, remapped and run on its own (zero_cost, the reference) within
+    1e-4 relative, across chunk boundaries (rows per pass forced small), with the teacher and the
+    smallest student among them."""
+    from dass.config import load
+    from dass.proxies import masked
+    from dass.proxies.batch import archs_proxy
+    from dass.space import SpaceConfig, sample_unique, teacher_arch
+    space = TINY if space_name == "tiny" else load(SpaceConfig, "configs/space/cpu.yaml", [])
+    sd = tiny_teacher_state(space, 5, 3)
+    smallest = Arch(tuple(1 for _ in space.stage_widths), tuple((c[0],) for c in space.width_choices))
+    archs = sample_unique(space, 11, np.random.default_rng(4)) + [teacher_arch(space), smallest]
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 3, space.image_size, space.image_size, generator=g)
+    y = torch.arange(6) % 5
+    monkeypatch.setattr(masked, "ROWS", 20)  # 3 students of 6 images per pass: 5 passes
+    for name in masked.BATCHED:
+        fast = archs_proxy(name, archs, space, 5, sd, "copy_paste_first", x, y, "cpu")
+        ref = np.array([proxies.compute(name, build_remapped(a, space, 5, sd), x, y) if name != "diswot" else
+                        archs_proxy(name, [a], space, 5, sd, "copy_paste_first", x, y, "cpu", batched=False)[0]
+                        for a in archs])
+        assert np.isfinite(ref).all(), name
+        np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-12, err_msg=name)
+    # the teacher's own DisWOT is 0 (its relations are the teacher's)
+    assert archs_proxy("diswot", [teacher_arch(space)], space, 5, sd, "copy_paste_first", x, y, "cpu")[0] == \
+        pytest.approx(0.0, abs=1e-12)
+
+
+def test_batched_naswot_is_minus_infinity_for_identical_images():
+    """Two identical images have identical codes: K is singular in the batched path too."""
+    from dass.proxies import masked
+    sd = tiny_teacher_state(TINY, 5, 1)
+    x, _ = batch(4, seed=1)
+    x[1] = x[0]
+    archs = [sample(TINY, np.random.default_rng(i)) for i in range(3)]
+    assert np.all(masked.naswot(archs, TINY, 5, sd, x) == -np.inf)

@@ -298,3 +298,35 @@ def test_standardized_predictor_ranks_without_accuracies(files, space, tmp_path)
     top = search({"teacher": teacher, "predictor": tmp_path / "std.pt"}, tmp_path / "r", "pool_size=20", "top_k=2")
     assert top["teacher_acc"] is None and all(r["pred_acc"] is None for r in top["top"])
     assert top["top"][0]["score"] >= top["top"][1]["score"]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / "data/glyphs/ogham").exists(), reason="glyph data not generated (data/)")
+def test_default_predictor_search_with_batched_proxies_equals_one_network_at_a_time(tmp_path, monkeypatch):
+    """The shipped cpu predictor reads NASWOT and synflow of a shortlist: a search with them computed
+    in batched masked passes writes the scores and picks of the search with them computed one
+    network at a time (the reference path of dass.proxies.batch.archs_proxy)."""
+    import functools
+    from dass.proxies import batch as proxy_batch, cache as proxy_cache
+
+    def search(name):
+        cfg = cfgmod.load(SearchConfig, str(ROOT / "configs/search/cpu.yaml"), [
+            f"teacher={ROOT / 'assets/cpu/teachers/glyphs-ogham/teacher.pt'}",
+            f"predictor={ROOT / 'assets/cpu/predictors/dass/best.pt'}", f"run_dir={tmp_path / name}",
+            "dataset=glyphs/ogham", f"data_root={ROOT / 'data'}", "pool_size=200", "proxy_shortlist=24",
+            "progress=false", "device=cpu"])
+        top = run(cfg)
+        with open(tmp_path / name / "scores.csv") as f:
+            rows = list(csv.DictReader(f))
+        return top, rows
+
+    fast, fast_rows = search("batched")
+    monkeypatch.setattr(proxy_cache, "archs_proxy", functools.partial(proxy_batch.archs_proxy, batched=False))
+    ref, ref_rows = search("reference")
+    assert [t["arch"] for t in fast["top"]] == [t["arch"] for t in ref["top"]]
+    assert sum(r["proxies_computed"] == "True" for r in ref_rows) == 24
+    assert [r["arch"] for r in fast_rows] == [r["arch"] for r in ref_rows]
+    np.testing.assert_allclose([float(r["score"]) for r in fast_rows], [float(r["score"]) for r in ref_rows],
+                               rtol=1e-5, atol=1e-6)

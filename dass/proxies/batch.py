@@ -14,7 +14,7 @@ from ..data.loader import DeviceLoader
 from ..data.registry import load_dataset
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build, build_remapped, teacher_arch
-from . import zero_cost
+from . import masked, zero_cost
 
 # the proxies :func:`archs_proxy` computes: the one-network proxies and DisWOT (student vs teacher)
 ARCH_PROXIES = (*zero_cost.PROXIES, "diswot")
@@ -46,17 +46,27 @@ def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: i
 
 def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: dict,
                 strategy: str, x: torch.Tensor, y: torch.Tensor, device, progress: bool = False,
-                desc: str = "") -> np.ndarray:
+                desc: str = "", batched: bool = True) -> np.ndarray:
     """Proxy ``name`` (:data:`ARCH_PROXIES`) of each architecture, remapped from ``teacher_sd`` with
     ``strategy``, on the batch ``(x, y)`` (float64). ``diswot`` compares each student's stage
-    relations with those of the teacher (``teacher_sd``) on ``x`` (:func:`zero_cost.diswot`)."""
+    relations with those of the teacher (``teacher_sd``) on ``x`` (:func:`zero_cost.diswot`).
+    ``naswot``, ``synflow`` and ``diswot`` of ``copy_paste_first`` students are computed in batched
+    passes of the teacher (:mod:`.masked`; the same values within rounding) unless ``batched`` is
+    False, which builds and runs each student (the reference)."""
     if name not in ARCH_PROXIES:
         raise DassError(f"unknown proxy {name!r} (known: {', '.join(ARCH_PROXIES)})")
+    fast = batched and strategy == "copy_paste_first" and name in masked.BATCHED
     teacher_rel = None
     if name == "diswot":
         teacher = build(teacher_arch(space), space, num_classes)
         teacher.load_state_dict(teacher_sd)
         teacher_rel = zero_cost.relation_matrices(teacher.to(device), x)
+        if fast:
+            return masked.diswot(archs, space, num_classes, teacher_sd, teacher_rel, x)
+    if fast and name == "naswot":
+        return masked.naswot(archs, space, num_classes, teacher_sd, x)
+    if fast and name == "synflow":
+        return masked.synflow(archs, space, num_classes, teacher_sd, tuple(x.shape[1:]), device)
     out = []
     for arch in tqdm(archs, desc=desc or name, leave=False, disable=not progress):
         net = build_remapped(arch, space, num_classes, teacher_sd, strategy).to(device)

@@ -25,7 +25,9 @@ Outputs in ``run_dir``: ``top.json`` (``{"top": [{"arch", "pred_acc", "score", "
 A predictor meta-trained with zero-cost proxies as inputs (``proxies``) scores every candidate with
 the proxies at their meta-training mean, then computes them (on train images of ``dataset``) for
 the ``proxy_shortlist`` best only and re-scores those, which rank first (``proxies_computed`` in
-``scores.csv``); proxies of 10,000 candidates would take minutes on a CPU.
+``scores.csv``); proxies of 10,000 candidates would take minutes on a CPU. The shortlist's NASWOT,
+synflow and DisWOT are computed in batched masked passes of the teacher (:mod:`dass.proxies.masked`):
+10,000 candidates with the shipped cpu predictor take ~4.3 CPU seconds (``bench/bench_search.py``).
 ``pred_acc`` is in percent (``teacher accuracy x`` the predicted accuracy relative to the
 teacher's, :func:`dass.predictor.data.to_accuracy`); null only for an uncalibrated predictor
 trained on ``standardized`` targets (checkpoints from before calibration), whose ``score`` only ranks.

@@ -7,10 +7,10 @@ and run on the noise; the embedding is its last-stage activation map, zero-padde
 teacher's last-stage width (``C x r x r``; 256 x 8 x 8 for the ``paper`` profile).
 
 ``functional_maps`` evaluates many students at once. For ``copy_paste_first`` it runs the teacher
-itself on a batch of copies of the noise, with per-sample channel masks and per-sample block skips:
-since every student tensor is a prefix slice of the teacher's, zeroing the channels beyond a block's
-width (after BN, before the ReLU) and skipping absent blocks reproduces each student exactly. Other
-remaps fall back to building each student.
+itself on a batch of copies of the noise, with per-sample channel masks and per-sample block skips
+(:func:`masked_stages`): since every student tensor is a prefix slice of the teacher's, zeroing the
+channels beyond a block's width (after BN, before the ReLU) and skipping absent blocks reproduces
+each student exactly. Other remaps fall back to building each student.
 """
 from __future__ import annotations
 
@@ -42,6 +42,79 @@ def functional_map_single(arch: Arch, teacher_sd: dict, space: SpaceConfig, num_
     return _pad_to(outs[stage], space.stage_widths[stage])[0]
 
 
+def masked_stages(net: ResNet, x: torch.Tensor, archs: list[Arch], stages=(), site=None,
+                  batchnorm: bool = True, start: torch.Tensor | None = None,
+                  share: bool = True) -> dict[int, torch.Tensor]:
+    """Run the stages of the teacher ``net`` for every entry of ``archs`` (a *row*), each row as its
+    own student (see module doc: channels beyond a block's width zeroed after its BN, before the
+    ReLU; a block that a row's student lacks leaves the row unchanged). ``x``: the stem's outputs
+    after its ReLU (``U x C0 x H x W``); row ``i`` starts from ``x[start[i]]`` (``start`` default:
+    row ``i`` from ``x[i]``). Returns ``{stage: output}`` for the stage indices in ``stages``
+    (``B x C_s x r x r``, zero beyond each row's width).
+
+    With ``share`` (not for gradients per row), rows with the same start and the same choices so
+    far are computed once: block by block, only the distinct prefixes run (10,000 cpu-profile
+    students have at most 155 distinct first stages).
+
+    ``site(kind, t, rows, widths, index)``, when given, sees every block's tensors: ``t`` holds the
+    computed rows that have the block, row ``rows[j]`` (ascending batch indices) is ``t[index[j]]``
+    (``index`` None: ``t[j]``), ``widths`` its width (CPU): ``"conv"``, each conv's output before its
+    BN and mask; ``"pre"``, the masked input of the block's first ReLU; ``"out"``, the block's
+    output. ``batchnorm=False`` runs without the BN layers (identity), as synflow does.
+    Differentiable when run with gradients. (Cutting the teacher's weights to each group of equal
+    widths instead of masking was 1.2-3.5x slower on the cpu profile: many small convolutions.)"""
+    space = net.space
+    dev = x.device
+    B = len(archs)
+    bn = (lambda m, t: m(t)) if batchnorm else (lambda m, t: t)
+    want = {s % space.num_stages for s in stages}
+    outs = {}
+    uid = torch.arange(B) if start is None else start.to("cpu", torch.long)  # row -> row of x
+    for s, layer in enumerate(net.stages):
+        C = space.stage_widths[s]
+        ar = torch.arange(C, device=dev)
+        for b, block in enumerate(layer):
+            width = torch.tensor([a.widths[s][b] if b < a.depths[s] else 0 for a in archs], dtype=torch.long)
+            if share:
+                keys, new_uid = torch.unique(uid * (C + 1) + width, return_inverse=True)
+                parent, w_u = keys // (C + 1), keys % (C + 1)
+            else:
+                parent, w_u, new_uid = uid, width, torch.arange(B)
+            act = torch.nonzero(w_u > 0).flatten()  # computed rows that have the block
+            if len(act) == 0:
+                uid = new_uid
+                continue
+            every = len(act) == len(w_u)
+            src = parent[act].to(dev)
+            wa = w_u[act]
+            m = (ar[None, :] < wa.to(dev)[:, None]).to(x.dtype)[:, :, None, None]
+            xin = x.index_select(0, src) if (share or not every or start is not None) else x
+            c1 = block.conv1(xin)
+            pre = bn(block.bn1, c1) * m
+            c2 = block.conv2(F.relu(pre))
+            out = bn(block.bn2, c2) * m
+            sc = F.max_pool2d(xin, 2) if block.stride == 2 else xin
+            new = F.relu(out + match_channels(sc, C) * m)
+            if site is not None:
+                rows = torch.nonzero(width > 0).flatten()
+                pos = torch.full((len(w_u),), -1, dtype=torch.long)
+                pos[act] = torch.arange(len(act))
+                index = pos[new_uid[rows]]
+                index = None if (not share and every) else index.to(dev)
+                for kind, t in (("conv", c1), ("pre", pre), ("conv", c2), ("out", new)):
+                    site(kind, t, rows.to(dev), width[rows], index)
+            # (a stage's first block is every student's: depths are >= 1)
+            if every:
+                x = new
+            else:
+                x = x.index_select(0, parent.to(dev)).index_copy(0, act.to(dev), new)
+            uid = new_uid
+            start = None
+        if s in want:
+            outs[s] = x.index_select(0, uid.to(dev))
+    return outs
+
+
 class MaskedTeacher(torch.nn.Module):
     """The teacher run with per-sample width masks and block skips (see module doc)."""
 
@@ -54,36 +127,10 @@ class MaskedTeacher(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, noise: torch.Tensor, archs: list[Arch], stages=(-1,)) -> list[torch.Tensor]:
-        space, net = self.space, self.net
-        dev = noise.device
-        B = len(archs)
+        net = self.net
         x = F.relu(net.bn1(net.conv1(noise)))
-        x = x.expand(B, *x.shape[1:]).contiguous()
-        want = {s % space.num_stages for s in stages}
-        outs = {}
-        for s, layer in enumerate(net.stages):
-            C = space.stage_widths[s]
-            depth = torch.tensor([a.depths[s] for a in archs], device=dev)
-            ar = torch.arange(C, device=dev)
-            for b, block in enumerate(layer):
-                active = depth > b
-                if not bool(active.any()):
-                    continue
-                widths = torch.tensor([a.widths[s][b] if b < a.depths[s] else C for a in archs], device=dev)
-                m = (ar[None, :] < widths[:, None]).to(x.dtype)[:, :, None, None]
-                out = F.relu(block.bn1(block.conv1(x)) * m)
-                out = block.bn2(block.conv2(out)) * m
-                sc = x
-                if block.stride == 2:
-                    sc = F.max_pool2d(sc, 2)
-                new = F.relu(out + match_channels(sc, C) * m)
-                if b == 0:
-                    x = new
-                else:
-                    x = torch.where(active[:, None, None, None], new, x)
-            if s in want:
-                outs[s] = x
-        return [outs[s % space.num_stages] for s in stages]
+        outs = masked_stages(net, x, archs, stages, start=torch.zeros(len(archs), dtype=torch.long))
+        return [outs[s % self.space.num_stages] for s in stages]
 
 
 @torch.no_grad()
