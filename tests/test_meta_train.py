@@ -239,7 +239,7 @@ def test_resume_refuses_a_changed_recipe(db, tmp_path):
 
 
 def _cli(db, run_dir, episodes):
-    return [sys.executable, "-m", "dass.meta_train", f"db={db}", f"run_dir={run_dir}", f"episodes={episodes}",
+    return [sys.executable, "-m", "dass.predictor", f"db={db}", f"run_dir={run_dir}", f"episodes={episodes}",
             "eval_every=5", "checkpoint_every=5", *FAST, "model.map_hidden=16", "model.map_out=32", "n_query=10"]
 
 
@@ -253,7 +253,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(db, tmp_path, kill_at):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     run(cfgmod.load(MetaTrainConfig, None, _cli(db, ref, episodes)[3:]))
     # SIGKILL right after the 2nd checkpoint (episode 10 of 50) is written (a state, not a time: tests/kill_at.py)
-    killed = kill_at(f"{cut}/last.pt", 2, "dass.meta_train", _cli(db, cut, episodes)[3:])
+    killed = kill_at(f"{cut}/last.pt", 2, "dass.predictor", _cli(db, cut, episodes)[3:])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert safe_torch_load(cut / "last.pt")["episode"] == 2 * 5
     done = subprocess.run(_cli(db, cut, episodes), cwd=ROOT, env=_env(), capture_output=True, text=True)

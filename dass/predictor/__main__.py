@@ -1,6 +1,5 @@
 """``python -m dass.predictor --config configs/predictor/cpu.yaml db=<folder> run_dir=<folder>``: meta-train
-the predictor on a database (:func:`dass.predictor.meta_train.run`; ``python -m dass.meta_train`` is an
-alias).
+the predictor on a database (:func:`dass.predictor.meta_train.run`).
 
 Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
 without torch, which :mod:`dass.predictor.meta_train` imports once the config is known good."""
