@@ -2,7 +2,7 @@
 computed once per task) vs the lockstep path without it (one teacher forward per batch and group),
 same tasks, students, KD recipe and worker count.
 
-    python bench/bench_db.py --threads 1             # 2 meta-train tasks of configs/db/cpu.yaml, 10 students each
+    python bench/bench_db.py --threads 1             # 2 meta-train tasks of configs/database/cpu.yaml, 10 students each
     python bench/bench_db.py --quick                 # 2 synthetic tasks x 5 students, 1 epoch, in process
     python bench/bench_db.py --tasks glyphs/hebrew --students 20
 
@@ -17,7 +17,7 @@ students/hour = students * 3600 / seconds. Also reported: the CPU seconds (user 
 working processes spent per round and students per CPU-hour, which a machine shared with other
 jobs distorts much less than wall time.
 
-Tasks, students and recipe: ``--config`` (default configs/db/cpu.yaml): its KD recipe (``--epochs``
+Tasks, students and recipe: ``--config`` (default configs/database/cpu.yaml): its KD recipe (``--epochs``
 overrides the epochs), its teachers (``teachers_dir``) and data (``--data-root``), the students its
 sampler draws for each task's split (``--students`` overrides the count). When a task's data or
 teacher is missing, a synthetic task of the glyphs' size (2,160 + 720 images of 32 x 32, 40
@@ -72,9 +72,9 @@ def write_random_teacher(path: Path, space, classes: int, dataset: str) -> None:
                        "metrics": {"best_acc": 50.0, "final_acc": 50.0}}, path)
 
 
-def bench_config(args, scratch: Path) -> tuple[B.BuildConfig, list[str]]:
+def bench_config(args, scratch: Path) -> tuple[B.DatabaseConfig, list[str]]:
     """The build config both paths share (tasks, students, recipe, workers); notes on stand-ins."""
-    raw = cfgmod.read_yaml(ROOT / args.config)
+    raw = cfgmod.read_with_bases(ROOT / args.config)
     for key in ("space", "teachers_dir"):
         if raw.get(key) and not Path(raw[key]).is_absolute():
             raw[key] = str(ROOT / raw[key])
@@ -124,7 +124,7 @@ def bench_config(args, scratch: Path) -> tuple[B.BuildConfig, list[str]]:
             raw["workers"] = args.workers
     raw.update(launcher="local", device=str(args.device_resolved), threads_per_worker=max(args.threads, 0),
                lockstep=args.lockstep, teacher_logit_cache=False, out=str(scratch / "out"))
-    return cfgmod.from_dict(B.BuildConfig, raw, where=args.config), notes
+    return cfgmod.from_dict(B.DatabaseConfig, raw, where=args.config), notes
 
 
 # ------------------------------------------------------------------------------ one path
@@ -132,7 +132,7 @@ def bench_config(args, scratch: Path) -> tuple[B.BuildConfig, list[str]]:
 class StudentPhase:
     """The builder's student phase for one config: persistent workers, a fresh work folder per run."""
 
-    def __init__(self, cfg: B.BuildConfig, plan: dict):
+    def __init__(self, cfg: B.DatabaseConfig, plan: dict):
         self.cfg = cfg
         self.groups = B.interleave_tasks(B.group_jobs(plan, cfg.lockstep))  # the order build() runs them in
         self.pool = None
@@ -184,7 +184,7 @@ class StudentPhase:
 
 def main() -> None:
     ap = base_parser(__doc__.splitlines()[0])
-    ap.add_argument("--config", default="configs/db/cpu.yaml", help="database config (tasks, recipe, teachers)")
+    ap.add_argument("--config", default="configs/database/cpu.yaml", help="database config (tasks, recipe, teachers)")
     ap.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated datasets of the config's tasks")
     ap.add_argument("--students", type=int, default=0, help="students per task (0: the config's count for its split)")
     ap.add_argument("--epochs", type=int, default=0, help="KD epochs (0: the config's)")

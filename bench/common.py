@@ -48,13 +48,7 @@ PEAK_BF16_TFLOPS = (
 
 
 def config_path(stage: str, profile: str) -> Path:
-    """``configs/<stage>/<profile>.yaml`` under the stage's folder name, new or old (``database`` /
-    ``db``, ``evaluation`` / ``evaluate``, ``predictor`` / ``meta_train``)."""
-    old = {"database": "db", "evaluation": "evaluate", "predictor": "meta_train"}
-    for folder in (stage, old.get(stage, stage)):
-        path = ROOT / "configs" / folder / f"{profile}.yaml"
-        if path.is_file():
-            return path
+    """``configs/<stage>/<profile>.yaml`` of the repository."""
     return ROOT / "configs" / stage / f"{profile}.yaml"
 
 

@@ -230,10 +230,10 @@ def part_labels(ctx) -> dict:
 
     from dass import config as cfgmod
     from dass.database import builder as B
-    from dass.database.config import BuildConfig
+    from dass.database.config import DatabaseConfig
     from dass.io import safe_torch_load
     n_students = 4 if ctx.dry else 24
-    cfg = cfgmod.load(BuildConfig, config_path("database", "cpu"), [
+    cfg = cfgmod.load(DatabaseConfig, config_path("database", "cpu"), [
         f"data_root={ctx.data_root}", f"work_dir={ctx.work / 'labels'}", f"out={ctx.work / 'labels/db'}",
         "subset_tasks=[]", f"tasks=[{{dataset: glyphs/hebrew, split: meta_test, teacher: {ctx.teacher}}}]",
         "label_seeds={meta_test: [1]}", f"device={ctx.device}", "lockstep=8",

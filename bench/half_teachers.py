@@ -9,8 +9,8 @@ and loaded back (exactly what :func:`dass.teacher.checkpoint.load_teacher` gives
 on the task's test split (the dataset is read from the database task file ``<db>/<task>.pt``);
 prints both, their difference, and the largest relative change of any weight.
 
-``kd``: the database builder's student phase (``configs/db/cpu.yaml``'s KD recipe, sampler and
-remap; ``configs/database/cpu.yaml`` in newer checkouts) on ``--students`` students of one task, KD seeds 1 and 2, once with the float32 teacher and
+``kd``: the database builder's student phase (``configs/database/cpu.yaml``'s KD recipe, sampler and
+remap) on ``--students`` students of one task, KD seeds 1 and 2, once with the float32 teacher and
 once with its half-precision copy, each in its own work folder under ``--work``; prints per student
 the four labels (``best_acc``), then mean |half - float32| at the same seed against the seed-vs-seed
 spread mean |seed 1 - seed 2| of the same students, and the Spearman correlations.
@@ -68,8 +68,8 @@ def teacher_acc(args) -> dict:
 
 def _build(teacher: Path, dataset: str, students: int, work: Path, data_root: str, threads: int) -> dict:
     from dass.database import builder as B
-    from dass.database.config import BuildConfig
-    cfg = cfgmod.load(BuildConfig, config_path("database", "cpu"), [
+    from dass.database.config import DatabaseConfig
+    cfg = cfgmod.load(DatabaseConfig, config_path("database", "cpu"), [
         f"data_root={data_root}", f"work_dir={work}", f"out={work / 'db'}", "subset_tasks=[]",
         f"tasks=[{{dataset: {dataset}, split: meta_test, teacher: {teacher}}}]",
         f"students={{meta_test: {students}}}", "label_seeds={meta_test: [1, 2]}", "workers=1",

@@ -1,4 +1,4 @@
-"""Label quality of database builds: compare the student results of two or more ``build_db`` runs.
+"""Label quality of database builds: compare the student results of two or more database builds.
 
     python bench/label_quality.py BASE_WORK_DIR OTHER_WORK_DIR [...] [--label best|final|last3]
     python bench/label_quality.py WORK_DIR@1 WORK_DIR@2          # two label seeds of one build
@@ -88,7 +88,7 @@ def compare(runs: list[dict], label: str = "best") -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("work_dirs", nargs="+", help="build_db work_dir folders; the first is the reference")
+    p.add_argument("work_dirs", nargs="+", help="database-build work_dir folders; the first is the reference")
     p.add_argument("--label", choices=LABELS, default="best", help="label used for gain, reliability, rho(macs)")
     args = p.parse_args(argv)
     runs = [load_results(w) for w in args.work_dirs]

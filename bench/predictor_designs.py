@@ -3,7 +3,7 @@
     python bench/predictor_designs.py --db assets/cpu/db --out runs/predictor_designs [--jobs 2]
     bash script/predictor_designs.sh [db] [out]          # the same, with the defaults above
 
-Every design is ``configs/meta_train/paper.yaml`` plus explicit overrides (so the table does not
+Every design is ``configs/predictor/paper.yaml`` plus explicit overrides (so the table does not
 change when a profile's defaults change; ``paper (300 episodes)`` is the paper's recipe cut to the
 episodes of the others, ``paper.yaml`` itself runs 1000), meta-trained with seeds 0, 1, 2 into
 ``<out>/<design>/seed<k>`` (``dass.predictor``; a finished run, one with ``metrics.json``, is not
@@ -46,7 +46,7 @@ from dass.predictor.meta_train import accuracy_errors  # noqa: E402
 from dass.predictor.metrics import task_metrics  # noqa: E402
 from dass.predictor.model import load_predictor  # noqa: E402
 
-BASE = "configs/meta_train/paper.yaml"
+BASE = "configs/predictor/paper.yaml"
 CPU = ["target=standardized", "cost_features=true", "first_order=true", "episodes=300"]
 PRIOR = ["cost_prior=true", "eval_at_start=true"]
 # name -> overrides of BASE

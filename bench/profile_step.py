@@ -3,9 +3,9 @@
     python bench/profile_step.py --threads 1 --data-root /work/data      # cpu profile, glyphs/hebrew
     python bench/profile_step.py --quick                                   # 2 students, 2 steps, synthetic
 
-Students: ``--students`` architectures the database builder samples for the task (configs/db/cpu.yaml
+Students: ``--students`` architectures the database builder samples for the task (configs/database/cpu.yaml
 sampler); teacher: the shipped ``assets/cpu/teachers/<task>/teacher.pt`` when present, else a random
-one (and synthetic noise data, 1,024 + 256 images, 40 classes, when the task's data is missing); recipe: configs/db/cpu.yaml's KD recipe. The teacher's logits are computed beforehand (as the
+one (and synthetic noise data, 1,024 + 256 images, 40 classes, when the task's data is missing); recipe: configs/database/cpu.yaml's KD recipe. The teacher's logits are computed beforehand (as the
 teacher-logit cache serves them), so the profiled step is the student's alone.
 
 Prints (1) the share of ``torch.profiler`` self CPU time per kind of operator over ``--steps`` steps
@@ -55,8 +55,8 @@ def main() -> None:
     if args.quick:
         args.students, args.steps = 2, 2
     space = load_space(ROOT / "configs" / "space" / "cpu.yaml")
-    db = cfgmod.read_yaml(ROOT / "configs" / "db" / "cpu.yaml")
-    recipe = cfgmod.from_dict(KDRecipe, db["kd"], where="configs/db/cpu.yaml")
+    db = cfgmod.read_with_bases(ROOT / "configs" / "database" / "cpu.yaml")
+    recipe = cfgmod.from_dict(KDRecipe, db["kd"], where="configs/database/cpu.yaml")
     key = args.task.replace("/", "-")
     if args.task in list_datasets(args.data_root):
         tr, te = (load_dataset(args.task, args.data_root, s) for s in ("train", "test"))

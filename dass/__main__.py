@@ -4,11 +4,8 @@ from __future__ import annotations
 import importlib
 
 # In pipeline order, one package per stage; each package's __main__ builds its parser with
-# ``_parser()`` (``make_parser()`` in dass.compat), whose description is the line shown. The old
-# command names dass.train_teacher, dass.build_db, dass.meta_train and dass.evaluate are aliases of
-# dass.teacher, dass.database, dass.predictor and dass.evaluation.
+# ``_parser()`` (``make_parser()`` in dass.compat), whose description is the line shown.
 STAGES = ("data", "space", "teacher", "database", "predictor", "search", "kd", "evaluation", "compat", "pipeline")
-ALIASES = {"train_teacher": "teacher", "build_db": "database", "meta_train": "predictor", "evaluate": "evaluation"}
 
 
 def describe() -> list[tuple[str, str]]:
@@ -26,7 +23,6 @@ def main() -> None:
     w = max(len(n) for n, _ in rows)
     for name, line in rows:
         print(f"  {name:<{w}}  {line}")
-    print("aliases (old command names): " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()))
 
 
 if __name__ == "__main__":

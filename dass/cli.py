@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -173,12 +172,3 @@ def setup_logging(logfile=None, level=logging.INFO) -> None:
         fh = logging.FileHandler(str(logfile))
         fh.setFormatter(fmt)
         root.addHandler(fh)
-
-
-class Timer:
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0

@@ -208,27 +208,47 @@ def read_yaml(path) -> dict:
 
 
 def read_with_bases(path, _chain=()) -> dict:
-    """``path`` with its ``_base_`` chain merged (a base's keys first; relative to each file);
-    a file that is its own ancestor is an error naming the cycle."""
+    """``path`` with every ``_base_`` reference resolved (see :func:`load`); a file that is its own
+    ancestor is an error naming the cycle."""
     path = Path(path)
     here = path.resolve()
     if here in _chain:
         cycle = " -> ".join(str(p) for p in (*_chain, here))
         raise DassError(f"{path}: '_base_' chain loops back to itself ({cycle})")
-    data = read_yaml(path)
+    return _expand_bases(read_yaml(path), path, (*_chain, here), "")
+
+
+def _expand_bases(data: dict, path: Path, chain: tuple, at: str) -> dict:
+    """``data`` (a mapping read from ``path``, at dotted key ``at``) with its ``_base_`` and those of
+    its nested mappings resolved: the referenced file (or one section of it, ``file#a.b``) first,
+    the mapping's own keys merged on top."""
+    data = dict(data)
     base = data.pop("_base_", None)
+    out = {k: _expand_bases(v, path, chain, f"{at}.{k}" if at else k) if isinstance(v, dict) else v
+           for k, v in data.items()}
     if base is None:
-        return data
-    if not isinstance(base, str) or not base:
-        raise DassError(f"{path}: key '_base_' expects a file name")
-    return _merge(read_with_bases(path.parent / base, (*_chain, here)), data)
+        return out
+    key = f"{at}._base_" if at else "_base_"
+    if not isinstance(base, str) or not base.partition("#")[0]:
+        raise DassError(f"{path}: key '{key}' expects a file name, optionally with '#section'")
+    file, _, section = base.partition("#")
+    ref = read_with_bases(path.parent / file, chain)
+    for part in section.split(".") if section else ():
+        if not isinstance(ref, dict) or part not in ref:
+            raise DassError(f"{path}: key '{key}': {path.parent / file} has no section '{section}'")
+        ref = ref[part]
+    if not isinstance(ref, dict):
+        raise DassError(f"{path}: key '{key}': section '{section}' of {path.parent / file} is not a mapping")
+    return _merge(ref, out)
 
 
 def load(cls, path=None, overrides=None):
     """Read ``path`` (YAML, may be None) into ``cls`` with ``key=value`` overrides applied.
 
-    A top-level ``_base_: other.yaml`` key (relative to the file) is merged first, recursively (a
-    base may name its own base), so profiles can share a common file.
+    A ``_base_: other.yaml`` key (relative to the file) takes that file's keys first, recursively (a
+    base may name its own base), so profiles can share a common file. Inside a nested mapping,
+    ``_base_: other.yaml#section`` takes one section of another file, so that a profile names a recipe
+    instead of copying it (``kd_recipe: {_base_: ../kd/cpu.yaml#recipe}``); keys beside it override.
     """
     data: dict = {}
     where = str(path) if path else "<defaults>"

@@ -1,5 +1,5 @@
 """Agreement between a method's scores and the students' true accuracies: the one home of the
-correlation metrics, used by meta-training (validation, ``metrics.json``) and by ``dass.evaluate``.
+correlation metrics, used by meta-training (validation, ``metrics.json``) and by ``dass.evaluation``.
 
 * :func:`correlations`: Spearman, Kendall tau (tau-b) and Pearson, with scipy's estimators.
 * :func:`partial_spearman`: the size-controlled rank correlation: the ranks of the scores and of the

@@ -31,7 +31,7 @@ $PY -m dass.kd --config configs/kd/cpu.yaml teacher=$TEACHER dataset=glyphs/$TAS
   student_file=$OUT/search/top.json run_dir=$OUT/kd "seeds=[1]" progress=false
 
 echo "== 4/4 evaluation: DaSS vs baselines on the shipped database's meta-test tasks"
-$PY -m dass.evaluation --config configs/evaluate/cpu.yaml db=$ASSETS/db data_root=data \
+$PY -m dass.evaluation --config configs/evaluation/cpu.yaml db=$ASSETS/db data_root=data \
   "predictors={dass: $DASS, meta_nas_A: $BASE}" run_dir=$OUT/evaluate progress=false
 
 echo

@@ -3,7 +3,7 @@
 # reliability >= 0.9 on data the project never saw). Three steps, each resumable (rerun to go on):
 #   1. generates the probe sets of configs/data/outside.yaml that the tasks name (outside/<name>) into
 #      <data_root>/outside/ if they are missing;
-#   2. builds the database of configs/db/outside.yaml: a teacher per task (60 epochs), 50 students
+#   2. builds the database of configs/database/outside.yaml: a teacher per task (60 epochs), 50 students
 #      KD-trained with seeds 1 and 2 (runs/outside_check/ unless work_dir=/out= say otherwise);
 #   3. prints `python -m dass.database --validate <out>` (per task: teacher accuracy, seed rho,
 #      reliability) and a verdict: exit 1 when a teacher is under 50 % or the mean reliability under 0.9.
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-CONFIG=${CONFIG:-configs/db/outside.yaml}
+CONFIG=${CONFIG:-configs/database/outside.yaml}
 DRY=0
 if [[ "${1:-}" == "--dry-run" ]]; then
   DRY=1
@@ -26,10 +26,10 @@ RESOLVED=$("$PY" - "$CONFIG" "$@" <<'PYEOF'
 import sys
 from dass.config import load
 from dass.data.glyphs import load_config as load_glyphs
-from dass.database.config import BuildConfig
+from dass.database.config import DatabaseConfig
 from dass.errors import DassError
 try:
-    cfg = load(BuildConfig, sys.argv[1], sys.argv[2:])
+    cfg = load(DatabaseConfig, sys.argv[1], sys.argv[2:])
     names = [t.dataset.split("/", 1)[1] for t in cfg.tasks
              if t.split in cfg.splits and t.dataset.startswith("outside/")]
     known = [d.name for d in load_glyphs("configs/data/outside.yaml").datasets]

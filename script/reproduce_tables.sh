@@ -28,15 +28,15 @@ if [[ "${FROM_ORIGINAL:-0}" == 1 ]]; then
   teacher() { echo "$RUN/db/teachers/$1/teacher.pt"; }
 else
   echo "== teachers and database (resumable)"
-  run dass.database --config configs/db/paper.yaml data_root="$ROOT" out="$RUN/db" \
-    work_dir="$RUN/build_db" teachers_dir="$RUN/teachers" launcher=$([[ "$NPROC" -gt 1 ]] && echo torchrun || echo local)
+  run dass.database --config configs/database/paper.yaml data_root="$ROOT" out="$RUN/db" \
+    work_dir="$RUN/database" teachers_dir="$RUN/teachers" launcher=$([[ "$NPROC" -gt 1 ]] && echo torchrun || echo local)
   DB=$RUN/db
   teacher() { echo "$RUN/teachers/$1/teacher.pt"; }
 fi
 
 echo "== meta-training: DaSS and the KD-unaware baseline (input A)"
-$PY -m dass.predictor --config configs/meta_train/paper.yaml db="$DB" run_dir="$RUN/meta_train/dass"
-$PY -m dass.predictor --config configs/meta_train/paper.yaml db="$DB" run_dir="$RUN/meta_train/meta_nas_A" input_type=A
+$PY -m dass.predictor --config configs/predictor/paper.yaml db="$DB" run_dir="$RUN/meta_train/dass"
+$PY -m dass.predictor --config configs/predictor/paper.yaml db="$DB" run_dir="$RUN/meta_train/meta_nas_A" input_type=A
 
 for ds in cub dtd quickdraw stanford_cars; do
   echo "== search + KD: $ds"
@@ -47,6 +47,6 @@ for ds in cub dtd quickdraw stanford_cars; do
 done
 
 echo "== tables"
-$PY -m dass.evaluation --config configs/evaluate/paper.yaml db="$DB" data_root="$ROOT" run_dir="$RUN/evaluate" \
+$PY -m dass.evaluation --config configs/evaluation/paper.yaml db="$DB" data_root="$ROOT" run_dir="$RUN/evaluate" \
   "predictors={dass: $RUN/meta_train/dass/best.pt, meta_nas_A: $RUN/meta_train/meta_nas_A/best.pt}"
 echo "tables: $RUN/evaluate/correlations.md $RUN/evaluate/search_kd.md; KD of the picks: $RUN/kd/*/results.csv"

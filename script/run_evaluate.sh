@@ -15,5 +15,5 @@ preds=()
 [[ -n "${DASS_CKPT:-}" ]] && preds+=("dass: ${DASS_CKPT}")
 [[ -n "${META_NAS_A_CKPT:-}" ]] && preds+=("meta_nas_A: ${META_NAS_A_CKPT}")
 joined=$(IFS=,; echo "${preds[*]:-}")
-exec "${PYTHON:-python3}" -m dass.evaluation --config "configs/evaluate/${profile}.yaml" "db=${db}" \
+exec "${PYTHON:-python3}" -m dass.evaluation --config "configs/evaluation/${profile}.yaml" "db=${db}" \
   "predictors={${joined}}" "$@"

@@ -2,7 +2,7 @@
 # KD-train a student.   script/run_kd.sh DATASET [key=value ...]
 #   the student: student.depths=[...] student.widths=[[...],...] | student_file=<search JSON>
 #                | candidates_file=<json|pt> index=<i>;   seeds=[1,2,3] for several seeds
-#   teacher      default runs/teacher/<dataset>/teacher.pt (as written by script/train_teacher.sh)
+#   teacher      default runs/teacher/<dataset>/teacher.pt (where the teacher stage writes it)
 #   PROFILE      cpu (default) or paper: reads configs/kd/$PROFILE.yaml
 #   NPROC        processes (GPUs) for data-parallel training through torchrun (default 1)
 # Output: runs/kd/<dataset>/<arch key>-<identity hash>/ (override run_dir=...). Rerunning resumes.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train a teacher.   script/train_teacher.sh [DATASET] [key=value ...]
+# Train a teacher (python -m dass.teacher).   bash script/<this file> [DATASET] [key=value ...]
 #   DATASET   registry name (default glyphs/latin), e.g. glyphs/greek, tiny_imagenet-3, cub
 #   PROFILE   cpu (default) or paper: reads configs/teacher/$PROFILE.yaml
 #   NPROC     processes (GPUs) for data-parallel training through torchrun (default 1)

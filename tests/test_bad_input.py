@@ -99,7 +99,7 @@ CASES = [
          ["cfg_ill_typed.yaml", "'seeds'", "'one'"]),
     case("unknown-override-key", meta_train("n_querry=5"), ["unknown key 'n_querry'"], absent=["{scratch}/mt"]),
     case("override-without-equals", search("top_k"), ["override 'top_k'", "key=value"]),
-    case("missing-config-file", ("dass.train_teacher", ("--config", "{scratch}/nowhere.yaml")),
+    case("missing-config-file", ("dass.teacher", ("--config", "{scratch}/nowhere.yaml")),
          ["config file not found", "nowhere.yaml"]),
     case("invalid-yaml", ("dass.evaluation", ("--config", "{cfg_bad_yaml}")), ["cfg_bad_yaml.yaml", "not valid YAML"]),
     # ---- datasets
@@ -156,12 +156,12 @@ CASES = [
          ["unknown remap 'copy_paste_middle'"], absent=["{scratch}/kd"]),
     case("student-index-out-of-range", kd("student_file={top_json}", "student_index=7"),
          ["top.json", "index 7 out of range"], absent=["{scratch}/kd"]),
-    # ---- databases (meta_train, evaluate, build_db)
+    # ---- databases (predictor, evaluation, database)
     case("meta-train-missing-db", meta_train(db="{scratch}/no_db"),
          ["database folder not found", "no_db"], absent=["{scratch}/mt"]),
     case("meta-train-wrong-format-db", meta_train(db="{wrong_db}"),
          ["wrong_db", "not a dass-db-v1 or dass-db-v2 task file"], absent=["{scratch}/mt"]),
-    case("db-task-file-with-malformed-students", ("dass.build_db", ("--validate", "{malformed_db}")),
+    case("db-task-file-with-malformed-students", ("dass.database", ("--validate", "{malformed_db}")),
          ["malformed.pt", "students.arch must be a list"]),
     case("evaluate-unknown-method", evaluate("methods=[macs,oracle_plus]"),
          ["unknown method 'oracle_plus'"], absent=["{scratch}/ev"]),
@@ -357,9 +357,8 @@ def test_cases_are_distinct_and_cover_every_entry_module():
     assert len({c.id for c in CASES}) == len(CASES) >= 30
     assert len({(c.module, c.args) for c in CASES}) == len(CASES)
     modules = {c.module for c in CASES}
-    # the new command names, and the old ones kept as aliases (dass.train_teacher, dass.build_db)
-    for m in ("dass.space", "dass.data", "dass.teacher", "dass.train_teacher", "dass.kd", "dass.database",
-              "dass.build_db", "dass.predictor", "dass.search", "dass.evaluation", "dass.compat",
+    # every stage's command (the old alias modules are gone: one name per stage)
+    for m in ("dass.space", "dass.data", "dass.teacher", "dass.kd", "dass.database", "dass.predictor", "dass.search", "dass.evaluation", "dass.compat",
               "download/download_dataset.py",
               "download/download_checkpoint.py", "download/download_preprocessed.py"):
         assert m in modules, m

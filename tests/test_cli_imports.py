@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from dass.__main__ import ALIASES, STAGES
+from dass.__main__ import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "scipy", "matplotlib")
 ENV = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-# the module ``python -m dass.<name>`` runs: a stage package's __main__, or an alias module
-ENTRIES = [f"dass.{s}.__main__" for s in STAGES] + [f"dass.{a}" for a in ALIASES]
+# the module ``python -m dass.<name>`` runs: a stage package's __main__
+ENTRIES = [f"dass.{s}.__main__" for s in STAGES]
 
 
 def _python(*args, **kw):
@@ -37,9 +37,9 @@ for name in {ENTRIES!r}:
     mod = importlib.import_module(name)
     parser = getattr(mod, "_parser", None) or mod.make_parser
     parser().format_help()
-for cls in ("dass.teacher.config:TeacherRunConfig", "dass.database.config:BuildConfig",
+for cls in ("dass.teacher.config:TeacherRunConfig", "dass.database.config:DatabaseConfig",
             "dass.predictor.config:MetaTrainConfig", "dass.search.config:SearchConfig",
-            "dass.kd.config:KDRunConfig", "dass.evaluation.config:EvaluateConfig",
+            "dass.kd.config:KDRunConfig", "dass.evaluation.config:EvaluationConfig",
             "dass.pipeline.config:PipelineConfig"):
     m, c = cls.split(":")
     try:
@@ -71,10 +71,10 @@ def _imported(stderr: str) -> set[str]:
     (["-m", "dass.database", "--config", "nowhere.yaml"], 2),
     (["-m", "dass.teacher", "recipe.epochs=1"], 2),                      # no dataset named
     (["-m", "dass.evaluation", "top_k=3"], 2),                            # no database named
-    (["-m", "dass.meta_train", "--help"], 0),                              # an alias
+    (["-m", "dass.predictor", "--help"], 0),
     (["-m", "dass", ], 0),
 ], ids=["search-help", "kd-config-error", "database-missing-config", "teacher-no-dataset", "evaluation-no-db",
-        "alias-help", "stage-list"])
+        "predictor-help", "stage-list"])
 def test_commands_import_no_heavy_module(argv, rc):
     r = _python("-X", "importtime", *argv)
     assert r.returncode == rc, r.stderr[-2000:]

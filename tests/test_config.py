@@ -75,3 +75,53 @@ def test_describe_prints_facts(capsys):
     assert d["num_architectures"] == 66429 ** 4
     assert d["onehot_dim"] == 200 and d["teacher"]["layers"] == 42
     assert d["teacher_params"] > 0 and d["teacher_macs"] > 0
+
+
+def test_a_section_base_takes_one_section_of_another_file_and_local_keys_win(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "r.yaml").write_text("name: other\nblock:\n  inner: {lr: 0.5, steps: 9}\n")
+    (tmp_path / "c.yaml").write_text("name: mine\ninner: {_base_: recipes/r.yaml#block.inner, steps: 2}\n")
+    assert load(Outer, tmp_path / "c.yaml") == Outer(name="mine", inner=Inner(lr=0.5, steps=2))
+    # an override still wins over both
+    assert load(Outer, tmp_path / "c.yaml", ["inner.lr=0.25"]).inner == Inner(lr=0.25, steps=2)
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("recipes/r.yaml#block.nowhere", "has no section 'block.nowhere'"),
+    ("recipes/r.yaml#name", "section 'name' of"),          # a string, not a mapping
+    ("#block", "expects a file name"),
+    ("recipes/missing.yaml#block", "config file not found"),
+])
+def test_a_bad_section_base_is_one_error_naming_the_key(tmp_path, ref, message):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "r.yaml").write_text("name: other\nblock:\n  inner: {lr: 0.5}\n")
+    (tmp_path / "c.yaml").write_text(f"inner: {{_base_: '{ref}'}}\n")
+    with pytest.raises(DassError, match=message):
+        load(Outer, tmp_path / "c.yaml")
+
+
+def test_a_section_base_of_its_own_file_is_a_cycle(tmp_path):
+    (tmp_path / "c.yaml").write_text("block: {lr: 0.5}\ninner: {_base_: 'c.yaml#block'}\n")
+    with pytest.raises(DassError, match="loops back to itself"):
+        load(Outer, tmp_path / "c.yaml")
+
+
+def test_an_edit_in_a_recipe_file_reaches_every_profile_that_names_it(tmp_path):
+    """The cpu KD and teacher recipes live once (configs/kd, configs/teacher); the database and the
+    pipeline profiles reference them. Edit the recipe files of a copy of configs/: all three see it."""
+    import shutil
+    from pathlib import Path
+
+    from dass.database.config import DatabaseConfig
+    from dass.kd.config import KDRunConfig
+    from dass.pipeline.config import PipelineConfig
+    from dass.teacher.config import TeacherRunConfig
+    root = Path(__file__).resolve().parents[1] / "configs"
+    shutil.copytree(root, tmp_path / "configs")
+    kd, teacher = tmp_path / "configs" / "kd" / "cpu.yaml", tmp_path / "configs" / "teacher" / "cpu.yaml"
+    kd.write_text(kd.read_text().replace("  epochs: 10\n", "  epochs: 13\n", 1))
+    teacher.write_text(teacher.read_text().replace("  epochs: 60\n", "  epochs: 61\n", 1))
+    db = load(DatabaseConfig, tmp_path / "configs" / "database" / "cpu.yaml")
+    pipe = load(PipelineConfig, tmp_path / "configs" / "pipeline" / "cpu.yaml")
+    assert load(KDRunConfig, kd).recipe.epochs == db.kd.epochs == pipe.kd_recipe.epochs == 13
+    assert load(TeacherRunConfig, teacher).recipe.epochs == db.teacher_recipe.epochs == pipe.teacher_recipe.epochs == 61

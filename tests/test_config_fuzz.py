@@ -49,8 +49,8 @@ def numeric_keys(cls, prefix: str = "") -> list[tuple[str, bool]]:
 
 def _configs():
     from dass.data.glyphs import GlyphsConfig
-    from dass.database.config import BuildConfig
-    from dass.evaluation import EvaluateConfig
+    from dass.database.config import DatabaseConfig
+    from dass.evaluation import EvaluationConfig
     from dass.kd import KDRunConfig
     from dass.predictor import MetaTrainConfig
     from dass.pipeline import PipelineConfig
@@ -58,7 +58,7 @@ def _configs():
     from dass.space import SpaceConfig
     from dass.teacher import TeacherRunConfig
     return {"kd": KDRunConfig, "teacher": TeacherRunConfig, "search": SearchConfig,
-            "predictor": MetaTrainConfig, "evaluation": EvaluateConfig, "database": BuildConfig,
+            "predictor": MetaTrainConfig, "evaluation": EvaluationConfig, "database": DatabaseConfig,
             "space": SpaceConfig, "glyphs": GlyphsConfig, "pipeline": PipelineConfig}
 
 

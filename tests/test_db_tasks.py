@@ -17,7 +17,7 @@ from dass.config import from_dict, load
 from dass.data.registry import load_dataset
 from dass.data.subset import parse_subset, subset_name
 from dass.database import __main__ as db_cli
-from dass.database.builder import BuildConfig, TaskCache, plan_students
+from dass.database.builder import DatabaseConfig, TaskCache, plan_students
 from dass.database.format import load_db, seed_agreement
 from dass.database.subsets import SubsetTaskSpec, expand, pool_classes
 from dass.errors import DassError
@@ -37,15 +37,15 @@ def _config(tmp: Path, name: str, **extra) -> Path:
     return write_build_config(tmp, name, _data(tmp), epochs=1, **kw)
 
 
-def _cfg(path: Path, **changes) -> BuildConfig:
+def _cfg(path: Path, **changes) -> DatabaseConfig:
     d = yaml.safe_load(Path(path).read_text())
     d.update(changes)
-    return from_dict(BuildConfig, d)
+    return from_dict(DatabaseConfig, d)
 
 
 def _run(args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "dass.build_db", *args], capture_output=True, text=True, env=env, **kw)
+    return subprocess.run([sys.executable, "-m", "dass.database", *args], capture_output=True, text=True, env=env, **kw)
 
 
 def _results(work: Path, task: str) -> list[dict]:
@@ -158,9 +158,9 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
     ids = {p.stem for p in (work / "results" / "glyphs-b").glob("*.json")}
     assert {j.student_id for j in plan1["glyphs-b"]} < ids
     # the students sampled do not depend on the KD recipe (a CE-only companion has the same students)
-    ce = plan_students(load(BuildConfig, cfg, ["kd.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
+    ce = plan_students(load(DatabaseConfig, cfg, ["kd.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
                                                f"teachers_dir={work}/teachers"]), cache)
-    base = plan_students(load(BuildConfig, cfg), cache)
+    base = plan_students(load(DatabaseConfig, cfg), cache)
     assert list(ce) == ["glyphs-b"] and len(base) == 3
     for key in ce:
         assert [j.arch for j in ce[key]] == [j.arch for j in base[key]]
@@ -255,12 +255,12 @@ def test_validate_table_and_compare_hand_computed(tmp_path):
 
 
 def test_only_keeps_the_named_tasks_in_order_and_names_an_unknown_key(tmp_path):
-    cfg = from_dict(BuildConfig, {"tasks": [{"dataset": "glyphs/x", "split": "meta_test"},
+    cfg = from_dict(DatabaseConfig, {"tasks": [{"dataset": "glyphs/x", "split": "meta_test"},
                                             {"dataset": "glyphs/y", "split": "meta_valid"},
                                             {"dataset": "glyphs/z", "split": "meta_test"}],
                                   "only": ["glyphs-z", "glyphs-x"]}, where="test")
     assert [t.key for t in cfg.all_tasks] == ["glyphs-x", "glyphs-z"]
-    bad = from_dict(BuildConfig, {"tasks": [{"dataset": "glyphs/x", "split": "meta_test"}], "only": ["glyphs-q"]},
+    bad = from_dict(DatabaseConfig, {"tasks": [{"dataset": "glyphs/x", "split": "meta_test"}], "only": ["glyphs-q"]},
                     where="test")
     with pytest.raises(DassError, match="only: no task 'glyphs-q'"):
         bad.all_tasks

@@ -129,10 +129,10 @@ def test_regret_and_top_k_overlap_by_hand():
 # ------------------------------------------------------------------------------------- scorers
 
 def test_the_torch_free_default_methods_are_the_registered_scorers():
-    """EvaluateConfig's default methods (dass/evaluation/config.py, no torch) name every registered
+    """EvaluationConfig's default methods (dass/evaluation/config.py, no torch) name every registered
     scorer, in the registry's order."""
-    from dass.evaluation.config import BUILTIN_METHODS, EvaluateConfig
-    assert list(BUILTIN_METHODS) == bl.builtin_scorers() == EvaluateConfig().methods
+    from dass.evaluation.config import BUILTIN_METHODS, EvaluationConfig
+    assert list(BUILTIN_METHODS) == bl.builtin_scorers() == EvaluationConfig().methods
 
 
 def test_every_builtin_scorer_scores_every_student(tiny):
@@ -307,7 +307,7 @@ def test_markdown_bolds_the_best_of_each_column_but_never_the_oracle():
 
 def _run(*args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "dass.evaluate", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "dass.evaluation", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -316,7 +316,7 @@ def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
     root, tasks = tiny
     pred = write_predictor(tmp_path / "dass.pt", TINY, "STA")
     run_dir = tmp_path / "run"
-    p = _run("--config", str(REPO / "configs/evaluate/cpu.yaml"), f"db={root / 'db'}",
+    p = _run("--config", str(REPO / "configs/evaluation/cpu.yaml"), f"db={root / 'db'}",
              f"data_root={root / 'data'}", f"run_dir={run_dir}", "proxy.batch_size=8", "progress=false",
              "methods=[random,macs,naswot,oracle]",
              f"predictors={{dass: {pred}, meta_nas_A: {tmp_path / 'missing.pt'}}}", "search_kd.enabled=true",

@@ -6,7 +6,7 @@ import pytest
 
 from dass.config import from_dict
 from dass.database.builder import seeds_needed, task_seeds
-from dass.database.config import BuildConfig, TaskSpec
+from dass.database.config import DatabaseConfig, TaskSpec
 from dass.database.jobs import StudentJob
 from dass.errors import DassError
 
@@ -23,7 +23,7 @@ def test_seeds_needed_by_hand():
 
 
 def _cfg(tmp_path, **kw):
-    return from_dict(BuildConfig, {"work_dir": str(tmp_path), "label_seeds": {"meta_test": [1, 2]},
+    return from_dict(DatabaseConfig, {"work_dir": str(tmp_path), "label_seeds": {"meta_test": [1, 2]},
                                    "target_reliability": {"meta_test": kw.pop("target")}, **kw}, where="test")
 
 
@@ -67,5 +67,5 @@ def test_task_seeds_wait_for_the_first_seeds(tmp_path):
 ])
 def test_bad_reliability_settings_are_one_line_errors(extra, needle):
     with pytest.raises(DassError, match=needle):
-        from_dict(BuildConfig, {"label_seeds": {"meta_test": [1, 2]}, **extra}, where="test")
+        from_dict(DatabaseConfig, {"label_seeds": {"meta_test": [1, 2]}, **extra}, where="test")
 

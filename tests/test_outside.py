@@ -12,7 +12,7 @@ import pytest
 from dass.config import load
 from dass.data import glyphs
 from dass.data.registry import class_identities, dataset_info, list_datasets, load_dataset
-from dass.database.config import BuildConfig
+from dass.database.config import DatabaseConfig
 from dass.errors import DassError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,8 +92,8 @@ def test_family_must_be_a_folder_the_registry_reads(tmp_path):
 
 
 def test_check_database_config_is_cpu_recipe_on_outside_tasks():
-    cpu = load(BuildConfig, ROOT / "configs" / "db" / "cpu.yaml")
-    cfg = load(BuildConfig, ROOT / "configs" / "db" / "outside.yaml")
+    cpu = load(DatabaseConfig, ROOT / "configs" / "database" / "cpu.yaml")
+    cfg = load(DatabaseConfig, ROOT / "configs" / "database" / "outside.yaml")
     assert [(t.dataset, t.split) for t in cfg.all_tasks] == [
         ("outside/script_capitals", "meta_test"), ("outside/fraktur_capitals", "meta_test"),
         ("outside/cyrillic_cursive", "meta_test")]
@@ -119,7 +119,7 @@ def test_check_script_resolves_its_commands():
     gen, build, validate = (shlex.split(line) for line in r.stdout.strip().splitlines())  # shell-quoted
     assert gen[-4:] == ["--config", "configs/data/outside.yaml", "out_root=data",
                         "only=[script_capitals,fraktur_capitals,cyrillic_cursive]"]
-    assert build[1:] == ["-m", "dass.database", "--config", "configs/db/outside.yaml"]
+    assert build[1:] == ["-m", "dass.database", "--config", "configs/database/outside.yaml"]
     assert validate[-2:] == ["--validate", "runs/outside_check/db"]
     # a user's dataset: nothing to generate; the overrides reach the build and the validation
     task = "tasks=[{dataset: folder:/x, split: meta_test}]"

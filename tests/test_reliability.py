@@ -296,7 +296,7 @@ def test_evaluate_refuses_a_database_missing_a_listed_task_file(files, capsys, t
 
 @pytest.mark.parametrize("text, expect", [("{not json", "not valid JSON"), ("[1, 2]", "expected a mapping"),
                                           ('{"tasks": [{"file": "dtd.pt"}]}', "tasks[0] must be a mapping")])
-def test_build_db_validate_with_an_edited_manifest(files, capsys, tmp_path, text, expect):
+def test_database_validate_with_an_edited_manifest(files, capsys, tmp_path, text, expect):
     import shutil
     db = tmp_path / "db"
     shutil.copytree(files["db"], db)

@@ -69,7 +69,7 @@ def teacher_cmd(data_root, run_dir, *extra):
     (the > 90 % after 6 epochs of 128 test images: a CUDA run under bf16 autocast reached 87.5 %)
     and bitwise equalities (kill + resume, torchrun/gloo vs one process), which cuDNN's algorithm
     choice does not promise on a GPU."""
-    return [sys.executable, "-m", "dass.train_teacher", "--config", str(TEACHER_CFG), "dataset=glyphs/pattern",
+    return [sys.executable, "-m", "dass.teacher", "--config", str(TEACHER_CFG), "dataset=glyphs/pattern",
             f"data_root={data_root}", f"run_dir={run_dir}", f"space={SPACE}", f"recipe.epochs={EPOCHS}",
             "progress=false", "device=cpu", *extra]
 
@@ -83,7 +83,7 @@ def reference_run(data_root, tmp_path_factory):
 
 
 def run_teacher_in_process(cmd):
-    """Run ``cmd`` (a ``python -m dass.train_teacher ...`` command) in this process; expect success."""
+    """Run ``cmd`` (a ``python -m dass.teacher ...`` command) in this process; expect success."""
     with pytest.raises(SystemExit) as e:
         run_main(teacher_cli.main, cmd[3:], teacher_cli._parser())
     assert e.value.code == 0
@@ -128,7 +128,7 @@ def test_sigkill_then_same_command_resumes_to_the_same_result(data_root, referen
     run = tmp_path / "killed"
     cmd = teacher_cmd(data_root, run)
     # SIGKILL right after the 2nd epoch's checkpoint is written (a state, not a time: tests/kill_at.py)
-    killed = kill_at(f"{run}/last.pt", 2, "dass.train_teacher", cmd[3:])
+    killed = kill_at(f"{run}/last.pt", 2, "dass.teacher", cmd[3:])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert _last_epoch(run / "last.pt") == 2
     assert not (run / "teacher.pt").exists()

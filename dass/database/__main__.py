@@ -1,13 +1,13 @@
-"""``python -m dass.database --config configs/db/cpu.yaml [--stage all|teachers|students|merge]``: build
+"""``python -m dass.database --config configs/database/cpu.yaml [--stage all|teachers|students|merge]``: build
 the meta-training database (resumable); ``--validate DIR`` checks a built one, ``--compare DB_A DB_B``
-compares two label sets (:mod:`dass.database.stage`; ``python -m dass.build_db`` is an alias).
+compares two label sets (:mod:`dass.database.stage`).
 
 Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
 without torch, which :mod:`dass.database.stage` imports once the command line is known good."""
 from __future__ import annotations
 
 from ..cli import load_config, make_parser, run_main
-from .config import BuildConfig
+from .config import DatabaseConfig
 
 
 def main(args) -> int:
@@ -19,14 +19,14 @@ def main(args) -> int:
         from .stage import validate  # lazy: torch only after the command line is checked
         validate(args.validate, as_json=args.json)
         return 0
-    cfg = load_config(BuildConfig, args)
+    cfg = load_config(DatabaseConfig, args)
     from .stage import run  # lazy on purpose: torch only after the config has been checked
     run(cfg, args.stage)
     return 0
 
 
 def _parser():
-    p = make_parser("python -m dass.database", "Build the meta-training database (resumable).", BuildConfig)
+    p = make_parser("python -m dass.database", "Build the meta-training database (resumable).", DatabaseConfig)
     p.add_argument("--stage", default="all", choices=["all", "teachers", "students", "merge"])
     p.add_argument("--validate", metavar="DIR", help="validate a built database folder, print its table and exit")
     p.add_argument("--compare", nargs=2, metavar=("DB_A", "DB_B"),

@@ -48,26 +48,26 @@ from ..io import atomic_write_json, atomic_write_text, file_sha256, read_json, s
 from ..space import Arch, SpaceConfig, load_space, macs, onehot, onehot_batch, params, sample, teacher_arch
 from ..teacher.checkpoint import load_teacher, save_teacher
 from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
-from ..train import kd_train, kd_train_many, train_teacher
+from ..train import kd_train, kd_train_many, fit_teacher
 from ..train.distributed import resolve_device
 from ..train.recipe import TeacherRecipe
-from .config import BuildConfig, TaskSpec
+from .config import DatabaseConfig, TaskSpec
 from .format import FORMAT, save_task_db, seed_agreement, spearman_brown
 from .jobs import JobGroup, StudentJob, content_hash
 from .subsets import check_disjoint
 
-log = logging.getLogger("dass.build_db")
+log = logging.getLogger("dass.database")
 
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def teacher_path(cfg: BuildConfig, task: TaskSpec) -> Path:
+def teacher_path(cfg: DatabaseConfig, task: TaskSpec) -> Path:
     if task.teacher:
         return Path(task.teacher)
     return Path(cfg.teachers_dir or Path(cfg.work_dir) / "teachers") / task.key / "teacher.pt"
 
 
-def logit_cache_dir(cfg: BuildConfig, task: TaskSpec) -> Path:
+def logit_cache_dir(cfg: DatabaseConfig, task: TaskSpec) -> Path:
     """Where the task's teacher-logit caches live (``dass/train/logit_cache.py``)."""
     return Path(cfg.work_dir) / "teacher_logits" / task.key
 
@@ -90,7 +90,7 @@ def _task_seed(base: int, key: str) -> int:
 class TaskCache:
     """Per-process cache of the tasks' datasets and teachers (workers load each once)."""
 
-    def __init__(self, cfg: BuildConfig):
+    def __init__(self, cfg: DatabaseConfig):
         self.cfg = cfg
         self.space = load_space(cfg.space)
         self._data: dict = {}
@@ -114,12 +114,12 @@ class TaskCache:
 
 # --------------------------------------------------------------------------------------------- job runners
 
-def _set_threads(cfg: BuildConfig):
+def _set_threads(cfg: DatabaseConfig):
     n = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
     torch.set_num_threads(n)
 
 
-def run_teacher_job(cfg: BuildConfig, task: TaskSpec, task_cache: TaskCache | None = None) -> str:
+def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, task_cache: TaskCache | None = None) -> str:
     path = teacher_path(cfg, task)
     if path.is_file():
         return "skipped"
@@ -127,21 +127,21 @@ def run_teacher_job(cfg: BuildConfig, task: TaskSpec, task_cache: TaskCache | No
     tr, te = task_cache.data(task)
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
     recipe = teacher_recipe(cfg, task)
-    sd, metrics = train_teacher(task_cache.space, tr, te, recipe, seed=cfg.teacher_seed,
+    sd, metrics = fit_teacher(task_cache.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     save_teacher(path, sd, task_cache.space, tr.num_classes, task.dataset, metrics,
                  recipe=to_dict(recipe), seed=cfg.teacher_seed)
     return "done"
 
 
-def teacher_recipe(cfg: BuildConfig, task: TaskSpec) -> TeacherRecipe:
+def teacher_recipe(cfg: DatabaseConfig, task: TaskSpec) -> TeacherRecipe:
     """The recipe of the teacher the build trains for ``task`` (``teacher_lr`` replaces the lr)."""
     if task.teacher_lr > 0:
         return dataclasses.replace(cfg.teacher_recipe, lr=task.teacher_lr)
     return cfg.teacher_recipe
 
 
-def check_trained_teachers(cfg: BuildConfig) -> None:
+def check_trained_teachers(cfg: DatabaseConfig) -> None:
     """A teacher the build would train but finds already there must have been trained for the same
     dataset with the same recipe and seed (as recorded in it); else a one-line error: the build
     never silently reuses a teacher of another recipe. Files that record no recipe are reused with
@@ -167,7 +167,7 @@ def check_trained_teachers(cfg: BuildConfig) -> None:
                             f"says {want[diff[0]]!r}); delete it or set another teachers_dir to retrain")
 
 
-def run_group(cfg: BuildConfig, group: JobGroup, task_cache: TaskCache | None = None) -> int:
+def run_group(cfg: DatabaseConfig, group: JobGroup, task_cache: TaskCache | None = None) -> int:
     """KD-train the unfinished students of ``group``; returns how many were trained."""
     todo = [j for j in group.jobs if not j.result_path(cfg.work_dir).is_file()]
     if not todo:
@@ -200,7 +200,7 @@ def run_group(cfg: BuildConfig, group: JobGroup, task_cache: TaskCache | None = 
 
 def _worker_init(cfg_dict):
     global _WORKER_STATE
-    cfg = from_dict(BuildConfig, cfg_dict)
+    cfg = from_dict(DatabaseConfig, cfg_dict)
     _set_threads(cfg)
     _WORKER_STATE = (cfg, TaskCache(cfg))
 
@@ -237,7 +237,7 @@ def data_identity(arrays) -> str:
     return h.hexdigest()[:20]
 
 
-def plan_students(cfg: BuildConfig, task_cache: TaskCache,
+def plan_students(cfg: DatabaseConfig, task_cache: TaskCache,
                   missing_teachers_ok: bool = False) -> dict[str, list[StudentJob]]:
     """Every student job of every task, in a deterministic order (needs the teachers): per task,
     for each label seed in turn, every sampled architecture. A task whose teacher is not there yet
@@ -277,7 +277,7 @@ def seeds_needed(r: float | None, target: float, have: int, cap: int) -> int:
     return max(have, cap)
 
 
-def task_seeds(cfg: BuildConfig, task: TaskSpec, base_jobs: list[StudentJob]) -> list[int]:
+def task_seeds(cfg: DatabaseConfig, task: TaskSpec, base_jobs: list[StudentJob]) -> list[int]:
     """The KD seeds of ``task``: its split's ``label_seeds``, and, where ``target_reliability`` names
     the split and every run of those seeds is finished, as many more seeds (the next integers after
     the largest) as the Spearman-Brown formula says the label needs to reach the target, given the
@@ -339,7 +339,7 @@ def _barrier(world: int):
         dist.barrier()
 
 
-def _run_local(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
+def _run_local(cfg: DatabaseConfig, kind: str, items: list, desc: str) -> None:
     if not items:
         return
     if cfg.workers == 1:
@@ -355,7 +355,7 @@ def _run_local(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
             pass
 
 
-def _run_slurm(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
+def _run_slurm(cfg: DatabaseConfig, kind: str, items: list, desc: str) -> None:
     if not items:
         return
     try:
@@ -384,7 +384,7 @@ def _run_slurm(cfg: BuildConfig, kind: str, items: list, desc: str) -> None:
         j.result()
 
 
-def _run(cfg: BuildConfig, kind: str, items: list, desc: str, rank: int, world: int) -> None:
+def _run(cfg: DatabaseConfig, kind: str, items: list, desc: str, rank: int, world: int) -> None:
     if cfg.launcher == "slurm":
         if rank == 0:
             _run_slurm(cfg, kind, items, desc)
@@ -401,7 +401,7 @@ def _run(cfg: BuildConfig, kind: str, items: list, desc: str, rank: int, world: 
 
 # --------------------------------------------------------------------------------------------- merge
 
-def finished_results(cfg: BuildConfig, jobs: list[StudentJob]) -> list[dict]:
+def finished_results(cfg: DatabaseConfig, jobs: list[StudentJob]) -> list[dict]:
     """The result records of the finished jobs, in job order."""
     return [read_json(p) for p in (j.result_path(cfg.work_dir) for j in jobs) if p.is_file()]
 
@@ -413,7 +413,7 @@ def _per_seed(results: list[dict], seeds: list[int], key: str) -> torch.Tensor:
                         dtype=torch.float32)
 
 
-def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], seeds: list[int],
+def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: list[int],
                task_cache: TaskCache) -> tuple[Path, dict]:
     """Write the task file from the records of all its students and ``seeds`` (in plan order:
     seed-major); returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
@@ -466,7 +466,7 @@ def merge_task(cfg: BuildConfig, task: TaskSpec, results: list[dict], seeds: lis
     return path, {"best_acc_seeds": acc["best_acc"], "final_acc_seeds": acc["final_acc"]}
 
 
-def _merge_id(cfg: BuildConfig, jobs: list[StudentJob]) -> str:
+def _merge_id(cfg: DatabaseConfig, jobs: list[StudentJob]) -> str:
     """What a task file is made of: its jobs and the merge settings (same id = same file)."""
     return content_hash([FORMAT, [j.student_id for j in jobs], cfg.noise_seed, cfg.remap, cfg.feats_per_class,
                          cfg.max_feats, to_dict(cfg.kd)])
@@ -479,7 +479,7 @@ def task_row(key: str, split: str, teacher_acc, students: int, seeds: list[int],
             "students": students, "label_seeds": list(seeds), "seed_spearman": r, "reliability": rel}
 
 
-def merge(cfg: BuildConfig, plan, task_cache: TaskCache) -> dict:
+def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
     """Write the task file of every task whose students are all done (tasks still running, or still
     without a teacher, are listed as not done); a task file already made of the same jobs is kept."""
     out = Path(cfg.out)
@@ -526,7 +526,7 @@ def merge(cfg: BuildConfig, plan, task_cache: TaskCache) -> dict:
 # --------------------------------------------------------------------------------------------- entry
 
 _WORK_GITIGNORE = """\
-# Written by dass.build_db: keep results (*.json), logs, configs and trained teachers (teacher.pt)
+# Written by dass.database: keep results (*.json), logs, configs and trained teachers (teacher.pt)
 # committable, never the resumable training checkpoints, caches or launcher folders.
 *.pt
 !teachers/*/teacher.pt
@@ -545,7 +545,7 @@ def write_work_gitignore(work_dir) -> None:
         atomic_write_text(path, _WORK_GITIGNORE)
 
 
-def build(cfg: BuildConfig, stage: str = "all") -> dict | None:
+def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
     if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = _dist()

@@ -1,6 +1,6 @@
 """Two label sets of the same students compared task by task (e.g. KD labels vs CE-only labels).
 
-``python -m dass.build_db --compare <dbA> <dbB>``: for every task key in both databases, the
+``python -m dass.database --compare <dbA> <dbB>``: for every task key in both databases, the
 students present in both (matched by architecture), the mean label of each, the mean gain A - B,
 the share of students for which A is better, and the Spearman correlation between the A and B
 labels (``best_acc``, the mean over each database's label seeds).

@@ -1,4 +1,4 @@
-"""The database stage (``python -m dass.database --config configs/db/cpu.yaml [--stage
+"""The database stage (``python -m dass.database --config configs/database/cpu.yaml [--stage
 all|teachers|students|merge]``; :func:`run` is its public entry).
 
 :func:`run` builds the meta-training database (see :mod:`dass.database.builder` and
@@ -17,7 +17,7 @@ from ..cli import setup_run_dir
 from ..errors import DassError
 from .builder import build, task_row
 from .compare import compare_dbs, format_comparison
-from .config import BuildConfig
+from .config import DatabaseConfig
 from .format import acc_seeds, label_seeds_of, load_db, read_manifest
 
 
@@ -65,10 +65,10 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: BuildConfig, stage: str = "all") -> dict | None:
+def run(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
     """Build (or resume) the database of ``cfg``; ``stage`` limits the work to ``teachers``,
     ``students`` or ``merge``. Returns the manifest (None when ``stage`` writes none)."""
-    setup_run_dir(cfg.work_dir, cfg, "build_db")
+    setup_run_dir(cfg.work_dir, cfg, "database")
     manifest = build(cfg, stage)
     if manifest is not None:
         rows = manifest["tasks"]

@@ -8,7 +8,7 @@ Names are imported lazily (``dass/_lazy.py``): the config needs no torch."""
 from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "config": ["EvaluateConfig", "ProxyConfig", "SearchKDConfig", "BUILTIN_METHODS"],
+    "config": ["EvaluationConfig", "ProxyConfig", "SearchKDConfig", "BUILTIN_METHODS"],
     "baselines": ["EvalContext", "Scorer", "PredictorScorer", "builtin_scorers", "make_scorer", "run_scorer"],
     "stage": ["run", "prepare", "run_plan", "Plan"],
 })

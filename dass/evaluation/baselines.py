@@ -58,7 +58,7 @@ from ..teacher.checkpoint import load_teacher
 from . import ensemble
 from .tasks import num_students, task_archs, task_key, task_space, true_accuracy  # noqa: F401 (re-exported)
 
-log = logging.getLogger("dass.evaluate")
+log = logging.getLogger("dass.evaluation")
 
 PROXY_INPUTS = ("data", "noise")
 

@@ -38,7 +38,7 @@ class SearchKDConfig:
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluationConfig:
     db: str = ""  # database folder (task files)
     train_db: str = ""  # database whose meta_train/meta_valid tasks fit the proxy ensemble; "" = db
     data_root: str = "data"  # folder of the datasets (proxies read images; else noise)

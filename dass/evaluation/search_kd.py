@@ -31,7 +31,7 @@ from ..train.recipe import KDRecipe
 from .baselines import task_archs, task_key, task_space, true_accuracy
 from ..correlation import top1_index
 
-log = logging.getLogger("dass.evaluate")
+log = logging.getLogger("dass.evaluation")
 
 BEST = "best_ground_truth"
 

@@ -1,4 +1,4 @@
-"""The evaluation stage (``python -m dass.evaluation --config configs/evaluate/cpu.yaml db=<db folder>
+"""The evaluation stage (``python -m dass.evaluation --config configs/evaluation/cpu.yaml db=<db folder>
 [predictors='{dass: <ckpt>}']``; :func:`run` is its public entry).
 
 Ranks the students of every meta-test task of a database with each method (baselines of
@@ -19,7 +19,7 @@ students' true KD accuracies. Writes into ``run_dir``:
 * with ``search_kd.enabled``: ``search_kd.csv`` and ``search_kd.md`` (see
   :mod:`dass.evaluation.search_kd`), KD runs under ``search_kd_runs/`` when ``search_kd.train``;
 * ``summary.json``: inputs, which image batch the proxies saw per task, skipped methods, per-task and
-  mean metrics, seconds per method; ``config.yaml`` and ``evaluate.log``.
+  mean metrics, seconds per method; ``config.yaml`` and ``evaluation.log``.
 
 Every input is checked before any scoring (DassError, exit 2): the database, the methods, the
 teachers the proxies need, the recipe and the data of ``search_kd.train``. A predictor whose
@@ -46,7 +46,7 @@ from ..errors import DassError
 from ..io import atomic_write_json, atomic_write_text, write_csv
 from . import baselines as bl
 from . import plots, search_kd, tables
-from .config import EvaluateConfig
+from .config import EvaluationConfig
 
 log = logging.getLogger("dass.evaluation")
 
@@ -54,7 +54,7 @@ log = logging.getLogger("dass.evaluation")
 @dataclass
 class Plan:
     """Everything checked and loaded before scoring starts."""
-    cfg: EvaluateConfig
+    cfg: EvaluationConfig
     tasks: list[dict]
     scorers: list[bl.Scorer]
     context: bl.EvalContext
@@ -63,7 +63,7 @@ class Plan:
     recipes: dict
 
 
-def _select_tasks(cfg: EvaluateConfig) -> list[dict]:
+def _select_tasks(cfg: EvaluationConfig) -> list[dict]:
     cfg.check()
     tasks = load_db(cfg.db, splits=(cfg.split,))[cfg.split]
     keys = [bl.task_key(t) for t in tasks]
@@ -73,7 +73,7 @@ def _select_tasks(cfg: EvaluateConfig) -> list[dict]:
     return [t for t in tasks if not cfg.tasks or bl.task_key(t) in cfg.tasks]
 
 
-def _scorers(cfg: EvaluateConfig, tasks: list[dict], device) -> tuple[list[bl.Scorer], dict[str, str]]:
+def _scorers(cfg: EvaluationConfig, tasks: list[dict], device) -> tuple[list[bl.Scorer], dict[str, str]]:
     scorers = [bl.make_scorer(m) for m in cfg.methods]
     skipped = {}
     for name, path in cfg.predictors.items():
@@ -92,7 +92,7 @@ def _scorers(cfg: EvaluateConfig, tasks: list[dict], device) -> tuple[list[bl.Sc
     return scorers, skipped
 
 
-def _check_search(cfg: EvaluateConfig, tasks, names: list[str], skipped, context) -> tuple[list[str], dict]:
+def _check_search(cfg: EvaluationConfig, tasks, names: list[str], skipped, context) -> tuple[list[str], dict]:
     sk = cfg.search_kd
     if not sk.enabled:
         return [], {}
@@ -116,7 +116,7 @@ def _check_search(cfg: EvaluateConfig, tasks, names: list[str], skipped, context
     return methods, recipes
 
 
-def prepare(cfg: EvaluateConfig) -> Plan:
+def prepare(cfg: EvaluationConfig) -> Plan:
     """Check and load every input (DassError on the first problem), before any work."""
     tasks = _select_tasks(cfg)
     device = resolve_device(cfg.device)
@@ -297,11 +297,11 @@ def run_plan(plan: Plan, run_dir) -> dict:
     return summary
 
 
-def identity(cfg: EvaluateConfig) -> dict:
+def identity(cfg: EvaluationConfig) -> dict:
     """The run identity (dass.runid): the config, less where it writes and how it shows progress,
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
     preds = {k: runid.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
-    return runid.identity("evaluate", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
+    return runid.identity("evaluation", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
                                                           "train_db", "predictors", "teachers", "proxy.cache"),
                           db={p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
                           **({"train_db": {p.name: runid.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
@@ -309,13 +309,13 @@ def identity(cfg: EvaluateConfig) -> dict:
                           predictors=preds, teachers={k: runid.file_hash(p) for k, p in cfg.teachers.items()})
 
 
-def run(cfg: EvaluateConfig) -> dict:
+def run(cfg: EvaluationConfig) -> dict:
     """Check every input (:func:`prepare`), claim the run folder, run the plan; prints the mean
     correlations of the first label and returns the summary with ``run_dir``."""
     plan = prepare(cfg)
     ident = identity(cfg)
-    run_dir = setup_run_dir(cfg.run_dir or Path("runs") / "evaluate" / f"{cfg.split}-{runid.short(ident)}", cfg,
-                            "evaluate", identity=ident)
+    run_dir = setup_run_dir(cfg.run_dir or Path("runs") / "evaluation" / f"{cfg.split}-{runid.short(ident)}", cfg,
+                            "evaluation", identity=ident)
     summary = run_plan(plan, run_dir)
     label = cfg.labels[0]
     for method, m in summary["mean"][label].items():

@@ -50,7 +50,7 @@ from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..teacher.checkpoint import load_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
-from ..teacher.stage import run as train_teacher_run
+from ..teacher.stage import run as teacher_stage_run
 from ..train.lockstep import kd_train_many
 from ..train.trainer import check_data
 from .config import BudgetConfig, PipelineConfig
@@ -172,7 +172,7 @@ def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
     tcfg = TeacherRunConfig(dataset=cfg.dataset, data_root=cfg.data_root, space=str(folder / "space.yaml"),
                             run_dir=str(folder), seed=cfg.teacher_seed, device=cfg.device, progress=cfg.progress,
                             recipe=cfg.teacher_recipe)
-    line = train_teacher_run(tcfg, data)
+    line = teacher_stage_run(tcfg, data)
     return {**line, "trained_here": True}
 
 

@@ -1,4 +1,4 @@
-"""``python -m dass.predictor --config configs/meta_train/cpu.yaml db=<folder> run_dir=<folder>``: meta-train
+"""``python -m dass.predictor --config configs/predictor/cpu.yaml db=<folder> run_dir=<folder>``: meta-train
 the predictor on a database (:func:`dass.predictor.meta_train.run`; ``python -m dass.meta_train`` is an
 alias).
 

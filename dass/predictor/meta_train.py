@@ -1,4 +1,4 @@
-"""The predictor stage, meta-training (``python -m dass.predictor --config configs/meta_train/cpu.yaml db=<folder>
+"""The predictor stage, meta-training (``python -m dass.predictor --config configs/predictor/cpu.yaml db=<folder>
 run_dir=<folder>``; :func:`run` is its public entry).
 
 Bilevel (MAML) meta-training of the predictor over the database's ``meta_train`` tasks. Each
@@ -9,7 +9,7 @@ tasks of MSE (+ ``rank_loss_weight`` x a pairwise logistic ranking loss), minimi
 the meta-parameters and the inner learning rates. Every ``eval_every`` episodes the mean Spearman
 over ``meta_valid`` tasks picks the best checkpoint.
 
-Design switches (``configs/meta_train/*.yaml``): ``input_type``, ``arch_encoder``,
+Design switches (``configs/predictor/*.yaml``): ``input_type``, ``arch_encoder``,
 ``cost_features`` (log MACs/params as inputs), ``cost_prior`` (a least-squares cost prior plus a
 learned residual, :mod:`dass.predictor.model`), ``prior_onehot`` (the prior also reads the one-hot
 encoding: a ridge fit with penalty ``prior_ridge``), ``prior_model: trees`` (the prior is boosted
@@ -224,8 +224,8 @@ def run(cfg: MetaTrainConfig) -> dict:
             if t.dset is None:
                 raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
     files = {p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
-    ident = runid.identity("meta_train", cfgmod.to_dict(cfg), drop=RESUMABLE_CHANGES + ("db",), db=files)
-    run_dir = setup_run_dir(cfg.run_dir, cfg, "meta_train", identity=ident)
+    ident = runid.identity("predictor", cfgmod.to_dict(cfg), drop=RESUMABLE_CHANGES + ("db",), db=files)
+    run_dir = setup_run_dir(cfg.run_dir, cfg, "predictor", identity=ident)
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
         trainer.restore(safe_torch_load(last), str(last))

@@ -1,7 +1,7 @@
 """Correlations of an adapted predictor with the students' accuracies on database tasks.
 
 The metrics themselves (and the rule for constant vectors: ``nan``, skipped by means) live in
-:mod:`dass.correlation`, shared with ``dass.evaluate``.
+:mod:`dass.correlation`, shared with ``dass.evaluation``.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``python -m dass.teacher --config configs/teacher/cpu.yaml dataset=glyphs/latin``: train a teacher
-(:func:`dass.teacher.stage.run`; ``python -m dass.train_teacher`` is an alias).
+(:func:`dass.teacher.stage.run`).
 
 Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
 without torch, which :mod:`dass.teacher.stage` imports once the config is known good."""

@@ -23,7 +23,7 @@ from ..data.registry import dataset_key, load_dataset
 from ..io import atomic_write_json
 from ..space import load_space
 from ..train.distributed import barrier, init_distributed, shutdown
-from ..train.trainer import check_data, train_teacher
+from ..train.trainer import check_data, fit_teacher
 from .checkpoint import save_teacher
 from .config import TeacherRunConfig
 
@@ -55,7 +55,7 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
         barrier(dist)
         log.info("teacher of space '%s' on %s (%d train / %d test images, %d classes), device %s x%d",
                  space.name, cfg.dataset, len(train), len(test), train.num_classes, dist.device, dist.world_size)
-        state_dict, metrics = train_teacher(space, train, test, cfg.recipe, cfg.seed, run_dir=run_dir,
+        state_dict, metrics = fit_teacher(space, train, test, cfg.recipe, cfg.seed, run_dir=run_dir,
                                             progress=cfg.progress, ctx=dist)
         line = {"teacher": str(run_dir / "teacher.pt"),
                 **{k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s",

@@ -4,7 +4,7 @@
   0, AMP scaler, accumulated epoch metrics, history and checkpoints.
 * :func:`fit` runs any number of learners in lockstep over the same augmented batches; when a
   teacher is given it is run once per batch and its logits are shared. One learner = an ordinary run.
-* :func:`train_teacher` is the in-process API of teachers (no files unless ``run_dir``); KD students
+* :func:`fit_teacher` is the in-process API of teachers (no files unless ``run_dir``); KD students
   go through :mod:`dass.train.lockstep` (``kd_train``, ``kd_train_many``), which builds on this loop.
 
 Devices: "auto" = CUDA when available. On CUDA the step runs under autocast (bf16 when supported,
@@ -343,7 +343,7 @@ def kd_result(learner: Learner, arch: Arch, space: SpaceConfig, num_classes: int
 
 # ------------------------------------------------------------------------------ in-process API
 
-def train_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, recipe: TeacherRecipe, seed: int,
+def fit_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, recipe: TeacherRecipe, seed: int,
                   device: str = "auto", run_dir=None, progress: bool = False,
                   ctx: DistContext | None = None) -> tuple[dict, dict]:
     """Train the teacher of ``space`` from scratch (init under ``torch.manual_seed(seed)``).

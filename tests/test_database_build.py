@@ -40,7 +40,7 @@ def _records(db_dir):
 
 def _run(args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "dass.build_db", *args], capture_output=True, text=True, env=env, **kw)
+    return subprocess.run([sys.executable, "-m", "dass.database", *args], capture_output=True, text=True, env=env, **kw)
 
 
 def test_local_and_torchrun_builds_are_identical(tmp_path):
@@ -54,7 +54,7 @@ def test_local_and_torchrun_builds_are_identical(tmp_path):
                             {"dataset": "glyphs/b", "split": "meta_test", "teacher": str(teachers / "glyphs-b" / "teacher.pt")}])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-                        "-m", "dass.build_db", "--config", str(tr_cfg)], capture_output=True, text=True, env=env)
+                        "-m", "dass.database", "--config", str(tr_cfg)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = _records(tmp_path / "local" / "db"), _records(tmp_path / "torchrun" / "db")
     assert a.keys() == b.keys() == {"glyphs-a", "glyphs-b"}
@@ -78,7 +78,7 @@ def test_kill_and_resume_redoes_nothing(tmp_path, kill_at):
     cfg = _config(tmp_path, "kill", lockstep=1)
     results = tmp_path / "kill" / "work" / "results"
     # SIGKILL right after the 3rd of 12 student results is written (a state, not a time: tests/kill_at.py)
-    killed = kill_at(f"{results}/*.json", 3, "dass.build_db", ["--config", cfg])
+    killed = kill_at(f"{results}/*.json", 3, "dass.database", ["--config", cfg])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     first = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
     assert len(first) == 3

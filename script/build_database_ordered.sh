@@ -4,7 +4,7 @@
 # them), then the meta-test tasks one at a time, then everything (the merge of all), then the CE-only
 # companion of the meta-test tasks (KD vs CE table, docs/DATABASE.md). Every step resumes where a
 # killed run stopped and skips finished work; rerun the script to go on.
-#   script/build_db_ordered.sh [key=value ...]          e.g. data_root=/path/to/data
+#   script/build_database_ordered.sh [key=value ...]          e.g. data_root=/path/to/data
 # CODE=<checkout> runs the build with the code of another checkout (a copy frozen at one commit), so
 # that commits and merges in this working tree cannot change the code under a running build.
 set -euo pipefail
@@ -13,15 +13,14 @@ PY=${PYTHON:-python3}
 if [[ -n "${CODE:-}" ]]; then
   export PYTHONPATH="$CODE" PYTHONSAFEPATH=1   # python -m would otherwise put this tree first on sys.path
 fi
-# dass.build_db (the alias of dass.database) also exists in checkouts from before the stage packages
-B=("$PY" -m dass.build_db --config configs/db/cpu.yaml workers=2 "$@")
+B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "$@")
 keys() {  # keys SPLIT [key=value ...]: the task keys of one split (named datasets smallest first)
   "$PY" - "$@" <<'PYEOF'
 import sys
 from dass.config import load
-from dass.database.config import BuildConfig
+from dass.database.config import DatabaseConfig
 from dass.data.registry import dataset_info
-cfg = load(BuildConfig, "configs/db/cpu.yaml", [*sys.argv[2:], f"splits=[{sys.argv[1]}]"])
+cfg = load(DatabaseConfig, "configs/database/cpu.yaml", [*sys.argv[2:], f"splits=[{sys.argv[1]}]"])
 named = [t for t in cfg.all_tasks if not t.dataset.startswith("subset:")]
 named.sort(key=lambda t: dataset_info(t.dataset, cfg.data_root)["num_classes"])
 print("\n".join(t.key for t in named + [t for t in cfg.all_tasks if t.dataset.startswith("subset:")]))
