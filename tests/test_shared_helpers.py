@@ -82,3 +82,41 @@ def test_teacher_state_dict_check(tiny_teacher):
         check_teacher_state_dict({**tiny_teacher, "extra": torch.zeros(1)}, TINY, "t.pt")
     with pytest.raises(DassError, match="no 2-d 'fc.weight'"):
         check_teacher_state_dict({k: v for k, v in tiny_teacher.items() if k != "fc.weight"}, TINY, "t.pt")
+
+
+def test_teacher_at_half_precision(tiny_teacher, tmp_path):
+    from dass.teacher.checkpoint import store_half
+    from dass.train.logit_cache import tensor_dict_sha256
+    f32 = save_teacher(tmp_path / "t32.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5})
+    record = store_half(f32, tmp_path / "t16.pt")
+    assert record == {"dtype": "float16", "float32_sha256": hashlib.sha256(f32.read_bytes()).hexdigest(),
+                      "float32_state_sha256": tensor_dict_sha256(tiny_teacher)}
+    raw = safe_torch_load(tmp_path / "t16.pt")
+    assert raw["half"] == record and raw["metrics"] == {"best_acc": 61.5} and raw["dataset"] == "glyphs/x"
+    for k, v in tiny_teacher.items():  # floats stored as float16, counters untouched
+        assert raw["state_dict"][k].dtype == (torch.float16 if v.is_floating_point() else v.dtype)
+    _, sd, meta = load_teacher(tmp_path / "t16.pt", TINY, num_classes=5)
+    assert meta["half"] == record
+    for k, v in tiny_teacher.items():  # float32 again, each value its float16 rounding
+        want = v.numpy().astype("float16").astype("float32") if v.is_floating_point() else v.numpy()
+        assert sd[k].dtype == v.dtype and (sd[k].numpy() == want).all()
+    _, sd32, meta32 = load_teacher(f32, TINY, num_classes=5)  # a float32 file still loads as it was
+    assert meta32["half"] is None and all(torch.equal(sd32[k], tiny_teacher[k]) for k in sd32)
+    before = (tmp_path / "t16.pt").read_bytes()  # halving a half file changes nothing
+    assert store_half(tmp_path / "t16.pt") == record and (tmp_path / "t16.pt").read_bytes() == before
+    big = {**tiny_teacher, "fc.bias": torch.full_like(tiny_teacher["fc.bias"], 70000.0)}
+    save_teacher(tmp_path / "big.pt", big, TINY, 5, "glyphs/x", {})
+    with pytest.raises(DassError, match="'fc.bias' holds 7e\\+04, beyond float16's 65504"):
+        store_half(tmp_path / "big.pt")
+
+
+def test_shipped_teachers_are_half_precision_and_load_as_float32():
+    from pathlib import Path
+    files = sorted((Path(__file__).resolve().parents[1] / "assets/cpu/teachers").glob("*/teacher.pt"))
+    assert len(files) == 44
+    for f in files:
+        raw = safe_torch_load(f)
+        assert raw["half"]["dtype"] == "float16" and len(raw["half"]["float32_sha256"]) == 64
+        assert {v.dtype for v in raw["state_dict"].values()} == {torch.float16, torch.int64}
+    _, sd, meta = load_teacher(files[0])
+    assert {v.dtype for v in sd.values()} == {torch.float32, torch.int64} and meta["space"].name == "cpu"

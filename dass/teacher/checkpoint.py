@@ -5,6 +5,12 @@ Project format (written by ``python -m dass.teacher``)::
     {"state_dict": {...}, "space": SpaceConfig as a dict, "arch": {"depths", "widths"},
      "num_classes": int, "dataset": str, "metrics": {best_acc, final_acc, ...}}
 
+A file may store its floating-point tensors at half precision (``float16``, as the shipped
+``assets/cpu/teachers`` do, written by :func:`store_half`); such a file also holds
+``"half": {"dtype": "float16", "float32_sha256": <sha256 of the float32 file it was made from>,
+"float32_state_sha256": <its state dict's sha256, dass.train.logit_cache.tensor_dict_sha256>}``. :func:`load_teacher` gives every
+teacher back in the network's float32, whatever the file stores.
+
 Also accepted: a dict with only ``state_dict`` (the original release; it may hold other entries such
 as ``epoch``) or a bare state dict; a ``module.`` prefix on the keys (DataParallel) is stripped.
 Such files carry no space, so the caller must give one.
@@ -22,8 +28,9 @@ import torch
 
 from .. import config as cfgmod
 from ..errors import DassError
-from ..io import atomic_torch_save, safe_torch_load
+from ..io import atomic_torch_save, file_sha256, safe_torch_load
 from ..space import Arch, ResNet, SpaceConfig, build, space_difference, teacher_arch
+from ..train.logit_cache import tensor_dict_sha256
 
 def strip_module_prefix(sd: dict) -> dict:
     """Drop the ``module.`` prefix that ``DataParallel`` puts on every key. Only when every key has
@@ -81,6 +88,46 @@ def check_teacher_state_dict(sd: dict, space: SpaceConfig, where) -> tuple[dict,
     return {k: sd[k].detach().to(v.dtype).contiguous() for k, v in expected.items()}, num_classes
 
 
+HALF_DTYPE = torch.float16
+HALF_MAX = float(torch.finfo(HALF_DTYPE).max)
+
+
+def half_checkpoint(obj: dict, float32_sha256: str) -> dict:
+    """The teacher checkpoint ``obj`` (project layout) with its floating-point tensors in float16 and
+    a ``half`` record of where it came from. Raises a DassError when a finite value exceeds float16's
+    range (it would become inf) or when ``obj`` is already half precision."""
+    if "half" in obj:
+        raise DassError("teacher checkpoint is already stored at half precision")
+    sd, rest = _state_dict_of(obj, "teacher checkpoint")
+    out = {}
+    for k, v in sd.items():
+        if v.is_floating_point():
+            big = float(v.detach().abs().max()) if v.numel() else 0.0
+            if big > HALF_MAX:
+                raise DassError(f"teacher checkpoint: '{k}' holds {big:.4g}, beyond float16's {HALF_MAX:.0f}")
+            v = v.detach().to(HALF_DTYPE)
+        out[k] = v.contiguous()
+    record = {"dtype": str(HALF_DTYPE).replace("torch.", ""), "float32_sha256": float32_sha256,
+              "float32_state_sha256": tensor_dict_sha256(sd)}
+    return {"state_dict": out, **rest, "half": record}
+
+
+def store_half(src, dst=None) -> dict:
+    """Rewrite the float32 teacher file ``src`` at half precision into ``dst`` (default: in place,
+    atomically). A file already at half precision is left as it is. Returns the ``half`` record."""
+    src = Path(src)
+    obj = safe_torch_load(src)
+    if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
+        raise DassError(f"{src}: not a teacher checkpoint of the project's layout (no 'state_dict')")
+    if "half" in obj:
+        if dst is not None and Path(dst) != src:
+            atomic_torch_save(obj, dst)
+        return obj["half"]
+    half = half_checkpoint(obj, file_sha256(src))
+    atomic_torch_save(half, src if dst is None else dst)
+    return half["half"]
+
+
 def _state_dict_of(obj, path) -> tuple[dict, dict]:
     """(state dict, the other entries) of a loaded checkpoint object."""
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -111,8 +158,9 @@ def load_teacher(path, space: SpaceConfig | None = None,
                  num_classes: int | None = None) -> tuple[ResNet, dict, dict]:
     """Load a teacher checkpoint; returns ``(net in eval mode on the CPU, state dict, meta)``.
 
-    ``meta``: ``{path, space (SpaceConfig), arch (Arch), num_classes, dataset, metrics}``
-    (``dataset``/``metrics`` None when the file does not record them). Raises a one-line DassError
+    ``meta``: ``{path, space (SpaceConfig), arch (Arch), num_classes, dataset, metrics, half}``
+    (``dataset``/``metrics`` None when the file does not record them; ``half`` the file's half
+    precision record, None for a float32 file). The state dict is float32 either way. Raises a one-line DassError
     when the file's space, architecture or class count differs from what the caller asks for.
     """
     path = Path(path)
@@ -134,5 +182,5 @@ def load_teacher(path, space: SpaceConfig | None = None,
     net = build(arch, space, classes)
     net.load_state_dict(sd)
     meta = {"path": str(path), "space": space, "arch": arch, "num_classes": classes,
-            "dataset": rest.get("dataset"), "metrics": rest.get("metrics")}
+            "dataset": rest.get("dataset"), "metrics": rest.get("metrics"), "half": rest.get("half")}
     return net.eval(), net.state_dict(), meta
