@@ -1,7 +1,8 @@
 """Agreement between a method's scores and the students' true accuracies: the one home of the
 correlation metrics, used by meta-training (validation, ``metrics.json``) and by ``dass.evaluation``.
 
-* :func:`correlations`: Spearman, Kendall tau (tau-b) and Pearson, with scipy's estimators.
+* :func:`correlations`: Spearman, Kendall tau (tau-b) and Pearson, with scipy's estimators;
+  :func:`spearman` alone (e.g. two label sets of the same students, in the database's checks).
 * :func:`partial_spearman`: the size-controlled rank correlation: the ranks of the scores and of the
   true values are each regressed (least squares, with intercept) on the ranks of the students' MACs
   and the residuals are correlated (Pearson). It measures the order a score finds among students of
@@ -56,6 +57,18 @@ def _constant(v: np.ndarray) -> bool:
     return v.size < 2 or bool(np.all(v == v[0]))
 
 
+def spearman(pred, true) -> float:
+    """Spearman between ``pred`` and ``true`` under the rules above (``nan`` with a warning for a
+    constant vector or fewer than two values)."""
+    p, t = _check_pair(pred, true)
+    if _constant(p) or _constant(t):
+        warnings.warn("correlation of a constant vector (or of fewer than two values) is undefined: nan",
+                      UserWarning, stacklevel=2)
+        return float("nan")
+    from scipy import stats  # imported here: entry modules must not pay for scipy at import time
+    return float(stats.spearmanr(p, t).statistic)
+
+
 def correlations(pred, true) -> dict[str, float]:
     """``{"spearman", "kendall", "pearson"}`` between scores ``pred`` and true values ``true``."""
     p, t = _check_pair(pred, true)
@@ -64,8 +77,7 @@ def correlations(pred, true) -> dict[str, float]:
                       UserWarning, stacklevel=2)
         return {m: float("nan") for m in METRICS}
     from scipy import stats  # imported here: entry modules must not pay for scipy at import time
-    out = {"spearman": float(stats.spearmanr(p, t).statistic),
-           "kendall": float(stats.kendalltau(p, t).statistic)}
+    out = {"spearman": spearman(p, t), "kendall": float(stats.kendalltau(p, t).statistic)}
     if np.isfinite(p).all():
         out["pearson"] = float(stats.pearsonr(p, t).statistic)
     else:

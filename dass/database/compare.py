@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..correlation import spearman
 from ..errors import DassError
 from .format import _arch_key, acc_seeds, load_db, seed_agreement
 
 
 def compare_dbs(root_a, root_b, label: str = "best_acc") -> list[dict]:
-    from scipy.stats import spearmanr  # lazy: scipy costs ~0.9 s at start-up, only for a comparison
     tasks_a = {d["task"]["key"]: d for ts in load_db(root_a).values() for d in ts}
     tasks_b = {d["task"]["key"]: d for ts in load_db(root_b).values() for d in ts}
     space_a, space_b = (next(iter(t.values()))["space"] for t in (tasks_a, tasks_b))
@@ -33,7 +33,7 @@ def compare_dbs(root_a, root_b, label: str = "best_acc") -> list[dict]:
         if not pairs:
             continue
         a, b = np.array(pairs).T
-        rho = float(spearmanr(a, b)[0]) if len(a) > 2 else float("nan")
+        rho = spearman(a, b) if len(a) > 2 else float("nan")
         rows.append({"key": key, "split": da["task"]["split"], "students": len(a), "mean_a": float(a.mean()),
                      "mean_b": float(b.mean()), "gain": float((a - b).mean()),
                      "a_better": float((a > b).mean()), "spearman": rho,

@@ -24,11 +24,13 @@ Accuracies are top-1 on the task's test split, in percent, as in the original re
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import torch
 
 from ..config import from_dict
+from ..correlation import spearman
 from ..errors import DassError
 from ..io import atomic_torch_save, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, validate
@@ -160,12 +162,13 @@ def seed_agreement(acc: torch.Tensor) -> tuple[float | None, float | None]:
     """``acc [N, S]`` -> (mean over seed pairs of the Spearman correlation between two seeds'
     accuracies, Spearman-Brown reliability of the mean over the S seeds); (None, None) for one seed,
     reliability None where the seeds' mean correlation is -1/(S-1) (two seeds in opposite order)."""
-    from scipy.stats import spearmanr  # lazy: scipy costs ~0.9 s at start-up, only for seed agreement
     a = torch.as_tensor(acc).double().numpy()
     k = a.shape[1]
     if k < 2:
         return None, None
-    rs = [float(spearmanr(a[:, i], a[:, j])[0]) for i in range(k) for j in range(i + 1, k)]
+    with warnings.catch_warnings():      # a constant column is handled below (None), not warned about
+        warnings.simplefilter("ignore", UserWarning)
+        rs = [spearman(a[:, i], a[:, j]) for i in range(k) for j in range(i + 1, k)]
     r = sum(rs) / len(rs)
     if r != r:   # a constant column: no ranking to agree on
         return None, None
