@@ -55,8 +55,9 @@ from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
 from ..search.stage import Budget
 from ..search.stage import _accuracy as checked_accuracy
+from ..search.stage import check_teacher_space
 from ..search.stage import run as search_run
-from ..space import REMAPS, Arch, SpaceConfig, macs, params, space_difference, teacher_arch
+from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..teacher.checkpoint import load_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
@@ -219,20 +220,6 @@ def recorded_data(teacher) -> dict | None:
     """The data identity a teacher checkpoint records (``data``: the database build writes it), or None."""
     ck = safe_torch_load(teacher)
     return ck.get("data") if isinstance(ck, dict) and isinstance(ck.get("data"), dict) else None
-
-
-def check_teacher_space(teacher, space, pred_path: Path) -> None:
-    """A given teacher that records a space must record the predictor's: else one error naming both
-    files and the field that differs (two spaces may share a name)."""
-    ck = safe_torch_load(teacher)
-    if not (isinstance(ck, dict) and isinstance(ck.get("space"), dict)):
-        return      # no space recorded: load_teacher checks the weights' shapes against the predictor's
-    stored = cfgmod.from_dict(SpaceConfig, ck["space"], where=f"{teacher} (space)")
-    k = space_difference(stored, space)
-    if k is not None:
-        raise DassError(f"teacher={teacher} (space '{stored.name}', {k}={getattr(stored, k)}) and predictor={pred_path} "
-                        f"(space '{space.name}', {k}={getattr(space, k)}) are of different spaces: give a teacher of "
-                        f"the predictor's space, or a predictor meta-trained on the teacher's")
 
 
 def recorded_teacher_accuracy(cfg: PipelineConfig, meta: dict, data: dict | None = None,

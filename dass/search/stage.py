@@ -50,12 +50,12 @@ from ..cli import setup_run_dir
 from ..data.registry import load_dataset
 from ..device import resolve_device
 from ..errors import DassError
-from ..io import atomic_write_json, write_csv
+from ..io import atomic_write_json, safe_torch_load, write_csv
 from ..predictor import proxy_inputs
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
 from ..predictor.model import LoadedPredictor, load_predictor
-from ..space import Arch, SpaceConfig, macs, mutate, params, sample_unique, teacher_arch, validate
+from ..space import Arch, SpaceConfig, macs, mutate, params, sample_unique, space_difference, teacher_arch, validate
 from ..space.arch import read_candidates_file
 from ..teacher.checkpoint import load_teacher
 from ..teacher.inputs import candidate_maps, dataset_features, teacher_accuracy, teacher_map
@@ -315,6 +315,20 @@ def _load_images(cfg: SearchConfig, split: str, num_classes: int):
     return arrays
 
 
+def check_teacher_space(teacher, space, pred_path: Path) -> None:
+    """A given teacher that records a space must record the predictor's: else one error naming both
+    files and the field that differs (two spaces may share a name)."""
+    ck = safe_torch_load(teacher)
+    if not (isinstance(ck, dict) and isinstance(ck.get("space"), dict)):
+        return      # no space recorded: load_teacher checks the weights' shapes against the predictor's
+    stored = cfgmod.from_dict(SpaceConfig, ck["space"], where=f"{teacher} (space)")
+    k = space_difference(stored, space)
+    if k is not None:
+        raise DassError(f"teacher={teacher} (space '{stored.name}', {k}={getattr(stored, k)}) and predictor={pred_path} "
+                        f"(space '{space.name}', {k}={getattr(space, k)}) are of different spaces: give a teacher of "
+                        f"the predictor's space, or a predictor meta-trained on the teacher's")
+
+
 def run(cfg: SearchConfig) -> dict:
     """Search and write ``top.json`` / ``scores.csv``; returns the ``top.json`` content."""
     t0 = time.perf_counter()
@@ -322,6 +336,7 @@ def run(cfg: SearchConfig) -> dict:
     device = resolve_device(cfg.device)
     pred = load_predictor(cfg.predictor, device=device)
     space = pred.space
+    check_teacher_space(cfg.teacher, space, Path(cfg.predictor))
     net, sd, meta = load_teacher(cfg.teacher, space=space)
     num_classes = int(meta["num_classes"])
     recorded = (meta.get("metrics") or {}).get("best_acc")
