@@ -119,9 +119,11 @@ def test_an_edit_in_a_recipe_file_reaches_every_profile_that_names_it(tmp_path):
     root = Path(__file__).resolve().parents[1] / "configs"
     shutil.copytree(root, tmp_path / "configs")
     kd, teacher = tmp_path / "configs" / "kd" / "cpu.yaml", tmp_path / "configs" / "teacher" / "cpu.yaml"
-    kd.write_text(kd.read_text().replace("  epochs: 10\n", "  epochs: 13\n", 1))
+    kd.write_text(kd.read_text().replace("  lr: 0.05\n", "  lr: 0.07\n", 1))
     teacher.write_text(teacher.read_text().replace("  epochs: 60\n", "  epochs: 61\n", 1))
     db = load(DatabaseConfig, tmp_path / "configs" / "database" / "cpu.yaml")
     pipe = load(PipelineConfig, tmp_path / "configs" / "pipeline" / "cpu.yaml")
-    assert load(KDRunConfig, kd).recipe.epochs == db.kd.epochs == pipe.kd_recipe.epochs == 13
+    assert load(KDRunConfig, kd).recipe.lr == db.kd.lr == pipe.kd_recipe.lr == 0.07
+    # the database keeps its ranking schedule beside the reference; the final students train longer
+    assert db.kd.epochs == 10 and pipe.kd_recipe.epochs == load(KDRunConfig, kd).recipe.epochs == 40
     assert load(TeacherRunConfig, teacher).recipe.epochs == db.teacher_recipe.epochs == pipe.teacher_recipe.epochs == 61
