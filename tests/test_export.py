@@ -14,15 +14,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
+from PIL import Image
 
-from assets.tiny_db import TINY, save_teacher, tiny_teacher_state, write_quadrant_glyphs
+from assets.tiny_db import TINY, save_teacher, tiny_teacher_state, write_predictor, write_quadrant_glyphs
 from dass import config as cfgmod
 from dass.export.config import ExportConfig
 from dass.export.stage import run as export_run
 from dass.kd.config import KDRunConfig, StudentSpec
 from dass.kd.stage import run as kd_run
+from dass.pipeline import PipelineConfig
+from dass.pipeline import run as pipeline_run
 from dass.space import Arch, build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +125,6 @@ assert not any(m == 'dass' or m.startswith('dass.') for m in sys.modules), 'dass
 
 
 def test_onnxruntime_agrees(exported):
-    import onnxruntime as ort
     root, summary = exported
     x, _ = toy_test_images(root)
     s = ort.InferenceSession(str(root / "kd" / "export" / "student.onnx"), providers=["CPUExecutionProvider"])
@@ -132,7 +135,6 @@ def test_onnxruntime_agrees(exported):
 
 
 def test_readme_snippet_classifies_an_image_file(exported, tmp_path):
-    from PIL import Image
     root, summary = exported
     text = (REPO / "README.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "export/student.ts" in b]
@@ -170,3 +172,45 @@ def test_bad_format_is_refused(env):
     r = subprocess.run([sys.executable, "-m", "dass.export", "run=x", "format=[tflite]"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "tflite" in r.stderr
+
+
+def test_pipeline_run_and_image_folder_class_names(tmp_path):
+    """A real (tiny) pipeline run on an image folder: its pick of rank 1, given as the pipeline run or
+    as its kd/<rank>-<arch> folder, exports with the folder's class names."""
+    rng = np.random.default_rng(0)
+    names = ["cat", "dog", "eel"]
+    for c, name in enumerate(names):
+        d = tmp_path / "images" / name
+        d.mkdir(parents=True)
+        for i in range(8):
+            a = rng.integers(0, 60, (8, 8, 3)).astype(np.uint8)
+            a[:, 2 * c:2 * c + 2] = 250
+            Image.fromarray(a).save(d / f"{i}.png")
+    pred = write_predictor(tmp_path / "pred" / "best.pt", TINY)
+    pipe = tmp_path / "pipe"
+    pipeline_run(cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", [
+        "teacher_recipe.epochs=1", "teacher_recipe.batch_size=8", "kd_recipe.epochs=1", "kd_recipe.batch_size=8",
+        "pool_size=20", "top_k=2", "seeds=[1]", "budget.macs=0.6", "threads=1", "progress=false", "device=cpu",
+        f"dataset=folder:{tmp_path / 'images'}", f"predictor={pred.parent}", f"run_dir={pipe}"]))
+    picks = sorted((pipe / "kd").glob("1-*"))
+    assert len(picks) == 1
+    summary = export_run(cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml", [f"run={pipe}", "format=[onnx]"]))
+    out = picks[0] / "export"
+    assert summary["out"] == str(out) and (out / "student.onnx").is_file() and not (out / "student.ts").exists()
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["classes"] == names and meta["classes_from"] == "folder"
+    m = json.loads((picks[0] / "seed1" / "metrics.json").read_text())
+    assert meta["arch"] == m["arch"] and meta["seeds"]["1"]["best_acc"] == m["best_acc"]
+    assert summary["top1"]["torch"] == pytest.approx(m["best_acc"], abs=1e-9)
+    assert summary["max_abs_diff"]["onnx"] <= 1e-4
+    assert f"python -m dass.pipeline --config {pipe / 'config.yaml'}" in (out / "MODEL_CARD.md").read_text()
+    # the pick folder itself, the second pick by rank
+    again = export_run(cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml",
+                                   [f"run={pipe}", "pick=2", "format=[state_dict]", f"out={tmp_path / 'x'}"]))
+    second = sorted((pipe / "kd").glob("2-*"))[0]
+    assert json.loads((tmp_path / "x" / "arch.json").read_text())["arch"] == \
+        json.loads((second / "seed1" / "metrics.json").read_text())["arch"]
+    assert again["seed"] == 1
+    third = export_run(cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml",
+                                   [f"run={picks[0]}", "format=[torchscript]", f"out={tmp_path / 'y'}"]))
+    assert third["top1"]["torchscript"] == summary["top1"]["onnx"]

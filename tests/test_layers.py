@@ -37,7 +37,7 @@ MAY_IMPORT = {
     "search": {"plumbing", "data", "space", "teacher", "predictor"},
     "kd": {"plumbing", "data", "space", "train", "teacher"},
     # a KD run's student as TorchScript / ONNX / state dict, with model.json and MODEL_CARD.md
-    "export": {"plumbing", "data", "space", "teacher", "kd"},
+    "export": {"plumbing", "data", "space", "train", "teacher", "kd"},
     "evaluation": {"plumbing", "data", "space", "train", "proxies", "teacher", "database", "predictor"},
     "compat": {"plumbing", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions

@@ -11,8 +11,9 @@ FORMATS = ("torchscript", "onnx", "state_dict")
 
 @dataclass
 class ExportConfig:
-    run: str = ""  # KD run folder (python -m dass.kd): identity.json, config.yaml, seed<k>/best.pt
-    out: str = ""  # output folder; default <run>/export
+    run: str = ""  # KD run folder (python -m dass.kd), pipeline run, or a pipeline's kd/<rank>-<arch> folder
+    pick: int = 1  # pipeline run: rank of the pick to export (its kd/<rank>-<arch> folder)
+    out: str = ""  # output folder; default <KD run folder>/export
     format: list[str] = field(default_factory=lambda: list(FORMATS))  # what to write: torchscript, onnx, state_dict
     seed: int = 0  # seed whose best.pt is exported; 0 = the seed with the best test accuracy
     opset: int = 17  # ONNX opset version
@@ -32,6 +33,8 @@ class ExportConfig:
             raise ValueError(f"seed must be >= 0 (0 = the best seed), got {self.seed}")
         if not 7 <= self.opset <= 21:
             raise ValueError(f"opset must lie in 7..21, got {self.opset}")
+        if self.pick < 1:
+            raise ValueError(f"pick must be >= 1 (the rank of a pipeline pick), got {self.pick}")
         if self.check_images < 0:
             raise ValueError(f"check_images must be >= 0, got {self.check_images}")
         if not self.tolerance > 0:

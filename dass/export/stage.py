@@ -41,6 +41,7 @@ from ..io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomi
 from ..kd.config import KDRunConfig
 from ..space import Arch, SpaceConfig, build, macs, params, teacher_arch
 from ..teacher.checkpoint import load_teacher
+from ..train.recipe import KDRecipe
 from .config import ExportConfig
 
 log = logging.getLogger("dass.export")
@@ -48,36 +49,76 @@ MODEL_FORMAT = "dass-export-v1"
 LATENCY_RUNS = 30
 
 
-def read_kd_run(run) -> dict:
-    """The parts of a ``python -m dass.kd`` run folder that an export needs: ``cfg`` (KDRunConfig),
-    ``arch``, ``space``, ``seeds`` ({seed: metrics with ``best.pt``'s test accuracy}). A folder that
-    is not a finished KD run is a DassError."""
-    run = Path(run)
-    if not run.is_dir():
-        raise DassError(f"KD run folder not found: {run}")
-    ident_path, cfg_path = run / "identity.json", run / "config.yaml"
-    if not ident_path.is_file() or not cfg_path.is_file():
-        raise DassError(f"{run}: not a KD run folder (python -m dass.kd writes identity.json and config.yaml)")
-    ident = read_json(ident_path)
-    if not isinstance(ident, dict) or ident.get("kind") != "kd":
-        kind = ident.get("kind") if isinstance(ident, dict) else None
-        raise DassError(f"{run}: not a KD run folder (its identity.json is of kind {kind!r}, not 'kd')")
-    try:
-        arch = Arch.from_dict(ident["inputs"]["arch"])
-        space = cfgmod.from_dict(SpaceConfig, ident["inputs"]["space"], str(ident_path))
-    except (KeyError, TypeError) as e:
-        raise DassError(f"{ident_path}: no student architecture or space recorded ({e})") from None
-    cfg = cfgmod.load(KDRunConfig, cfg_path)
+def _finished_seeds(folder: Path) -> dict:
     seeds = {}
-    for m_path in sorted(run.glob("seed*/metrics.json")):
+    for m_path in sorted(folder.glob("seed*/metrics.json")):
         if not (m_path.parent / "best.pt").is_file():
             continue
         m = read_json(m_path)
         seeds[int(m["seed"])] = {"best_acc": m["best_acc"], "final_acc": m["final_acc"],
-                                 "best_epoch": m.get("best_epoch"), "dir": m_path.parent}
+                                 "best_epoch": m.get("best_epoch"), "dir": m_path.parent, "metrics": m}
     if not seeds:
-        raise DassError(f"{run}: no finished seed (seed<k>/metrics.json with best.pt); run python -m dass.kd to the end first")
-    return {"run": run, "cfg": cfg, "arch": arch, "space": space, "seeds": dict(sorted(seeds.items()))}
+        raise DassError(f"{folder}: no finished seed (seed<k>/metrics.json with best.pt); let the KD run finish first")
+    return dict(sorted(seeds.items()))
+
+
+def _kind(folder: Path) -> str | None:
+    f = folder / "identity.json"
+    if not f.is_file():
+        return None
+    ident = read_json(f)
+    return ident.get("kind") if isinstance(ident, dict) else None
+
+
+def _pipeline_pick(run: Path, pick: int) -> tuple[Path, Path]:
+    """(pipeline run folder, pick folder) of ``run``: a pipeline run (its pick of rank ``pick``) or
+    one of its pick folders ``<pipeline>/kd/<rank>-<arch>``."""
+    if _kind(run) == "pipeline":
+        found = sorted((run / "kd").glob(f"{pick}-*")) if (run / "kd").is_dir() else []
+        if not found:
+            raise DassError(f"{run}: pipeline run without a KD-trained pick of rank {pick} (kd/{pick}-<arch>)")
+        return run, found[0]
+    return run.parent.parent, run
+
+
+def read_kd_run(run, pick: int = 1) -> dict:
+    """What an export needs from a KD run: a folder of ``python -m dass.kd`` (``identity.json`` of
+    kind ``kd``, ``config.yaml``, ``seed<k>/``), a pipeline run (its pick of rank ``pick``) or one
+    of a pipeline's pick folders (``<pipeline>/kd/<rank>-<arch>``). Returns ``folder`` (where the
+    seeds are), ``dataset``, ``data_root``, ``teacher``, ``mean``/``std`` (of the KD recipe),
+    ``arch``, ``space``, ``seeds`` ({seed: metrics}) and ``reproduce`` (commands). Anything else
+    is a DassError."""
+    run = Path(run)
+    if not run.is_dir():
+        raise DassError(f"KD run folder not found: {run}")
+    kind = _kind(run)
+    if kind == "kd" and (run / "config.yaml").is_file():
+        ident = read_json(run / "identity.json")
+        try:
+            arch = Arch.from_dict(ident["inputs"]["arch"])
+            space = cfgmod.from_dict(SpaceConfig, ident["inputs"]["space"], str(run / "identity.json"))
+        except (KeyError, TypeError) as e:
+            raise DassError(f"{run / 'identity.json'}: no student architecture or space recorded ({e})") from None
+        kd = cfgmod.load(KDRunConfig, run / "config.yaml")
+        return {"folder": run, "dataset": kd.dataset, "data_root": kd.data_root, "teacher": kd.teacher,
+                "mean": kd.recipe.mean, "std": kd.recipe.std, "arch": arch, "space": space,
+                "seeds": _finished_seeds(run), "reproduce": [f"python -m dass.kd --config {run / 'config.yaml'}"]}
+    pipe, folder = _pipeline_pick(run, pick)
+    if kind not in (None, "pipeline") or _kind(pipe) != "pipeline" or folder.parent.name != "kd":
+        raise DassError(f"{run}: not a KD run folder (python -m dass.kd writes identity.json of kind 'kd' and "
+                        "config.yaml) nor a pipeline run or one of its kd/<rank>-<arch> folders")
+    seeds = _finished_seeds(folder)
+    pcfg = cfgmod.read_yaml(pipe / "config.yaml")
+    recipe = cfgmod.from_dict(KDRecipe, pcfg.get("kd_recipe") or {}, str(pipe / "config.yaml"), "kd_recipe.")
+    first = next(iter(seeds.values()))["metrics"]
+    teacher = str(first.get("teacher") or pcfg.get("teacher") or "")
+    if not Path(teacher).is_file():
+        raise DassError(f"{folder}: its teacher checkpoint {teacher!r} is gone; the student's space is read from it")
+    space = load_teacher(teacher)[2]["space"]
+    return {"folder": folder, "dataset": str(pcfg.get("dataset") or first["dataset"]),
+            "data_root": str(pcfg.get("data_root") or "data"), "teacher": teacher, "mean": recipe.mean,
+            "std": recipe.std, "arch": Arch.from_dict(first["arch"]), "space": space, "seeds": seeds,
+            "reproduce": [f"python -m dass.pipeline --config {pipe / 'config.yaml'}"]}
 
 
 def class_names(dataset: str, root, num_classes: int) -> tuple[list[str], str]:
@@ -157,11 +198,11 @@ def run(cfg: ExportConfig) -> dict:
     """Export the student of the KD run ``cfg.run``; returns the summary (paths, max abs differences,
     accuracies) that it also prints as one JSON line."""
     cfg.check()
-    info = read_kd_run(cfg.run)
-    kd, arch, space = info["cfg"], info["arch"], info["space"]
-    seeds = info["seeds"]
+    info = read_kd_run(cfg.run, cfg.pick)
+    arch, space, seeds, dataset = info["arch"], info["space"], info["seeds"], info["dataset"]
+    folder = info["folder"]
     if cfg.seed and cfg.seed not in seeds:
-        raise DassError(f"{cfg.run}: no finished seed {cfg.seed} (finished: {', '.join(map(str, seeds))})")
+        raise DassError(f"{folder}: no finished seed {cfg.seed} (finished: {', '.join(map(str, seeds))})")
     seed = cfg.seed or max(seeds, key=lambda s: (seeds[s]["best_acc"] or -1.0, -s))
     ck = safe_torch_load(seeds[seed]["dir"] / "best.pt")
     if not isinstance(ck, dict) or not isinstance(ck.get("state_dict"), dict) or "fc.weight" not in ck["state_dict"]:
@@ -178,16 +219,16 @@ def run(cfg: ExportConfig) -> dict:
     for p in net.parameters():
         p.requires_grad_(False)
 
-    data_root = cfg.data_root or kd.data_root
+    data_root = cfg.data_root or info["data_root"]
     size = space.image_size
-    test = load_dataset(kd.dataset, data_root, "test", size if kd.dataset.startswith("folder:") else None)
+    test = load_dataset(dataset, data_root, "test", size if dataset.startswith("folder:") else None)
     if test.num_classes != num_classes:
-        raise DassError(f"dataset {kd.dataset} has {test.num_classes} classes, the student {num_classes}")
-    mean, std = _channels(kd.recipe.mean), _channels(kd.recipe.std)
+        raise DassError(f"dataset {dataset} has {test.num_classes} classes, the student {num_classes}")
+    mean, std = _channels(info["mean"]), _channels(info["std"])
     loader = DeviceLoader(test, 256, train=False, image_size=size, pad=0, flip=False, mean=mean, std=std, device="cpu")
-    names, names_from = class_names(kd.dataset, data_root, num_classes)
+    names, names_from = class_names(dataset, data_root, num_classes)
 
-    out = Path(cfg.out or Path(cfg.run) / "export")
+    out = Path(cfg.out or folder / "export")
     out.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, size, size)
     files, programs = {}, {}
@@ -236,7 +277,7 @@ def run(cfg: ExportConfig) -> dict:
                             f"exceeds tolerance {cfg.tolerance:g}")
     latency = _latency_ms(net, size)
 
-    teacher = _teacher_facts(kd.teacher, space, num_classes)
+    teacher = _teacher_facts(info["teacher"], space, num_classes)
     model = {
         "format": MODEL_FORMAT,
         "input": {"name": "input", "layout": "NCHW", "dtype": "float32", "size": size, "channels": 3,
@@ -246,7 +287,7 @@ def run(cfg: ExportConfig) -> dict:
         "mean": mean, "std": std,
         "output": {"name": "logits", "shape": ["N", num_classes]},
         "num_classes": num_classes, "classes": names, "classes_from": names_from,
-        "dataset": kd.dataset, "arch": arch.to_dict(), "arch_key": arch.key(), "space": space.name,
+        "dataset": dataset, "arch": arch.to_dict(), "arch_key": arch.key(), "space": space.name,
         "macs": macs(arch, space, num_classes), "params": params(arch, space, num_classes),
         "exported_seed": seed, "exported_test_acc": ck.get("test_acc"),
         "seeds": {str(s): {"best_acc": v["best_acc"], "final_acc": v["final_acc"], "best_epoch": v["best_epoch"]}
@@ -256,10 +297,12 @@ def run(cfg: ExportConfig) -> dict:
         "latency_ms": {"value": latency, "batch": 1, "device": "cpu", "threads": torch.get_num_threads(),
                        "runs": LATENCY_RUNS, "statistic": "median", "machine": platform.processor() or platform.machine(),
                        "torch": torch.__version__},
-        "run": str(Path(cfg.run)),
+        "run": str(folder),
+        "reproduce": [*info["reproduce"], f"python -m dass.export --config configs/export/cpu.yaml run={folder}"
+                      + (f" seed={cfg.seed}" if cfg.seed else "")],
     }
     atomic_write_json(out / "model.json", model)
-    atomic_write_text(out / "MODEL_CARD.md", model_card(model, Path(cfg.run)))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(model))
     summary = {"out": str(out), "files": sorted([*files.values(), "model.json", "MODEL_CARD.md"]), "seed": seed,
                "images": seen, "max_abs_diff": diffs, "top1": acc, "onnx_opset": model["onnx_opset"]}
     log.info("exported student %s (seed %d) to %s", arch, seed, out)
@@ -286,7 +329,7 @@ def _fmt(v, spec: str = ".2f") -> str:
     return "unknown" if v is None else format(v, spec)
 
 
-def model_card(m: dict, run: Path) -> str:
+def model_card(m: dict) -> str:
     """``MODEL_CARD.md`` of an export, from its ``model.json`` content."""
     t = m["teacher"]
     seeds = "\n".join(f"| {s} | {_fmt(v['best_acc'])} | {_fmt(v['final_acc'])} |" for s, v in m["seeds"].items())
@@ -317,7 +360,6 @@ def model_card(m: dict, run: Path) -> str:
 ## Reproduce
 
 ```
-python -m dass.kd --config {run / 'config.yaml'}
-python -m dass.export --config configs/export/cpu.yaml run={run}
+{chr(10).join(m['reproduce'])}
 ```
 """
