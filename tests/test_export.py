@@ -191,9 +191,14 @@ def test_pipeline_run_and_image_folder_class_names(tmp_path):
     pipeline_run(cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", [
         "teacher_recipe.epochs=1", "teacher_recipe.batch_size=8", "kd_recipe.epochs=1", "kd_recipe.batch_size=8",
         "pool_size=20", "top_k=2", "seeds=[1]", "budget.macs=0.6", "threads=1", "progress=false", "device=cpu",
-        f"dataset=folder:{tmp_path / 'images'}", f"predictor={pred.parent}", f"run_dir={pipe}"]))
+        f"dataset=folder:{tmp_path / 'images'}", f"predictor={pred.parent}", f"run_dir={pipe}",
+        "export=[onnx,torchscript]"]))
     picks = sorted((pipe / "kd").glob("1-*"))
     assert len(picks) == 1
+    # the pipeline's export step: the rank-1 pick in <run>/export
+    step = json.loads((pipe / "export" / "model.json").read_text())
+    assert step["run"] == str(picks[0]) and (pipe / "export" / "student.ts").is_file()
+    assert (pipe / "export" / "student.onnx").is_file() and not (pipe / "export" / "arch.json").exists()
     summary = export_run(cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml", [f"run={pipe}", "format=[onnx]"]))
     out = picks[0] / "export"
     assert summary["out"] == str(out) and (out / "student.onnx").is_file() and not (out / "student.ts").exists()

@@ -41,7 +41,7 @@ MAY_IMPORT = {
     "evaluation": {"plumbing", "data", "space", "train", "proxies", "teacher", "database", "predictor"},
     "compat": {"plumbing", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions
-    "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "evaluation"},
+    "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "export", "evaluation"},
     # dass.__main__ lists the stages through importlib (no static import)
     "entry": set(),
 }
