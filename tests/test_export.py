@@ -206,6 +206,8 @@ def test_pipeline_run_and_image_folder_class_names(tmp_path):
     assert meta["classes"] == names and meta["classes_from"] == "folder"
     m = json.loads((picks[0] / "seed1" / "metrics.json").read_text())
     assert meta["arch"] == m["arch"] and meta["seeds"]["1"]["best_acc"] == m["best_acc"]
+    top = json.loads((pipe / "search" / "top.json").read_text())["top"]
+    assert meta["pred_acc"] is not None and meta["pred_acc"] == next(e["pred_acc"] for e in top if e["rank"] == 1)
     assert summary["top1"]["torch"] == pytest.approx(m["best_acc"], abs=1e-9)
     assert summary["max_abs_diff"]["onnx"] <= 1e-4
     assert f"python -m dass.pipeline --config {pipe / 'config.yaml'}" in (out / "MODEL_CARD.md").read_text()

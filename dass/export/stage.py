@@ -115,7 +115,10 @@ def read_kd_run(run, pick: int = 1) -> dict:
     if not Path(teacher).is_file():
         raise DassError(f"{folder}: its teacher checkpoint {teacher!r} is gone; the student's space is read from it")
     space = load_teacher(teacher)[2]["space"]
-    return {"folder": folder, "dataset": str(pcfg.get("dataset") or first["dataset"]),
+    top = pipe / "search" / "top.json"
+    entries = read_json(top).get("top", []) if top.is_file() else []
+    pred = next((e.get("pred_acc") for e in entries if isinstance(e, dict) and e.get("arch") == first["arch"]), None)
+    return {"pred_acc": pred, "folder": folder, "dataset": str(pcfg.get("dataset") or first["dataset"]),
             "data_root": str(pcfg.get("data_root") or "data"), "teacher": teacher, "mean": recipe.mean,
             "std": recipe.std, "arch": Arch.from_dict(first["arch"]), "space": space, "seeds": seeds,
             "reproduce": [f"python -m dass.pipeline --config {pipe / 'config.yaml'}"]}
@@ -289,6 +292,7 @@ def run(cfg: ExportConfig) -> dict:
         "num_classes": num_classes, "classes": names, "classes_from": names_from,
         "dataset": dataset, "arch": arch.to_dict(), "arch_key": arch.key(), "space": space.name,
         "macs": macs(arch, space, num_classes), "params": params(arch, space, num_classes),
+        "pred_acc": info.get("pred_acc"),
         "exported_seed": seed, "exported_test_acc": ck.get("test_acc"),
         "seeds": {str(s): {"best_acc": v["best_acc"], "final_acc": v["final_acc"], "best_epoch": v["best_epoch"]}
                   for s, v in seeds.items()},
@@ -345,6 +349,7 @@ def model_card(m: dict) -> str:
   {m['macs']:,} MACs, {m['params']:,} params
 - **Input**: {m['channels']} x {m['input_size']} x {m['input_size']} RGB, {m['preprocess']};
   mean {m['mean']}, std {m['std']}
+- **Predicted accuracy** (the search's predictor): {_fmt(m['pred_acc'])} %
 - **Exported**: seed {m['exported_seed']} (its best epoch, test top-1 {_fmt(m['exported_test_acc'])} %);
   files {', '.join(m['files'].values())}; ONNX opset {m['onnx_opset'] if m['onnx_opset'] else 'n/a'}
 - **Check** on {m['check']['images']} test images, max abs logit difference to torch: {diffs}
