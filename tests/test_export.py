@@ -188,11 +188,12 @@ def test_pipeline_run_and_image_folder_class_names(tmp_path):
             Image.fromarray(a).save(d / f"{i}.png")
     pred = write_predictor(tmp_path / "pred" / "best.pt", TINY)
     pipe = tmp_path / "pipe"
-    pipeline_run(cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", [
+    pipe_cfg = cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", [
         "teacher_recipe.epochs=1", "teacher_recipe.batch_size=8", "kd_recipe.epochs=1", "kd_recipe.batch_size=8",
         "pool_size=20", "top_k=2", "seeds=[1]", "budget.macs=0.6", "threads=1", "progress=false", "device=cpu",
         f"dataset=folder:{tmp_path / 'images'}", f"predictor={pred.parent}", f"run_dir={pipe}",
-        "export=[onnx,torchscript]"]))
+        "export=[onnx,torchscript]"])
+    pipeline_run(pipe_cfg)
     picks = sorted((pipe / "kd").glob("1-*"))
     assert len(picks) == 1
     # the pipeline's export step: the rank-1 pick in <run>/export
@@ -218,6 +219,8 @@ def test_pipeline_run_and_image_folder_class_names(tmp_path):
     assert json.loads((tmp_path / "x" / "arch.json").read_text())["arch"] == \
         json.loads((second / "seed1" / "metrics.json").read_text())["arch"]
     assert again["seed"] == 1
+    # a rerun of the pipeline skips its finished stages with the export folders in place
+    assert [r["skipped"] for r in pipeline_run(pipe_cfg)["stages"].values()] == [True, True, True]
     third = export_run(cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml",
                                    [f"run={picks[0]}", "format=[torchscript]", f"out={tmp_path / 'y'}"]))
     assert third["top1"]["torchscript"] == summary["top1"]["onnx"]
