@@ -21,6 +21,7 @@ from PIL import Image
 
 from assets.tiny_db import TINY, save_teacher, tiny_teacher_state, write_predictor, write_quadrant_glyphs
 from dass import config as cfgmod
+from dass.errors import DassError
 from dass.export.config import ExportConfig
 from dass.export.stage import run as export_run
 from dass.kd.config import KDRunConfig, StudentSpec
@@ -224,3 +225,13 @@ def test_pipeline_run_and_image_folder_class_names(tmp_path):
     third = export_run(cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml",
                                    [f"run={picks[0]}", "format=[torchscript]", f"out={tmp_path / 'y'}"]))
     assert third["top1"]["torchscript"] == summary["top1"]["onnx"]
+
+
+def test_a_program_over_tolerance_is_an_error_and_nothing_is_written(exported, tmp_path):
+    root, summary = exported
+    assert summary["max_abs_diff"]["onnx"] > 1e-12    # float32 ONNX kernels differ from torch's in the last bits
+    cfg = cfgmod.load(ExportConfig, REPO / "configs/export/cpu.yaml",
+                      [f"run={root / 'kd'}", "format=[onnx]", "tolerance=1e-12", f"out={tmp_path / 'x'}"])
+    with pytest.raises(DassError, match="exceeds tolerance"):
+        export_run(cfg)
+    assert not (tmp_path / "x").exists()

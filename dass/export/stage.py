@@ -232,29 +232,21 @@ def run(cfg: ExportConfig) -> dict:
     names, names_from = class_names(dataset, data_root, num_classes)
 
     out = Path(cfg.out or folder / "export")
-    out.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, size, size)
-    files, programs = {}, {}
+    files, programs, blobs = {}, {}, {}   # the programs are written only once they passed the check
     if "torchscript" in cfg.format:
         with warnings.catch_warnings():  # the tracer's shape warnings and torch.jit's deprecation notice
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(net, example)
-            atomic_write_bytes(out / "student.ts", _program_bytes(torch.jit.save, traced))
-            loaded = torch.jit.load(io.BytesIO((out / "student.ts").read_bytes()))
+            blobs["student.ts"] = _program_bytes(torch.jit.save, traced)
+            loaded = torch.jit.load(io.BytesIO(blobs["student.ts"]))
         files["torchscript"] = "student.ts"
         programs["torchscript"] = lambda x: loaded(x).numpy()
     if "onnx" in cfg.format:
-        data = _onnx_bytes(net, example, cfg.opset)
-        atomic_write_bytes(out / "student.onnx", data)
+        blobs["student.onnx"] = _onnx_bytes(net, example, cfg.opset)
         files["onnx"] = "student.onnx"
-        session = _ort_session((out / "student.onnx").read_bytes())
+        session = _ort_session(blobs["student.onnx"])
         programs["onnx"] = lambda x: session.run(None, {"input": x.numpy()})[0]
-    arch_doc = {"format": MODEL_FORMAT, "arch": arch.to_dict(), "space": cfgmod.to_dict(space), "num_classes": num_classes}
-    if "state_dict" in cfg.format:
-        atomic_torch_save(sd, out / "student_state_dict.pt")
-        atomic_write_json(out / "arch.json", arch_doc)
-        files["state_dict"] = "student_state_dict.pt"
-        files["arch"] = "arch.json"
 
     # the check: every program against the package's network on the test images
     limit = cfg.check_images or len(test)
@@ -279,6 +271,15 @@ def run(cfg: ExportConfig) -> dict:
             raise DassError(f"{files[k]}: max abs logit difference {d:.3g} to torch on {seen} test images "
                             f"exceeds tolerance {cfg.tolerance:g}")
     latency = _latency_ms(net, size)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in blobs.items():
+        atomic_write_bytes(out / name, data)
+    if "state_dict" in cfg.format:
+        atomic_torch_save(sd, out / "student_state_dict.pt")
+        atomic_write_json(out / "arch.json", {"format": MODEL_FORMAT, "arch": arch.to_dict(),
+                                              "space": cfgmod.to_dict(space), "num_classes": num_classes})
+        files["state_dict"] = "student_state_dict.pt"
+        files["arch"] = "arch.json"
 
     teacher = _teacher_facts(info["teacher"], space, num_classes)
     model = {
