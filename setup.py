@@ -27,6 +27,8 @@ setup(
     extras_require={
         # submitit: SLURM job arrays for the database build (local executor in tests)
         "slurm": ["submitit>=1.4"],
-        "test": ["pytest>=7", "submitit>=1.4"],
+        # onnx, onnxruntime: python -m dass.export writes ONNX and checks it against torch
+        "export": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "test": ["pytest>=7", "submitit>=1.4", "onnx>=1.14", "onnxruntime>=1.16"],
     },
 )

@@ -5,7 +5,7 @@ import importlib
 
 # In pipeline order, one package per stage; each package's __main__ builds its parser with
 # ``_parser()`` (``make_parser()`` in dass.compat), whose description is the line shown.
-STAGES = ("data", "space", "teacher", "database", "predictor", "search", "kd", "evaluation", "compat", "pipeline")
+STAGES = ("data", "space", "teacher", "database", "predictor", "search", "kd", "export", "evaluation", "compat", "pipeline")
 
 
 def describe() -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ ENTRIES = {
     "predictor": ("dass.predictor.__main__", "dass.predictor.config:MetaTrainConfig"),
     "search": ("dass.search.__main__", "dass.search.config:SearchConfig"),
     "kd": ("dass.kd.__main__", "dass.kd.config:KDRunConfig"),
+    "export": ("dass.export.__main__", "dass.export.config:ExportConfig"),
     "evaluation": ("dass.evaluation.__main__", "dass.evaluation.config:EvaluationConfig"),
     "pipeline": ("dass.pipeline.__main__", "dass.pipeline:PipelineConfig"),
     "compat": ("dass.compat.__main__", None),

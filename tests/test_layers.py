@@ -36,10 +36,12 @@ MAY_IMPORT = {
     "predictor": {"plumbing", "space", "proxies", "teacher", "database"},
     "search": {"plumbing", "data", "space", "teacher", "predictor"},
     "kd": {"plumbing", "data", "space", "train", "teacher"},
+    # a KD run's student as TorchScript / ONNX / state dict, with model.json and MODEL_CARD.md
+    "export": {"plumbing", "data", "space", "train", "teacher", "kd"},
     "evaluation": {"plumbing", "data", "space", "train", "proxies", "teacher", "database", "predictor"},
     "compat": {"plumbing", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions
-    "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "evaluation"},
+    "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "export", "evaluation"},
     # dass.__main__ lists the stages through importlib (no static import)
     "entry": set(),
 }

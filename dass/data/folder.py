@@ -111,6 +111,14 @@ def _split_one_folder(files: list[Path], class_name: str, test_fraction: float, 
     return [files[i] for i in train], [files[i] for i in test]
 
 
+def class_names(root) -> list[str]:
+    """The class names of the image folder at ``root`` in label order (the sub-folders of
+    ``root/train`` when it has a test split, else of ``root``), as :func:`load_image_folder` reads them."""
+    root = Path(root)
+    split = (root / "train").is_dir() and any((root / t).is_dir() for t in _TEST_NAMES)
+    return [d.name for d in _class_dirs(root / "train" if split else root)]
+
+
 def load_image_folder(root, split: str, image_size: int | None = None, test_fraction: float = 0.2,
                       seed: int = 0) -> ImageArrays:
     """Read split "train" or "test" of the image folder at ``root`` (layouts in the module docstring)."""

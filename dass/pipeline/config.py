@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import DassError
+from ..export.config import FORMATS as EXPORT_FORMATS
 from ..search.config import EvolutionConfig, SearchConfig
 
 MAX_PICKS = 100  # most candidates KD-trained by one run (top_k)
@@ -41,10 +42,14 @@ class PipelineConfig:
     device: str = "auto"          # auto, cpu, cuda or cuda:<i>
     threads: int = 0              # torch CPU threads; 0 = torch's default
     progress: bool = True         # progress bars
+    export: list[str] = field(default_factory=list)  # formats of the rank-1 pick in <run_dir>/export (torchscript, onnx, state_dict); [] = none
 
     def check(self) -> None:
         if not self.dataset:
             raise DassError("no dataset given (dataset=folder:<path>, npy:<path> or e.g. glyphs/hebrew)")
+        bad = [f for f in self.export if f not in EXPORT_FORMATS]
+        if bad or len(set(self.export)) != len(self.export):
+            raise DassError(f"export: unknown or repeated format in {self.export} (known: {', '.join(EXPORT_FORMATS)})")
         b = self.budget
         if b.macs is None and b.params is None:
             raise DassError("no budget given (budget.macs=<fraction of the teacher's or count> and/or "

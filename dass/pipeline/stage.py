@@ -49,6 +49,8 @@ from ..cli import setup_logging, setup_run_dir
 from ..data.registry import dataset_key, load_dataset
 from ..device import resolve_device
 from ..errors import DassError
+from ..export.config import ExportConfig
+from ..export.stage import run as export_run
 from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json, safe_torch_load
 from ..kd.stage import write_results
 from ..predictor.model import load_predictor
@@ -388,6 +390,10 @@ def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id:
               "space": space.name, "teacher": teacher, "budget": budget, "budget_given": cfgmod.to_dict(cfg.budget),
               "search": search, "kd": kd, "stages": stages.records, "seeds": cfg.seeds,
               "kd_epochs": cfg.kd_recipe.epochs}
+    if cfg.export:  # quick (seconds): redone on every run, so that it always shows the current rank-1 pick
+        best = min(kd["picks"], key=lambda p: p["rank"])
+        result["export"] = export_run(ExportConfig(run=best["run_dir"], out=str(run_dir / "export"),
+                                                   format=list(cfg.export), data_root=cfg.data_root))
     t0 = time.perf_counter()
     write_report(run_dir, result)
     log.info("report written in %.1f s: %s", time.perf_counter() - t0, run_dir / "report.md")
