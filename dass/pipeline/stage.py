@@ -56,11 +56,10 @@ from ..kd.stage import write_results
 from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
 from ..search.stage import Budget
-from ..search.stage import _accuracy as checked_accuracy
 from ..search.stage import check_teacher_space
 from ..search.stage import run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
-from ..teacher.checkpoint import load_teacher
+from ..teacher.checkpoint import checked_accuracy, load_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
 from ..teacher.stage import run as teacher_stage_run

@@ -57,7 +57,7 @@ from ..predictor.data import gives_accuracy, student_inputs, support_target, tak
 from ..predictor.model import LoadedPredictor, load_predictor
 from ..space import Arch, SpaceConfig, macs, mutate, params, sample_unique, space_difference, teacher_arch, validate
 from ..space.arch import read_candidates_file
-from ..teacher.checkpoint import load_teacher
+from ..teacher.checkpoint import checked_accuracy, load_teacher
 from ..teacher.inputs import candidate_maps, dataset_features, teacher_accuracy, teacher_map
 from .config import EvolutionConfig, SearchConfig
 
@@ -166,7 +166,7 @@ def read_candidates(path, space: SpaceConfig) -> Candidates:
         if m is not None and not bool(torch.isfinite(m.half().float()).all()):
             raise DassError(f"{path}: '{name}' has non-finite values (NaN or beyond float16)")
     full = Candidates(archs, None if fmap is None else fmap.half(), None if t_fmap is None else t_fmap.half(),
-                      None if acc is None else _accuracy(acc, f"{path}: teacher.best_acc"))
+                      None if acc is None else checked_accuracy(acc, f"{path}: teacher.best_acc"))
     return full.subset(keep)
 
 
@@ -296,18 +296,6 @@ def _check_maps_available(pred: LoadedPredictor, listed: Candidates | None, nois
                         f"or noise_seed=<n>")
 
 
-def _accuracy(value, where: str) -> float:
-    """A stored accuracy (percent) as a float, refused unless finite and within [0, 100]."""
-    if torch.is_tensor(value) and value.numel() == 1 and not value.dtype == torch.bool:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):   # True is no 1 %, '95' no number
-        raise DassError(f"{where} must be a number, got {value!r:.40}")
-    acc = float(value)
-    if not 0.0 <= acc <= 100.0:  # also refuses NaN
-        raise DassError(f"{where} is {acc}: an accuracy in percent must lie in [0, 100]")
-    return acc
-
-
 def _load_images(cfg: SearchConfig, split: str, num_classes: int):
     arrays = load_dataset(cfg.dataset, cfg.data_root, split)
     if arrays.num_classes != num_classes:
@@ -340,13 +328,13 @@ def run(cfg: SearchConfig) -> dict:
     net, sd, meta = load_teacher(cfg.teacher, space=space)
     num_classes = int(meta["num_classes"])
     recorded = (meta.get("metrics") or {}).get("best_acc")
-    teacher_acc = None if recorded is None else _accuracy(recorded, f"{cfg.teacher}: metrics.best_acc")
+    teacher_acc = None if recorded is None else checked_accuracy(recorded, f"{cfg.teacher}: metrics.best_acc")
     budget = Budget(space, num_classes, cfg.max_macs, cfg.max_params)
     budget.check_feasible()
     listed = read_candidates(cfg.candidates, space) if cfg.candidates else None
     if listed is not None and listed.teacher_acc is not None:
         # the support label recorded with precomputed maps
-        teacher_acc = _accuracy(listed.teacher_acc, f"{cfg.candidates}: teacher.best_acc")
+        teacher_acc = checked_accuracy(listed.teacher_acc, f"{cfg.candidates}: teacher.best_acc")
     noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
     _check_maps_available(pred, listed, noise_seed)
     needs_acc = gives_accuracy(pred.target)

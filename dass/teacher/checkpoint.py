@@ -154,6 +154,18 @@ def _space_of(rest: dict, space: SpaceConfig | None, path) -> SpaceConfig:
     return stored
 
 
+def checked_accuracy(value, where: str) -> float:
+    """A stored accuracy (percent) as a float, refused unless finite and within [0, 100]."""
+    if torch.is_tensor(value) and value.numel() == 1 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):   # True is no 1 %, '95' no number
+        raise DassError(f"{where} must be a number, got {value!r:.40}")
+    acc = float(value)
+    if not 0.0 <= acc <= 100.0:  # also refuses NaN
+        raise DassError(f"{where} is {acc}: an accuracy in percent must lie in [0, 100]")
+    return acc
+
+
 def load_teacher(path, space: SpaceConfig | None = None,
                  num_classes: int | None = None) -> tuple[ResNet, dict, dict]:
     """Load a teacher checkpoint; returns ``(net in eval mode on the CPU, state dict, meta)``.
