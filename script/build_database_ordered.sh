@@ -13,7 +13,9 @@ PY=${PYTHON:-python3}
 if [[ -n "${CODE:-}" ]]; then
   export PYTHONPATH="$CODE" PYTHONSAFEPATH=1   # python -m would otherwise put this tree first on sys.path
 fi
-B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "$@")
+# the shipped database's folders, named here (the config writes under runs/)
+SHIPPED=(out=assets/cpu/db work_dir=assets/cpu/db_build)
+B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "${SHIPPED[@]}" "$@")
 keys() {  # keys SPLIT [key=value ...]: the task keys of one split (named datasets smallest first)
   "$PY" - "$@" <<'PYEOF'
 import sys

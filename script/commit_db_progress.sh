@@ -4,6 +4,7 @@
 # loses nothing; rerun it every so often. Commits only those three folders (out, work_dir,
 # teachers_dir of the config), whatever else is staged.
 #   script/commit_db_progress.sh [key=value ...]     CONFIG=configs/database/cpu.yaml by default
+#   script/commit_db_progress.sh out=assets/cpu/db   (the shipped database: its folder named, the config writes under runs/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

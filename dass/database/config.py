@@ -43,8 +43,8 @@ class SlurmConfig:
 class DatabaseConfig:
     space: str = "configs/space/cpu.yaml"  # space profile YAML
     data_root: str = "data"  # folder of the datasets
-    out: str = "assets/cpu/db"  # output folder of the task files and manifest.json
-    work_dir: str = "runs/database/cpu"  # resumable state: per-student results, logs, trained teachers
+    out: str = "runs/database/cpu/db"  # output folder of the task files and manifest.json
+    work_dir: str = "runs/database/cpu/work"  # resumable state: per-student results, logs, trained teachers
     teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
     tasks: list[TaskSpec] = field(default_factory=list)  # the tasks: a dataset, its split and optionally a teacher
     subset_tasks: list[SubsetTaskSpec] = field(default_factory=list)  # blocks of class-subset tasks (subsets.py)

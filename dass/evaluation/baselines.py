@@ -87,6 +87,7 @@ class EvalContext:
     progress: bool = True
     db: str = ""            # the database (the proxy ensemble trains on its meta_train/meta_valid tasks)
     proxy_cache: str = ""   # folder of computed proxy scores (dass.proxies.cache); "" = none
+    proxy_read_only_caches: tuple = ()   # folders of computed proxy scores only read (the shipped ones)
     _teacher_sd: dict = field(default_factory=dict, repr=False)
     _batch: dict = field(default_factory=dict, repr=False)
     _warned: set = field(default_factory=set, repr=False)
@@ -96,8 +97,8 @@ class EvalContext:
     _cache: ProxyCache | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        if self.proxy_cache:
-            self._cache = ProxyCache(self.proxy_cache)
+        if self.proxy_cache or self.proxy_read_only_caches:
+            self._cache = ProxyCache(self.proxy_cache, read_only=self.proxy_read_only_caches)
         if self.proxy_input not in PROXY_INPUTS:
             raise DassError(f"proxy_input must be one of {list(PROXY_INPUTS)}, got {self.proxy_input!r}")
         if self.proxy_batch_size < 2:

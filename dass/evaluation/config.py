@@ -19,6 +19,7 @@ class ProxyConfig:
     input: Literal["data", "noise"] = "data"   # "data": train images of the task's dataset (noise when unreadable)
     batch_size: int = 64  # images per zero-cost proxy evaluation
     cache: str = ""  # folder of computed proxy scores, reused when students, teacher and batch match; "" = none
+    read_only_caches: list[str] = field(default_factory=list)  # more such folders, looked up after cache, never written
 
 
 @dataclass

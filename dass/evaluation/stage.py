@@ -124,7 +124,7 @@ def prepare(cfg: EvaluationConfig) -> Plan:
     context = bl.EvalContext(data_root=cfg.data_root, device=device, seed=cfg.seed, label=cfg.labels[0],
                              proxy_input=cfg.proxy.input, proxy_batch_size=cfg.proxy.batch_size,
                              teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.train_db or cfg.db,
-                             proxy_cache=cfg.proxy.cache)
+                             proxy_cache=cfg.proxy.cache, proxy_read_only_caches=tuple(cfg.proxy.read_only_caches))
     keys = {bl.task_key(t) for t in tasks}
     stray = [k for k in cfg.teachers if k not in keys]
     if stray:
@@ -305,7 +305,8 @@ def identity(cfg: EvaluationConfig) -> dict:
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
     preds = {k: runid.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
     return runid.identity("evaluation", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
-                                                          "train_db", "predictors", "teachers", "proxy.cache"),
+                                                          "train_db", "predictors", "teachers", "proxy.cache",
+                                                          "proxy.read_only_caches"),
                           db={p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
                           **({"train_db": {p.name: runid.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
                              if cfg.train_db else {}),

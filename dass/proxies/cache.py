@@ -9,9 +9,10 @@ and is computed; nothing is looked up by name alone. One JSON file per entry,
 ``<label>-<key[:16]>.json`` (``label`` names the task and proxy for a reader), written atomically;
 a file that cannot be read or does not hold its key counts as a miss and is rewritten.
 
-Used by the evaluation (``proxy.cache``): the shipped database's proxy scores are committed under
-``assets/cpu/proxy_cache``, so the demo's baselines and proxy ensemble do not recompute the
-zero-cost proxies of 1,800 students.
+Used by the evaluation (``proxy.cache``, written, and ``proxy.read_only_caches``, only read): the
+shipped database's proxy scores are committed under ``assets/cpu/proxy_cache`` (a read-only cache of
+the cpu profile), so the demo's baselines and proxy ensemble do not recompute the zero-cost proxies
+of 1,800 students, and new entries go to ``runs/cache/proxy``.
 """
 from __future__ import annotations
 
@@ -63,40 +64,49 @@ def key(name: str, archs, space, strategy: str, teacher_digest: str, x: torch.Te
 
 
 class ProxyCache:
-    """Proxy scores under ``folder`` (created on the first write)."""
+    """Proxy scores under ``folder`` (created on the first write; None or "": nothing is written);
+    ``read_only`` folders (the shipped entries) are looked up after it and never written."""
 
-    def __init__(self, folder):
-        self.folder = Path(folder)
+    def __init__(self, folder, read_only=()):
+        self.folder = Path(folder) if folder else None
+        self.read_only = [Path(f) for f in read_only]
         self.hits = 0
         self.misses = 0
 
-    def _path(self, label: str, k: str) -> Path:
+    def _path(self, label: str, k: str, folder: Path) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
-        return self.folder / f"{safe}-{k[:16]}.json"
+        return folder / f"{safe}-{k[:16]}.json"
 
     def get(self, label: str, k: str, n: int) -> np.ndarray | None:
         """The stored scores of key ``k`` (``n`` floats), or None."""
-        path = self._path(label, k)
+        for folder in [f for f in (self.folder, *self.read_only) if f is not None]:
+            out = self._read(self._path(label, k, folder), k, n)
+            if out is not None:
+                self.hits += 1
+                return out
+        self.misses += 1
+        return None
+
+    @staticmethod
+    def _read(path: Path, k: str, n: int) -> np.ndarray | None:
         try:
             d = json.loads(path.read_text())
             if d.get("key") != k or len(d["values"]) != n:
                 raise ValueError("another entry")
-            out = np.array([np.nan if v is None else float(v) for v in d["values"]], dtype=np.float64)
+            return np.array([np.nan if v is None else float(v) for v in d["values"]], dtype=np.float64)
         except FileNotFoundError:
-            self.misses += 1
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("proxy cache: ignoring %s (%s)", path, e)
-            self.misses += 1
             return None
-        self.hits += 1
-        return out
 
     def put(self, label: str, k: str, values) -> None:
         """Store ``values`` under ``k`` (NaN as null); a folder that cannot be written costs a warning."""
+        if self.folder is None:
+            return
         vals = [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
         try:
-            atomic_write_json(self._path(label, k), {"label": label, "key": k, "values": vals}, indent=0)
+            atomic_write_json(self._path(label, k, self.folder), {"label": label, "key": k, "values": vals}, indent=0)
         except OSError as e:
             log.warning("proxy cache: cannot write under %s (%s)", self.folder, e)
 
