@@ -152,6 +152,20 @@ def test_a_task_file_outside_the_manifest_is_not_part_of_the_database(tmp_path, 
     assert [r["key"] for r in validate_db(db)["meta_test"]] == ["t1", "t2"]
 
 
+def test_validate_says_on_stdout_which_task_files_it_ignored(tmp_path, capsys):
+    from dass.database.stage import validate
+    db = _tiny_task_db(tmp_path / "a")
+    stale = _tiny_task_db(tmp_path / "b", tasks=(("old", "meta_test"),))
+    (db / "old.pt").write_bytes((stale / "old.pt").read_bytes())
+    validate(db)
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == "ignored, not in manifest.json (1 files, not part of the database): old.pt"
+    assert out[-1] == "database OK (1 unlisted task files ignored)"
+    (db / "old.pt").unlink()
+    validate(db)
+    assert capsys.readouterr().out.splitlines()[-1] == "database OK"
+
+
 def _damaged(d: dict, how: str) -> dict:
     import torch
     if how == "nan teacher map":

@@ -207,6 +207,16 @@ def read_manifest(root) -> dict | None:
     return m
 
 
+def unlisted_task_files(root) -> list[str]:
+    """The ``*.pt`` files of the database ``root`` its manifest does not list (none without a
+    manifest): left over from another task list, they are not part of the database."""
+    manifest = read_manifest(root)
+    if manifest is None:
+        return []
+    listed = {row["file"] for row in manifest.get("tasks", []) if row.get("file")}
+    return [p.name for p in sorted(Path(root).glob("*.pt")) if p.name not in listed]
+
+
 def load_db(root, splits=SPLITS) -> dict[str, list[dict]]:
     """The task files of the database ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted
     by key. With a ``manifest.json``, the database is what it lists: a listed file that is missing,

@@ -17,7 +17,7 @@ from ..errors import DassError
 from .builder import build, task_row
 from .compare import compare_dbs, format_comparison
 from .config import DatabaseConfig
-from .format import acc_seeds, label_seeds_of, load_db, read_manifest
+from .format import acc_seeds, label_seeds_of, load_db, read_manifest, unlisted_task_files
 
 
 def validate_db(root) -> dict:
@@ -86,7 +86,10 @@ def validate(root, as_json: bool = False) -> dict:
     if pending and not as_json:
         print(f"not merged yet ({len(pending)} tasks): " + ", ".join(
             f"{r['key']} {r.get('done', 0)}/{r.get('runs', r.get('students'))}" for r in pending))
-    print("database OK")
+    extra = unlisted_task_files(root)
+    if extra:
+        print(f"ignored, not in manifest.json ({len(extra)} files, not part of the database): " + ", ".join(extra))
+    print("database OK" + (f" ({len(extra)} unlisted task files ignored)" if extra else ""))
     return summary
 
 
