@@ -51,14 +51,16 @@ def spread_students(macs: list[int], n: int) -> list[int]:
     return sorted(order[int(k * step + step / 2)] for k in range(n))
 
 
-def train(task: dict, pick: list[int], plan: list[tuple[int, int]], out: Path, data_root: str) -> None:
+def train(task: dict, pick: list[int], plan: list[tuple[int, int]], out: Path, data_root: str,
+          eval_every: int = 0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     space = from_dict(SpaceConfig, dict(task["space"]))
     dataset = task["task"]["dataset"]
     tr, te = load_dataset(dataset, data_root, "train"), load_dataset(dataset, data_root, "test")
     _, sd, _ = load_teacher(task["task"]["teacher_ckpt"], space, tr.num_classes)
     for epochs, seed in plan:
-        recipe = from_dict(KDRecipe, {**dict(task["recipe"]), "alpha": 1.0, "epochs": epochs})
+        recipe = from_dict(KDRecipe, {**dict(task["recipe"]), "alpha": 1.0, "epochs": epochs,
+                                      **({"eval_every": eval_every} if eval_every else {})})
         for g in range(0, len(pick), GROUP):
             f = out / f"e{epochs}-s{seed}-g{g}.json"
             if f.is_file():
@@ -112,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plan", nargs="*", default=[], help="epochs:seed runs, e.g. 40:1 40:2")
     ap.add_argument("--out", required=True, help="folder of the group results")
     ap.add_argument("--data-root", default="data", help="folder of the datasets")
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="validate every N epochs (0: the task recipe's; the last epoch is always validated)")
     ap.add_argument("--analyse", action="store_true", help="print the agreement table of the results in --out")
     ap.add_argument("--common", action="store_true", help="with --analyse: only students every run has")
     a = ap.parse_args(argv)
@@ -125,7 +129,7 @@ def main(argv=None) -> int:
     if a.max_students:
         pick = pick[:a.max_students]
     plan = [tuple(int(x) for x in p.split(":")) for p in a.plan]
-    train(task, pick, plan, Path(a.out), a.data_root)
+    train(task, pick, plan, Path(a.out), a.data_root, a.eval_every)
     return 0
 
 
