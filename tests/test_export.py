@@ -235,3 +235,57 @@ def test_a_program_over_tolerance_is_an_error_and_nothing_is_written(exported, t
     with pytest.raises(DassError, match="exceeds tolerance"):
         export_run(cfg)
     assert not (tmp_path / "x").exists()
+
+
+def test_pipeline_exports_by_default_and_the_program_runs_without_dass(kd_folder, tmp_path):
+    """The cpu pipeline profile, no export setting given: <run>/export holds student.ts, student.onnx and
+    MODEL_CARD.md (with the latency measured at export); the TorchScript program, loaded in a process
+    that never imports dass, and onnxruntime give the package's logits on the test images."""
+    pred = write_predictor(tmp_path / "pred" / "best.pt", TINY)
+    pipe = tmp_path / "pipe"
+    cfg = cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", [
+        "kd_recipe.epochs=2", "kd_recipe.batch_size=16", "pool_size=20", "top_k=2", "budget.macs=0.6", "threads=1",
+        "progress=false", "device=cpu", "dataset=glyphs/q", f"data_root={kd_folder / 'data'}",
+        f"teacher={kd_folder / 'teacher.pt'}", f"predictor={pred}", f"run_dir={pipe}"])
+    assert cfg.export == ["torchscript", "onnx", "state_dict"]
+    pipeline_run(cfg)
+    out = pipe / "export"
+    for f in ("student.ts", "student.onnx", "MODEL_CARD.md", "student_state_dict.pt", "arch.json", "model.json"):
+        assert (out / f).is_file(), f
+    meta = json.loads((out / "model.json").read_text())
+    card = (out / "MODEL_CARD.md").read_text()
+    assert re.search(r"\*\*Latency\*\* \(measured at export\): \d+\.\d{3} ms per image", card)
+    # the package's network: the rank-1 pick's architecture (search/top.json) with the exported seed's weights
+    top = json.loads((pipe / "search" / "top.json").read_text())["top"][0]
+    arch = Arch.from_dict(top["arch"])
+    sd = torch.load(pipe / "kd" / f"1-{arch.key()}" / f"seed{meta['exported_seed']}" / "best.pt",
+                    weights_only=True)["state_dict"]
+    net = build(arch, TINY, 4)
+    net.load_state_dict(sd)
+    x, _ = toy_test_images(kd_folder)
+    with torch.no_grad():
+        want = net.eval()(x).numpy()
+    np.save(tmp_path / "x.npy", x.numpy())
+    code = f"""
+import sys, numpy as np, torch
+net = torch.jit.load({str(out / 'student.ts')!r})
+np.save({str(tmp_path / 'y.npy')!r}, net(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))).detach().numpy())
+assert not any(m == 'dass' or m.startswith('dass.') for m in sys.modules), 'dass imported'
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=plain_env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert np.abs(np.load(tmp_path / "y.npy") - want).max() <= 1e-4
+    s = ort.InferenceSession(str(out / "student.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(s.run(None, {"input": x.numpy()})[0] - want).max() <= 1e-4
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_pipeline_without_the_export_extra_stops_before_training(monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)   # as if not installed: the import machinery finds nothing
+    cfg = cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", ["dataset=glyphs/q"])
+    with pytest.raises(DassError, match=rf"export lists onnx, which needs the package\(s\) {missing} .*\[export\]"):
+        cfg.check()
+    # without onnx in the list, or searching only, nothing needs the extra
+    for without in ("export=[torchscript,state_dict]", "train=false"):
+        cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml", ["dataset=glyphs/q", without]).check()

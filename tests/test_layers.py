@@ -42,6 +42,8 @@ MAY_IMPORT = {
     "compat": {"plumbing", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions
     "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "export", "evaluation"},
+    # dass.api (find_student): builds the pipeline's config and calls its run(); writes in-memory arrays
+    "api": {"plumbing", "data", "space", "export", "pipeline"},
     # dass.__main__ lists the stages through importlib (no static import)
     "entry": set(),
 }

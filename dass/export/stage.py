@@ -126,11 +126,17 @@ def read_kd_run(run, pick: int = 1) -> dict:
 
 def class_names(dataset: str, root, num_classes: int) -> tuple[list[str], str]:
     """The name of each class of ``dataset`` in label order and where the names come from: a glyph
-    class's code point, an image folder's sub-folder name, else the label index as a string."""
+    class's code point, an image folder's sub-folder name, an npy folder's ``classes.json`` (a list of
+    names in label order, as :func:`dass.api.find_student` writes it), else the label index as a string."""
     if dataset.startswith("folder:"):
         names = folder_class_names(dataset[len("folder:"):])
         if len(names) == num_classes:
             return names, "folder"
+    listed = Path(dataset[len("npy:"):]) / "classes.json" if dataset.startswith("npy:") else None
+    if listed is not None and listed.is_file():
+        names = read_json(listed)
+        if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+            return names, "classes.json"
     pairs = class_list(dataset, root)
     cache: dict = {}
     names, kinds = [], set()

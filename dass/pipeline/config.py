@@ -2,6 +2,7 @@
 importing it; the remap name is checked by :func:`dass.pipeline.stage.run`, which knows the strategies)."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -11,6 +12,14 @@ from ..search.config import EvolutionConfig, SearchConfig
 
 MAX_PICKS = 100  # most candidates KD-trained by one run (top_k)
 from ..train.recipe import KDRecipe, TeacherRecipe
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found without importing it: config checks stay light)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass
@@ -42,7 +51,8 @@ class PipelineConfig:
     device: str = "auto"          # auto, cpu, cuda or cuda:<i>
     threads: int = 0              # torch CPU threads; 0 = torch's default
     progress: bool = True         # progress bars
-    export: list[str] = field(default_factory=list)  # formats of the rank-1 pick in <run_dir>/export (torchscript, onnx, state_dict); [] = none
+    train: bool = True            # false: stop after the search (the top_k picks in search/top.json; no KD, export or report)
+    export: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))  # formats of the rank-1 pick in <run_dir>/export (torchscript, onnx, state_dict); [] = none
 
     def check(self) -> None:
         if not self.dataset:
@@ -50,6 +60,10 @@ class PipelineConfig:
         bad = [f for f in self.export if f not in EXPORT_FORMATS]
         if bad or len(set(self.export)) != len(self.export):
             raise DassError(f"export: unknown or repeated format in {self.export} (known: {', '.join(EXPORT_FORMATS)})")
+        missing = [m for m in ("onnx", "onnxruntime") if "onnx" in self.export and self.train and not _installed(m)]
+        if missing:  # said before any training, not after it
+            raise DassError(f"export lists onnx, which needs the package(s) {' and '.join(missing)} (pip install -e "
+                            f"'.[export]'); or export only the others: export=[torchscript,state_dict]")
         b = self.budget
         if b.macs is None and b.params is None:
             raise DassError("no budget given (budget.macs=<fraction of the teacher's or count> and/or "

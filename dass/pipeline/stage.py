@@ -377,6 +377,8 @@ def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id:
     search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f),
                         still_valid=lambda r, _: isinstance(r.get("top"), list) and all(
                             isinstance(p, dict) and {"rank", "arch"} <= p.keys() for p in r["top"]))
+    if not cfg.train:  # train: false: search only (no KD, export or report); the picks are search/top.json
+        return {"run_dir": str(run_dir), "teacher": teacher, "budget": budget, "search": search, "kd": None}
     # --- KD of the picks
     picks = search["top"]
     k_ident = {"teacher": teacher_sha, "picks": [p["arch"] for p in picks], "seeds": cfg.seeds,
