@@ -193,3 +193,13 @@ def test_report_within_budget_uses_the_measured_latency_and_tolerance():
     assert within({**row, "latency_ms_measured": 1.1}, budget, 0.15)
     assert not within({**row, "latency_ms_measured": 1.2}, budget, 0.15)
     assert within({**row, "latency_ms_measured": 5.0}, {"max_macs": 100, "max_params": None}, 0.0)
+
+
+def test_cpu_clock_needs_one_cpu_thread_and_keys_its_own_table(tmp_path):
+    for bad in ({"clock": "cpu"}, {"clock": "cpu", "threads": 2}, {"clock": "cpu", "threads": 1, "device": "cuda"},
+                {"clock": "sundial"}):
+        with pytest.raises(DassError, match="latency.clock"):
+            LatencyConfig(**bad)
+    wall, cpu = (lat.cache_file(MICRO, 5, LatencyConfig(cache_dir=str(tmp_path), threads=1, clock=c))
+                 for c in ("wall", "cpu"))
+    assert wall != cpu

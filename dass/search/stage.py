@@ -28,6 +28,11 @@ the ``proxy_shortlist`` best only and re-scores those, which rank first (``proxi
 ``scores.csv``); proxies of 10,000 candidates would take minutes on a CPU. The shortlist's NASWOT,
 synflow and DisWOT are computed in batched masked passes of the teacher (:mod:`dass.proxies.masked`):
 10,000 candidates with the shipped cpu predictor take ~4.3 CPU seconds (``bench/bench_search.py``).
+With ``budget.latency_ms`` (:mod:`dass.search.budget`), candidates whose latency predicted by the
+space's latency model (:mod:`dass.space.latency`, settings ``latency.*``) exceeds it are not sampled
+(or are dropped from a candidates file); every row then has ``latency_ms`` (predicted), and the best
+are re-measured (``latency_ms_measured``): a pick measured over ``budget.latency_ms x (1 +
+latency.tolerance)`` is replaced by the next candidate (``top.json``: ``latency.replaced_ranks``).
 ``pred_acc`` is in percent (``teacher accuracy x`` the predicted accuracy relative to the
 teacher's, :func:`dass.predictor.data.to_accuracy`); null only for an uncalibrated predictor
 trained on ``standardized`` targets (checkpoints from before calibration), whose ``score`` only ranks.

@@ -116,8 +116,9 @@ class LatencyConfig:
     tolerance: float = 0.15  # a pick re-measured above budget x (1 + tolerance) is replaced by the next candidate
     cache_dir: str = ""     # folder of the cached tables; "" = $DASS_CACHE_DIR/latency (default ~/.cache/dass/latency)
     warmup: int = 5         # untimed passes before timing
-    repeats: int = 20       # timed passes per round (the round's median is kept)
-    rounds: int = 3         # rounds; the latency is the least of their medians (robust to a loaded machine)
+    repeats: int = 5        # timed passes per round (the round's median is kept)
+    rounds: int = 10        # rounds; the latency is the least of their medians (robust to a loaded machine)
+    clock: str = "wall"     # wall: elapsed time; cpu: the thread's CPU time (1 thread, CPU: an idle machine's wall time)
 
     def __post_init__(self):
         if self.model not in ("lut", "regression"):
@@ -128,6 +129,9 @@ class LatencyConfig:
                 raise DassError(f"latency.{k} must be an integer in [{lo}, 100000], got {v!r}")
         if not (isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance <= 10):
             raise DassError(f"latency.tolerance must lie in [0, 10], got {self.tolerance!r}")
+        if self.clock not in ("wall", "cpu") or (self.clock == "cpu" and (self.device != "cpu" or self.threads != 1)):
+            raise DassError(f"latency.clock must be wall, or cpu with latency.device=cpu and latency.threads=1 (a "
+                            f"thread's CPU time misses other threads and the GPU), got {self.clock!r}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise DassError(f"latency.device must be cpu, cuda or cuda:<i>, got {self.device!r}")
 

@@ -4,7 +4,9 @@ Measurement (:func:`measure_ms`): the network in eval mode under ``torch.inferen
 random batch (``batch_size`` images, the device and CPU threads of :class:`LatencyConfig`), ``warmup``
 untimed passes, then ``rounds`` rounds of ``repeats`` timed passes; the latency is the least of the
 rounds' medians. On a machine shared with other jobs a pass is only ever slowed down, so the median
-drops single outliers and the minimum over rounds drops a round hit by a burst of load.
+drops single outliers and the minimum over rounds drops a round hit by a burst of load. With
+``clock: cpu`` (one thread, CPU) a pass is timed by the thread's CPU time (``time.thread_time``):
+what the pass would take on an idle machine, without the time the thread waits for a core.
 
 Two models, both measured once per machine and cached (:func:`latency_model`):
 
@@ -82,7 +84,8 @@ def cache_key(space: SpaceConfig, num_classes: int, cfg: LatencyConfig) -> dict:
     return {"version": CACHE_VERSION, "model": cfg.model, "machine": platform.machine(), "cpu": cpu_model(),
             "torch": torch.__version__, "threads": resolved_threads(cfg), "batch_size": cfg.batch_size,
             "device": device_name(cfg), "space": {f: getattr(space, f) for f in SPACE_FIELDS},
-            "num_classes": num_classes, "warmup": cfg.warmup, "repeats": cfg.repeats, "rounds": cfg.rounds}
+            "num_classes": num_classes, "warmup": cfg.warmup, "repeats": cfg.repeats, "rounds": cfg.rounds,
+            "clock": cfg.clock}
 
 
 def cache_file(space: SpaceConfig, num_classes: int, cfg: LatencyConfig) -> Path:
@@ -104,6 +107,7 @@ def torch_threads(n: int):
 def measure_ms(module: nn.Module, x: torch.Tensor, cfg: LatencyConfig) -> float:
     """Milliseconds of ``module(x)``: the least of ``rounds`` medians of ``repeats`` timed passes."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    clock = time.thread_time if cfg.clock == "cpu" else time.perf_counter
     module.eval()
     medians = []
     with torch.inference_mode(), torch_threads(resolved_threads(cfg)):
@@ -113,10 +117,10 @@ def measure_ms(module: nn.Module, x: torch.Tensor, cfg: LatencyConfig) -> float:
         for _ in range(cfg.rounds):
             times = []
             for _ in range(cfg.repeats):
-                t0 = time.perf_counter()
+                t0 = clock()
                 module(x)
                 sync()
-                times.append(time.perf_counter() - t0)
+                times.append(clock() - t0)
             medians.append(statistics.median(times))
     return 1e3 * min(medians)
 
@@ -172,7 +176,7 @@ def table_entries(space: SpaceConfig) -> list[str]:
         if max(space.depths) > 1:
             out += [f"block:{c_in}:{w}:1:{r}" for c_in in choices for w in choices]
         prev = choices
-    return out + [f"head:{w}" for w in space.width_choices[-1]]
+    return list(dict.fromkeys(out + [f"head:{w}" for w in space.width_choices[-1]]))   # stage 1 repeats the stem's
 
 
 def _entry_module(key: str, space: SpaceConfig, num_classes: int, cfg: LatencyConfig):
