@@ -21,6 +21,7 @@ from dass.search.config import SearchConfig
 from dass.space import Arch, LatencyConfig, SpaceConfig, params
 from dass.space import latency as lat
 from synthetic_db import NUM_CLASSES
+from test_pipeline import fixtures as pipeline_fixtures  # noqa: F401  (an npy dataset and a predictor of TINY)
 from test_search import files, run, space, weights  # noqa: F401  (fixtures: a teacher and a predictor of known scores)
 
 FAST = dict(warmup=0, repeats=2, rounds=1)
@@ -203,3 +204,37 @@ def test_cpu_clock_needs_one_cpu_thread_and_keys_its_own_table(tmp_path):
     wall, cpu = (lat.cache_file(MICRO, 5, LatencyConfig(cache_dir=str(tmp_path), threads=1, clock=c))
                  for c in ("wall", "cpu"))
     assert wall != cpu
+
+
+def test_pipeline_latency_only_budget_reports_predicted_and_measured(pipeline_fixtures, monkeypatch, tmp_path):
+    """budget.latency_ms alone (budget.macs=null): the picks pass the predicted latency, the first
+    measured over budget is replaced by the next, and report.md / picks.csv show both latencies."""
+    from dass.pipeline import run as pipeline_run
+    from test_pipeline import CLASSES, TINY, _cfg, _teacher
+    root, pred = pipeline_fixtures
+    monkeypatch.setattr(lat, "measure_ms", fake_measure_ms)    # predicted = 1 us x parameters
+    sizes = sorted(params(a, TINY, CLASSES) for a in list(every_arch(TINY))[::97])
+    limit = 1e-3 * sizes[len(sizes) // 2]
+    calls = []
+
+    def measured(arch, space_, num_classes, cfg):   # the first candidate measured is 3x over budget
+        calls.append(arch)
+        return 3 * limit if len(calls) == 1 else 1e-3 * params(arch, space_, num_classes)
+    monkeypatch.setattr("dass.search.stage.measure_arch", measured)
+    out = tmp_path / "run"
+    result = pipeline_run(_cfg(f"dataset=npy:{root / 'arrays'}", f"teacher={_teacher(root, pred)}",
+                               f"predictor={pred}", f"run_dir={out}", "budget.macs=null",
+                               f"budget.latency_ms={limit}", f"latency.cache_dir={tmp_path / 'cache'}", "seeds=[1]"))
+    assert result["budget"]["max_macs"] is None and result["budget"]["max_latency_ms"] == limit
+    with open(out / "picks.csv") as f:
+        picks = list(csv.DictReader(f))
+    assert [int(p["rank"]) for p in picks] == [2, 3]                    # rank 1 measured over budget: replaced
+    for p in picks:
+        arch_params = int(p["params"])
+        assert float(p["latency_ms"]) == pytest.approx(1e-3 * arch_params, abs=1e-4)
+        assert 1e-3 * arch_params <= limit
+        assert float(p["latency_ms_measured"]) == pytest.approx(1e-3 * arch_params, abs=1e-4)
+        assert p["within_budget"] == "True"
+    report = (out / "report.md").read_text()
+    assert "latency ms (predicted / measured)" in report and f"latency {limit:g} ms" in report
+    assert "candidates of rank 1 measured over it and replaced" in report
