@@ -17,8 +17,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 QUICK_TRAIN, BATCH, SYNTHETIC_CLASSES = 256, 64, 40
 
 
-SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py", "bench_db.py", "profile_step.py"] + (
-    ["bench_search.py"] if (BENCH / "bench_search.py").is_file() else [])
+SCRIPTS = ["bench_data.py", "bench_kd.py", "bench_lockstep.py", "bench_db.py", "profile_step.py",
+           "latency_model.py"] + (["bench_search.py"] if (BENCH / "bench_search.py").is_file() else [])
+NO_DATA = ("bench_search.py", "latency_model.py")   # take no --data-root
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def quick_runs(tmp_path_factory):
     empty_root = tmp_path_factory.mktemp("no_data")
     procs = {}
     for script in SCRIPTS:
-        extra = [] if script == "bench_search.py" else ["--data-root", str(empty_root)]
+        extra = [] if script in NO_DATA else ["--data-root", str(empty_root)]
         procs[script] = subprocess.Popen([sys.executable, str(BENCH / script), "--quick", "--threads", "1", *extra],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          cwd=BENCH.parent)
@@ -131,6 +132,17 @@ def test_bench_search_quick(quick_runs):
     if record["default_predictor_s"] is not None:  # the glyph data is there
         assert record["ratio"] == pytest.approx(record["reference_s"] / record["default_predictor_s"], rel=0.01)
         assert "give the same scores and picks: ok" in out
+
+
+def test_latency_model_quick(quick_runs):
+    out, record = finish(quick_runs, "latency_model.py")
+    check_common(record, "latency_model")
+    assert [(r["profile"], r["model"], r["students"]) for r in record["rows"]] == [("cpu", "lut", 8),
+                                                                                  ("cpu", "regression", 8)]
+    # cpu space: the stem, stage 1's 5 x 5 stride-1 blocks (its first block reads the stem's 8 channels,
+    # one of stage 1's widths), 5 x 5 first and 5 x 5 further blocks in each of stages 2-4, 5 heads
+    assert record["rows"][0]["table_entries"] == 1 + 25 + 3 * 50 + 5
+    assert "finite Spearman and MAPE: ok" in out
 
 
 def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path):

@@ -9,6 +9,7 @@ from typing import Literal
 from ..errors import DassError
 from ..export.config import FORMATS as EXPORT_FORMATS
 from ..search.config import EvolutionConfig, SearchConfig
+from ..space.config import LatencyConfig, check_latency_budget
 
 MAX_PICKS = 100  # most candidates KD-trained by one run (top_k)
 from ..train.recipe import KDRecipe, TeacherRecipe
@@ -24,10 +25,14 @@ def _installed(module: str) -> bool:
 
 @dataclass
 class BudgetConfig:
-    """Most MACs / parameters a student may have (at least one of the two)."""
+    """Most MACs / parameters / latency a student may have (at least one; every one given applies)."""
 
     macs: float | None = None    # most MACs: a value <= 1 is a fraction of the teacher's, > 1 a count
     params: float | None = None  # most parameters: a value <= 1 is a fraction of the teacher's, > 1 a count
+    latency_ms: float | None = None  # most latency in ms on this machine (settings: latency.*), predicted, picks re-measured
+
+    def __post_init__(self):
+        check_latency_budget(self.latency_ms)
 
 
 @dataclass
@@ -37,7 +42,8 @@ class PipelineConfig:
     teacher: str = ""             # teacher checkpoint; empty = train one here with teacher_recipe
     predictor: str = "assets/cpu/predictors/dass"   # meta-trained predictor: best.pt or its run folder
     run_dir: str = ""             # report folder; default runs/pipeline/<dataset>
-    budget: BudgetConfig = field(default_factory=BudgetConfig)  # student budget (MACs and/or parameters)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # student budget (MACs, parameters and/or latency)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)  # how latency is measured and predicted here
     top_k: int = 3                # candidates KD-trained, the best by predicted score
     seeds: list[int] = field(default_factory=lambda: [1])   # KD seeds of every pick
     strategy: Literal["pool", "evolution"] = "pool"   # search: a sampled pool, or evolution
@@ -65,9 +71,9 @@ class PipelineConfig:
             raise DassError(f"export lists onnx, which needs the package(s) {' and '.join(missing)} (pip install -e "
                             f"'.[export]'); or export only the others: export=[torchscript,state_dict]")
         b = self.budget
-        if b.macs is None and b.params is None:
-            raise DassError("no budget given (budget.macs=<fraction of the teacher's or count> and/or "
-                            "budget.params=...)")
+        if b.macs is None and b.params is None and b.latency_ms is None:
+            raise DassError("no budget given (budget.macs=<fraction of the teacher's or count>, "
+                            "budget.params=... and/or budget.latency_ms=<milliseconds>)")
         for k in ("macs", "params"):
             v = getattr(b, k)
             if v is not None and v <= 0:

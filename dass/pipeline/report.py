@@ -2,7 +2,8 @@
 
 * ``plots/candidates.png``: every scored candidate on the MACs / parameters plane, coloured by its
   predicted accuracy (by its rank score when the predictor gives no accuracy), the budget as dashed
-  lines, the teacher and the KD-trained picks marked.
+  lines, the teacher and the KD-trained picks marked; with a latency budget, a second panel: predicted
+  latency against predicted accuracy (or score), the budget and the picks at their measured latency.
 * ``plots/predicted_vs_measured.png``: for the trained picks, predicted accuracy (or score) against
   the measured KD accuracy (best test top-1, the label the predictor is trained on; mean over seeds),
   with the diagonal when both are accuracies.
@@ -19,8 +20,9 @@ from ..evaluation.plots import new_figure, save_figure
 from ..io import atomic_write_text, write_csv
 from ..space import Arch
 
-PICK_FIELDS = ("rank", "arch", "macs", "params", "macs_pct_teacher", "params_pct_teacher", "score", "pred_acc",
-               "best_acc", "final_acc", "final_acc_std", "kd_seconds", "within_budget", "run_dir")
+PICK_FIELDS = ("rank", "arch", "macs", "params", "macs_pct_teacher", "params_pct_teacher", "latency_ms",
+               "latency_ms_measured", "score", "pred_acc", "best_acc", "final_acc", "final_acc_std", "kd_seconds",
+               "within_budget", "run_dir")
 
 
 def _num(v) -> float:
@@ -28,29 +30,36 @@ def _num(v) -> float:
 
 
 def read_candidates(scores_csv) -> dict[str, np.ndarray]:
-    """``macs``, ``params``, ``score``, ``pred_acc`` (NaN where empty) of every scored candidate."""
+    """``macs``, ``params``, ``score``, ``pred_acc`` and ``latency_ms`` (predicted; NaN where empty or
+    absent) of every scored candidate."""
     with open(scores_csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: np.array([_num(r[k]) for r in rows], dtype=np.float64) for k in ("macs", "params", "score", "pred_acc")}
+    return {k: np.array([_num(r.get(k)) for r in rows], dtype=np.float64)
+            for k in ("macs", "params", "score", "pred_acc", "latency_ms")}
 
 
-def within(row: dict, budget: dict) -> bool:
+def within(row: dict, budget: dict, tolerance: float = 0.0) -> bool:
+    """Within the MACs / parameter budgets and, with a latency budget, measured within it x (1 + tolerance)."""
+    ms, limit = row.get("latency_ms_measured"), budget.get("max_latency_ms")
     return ((budget["max_macs"] is None or row["macs"] <= budget["max_macs"])
-            and (budget["max_params"] is None or row["params"] <= budget["max_params"]))
+            and (budget["max_params"] is None or row["params"] <= budget["max_params"])
+            and (limit is None or (ms is not None and ms <= limit * (1 + tolerance))))
 
 
 def pick_rows(result: dict) -> list[dict]:
     t = result["teacher"]
     measured = {p["rank"]: p for p in result["kd"]["picks"]}
+    tolerance = (result["search"].get("latency") or {}).get("tolerance", 0.0)
     rows = []
     for p in result["search"]["top"]:
         m = measured[p["rank"]]
         rows.append({"rank": p["rank"], "arch": str(Arch.from_dict(p["arch"])), "macs": p["macs"],
                      "params": p["params"], "macs_pct_teacher": round(100.0 * p["macs"] / t["macs"], 2),
                      "params_pct_teacher": round(100.0 * p["params"] / t["params"], 2),
+                     "latency_ms": p.get("latency_ms"), "latency_ms_measured": p.get("latency_ms_measured"),
                      "score": p["score"], "pred_acc": p["pred_acc"], "best_acc": m["best_acc"],
                      "final_acc": m["final_acc"], "final_acc_std": m["final_acc_std"], "kd_seconds": m["wall_s"],
-                     "within_budget": within(p, result["budget"]), "run_dir": m["run_dir"]})
+                     "within_budget": within(p, result["budget"], tolerance), "run_dir": m["run_dir"]})
     return rows
 
 
@@ -62,6 +71,16 @@ def _limit(v, of) -> str:
     return "none" if v is None else f"{v:,.0f} ({100.0 * v / of:.1f} % of the teacher's)"
 
 
+def _latency_limit(budget: dict, latency: dict | None) -> str:
+    if budget.get("max_latency_ms") is None or not latency:
+        return ""
+    replaced = latency.get("replaced_ranks") or []
+    return (f"; latency {budget['max_latency_ms']:g} ms ({latency['setting']}; candidates filtered by predicted "
+            f"latency, picks re-measured, tolerance {100 * latency['tolerance']:g} %"
+            + (f"; candidates of rank {', '.join(map(str, replaced))} measured over it and replaced)" if replaced
+               else ")"))
+
+
 def markdown(result: dict, picks: list[dict]) -> str:
     t, b, s = result["teacher"], result["budget"], result["search"]
     has_acc = any(p["pred_acc"] is not None for p in picks)
@@ -71,7 +90,7 @@ def markdown(result: dict, picks: list[dict]) -> str:
              f"- **Teacher**: `{t['teacher']}` ({'trained by this run' if t['trained_here'] else 'given'}), "
              f"test top-1 {t['best_acc']:.2f} %, {t['macs']:,} MACs, {t['params']:,} parameters",
              f"- **Budget**: MACs {_limit(b['max_macs'], t['macs'])}; "
-             f"parameters {_limit(b['max_params'], t['params'])}",
+             f"parameters {_limit(b['max_params'], t['params'])}" + _latency_limit(b, s.get("latency")),
              f"- **Predictor**: `{result['predictor']}` (space `{result['space']}`, inputs {s.get('input_type')}); "
              f"{s['num_candidates']:,} candidates scored ({s['strategy']})",
              ""]
@@ -85,13 +104,15 @@ def markdown(result: dict, picks: list[dict]) -> str:
     if not has_acc:
         lines += ["The predictor ranks only (it was trained on standardised targets): the predicted-accuracy "
                   "column is empty and the plots use its score.", ""]
+    lat = s.get("latency")
     lines += ["## Picks (KD-trained)", "",
-              "| rank | architecture | MACs | % teacher | params | score | predicted acc (%) | measured best (%) | "
-              "measured final (%) | within budget |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "| rank | architecture | MACs | % teacher | params | " + ("latency ms (predicted / measured) | " if lat else "")
+              + "score | predicted acc (%) | measured best (%) | measured final (%) | within budget |",
+              "|---:|---|---:|---:|---:|" + ("---:|" if lat else "") + "---:|---:|---:|---:|---|"]
     for p in picks:
         arch = p["arch"].replace("|", "\\|")  # a pipe would end the table cell, even in code
-        lines.append(f"| {p['rank']} | `{arch}` | {p['macs']:,} | {p['macs_pct_teacher']:.1f} | {p['params']:,} | "
+        ms = f"{_fmt(p['latency_ms'], '.3f')} / {_fmt(p['latency_ms_measured'], '.3f')} | " if lat else ""
+        lines.append(f"| {p['rank']} | `{arch}` | {p['macs']:,} | {p['macs_pct_teacher']:.1f} | {p['params']:,} | {ms}"
                      f"{p['score']:.4f} | {_fmt(p['pred_acc'])} | {p['best_acc']:.2f} | "
                      f"{p['final_acc']:.2f} ± {p['final_acc_std']:.2f} | {'yes' if p['within_budget'] else 'NO'} |")
     lines += ["", f"Measured: KD test top-1 (epochs: {result['kd_epochs']}, seeds: {result['seeds']}) of the best "
@@ -112,8 +133,9 @@ def candidates_plot(path, cands: dict, picks: list[dict], teacher: dict, budget:
     acc = cands["pred_acc"]
     use_acc = bool(np.isfinite(acc).all()) and acc.size > 0
     colour = acc if use_acc else cands["score"]
-    fig = new_figure((6.4, 4.4))
-    ax = fig.subplots()
+    has_latency = budget.get("max_latency_ms") is not None and bool(np.isfinite(cands["latency_ms"]).any())
+    fig = new_figure((11.4, 4.4) if has_latency else (6.4, 4.4))
+    ax, *rest = fig.subplots(1, 2) if has_latency else [fig.subplots()]
     order = np.argsort(colour, kind="stable")   # the best drawn last, on top
     sc = ax.scatter(cands["macs"][order] / 1e6, cands["params"][order] / 1e3, c=colour[order], s=6, cmap="viridis",
                     alpha=0.8, linewidths=0)
@@ -134,7 +156,22 @@ def candidates_plot(path, cands: dict, picks: list[dict], teacher: dict, budget:
     ax.set_title(f"{len(cands['macs']):,} candidates", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
+    if has_latency:
+        _latency_panel(rest[0], cands, colour, use_acc, picks, budget["max_latency_ms"])
     save_figure(fig, path)
+
+
+def _latency_panel(ax, cands: dict, colour: np.ndarray, use_acc: bool, picks: list[dict], limit_ms: float) -> None:
+    """Predicted latency against predicted accuracy (or score); the picks at their measured latency."""
+    ax.scatter(cands["latency_ms"], colour, s=6, color="C0", alpha=0.5, linewidths=0, label="candidates (predicted)")
+    got = [p for p in picks if p.get("latency_ms_measured") is not None]
+    ax.scatter([p["latency_ms_measured"] for p in got], [p["pred_acc"] if use_acc else p["score"] for p in got],
+               s=90, facecolors="none", edgecolors="red", linewidths=1.5, label="picks (measured)", zorder=3)
+    ax.axvline(limit_ms, color="red", linestyle="--", linewidth=1, label="latency budget")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("predicted accuracy (%)" if use_acc else "predicted score (ranks only)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def predicted_measured_plot(path, picks: list[dict]) -> None:

@@ -54,10 +54,8 @@ from ..export.stage import run as export_run
 from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json, safe_torch_load
 from ..kd.stage import write_results
 from ..predictor.model import load_predictor
-from ..search.config import SearchConfig
-from ..search.stage import Budget
-from ..search.stage import check_teacher_space
-from ..search.stage import run as search_run
+from ..search.config import SearchBudgetConfig, SearchConfig
+from ..search.stage import Budget, check_teacher_space, run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..teacher.checkpoint import checked_accuracy, load_teacher
 from ..teacher.config import TeacherRunConfig
@@ -105,10 +103,11 @@ def predictor_quality(pred_path: Path) -> dict:
 
 
 def resolve_budget(cfg: BudgetConfig, teacher_macs: int, teacher_params: int) -> dict:
-    """Absolute limits ``{max_macs, max_params}``: values <= 1 are fractions of the teacher's."""
+    """Absolute limits ``{max_macs, max_params[, max_latency_ms]}``: values <= 1 are fractions of the teacher's."""
     def one(v, of):
         return None if v is None else (float(v) * of if v <= 1 else float(v))
-    return {"max_macs": one(cfg.macs, teacher_macs), "max_params": one(cfg.params, teacher_params)}
+    out = {"max_macs": one(cfg.macs, teacher_macs), "max_params": one(cfg.params, teacher_params)}
+    return out if cfg.latency_ms is None else {**out, "max_latency_ms": float(cfg.latency_ms)}
 
 
 def _normal(obj):
@@ -259,11 +258,11 @@ def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
 
 
 def _search(cfg: PipelineConfig, pred_path: Path, teacher: dict, budget: dict, folder: Path) -> dict:
-    scfg = SearchConfig(teacher=teacher["teacher"], predictor=str(pred_path), run_dir=str(folder),
-                        dataset=cfg.dataset, data_root=cfg.data_root, max_macs=budget["max_macs"],
-                        max_params=budget["max_params"], strategy=cfg.strategy, pool_size=cfg.pool_size,
-                        evolution=cfg.evolution, top_k=cfg.top_k, seed=cfg.search_seed, device=cfg.device,
-                        progress=cfg.progress)
+    scfg = SearchConfig(teacher=teacher["teacher"], predictor=str(pred_path), run_dir=str(folder), dataset=cfg.dataset,
+                        data_root=cfg.data_root, max_macs=budget["max_macs"], max_params=budget["max_params"],
+                        budget=SearchBudgetConfig(budget.get("max_latency_ms")), latency=cfg.latency,
+                        strategy=cfg.strategy, pool_size=cfg.pool_size, evolution=cfg.evolution, top_k=cfg.top_k,
+                        seed=cfg.search_seed, device=cfg.device, progress=cfg.progress)
     return search_run(scfg)
 
 
@@ -326,7 +325,7 @@ def run(cfg: PipelineConfig) -> dict:
     t_macs, t_params = macs(t_arch, space, num_classes), params(t_arch, space, num_classes)
     budget = resolve_budget(cfg.budget, t_macs, t_params)
     try:
-        Budget(space, num_classes, budget["max_macs"], budget["max_params"]).check_feasible()
+        Budget.of(space, num_classes, budget, cfg.latency).check_feasible()   # latency table measured before training
     except DassError as e:
         given = ", ".join(f"budget.{k}={v:g}" for k, v in cfgmod.to_dict(cfg.budget).items() if v is not None)
         raise DassError(f"{given}: {e}") from None
@@ -373,7 +372,8 @@ def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id:
     # --- search
     s_ident = {"teacher": teacher_sha, "predictor": file_sha256(pred_path), "budget": budget,
                "strategy": cfg.strategy, "pool_size": cfg.pool_size, "evolution": cfgmod.to_dict(cfg.evolution),
-               "seed": cfg.search_seed, "top_k": cfg.top_k, "data": data_id}
+               "seed": cfg.search_seed, "top_k": cfg.top_k, "data": data_id,
+               **({"latency": {**cfgmod.to_dict(cfg.latency), "cache_dir": ""}} if "max_latency_ms" in budget else {})}
     search = stages.run("search", s_ident, lambda f: _search(cfg, pred_path, teacher, budget, f),
                         still_valid=lambda r, _: isinstance(r.get("top"), list) and all(
                             isinstance(p, dict) and {"rank", "arch"} <= p.keys() for p in r["top"]))

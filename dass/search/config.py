@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import DassError
+from ..space.config import LatencyConfig, check_latency_budget
 
 # Largest pool, population or batch: every candidate, its score and costs stay in memory.
 MAX_POOL = 10_000_000
@@ -20,6 +21,14 @@ class EvolutionConfig:
 
 
 @dataclass
+class SearchBudgetConfig:
+    latency_ms: float | None = None  # most predicted latency of a candidate, ms (settings: latency.*); null = none
+
+    def __post_init__(self):
+        check_latency_budget(self.latency_ms)
+
+
+@dataclass
 class SearchConfig:
     teacher: str = ""  # teacher checkpoint (in the predictor's space)
     predictor: str = ""  # meta-trained predictor checkpoint (best.pt)
@@ -28,6 +37,8 @@ class SearchConfig:
     data_root: str | None = None  # folder of the built-in datasets
     max_macs: float | None = None  # most MACs of a candidate (null = no limit)
     max_params: float | None = None  # most parameters of a candidate (null = no limit)
+    budget: SearchBudgetConfig = field(default_factory=SearchBudgetConfig)  # latency budget (MACs/params: max_*)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)  # how latency is measured and predicted here
     strategy: Literal["pool", "evolution"] = "pool"  # pool: score a sample (or candidates); evolution: evolve
     pool_size: int = 10000  # candidates sampled under the budgets (strategy pool)
     candidates: str | None = None  # JSON/.pt file of architectures to score instead of sampling

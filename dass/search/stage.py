@@ -28,6 +28,11 @@ the ``proxy_shortlist`` best only and re-scores those, which rank first (``proxi
 ``scores.csv``); proxies of 10,000 candidates would take minutes on a CPU. The shortlist's NASWOT,
 synflow and DisWOT are computed in batched masked passes of the teacher (:mod:`dass.proxies.masked`):
 10,000 candidates with the shipped cpu predictor take ~4.3 CPU seconds (``bench/bench_search.py``).
+With ``budget.latency_ms`` (:mod:`dass.search.budget`), candidates whose latency predicted by the
+space's latency model (:mod:`dass.space.latency`, settings ``latency.*``) exceeds it are not sampled
+(or are dropped from a candidates file); every row then has ``latency_ms`` (predicted), and the best
+are re-measured (``latency_ms_measured``): a pick measured over ``budget.latency_ms x (1 +
+latency.tolerance)`` is replaced by the next candidate (``top.json``: ``latency.replaced_ranks``).
 ``pred_acc`` is in percent (``teacher accuracy x`` the predicted accuracy relative to the
 teacher's, :func:`dass.predictor.data.to_accuracy`); null only for an uncalibrated predictor
 trained on ``standardized`` targets (checkpoints from before calibration), whose ``score`` only ranks.
@@ -37,7 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,62 +60,22 @@ from ..predictor import proxy_inputs
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
 from ..predictor.model import LoadedPredictor, load_predictor
-from ..space import Arch, SpaceConfig, macs, mutate, params, sample_unique, space_difference, teacher_arch, validate
+from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, teacher_arch, validate
 from ..space.arch import read_candidates_file
+from ..space.latency import measure_arch
 from ..teacher.checkpoint import checked_accuracy, load_teacher
 from ..teacher.inputs import candidate_maps, dataset_features, teacher_accuracy, teacher_map
+from .budget import Budget, measured_picks, smallest_arch  # noqa: F401  (smallest_arch: re-exported)
 from .config import EvolutionConfig, SearchConfig
 
 log = logging.getLogger("dass.search")
 # Config keys outside the run identity (dass.runid): where and how it runs, and the files it
 # holds by content.
-IDENTITY_FREE = ("run_dir", "progress", "device", "teacher", "predictor", "candidates", "data_root")
+IDENTITY_FREE = ("run_dir", "progress", "device", "teacher", "predictor", "candidates", "data_root",
+                 "latency.cache_dir")
 # Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
 # maps are 0.5 GB in float32) while building the masked teacher only once per chunk.
 SCORE_CHUNK = 2048
-# ----------------------------------------------------------------------------------------------
-# Budgets
-
-
-def smallest_arch(space: SpaceConfig) -> Arch:
-    """Minimum depth and width everywhere: the architecture with the fewest MACs and parameters."""
-    d = min(space.depths)
-    return Arch(tuple(d for _ in space.stage_widths), tuple((c[0],) * d for c in space.width_choices))
-
-
-@dataclass
-class Budget:
-    space: SpaceConfig
-    num_classes: int
-    max_macs: float | None = None
-    max_params: float | None = None
-    _costs: dict = field(default_factory=dict, repr=False)
-
-    def cost(self, arch: Arch) -> tuple[int, int]:
-        """``(MACs, parameters)`` of ``arch`` (memoised: search asks for the same ones repeatedly)."""
-        if arch not in self._costs:
-            self._costs[arch] = (macs(arch, self.space, self.num_classes), params(arch, self.space, self.num_classes))
-        return self._costs[arch]
-
-    def check_feasible(self) -> None:
-        """DassError when no architecture of the space meets the budgets."""
-        a = smallest_arch(self.space)
-        for name, limit, fn in (("max_macs", self.max_macs, macs), ("max_params", self.max_params, params)):
-            least = fn(a, self.space, self.num_classes)
-            if limit is not None and limit < least:
-                raise DassError(f"{name}={limit:g} is below the smallest architecture of space "
-                                f"'{self.space.name}' ({least} with {self.num_classes} classes): no student fits")
-
-    def accepts(self, arch: Arch) -> bool:
-        if self.max_macs is None and self.max_params is None:
-            return True
-        m, p = self.cost(arch)
-        return (self.max_macs is None or m <= self.max_macs) and (self.max_params is None or p <= self.max_params)
-
-    def as_dict(self) -> dict:
-        return {"max_macs": self.max_macs, "max_params": self.max_params}
-
-
 # ----------------------------------------------------------------------------------------------
 # Inputs
 
@@ -329,7 +294,8 @@ def run(cfg: SearchConfig) -> dict:
     num_classes = int(meta["num_classes"])
     recorded = (meta.get("metrics") or {}).get("best_acc")
     teacher_acc = None if recorded is None else checked_accuracy(recorded, f"{cfg.teacher}: metrics.best_acc")
-    budget = Budget(space, num_classes, cfg.max_macs, cfg.max_params)
+    budget = Budget.of(space, num_classes, {"max_macs": cfg.max_macs, "max_params": cfg.max_params,
+                                            "max_latency_ms": cfg.budget.latency_ms}, cfg.latency)
     budget.check_feasible()
     listed = read_candidates(cfg.candidates, space) if cfg.candidates else None
     if listed is not None and listed.teacher_acc is not None:
@@ -401,9 +367,32 @@ def _write_results(cfg, run_dir: Path, scorer: AdaptedScorer, archs, scores, bud
                      "macs": m, "params": p, "arch": archs[i].to_dict()})
         if shortlisted is not None:
             rows[-1]["proxies_computed"] = bool(shortlisted[i])
-    result = {"top": rows[:cfg.top_k], "dataset": cfg.dataset, "teacher": cfg.teacher, "predictor": cfg.predictor,
+    top, latency = rows[:cfg.top_k], None
+    if budget.max_latency_ms is not None:
+        top, latency = _latency_picks(cfg, budget, rows)
+    result = {"top": top, "dataset": cfg.dataset, "teacher": cfg.teacher, "predictor": cfg.predictor,
               "budget": budget.as_dict(), "seconds": round(time.perf_counter() - t0, 3), "strategy": cfg.strategy,
-              "num_candidates": len(archs), "teacher_acc": teacher_acc, "input_type": scorer.pred.input_type}
+              "num_candidates": len(archs), "teacher_acc": teacher_acc, "input_type": scorer.pred.input_type,
+              **({"latency": latency} if latency else {})}
     write_csv(run_dir / "scores.csv", [{**r, "arch": json.dumps(r["arch"], separators=(",", ":"))} for r in rows])
     atomic_write_json(run_dir / "top.json", result)
     return result
+
+
+def _latency_picks(cfg: SearchConfig, budget: Budget, rows: list[dict]) -> tuple[list[dict], dict]:
+    """Every row gets its predicted ``latency_ms``; the best are re-measured (``latency_ms_measured``)
+    and a pick measured over budget (beyond ``latency.tolerance``) is replaced by the next row."""
+    model = budget.latency
+    ranked = [Arch.from_dict(r["arch"]) for r in rows]
+    for r, a in zip(rows, ranked):
+        r["latency_ms"] = round(model.predict_ms(a), 4)
+        r["latency_ms_measured"] = None
+    kept, measured = measured_picks(ranked, cfg.top_k, lambda a: measure_arch(a, model.space, model.num_classes,
+                                                                              cfg.latency),
+                                    budget.max_latency_ms, cfg.latency.tolerance)
+    for i, ms in measured.items():
+        rows[i]["latency_ms_measured"] = round(ms, 4)
+    replaced = [rows[i]["rank"] for i in measured if i not in kept]
+    info = {"setting": model.setting, "model": cfg.latency.model, "table": str(model.path),
+            "tolerance": cfg.latency.tolerance, "replaced_ranks": replaced}
+    return [rows[i] for i in kept], info

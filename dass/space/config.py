@@ -7,6 +7,7 @@ the student choices: a depth per stage from ``depths`` and, per block, a width
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -102,3 +103,42 @@ def same_space(a: SpaceConfig, b: SpaceConfig) -> bool:
 
 def load_space(path=None, overrides=None) -> SpaceConfig:
     return cfgmod.load(SpaceConfig, path, overrides)
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How a student's latency is measured and predicted on this machine (:mod:`dass.space.latency`)."""
+
+    model: str = "lut"      # lut: per-block lookup table (+ a calibrated offset); regression: fit on measured students
+    batch_size: int = 1     # images per forward pass
+    threads: int = 0        # torch CPU threads while measuring; 0 = torch's current thread count
+    device: str = "cpu"     # cpu, cuda or cuda:<i> (where the student will run)
+    tolerance: float = 0.15  # a pick re-measured above budget x (1 + tolerance) is replaced by the next candidate
+    cache_dir: str = ""     # folder of the cached tables; "" = $DASS_CACHE_DIR/latency (default ~/.cache/dass/latency)
+    warmup: int = 5         # untimed passes before timing
+    repeats: int = 5        # timed passes per round (the round's median is kept)
+    rounds: int = 10        # rounds; the latency is the least of their medians (robust to a loaded machine)
+    clock: str = "wall"     # wall: elapsed time; cpu: the thread's CPU time (1 thread, CPU: an idle machine's wall time)
+
+    def __post_init__(self):
+        if self.model not in ("lut", "regression"):
+            raise DassError(f"latency.model must be lut or regression, got {self.model!r}")
+        for k, lo in (("batch_size", 1), ("threads", 0), ("warmup", 0), ("repeats", 1), ("rounds", 1)):
+            v = getattr(self, k)
+            if not isinstance(v, int) or not lo <= v <= 100_000:
+                raise DassError(f"latency.{k} must be an integer in [{lo}, 100000], got {v!r}")
+        if not (isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance <= 10):
+            raise DassError(f"latency.tolerance must lie in [0, 10], got {self.tolerance!r}")
+        if self.clock not in ("wall", "cpu") or (self.clock == "cpu" and (self.device != "cpu" or self.threads != 1)):
+            raise DassError(f"latency.clock must be wall, or cpu with latency.device=cpu and latency.threads=1 (a "
+                            f"thread's CPU time misses other threads and the GPU), got {self.clock!r}")
+        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise DassError(f"latency.device must be cpu, cuda or cuda:<i>, got {self.device!r}")
+
+
+def check_latency_budget(value, key: str = "budget.latency_ms") -> None:
+    """A latency budget is null or a finite number of milliseconds > 0; else DassError naming ``key``."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise DassError(f"{key} must be a finite number of milliseconds > 0 (or null for no limit), got {value!r}")
