@@ -239,3 +239,31 @@ def test_stage_encoding_by_hand():
     assert stage(a, space).tolist() == pytest.approx(want)
     assert stage(teacher_arch(space), space).tolist() == [1.0] * 8
     assert stage_batch([a, teacher_arch(space)], space).shape == (2, 8)
+
+
+def test_sampler_draws_the_stream_of_rng_choice_and_batch_encodings_equal_single_ones():
+    """The sampler's fast index draw gives the architectures the plain ``rng.choice`` sampler gives
+    (same seed, same stream), and the batched one-hot and cost equal their one-arch forms."""
+    import numpy as np
+    import torch
+    from dass.config import load
+    from dass.space import Arch, SpaceConfig, macs, macs_params, params, sample
+    from dass.space.encodings import onehot, onehot_batch
+
+    def reference(space, rng):
+        depths, widths = [], []
+        for s in range(space.num_stages):
+            d = int(rng.choice(space.depths))
+            ch = space.width_choices[s]
+            depths.append(d)
+            widths.append(tuple(int(ch[i]) for i in rng.integers(0, len(ch), size=d)))
+        return Arch(tuple(depths), tuple(widths))
+
+    for profile in ("cpu", "paper"):
+        space = load(SpaceConfig, f"configs/space/{profile}.yaml", [])
+        r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+        archs = [sample(space, r1) for _ in range(300)]
+        assert archs == [reference(space, r2) for _ in range(300)]
+        assert torch.equal(onehot_batch(archs, space), torch.stack([onehot(a, space) for a in archs]))
+        assert onehot_batch([], space).shape == (0, onehot(archs[0], space).numel())
+        assert all(macs_params(a, space, 11) == (macs(a, space, 11), params(a, space, 11)) for a in archs)

@@ -26,7 +26,7 @@ from .. import config as cfgmod
 from ..database.format import load_db
 from ..database.splits import LABELS
 from ..errors import DassError
-from ..space import (Arch, SpaceConfig, graph_batch, macs, onehot_batch, params, stage_batch, teacher_arch,
+from ..space import (Arch, SpaceConfig, graph_batch, macs, macs_params, onehot_batch, params, stage_batch, teacher_arch,
                      validate)
 
 TARGETS = ("raw", "relative", "standardized")
@@ -40,7 +40,7 @@ def cost_features(archs: list[Arch], space: SpaceConfig, num_classes: int) -> to
     """``N x 2``: ``log(macs / teacher macs)``, ``log(params / teacher params)``."""
     t = teacher_arch(space)
     tm, tp = macs(t, space, num_classes), params(t, space, num_classes)
-    rows = [(math.log(macs(a, space, num_classes) / tm), math.log(params(a, space, num_classes) / tp)) for a in archs]
+    rows = [(math.log(m / tm), math.log(p / tp)) for m, p in (macs_params(a, space, num_classes) for a in archs)]
     return torch.tensor(rows, dtype=torch.float32).reshape(len(archs), 2)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import DassError
-from ..space import Arch, SpaceConfig, macs, params
+from ..space import Arch, SpaceConfig, macs, macs_params, params
 from ..space.config import LatencyConfig
 from ..space.latency import LatencyModel, latency_model
 
@@ -47,7 +47,7 @@ class Budget:
     def cost(self, arch: Arch) -> tuple[int, int]:
         """``(MACs, parameters)`` of ``arch`` (memoised: search asks for the same ones repeatedly)."""
         if arch not in self._costs:
-            self._costs[arch] = (macs(arch, self.space, self.num_classes), params(arch, self.space, self.num_classes))
+            self._costs[arch] = macs_params(arch, self.space, self.num_classes)
         return self._costs[arch]
 
     def check_feasible(self) -> None:

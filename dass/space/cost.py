@@ -48,3 +48,11 @@ def macs(arch: Arch, space: SpaceConfig, num_classes: int | None = None) -> int:
 def params(arch: Arch, space: SpaceConfig, num_classes: int | None = None) -> int:
     k = space.num_classes if num_classes is None else num_classes
     return _sums(arch, space)[1] + arch.widths[-1][-1] * k + k
+
+
+def macs_params(arch: Arch, space: SpaceConfig, num_classes: int | None = None) -> tuple[int, int]:
+    """``(macs(...), params(...))`` from one pass over the layers (what search asks of every candidate)."""
+    k = space.num_classes if num_classes is None else num_classes
+    m, p = _sums(arch, space)
+    head = arch.widths[-1][-1] * k
+    return m + head, p + head + k

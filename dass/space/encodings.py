@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..errors import DassError
@@ -63,7 +64,23 @@ def stage_batch(archs, space: SpaceConfig) -> torch.Tensor:
 
 
 def onehot_batch(archs, space: SpaceConfig) -> torch.Tensor:
-    return torch.stack([onehot(a, space) for a in archs]) if archs else torch.zeros(0, onehot_dim(space))
+    """:func:`onehot` of every arch, as one ``N x onehot_dim`` tensor (filled at once: search encodes
+    10,000 candidates)."""
+    out = np.zeros((len(archs), onehot_dim(space)), dtype=np.float32)
+    nd, nw, md = len(space.depths), len(space.width_mults), space.max_depth
+    per = nd + md * nw
+    depth_at = {d: i for i, d in enumerate(space.depths)}
+    width_at = [{w: i for i, w in enumerate(ch)} for ch in space.width_choices]
+    rows, cols = [], []
+    for n, arch in enumerate(archs):
+        validate(arch, space)
+        for s, (d, ws) in enumerate(zip(arch.depths, arch.widths)):
+            base = s * per
+            cols.append(base + depth_at[d])
+            cols.extend(base + nd + b * nw + width_at[s][w] for b, w in enumerate(ws))
+            rows.extend([n] * (1 + len(ws)))
+    out[rows, cols] = 1.0
+    return torch.from_numpy(out)
 
 
 def decode_onehot(v: torch.Tensor, space: SpaceConfig) -> Arch:
