@@ -15,7 +15,7 @@ from pathlib import Path
 
 DASS = Path(__file__).resolve().parents[1] / "dass"
 
-PLUMBING = {"dass", "dass.errors", "dass.io", "dass.config", "dass.config_help", "dass.device", "dass.cli", "dass._lazy", "dass.runid", "dass.correlation"}
+PLUMBING = {"dass", "dass.errors", "dass.io", "dass.hashing", "dass.config", "dass.config_help", "dass.device", "dass.cli", "dass._lazy", "dass.runid", "dass.correlation"}
 # the one entry module outside the stage packages (a package's __main__.py belongs to its package):
 # dass.__main__, which lists the stages
 ENTRY = {"dass.__main__"}

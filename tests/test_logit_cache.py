@@ -14,6 +14,7 @@ import torch
 from dass.data.loader import DeviceLoader
 from dass.space import Arch, build, teacher_arch
 from dass.train import kd_train, kd_train_many
+from dass import hashing
 from dass.train import logit_cache
 
 from test_lockstep import RECIPE, SPACE, make_setting, setting, teacher_forwards, without_time  # noqa: F401
@@ -147,6 +148,7 @@ import test_logit_cache as t
 from dass.data.loader import DeviceLoader
 from dass.space import build, teacher_arch
 from dass.train.trainer import Precision
+from dass import hashing
 from dass.train import logit_cache
 go = Path({go!r})
 sd, train, _ = t.make_setting()
@@ -182,5 +184,5 @@ def test_two_racing_writers_leave_one_valid_cache(tmp_path):
     names, tmps = cache_files(folder)
     assert len(names) == 2 and tmps == []
     header, npy = json.loads((folder / names[0]).read_text()), folder / names[1]
-    assert logit_cache.file_sha256(npy) == header["sha256"]
+    assert hashing.file_sha256(npy) == header["sha256"]
     assert np.load(npy).shape == (2, STEPS, 32, CLASSES)

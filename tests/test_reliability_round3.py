@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from assets.tiny_db import TINY, write_predictor
-from dass import runid
+from dass import hashing, runid
 from dass.cli import run_main
 from dass.pipeline.__main__ import _parser, main
 
@@ -348,7 +348,7 @@ def test_identity_hashes_exactly_the_files_the_reader_reads(tmp_path):
 
     def ident():
         splits = [load_image_folder(data, s, 8, test_fraction=0.34) for s in ("train", "test")]
-        return tuple(runid.dataset_hash(a) for a in splits), splits[0].num_classes
+        return tuple(hashing.dataset_hash(a) for a in splits), splits[0].num_classes
 
     h0, k = ident()
     assert k == 3
@@ -701,7 +701,7 @@ def test_npy_identity_hashes_the_files_read_not_the_rest_of_the_folder(tmp_path)
                                                       np.arange(6) % 3, 3, "a"))
 
     def ident():
-        return runid.dataset_hash(load_dataset(f"npy:{tmp_path / 'a'}", "", "train"))
+        return hashing.dataset_hash(load_dataset(f"npy:{tmp_path / 'a'}", "", "train"))
 
     h0 = ident()
     (tmp_path / "a" / "README.md").write_text("notes")      # not read: same identity
@@ -718,7 +718,7 @@ def test_a_teachers_accuracy_recorded_on_data_since_changed_is_measured_here(mad
     from dass.pipeline.stage import recorded_data, recorded_teacher_accuracy
     from dass.teacher.checkpoint import load_teacher
     _, data, _ = made
-    now = {s: runid.dataset_hash(load_image_folder(data, s, TINY.image_size)) for s in ("train", "test")}
+    now = {s: hashing.dataset_hash(load_image_folder(data, s, TINY.image_size)) for s in ("train", "test")}
     cfg = cfgmod.load(PipelineConfig, None, [f"dataset=folder:{data}"])
     for recorded, expected in ((now, 50.0), ({"train": "0" * 64, "test": now["test"]}, None)):
         t = _teacher_file(made, tmp_path / str(expected), lambda d: d.update(data=recorded))

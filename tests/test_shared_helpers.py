@@ -11,7 +11,8 @@ from dass.database.format import LABELS
 from dass.device import resolve_device
 from dass.errors import DassError
 from dass.evaluation.tables import markdown_table
-from dass.io import file_sha256, safe_torch_load
+from dass.hashing import file_sha256
+from dass.io import safe_torch_load
 from dass.teacher import check_teacher_state_dict, load_teacher, save_teacher, strip_module_prefix
 
 
@@ -86,7 +87,7 @@ def test_teacher_state_dict_check(tiny_teacher):
 
 def test_teacher_at_half_precision(tiny_teacher, tmp_path):
     from dass.teacher.checkpoint import store_half
-    from dass.train.logit_cache import tensor_dict_sha256
+    from dass.hashing import tensor_dict_sha256
     f32 = save_teacher(tmp_path / "t32.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5})
     record = store_half(f32, tmp_path / "t16.pt")
     assert record == {"dtype": "float16", "float32_sha256": hashlib.sha256(f32.read_bytes()).hexdigest(),

@@ -47,7 +47,8 @@ import urllib3
 from tqdm import tqdm
 
 from ..errors import DassError
-from ..io import atomic_write_json, file_sha256, read_json, safe_torch_load
+from ..hashing import file_sha256
+from ..io import atomic_write_json, read_json, safe_torch_load
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import glob
-import hashlib
 import json
 import math
 import re
@@ -45,6 +44,7 @@ import numpy as np
 
 from .. import config as cfgmod
 from ..errors import DassError
+from ..hashing import json_sha256
 from ..io import atomic_write_json
 from .arrays import ImageArrays, write_split
 
@@ -471,7 +471,7 @@ def config_hash(cfg: GlyphsConfig, spec: GlyphSet) -> str:
     payload = {"version": GENERATOR_VERSION, "seed": cfg.seed, "image_size": cfg.image_size,
                "render_scale": cfg.render_scale, "spec": _resolved_spec(cfg, spec),
                "fonts": [[Path(f).name, Path(f).stat().st_size] for f in fonts]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return json_sha256(payload, compact=False)[:16]
 
 
 def is_current(folder: Path, digest: str) -> bool:

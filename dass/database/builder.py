@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import multiprocessing as mp
 import os
@@ -47,7 +46,8 @@ from ..cli import setup_run_dir_of_rank
 from ..config import from_dict, to_dict
 from ..data.registry import load_dataset
 from ..errors import DassError
-from ..io import atomic_write_json, atomic_write_text, file_sha256, read_json, safe_torch_load
+from ..hashing import arrays_sha256, dataset_hash, file_sha256
+from ..io import atomic_write_json, atomic_write_text, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, load_space, macs, onehot, onehot_batch, params, sample, teacher_arch
 from ..teacher.checkpoint import load_teacher, save_teacher
 from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
@@ -146,8 +146,8 @@ def teacher_recipe(cfg: DatabaseConfig, task: TaskSpec) -> TeacherRecipe:
 
 
 def teacher_data_identity(train, test) -> dict:
-    """What a trained teacher records of its data: :func:`dass.runid.dataset_hash` of both splits."""
-    return {"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)}
+    """What a trained teacher records of its data: :func:`dass.hashing.dataset_hash` of both splits."""
+    return {"train": dataset_hash(train), "test": dataset_hash(test)}
 
 
 def check_trained_teachers(cfg: DatabaseConfig, task_cache: TaskCache) -> None:
@@ -249,13 +249,6 @@ def _submitit_groups(cfg_dict, groups):
 
 # --------------------------------------------------------------------------------------------- planning
 
-def data_identity(arrays) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(arrays.images).tobytes())
-    h.update(np.ascontiguousarray(arrays.labels).tobytes())
-    return h.hexdigest()[:20]
-
-
 def plan_students(cfg: DatabaseConfig, task_cache: TaskCache,
                   missing_teachers_ok: bool = False) -> dict[str, list[StudentJob]]:
     """Every student job of every task, in a deterministic order (needs the teachers): per task,
@@ -272,7 +265,7 @@ def plan_students(cfg: DatabaseConfig, task_cache: TaskCache,
             if missing_teachers_ok:
                 continue
             raise DassError(f"task {task.key}: teacher checkpoint missing: {tpath}")
-        ident = {"space": space_d, "data": [data_identity(tr), data_identity(te)], "teacher": file_sha256(tpath),
+        ident = {"space": space_d, "data": [arrays_sha256(tr)[:20], arrays_sha256(te)[:20]], "teacher": file_sha256(tpath),
                  "kd": kd_d, "remap": cfg.train_remap}
         base = content_hash(ident)
         archs = sample_students(task_cache.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,

@@ -55,7 +55,8 @@ from ..predictor.adapt import predict_task
 from ..predictor.data import TaskData
 from ..predictor.model import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, image_batch, proxy_images
-from ..proxies.cache import ProxyCache, cached_archs_proxy, state_digest
+from ..hashing import proxy_state_sha256
+from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import macs, noise_input, params
 from ..teacher.checkpoint import load_teacher
 from . import ensemble
@@ -135,7 +136,7 @@ class EvalContext:
                 return self._proxy[key]
             strategy = str(task.get("remap", "copy_paste_first"))
             if self._cache is not None and task_key(task) not in self._teacher_digest:
-                self._teacher_digest[task_key(task)] = state_digest(sd)
+                self._teacher_digest[task_key(task)] = proxy_state_sha256(sd)
             digest = self._teacher_digest.get(task_key(task))
             self._proxy[key] = cached_archs_proxy(self._cache, f"{task_key(task)}.{name}", name, task_archs(task),
                                                   space, n_cls, sd, strategy, x, y, self.device, self.progress,

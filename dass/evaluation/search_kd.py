@@ -13,8 +13,6 @@ several methods is trained once.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from .. import config as cfgmod
 from ..data.registry import load_dataset
 from ..errors import DassError
+from ..hashing import json_sha1
 from ..io import atomic_write_json, read_json
 from ..space import macs, teacher_arch
 from ..train import kd_train
@@ -92,8 +91,7 @@ def load_recipe(path: str, task: dict):
 
 
 def _recipe_hash(recipe) -> str:
-    text = json.dumps(cfgmod.to_dict(recipe), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    return json_sha1(cfgmod.to_dict(recipe), compact=False)[:8]
 
 
 def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: list[int], data_root: str,

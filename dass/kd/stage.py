@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir_of_rank
 from ..data.registry import dataset_key, load_dataset
 from ..errors import DassError
@@ -103,9 +103,9 @@ def run(cfg: KDRunConfig) -> dict:
     train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
     test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test, meta["num_classes"])
-    ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
+    ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
                            arch=arch.to_dict(), space=cfgmod.to_dict(space),
-                           data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
+                           data={"train": hashing.dataset_hash(train), "test": hashing.dataset_hash(test)})
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     dist = init_distributed(cfg.device)

@@ -23,7 +23,7 @@ All inputs are checked before any training: the dataset, the predictor, a given 
 budget against the smallest student of the space (one-line errors, exit code 2).
 
 The run folder is claimed before anything in it changes (:mod:`dass.runid`): its ``identity.json``
-names the dataset and the hash of the files read from it (:func:`dass.runid.dataset_hash`, the
+names the dataset and the hash of the files read from it (:func:`dass.hashing.dataset_hash`, the
 stages' data identity). A folder holding another dataset's run, a run of an older version, or
 files the pipeline did not write (any non-empty folder without ``identity.json``) is refused;
 so is an input (teacher, predictor, dataset) inside the run folder, which a rerun may replace. A
@@ -51,7 +51,8 @@ from ..device import resolve_device
 from ..errors import DassError
 from ..export.config import ExportConfig
 from ..export.stage import run as export_run
-from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json, safe_torch_load
+from ..hashing import dataset_hash, file_sha256
+from ..io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
 from ..kd.stage import write_results
 from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
@@ -337,7 +338,7 @@ def run(cfg: PipelineConfig) -> dict:
                             f"of {cfg.dataset}: give at most {len(data[0])}")
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.dataset))
     check_inputs_outside(cfg, run_dir, pred_path)
-    data_id = {"train": runid.dataset_hash(data[0]), "test": runid.dataset_hash(data[1])}
+    data_id = {"train": dataset_hash(data[0]), "test": dataset_hash(data[1])}
     ident = runid.identity("pipeline", {"dataset": cfg.dataset}, data=data_id)
     runid.claim(run_dir, ident, exclusive=True)   # before anything in it changes
     check_stage_folders(run_dir)

@@ -42,7 +42,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_value
 from ..device import resolve_device
@@ -223,7 +223,7 @@ def run(cfg: MetaTrainConfig) -> dict:
         for t in sum(tasks.values(), []):
             if t.dset is None:
                 raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
-    files = {p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
+    files = {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
     ident = runid.identity("predictor", cfgmod.to_dict(cfg), drop=RESUMABLE_CHANGES + ("db",), db=files)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "predictor", identity=ident)
     last = run_dir / "last.pt"

@@ -25,7 +25,8 @@ import torch
 
 from ..errors import DassError
 from ..proxies.batch import image_batch, proxy_images
-from ..proxies.cache import ProxyCache, cached_archs_proxy, state_digest
+from ..hashing import proxy_state_sha256
+from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import teacher_arch
 from ..teacher.checkpoint import load_teacher
 from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
@@ -76,7 +77,7 @@ def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: 
     its batch in ``batches_`` (:func:`batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
     the raw proxies of the students and of the teacher are read from it, or computed and stored
     (entries labelled ``<label>.<proxy>`` and ``<label>.<proxy>.teacher``)."""
-    digest = state_digest(teacher_sd) if cache is not None else None
+    digest = proxy_state_sha256(teacher_sd) if cache is not None else None
     cols = []
     for name in names:
         x, y = batches_[name]

@@ -15,7 +15,6 @@ zero-cost proxies of 1,800 students.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..hashing import proxy_key_sha256, proxy_state_sha256
 from ..io import atomic_write_json
 from .batch import archs_proxy
 
@@ -33,33 +33,14 @@ log = logging.getLogger("dass.proxies")
 VERSION = 1
 
 
-def _tensor_digest(h, t: torch.Tensor) -> None:
-    t = t.detach().to("cpu").contiguous()
-    h.update(f"{t.dtype}|{list(t.shape)}|".encode())
-    h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-
-
-def state_digest(state: dict) -> str:
-    """sha256 of a state dict's names, shapes, dtypes and values."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(k.encode() + b"\0")
-        _tensor_digest(h, state[k])
-    return h.hexdigest()
-
-
 def key(name: str, archs, space, strategy: str, teacher_digest: str, x: torch.Tensor, y: torch.Tensor,
         device) -> str:
     """The cache key of proxy ``name`` over ``archs`` (see module doc)."""
-    h = hashlib.sha256()
     sp = asdict(space) if is_dataclass(space) else space
     head = {"proxy": name, "version": VERSION, "space": sp, "strategy": str(strategy),
             "teacher": teacher_digest, "device": torch.device(device).type,
             "archs": [a.to_dict() for a in archs]}
-    h.update(json.dumps(head, sort_keys=True, default=str).encode())
-    _tensor_digest(h, x)
-    _tensor_digest(h, y)
-    return h.hexdigest()
+    return proxy_key_sha256(head, x, y)
 
 
 class ProxyCache:
@@ -106,10 +87,10 @@ def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, s
                        progress: bool = False, desc: str = "", teacher_digest: str | None = None) -> np.ndarray:
     """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
     there when it did not (``cache`` None: always computed). ``teacher_digest`` saves hashing the
-    teacher again (:func:`state_digest`)."""
+    teacher again (:func:`dass.hashing.proxy_state_sha256`)."""
     if cache is None:
         return archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
-    k = key(name, archs, space, strategy, teacher_digest or state_digest(teacher_sd), x, y, device)
+    k = key(name, archs, space, strategy, teacher_digest or proxy_state_sha256(teacher_sd), x, y, device)
     hit = cache.get(label, k, len(archs))
     if hit is not None:
         return hit

@@ -45,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..data.registry import load_dataset
 from ..device import resolve_device
@@ -344,10 +344,10 @@ def run(cfg: SearchConfig) -> dict:
                         "(absent from its checkpoint), for dataset features (input D) or for zero-cost proxies")
     test = _load_images(cfg, "test", num_classes) if needs_acc and teacher_acc is None else None
     train = _load_images(cfg, "train", num_classes) if {"dset", "proxy"} & pred.model.needs else None
-    data = {k: runid.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
-    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
-                           predictor=runid.file_hash(cfg.predictor), data=data,
-                           candidates=runid.file_hash(cfg.candidates) if cfg.candidates else None)
+    data = {k: hashing.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
+    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
+                           predictor=hashing.file_hash(cfg.predictor), data=data,
+                           candidates=hashing.file_hash(cfg.candidates) if cfg.candidates else None)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "search", identity=ident)
     if test is not None:
         teacher_acc = teacher_accuracy(net, test, space.image_size, device)

@@ -8,7 +8,7 @@ Project format (written by ``python -m dass.teacher``)::
 A file may store its floating-point tensors at half precision (``float16``, as the shipped
 ``assets/cpu/teachers`` do, written by :func:`store_half`); such a file also holds
 ``"half": {"dtype": "float16", "float32_sha256": <sha256 of the float32 file it was made from>,
-"float32_state_sha256": <its state dict's sha256, dass.train.logit_cache.tensor_dict_sha256>}``. :func:`load_teacher` gives every
+"float32_state_sha256": <its state dict's sha256, dass.hashing.tensor_dict_sha256>}``. :func:`load_teacher` gives every
 teacher back in the network's float32, whatever the file stores.
 
 Also accepted: a dict with only ``state_dict`` (the original release; it may hold other entries such
@@ -28,9 +28,10 @@ import torch
 
 from .. import config as cfgmod
 from ..errors import DassError
-from ..io import atomic_torch_save, file_sha256, safe_torch_load
+from ..hashing import file_sha256, tensor_dict_sha256
+from ..io import atomic_torch_save, safe_torch_load
 from ..space import Arch, ResNet, SpaceConfig, build, space_difference, teacher_arch
-from ..train.logit_cache import tensor_dict_sha256
+
 
 def strip_module_prefix(sd: dict) -> dict:
     """Drop the ``module.`` prefix that ``DataParallel`` puts on every key. Only when every key has

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir_of_rank
 from ..data.arrays import ImageArrays
 from ..data.registry import dataset_key, load_dataset
@@ -46,7 +46,7 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
     ident = runid.identity("teacher", cfgmod.to_dict(cfg), drop=("runs_root", "run_dir", "progress", "device",
                                                                   "data_root", "space"),
                            space=cfgmod.to_dict(space),
-                           data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
+                           data={"train": hashing.dataset_hash(train), "test": hashing.dataset_hash(test)})
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / f"{dataset_key(cfg.dataset)}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     dist = init_distributed(cfg.device)
