@@ -139,7 +139,7 @@ def test_npy_folder_with_a_given_teacher_lacking_its_accuracy(fixtures):
     out = root / "npy_run"
     result = run(_cfg(f"dataset=npy:{root / 'arrays'}", f"teacher={bare}", f"predictor={pred}", f"run_dir={out}",
                       "budget.macs=null", f"budget.params={params(teacher_arch(TINY), TINY, CLASSES) // 2}",
-                      "seeds=[1]"))
+                      "seeds=[1]", "scratch_baseline=true"))
     t = result["teacher"]
     assert not t["trained_here"] and t["teacher"] == str(out / "teacher" / "teacher.pt")
     stored = torch.load(t["teacher"], weights_only=True)
@@ -147,6 +147,12 @@ def test_npy_folder_with_a_given_teacher_lacking_its_accuracy(fixtures):
     assert all(int(r["params"]) <= params(teacher_arch(TINY), TINY, CLASSES) // 2 for r in _rows(out / "picks.csv"))
     _png_ok(out / "plots" / "candidates.png")
     assert "(given)" in (out / "report.md").read_text()
+    # scratch_baseline: each pick also trained from scratch, its own run beside the KD seed, a report column
+    for row in _rows(out / "picks.csv"):
+        scratch = json.loads((Path(row["run_dir"]) / "scratch-seed1" / "metrics.json").read_text())
+        assert float(row["scratch_final_acc"]) == pytest.approx(scratch["final_acc"])
+        assert len(_rows(Path(row["run_dir"]) / "results.csv")) == 1
+    assert "| from scratch (same steps) (%) |" in (out / "report.md").read_text()
 
 
 def _teacher(root: Path, pred: Path) -> Path:
