@@ -419,7 +419,8 @@ def _teacher_file(made, tmp_path, edit) -> Path:
     from dass.teacher import save_teacher
     data = made[1]
     sd = tiny_teacher_state(TINY, 3, seed=0)
-    path = save_teacher(tmp_path / "t.pt", sd, TINY, 3, f"folder:{data}", {"best_acc": 50.0})
+    path = save_teacher(tmp_path / "t.pt", sd, TINY, 3, f"folder:{data}", {"best_acc": 50.0},
+                        recipe=None, seed=None)
     return _edited(path, path, edit)
 
 
@@ -668,7 +669,7 @@ def test_a_teacher_of_another_space_of_the_same_name_names_both_files(made, tmp_
     _, data, pred = made
     other = dataclasses.replace(TINY, stage_widths=[4, 8, 8, 32])   # also named 'tiny'
     teacher = save_teacher(tmp_path / "t.pt", tiny_teacher_state(other, 3, 0), other, 3, f"folder:{data}",
-                           {"best_acc": 50.0})
+                           {"best_acc": 50.0}, recipe=None, seed=None)
     code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"teacher={teacher}",
                          f"run_dir={tmp_path / 'r'}")
     refused(code, err, r"teacher=.*t.pt \(space 'tiny', stage_widths=\[4, 8, 8, 32\]\) and predictor=.*best.pt "

@@ -134,7 +134,7 @@ def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, task_cache: TaskCache |
     sd, metrics = fit_teacher(task_cache.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
     save_teacher(path, sd, task_cache.space, tr.num_classes, task.dataset, metrics,
-                 recipe=to_dict(recipe), seed=cfg.teacher_seed, data=teacher_data_identity(tr, te))
+                 recipe=recipe, seed=cfg.teacher_seed, data=teacher_data_identity(tr, te))
     return "done"
 
 

@@ -51,7 +51,7 @@ from ..errors import DassError
 from ..export.config import ExportConfig
 from ..export.stage import run as export_run
 from ..hashing import dataset_hash, file_sha256
-from ..io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
+from ..io import atomic_write_json, read_json, safe_torch_load
 from ..kd.picks import PickSetting, kd_picks
 from ..predictor.model import load_predictor
 from ..search.config import SearchConfig
@@ -59,7 +59,7 @@ from ..search.stage import Budget
 from ..search.stage import check_teacher_space
 from ..search.stage import run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
-from ..teacher.checkpoint import checked_accuracy, load_teacher
+from ..teacher.checkpoint import checked_accuracy, load_teacher, save_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
 from ..teacher.stage import run as teacher_stage_run
@@ -206,9 +206,8 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
         acc = teacher_accuracy(net, test, space.image_size, device)
         log.info("teacher accuracy on the test split: %.2f%%", acc)
         path = folder / "teacher.pt"
-        atomic_torch_save({"state_dict": sd, "space": cfgmod.to_dict(space), "arch": teacher_arch(space).to_dict(),
-                           "num_classes": num_classes, "dataset": cfg.dataset,
-                           "metrics": {**(meta.get("metrics") or {}), "best_acc": acc}}, path)
+        save_teacher(path, sd, space, num_classes, cfg.dataset, {**(meta.get("metrics") or {}), "best_acc": acc},
+                     recipe=meta["recipe"], seed=meta["seed"], data=data_id)
     else:
         acc = recorded
     arch = teacher_arch(space)

@@ -39,7 +39,8 @@ def tiny_teacher_state(space: SpaceConfig, num_classes: int, seed: int) -> dict:
 
 def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, best_acc: float) -> Path:
     """A teacher checkpoint (:func:`dass.teacher.save_teacher`) whose best and final accuracy are ``best_acc``."""
-    return teacher.save_teacher(path, sd, space, num_classes, dataset, {"best_acc": best_acc, "final_acc": best_acc})
+    return teacher.save_teacher(path, sd, space, num_classes, dataset, {"best_acc": best_acc, "final_acc": best_acc},
+                                recipe=None, seed=None)
 
 
 def write_images(data_root, name: str, num_classes: int, n_train: int = 40, n_test: int = 20, seed: int = 0,
