@@ -28,7 +28,7 @@ from common import ROOT, base_parser, emit_json, markdown_table, setup
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays
 from dass.data.registry import list_datasets, load_dataset
-from dass.database.builder import _task_seed, sample_students
+from dass.database.plan import _task_seed, sample_students
 from dass.space import load_space
 from dass.teacher import load_teacher
 from dass.train import KDRecipe

@@ -13,7 +13,8 @@ from scipy import stats
 
 from assets.tiny_db import write_build_config, write_quadrant_glyphs
 from dass.config import load
-from dass.database.builder import DatabaseConfig, TaskCache, plan_students
+from dass.database.config import DatabaseConfig
+from dass.database.plan import TaskCache, plan_students
 from dass.database.compare import compare_dbs
 from dass.database.format import load_db, load_task_db, save_task_db
 from dass.errors import DassError
