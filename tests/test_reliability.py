@@ -391,7 +391,7 @@ def test_kd_names_the_teachers_space_when_the_student_does_not_fit(files, capsys
 
 
 def test_a_zip_extraction_would_refuse_is_never_recorded_as_verified(tmp_path):
-    from dass.data.download import validate_file
+    from dass.data.file_checks import validate_file
     from dass.errors import DassError
     with zipfile.ZipFile(tmp_path / "preprocessed.zip", "w") as zf:
         zf.writestr("../escape.txt", "x")
