@@ -407,7 +407,7 @@ def _inf_inner_lr(d):
 ])
 def test_predictor_values_are_checked_on_load(made, tmp_path, edit, message):
     from dass.errors import DassError
-    from dass.predictor.model import load_predictor
+    from dass.predictor.checkpoint import load_predictor
     _, _, pred = made
     bad = _edited(pred, tmp_path / "bad.pt", edit)
     with pytest.raises(DassError, match=message):

@@ -53,7 +53,7 @@ from ..errors import DassError
 from ..predictor import proxy_inputs
 from ..predictor.adapt import predict_task
 from ..predictor.data import TaskData
-from ..predictor.model import check_same_space, load_predictor
+from ..predictor.checkpoint import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, image_batch, proxy_images
 from ..hashing import proxy_state_sha256
 from ..proxies.cache import ProxyCache, cached_archs_proxy

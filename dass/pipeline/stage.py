@@ -53,7 +53,7 @@ from ..export.stage import run as export_run
 from ..hashing import dataset_hash, file_sha256
 from ..io import atomic_write_json, read_json, safe_torch_load
 from ..kd.picks import PickSetting, kd_picks
-from ..predictor.model import load_predictor
+from ..predictor.checkpoint import load_predictor
 from ..search.config import SearchConfig
 from ..search.stage import Budget
 from ..search.stage import check_teacher_space

@@ -56,8 +56,8 @@ from .data import (TaskData, cost_features, fit_calibration, load_tasks, make_ta
 from .boosting import BoostedTrees
 from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
-from .model import (InputDims, LoadedPredictor, Predictor, PredictorConfig, load_predictor, save_predictor,
-                    scalar_inputs)
+from .checkpoint import LoadedPredictor, load_predictor, save_predictor
+from .model import InputDims, Predictor, PredictorConfig, scalar_inputs
 
 log = logging.getLogger("dass.predictor")
 

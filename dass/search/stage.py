@@ -54,7 +54,7 @@ from ..io import atomic_write_json, safe_torch_load, write_csv
 from ..predictor import proxy_inputs
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
-from ..predictor.model import LoadedPredictor, load_predictor
+from ..predictor.checkpoint import LoadedPredictor, load_predictor
 from ..space import Arch, SpaceConfig, macs, mutate, params, sample_unique, space_difference, teacher_arch, validate
 from ..space.arch import read_candidates_file
 from ..teacher.checkpoint import checked_accuracy, load_teacher

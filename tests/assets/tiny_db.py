@@ -160,7 +160,8 @@ def write_predictor(path, space: SpaceConfig, input_type: str = "STA", inner_lr:
     """An untrained ``dass-predictor-v1`` checkpoint (raw target, one adaptation step); ``edit(model)``
     may set weights before saving."""
     from dass.predictor.adapt import init_inner_lrs
-    from dass.predictor.model import InputDims, LoadedPredictor, Predictor, PredictorConfig, save_predictor
+    from dass.predictor.checkpoint import LoadedPredictor, save_predictor
+    from dass.predictor.model import InputDims, Predictor, PredictorConfig
     torch.manual_seed(seed)
     model = Predictor(PredictorConfig(dims=InputDims.for_space(space), input_type=input_type))
     if edit is not None:
