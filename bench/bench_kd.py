@@ -43,7 +43,7 @@ from common import (ROOT, base_parser, check, deterministic_kernels, emit_json, 
 from dass import config as cfgmod
 from dass.data.loader import DeviceLoader, make_pil_loader
 from dass.space import Arch, build, load_space, macs, remap, teacher_arch
-from dass.train import KDRecipe, kd_train
+from dass.train import KDRecipe, KDSetting, kd_train
 from dass.train.distributed import single_process
 from dass.train.trainer import Precision, kd_learner, load_teacher_net, precision_for
 
@@ -200,8 +200,8 @@ def bench_profile(profile: str, train, test, args, device) -> dict:
     results = {}
 
     def trainer():
-        results["trainer"] = kd_train(arch, space, teacher_sd, train, test, recipe, seed=1, device=str(device),
-                                      remap=REMAP)
+        results["trainer"] = kd_train(arch, KDSetting(space, teacher_sd, train, test, recipe, remap=REMAP,
+                                                      device=str(device)), seed=1)
 
     def reference():
         results["reference"] = reference_kd(arch, space, teacher_sd, train, test, recipe, 1, device)

@@ -172,7 +172,7 @@ def kd_rate(profile: str, k: int, ctx) -> dict:
     from bench_kd import middle_arch
     from dass import config as cfgmod
     from dass.space import build, load_space, teacher_arch
-    from dass.train import KDRecipe, kd_train_many
+    from dass.train import KDRecipe, KDSetting, kd_train_many
     space = load_space(config_path("space", profile))
     recipe_d = cfgmod.read_yaml(config_path("kd", profile))["recipe"]
     if ctx.dry:  # 8 noise images of 4 classes at 32 px: one step at batch 8
@@ -192,7 +192,7 @@ def kd_rate(profile: str, k: int, ctx) -> dict:
         if ctx.device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        kd_train_many(archs, space, teacher_sd, train, test, recipe, seed=1, device=ctx.device)
+        kd_train_many(archs, KDSetting(space, teacher_sd, train, test, recipe, device=ctx.device), seed=1)
         if ctx.device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0, epochs * (len(train) // recipe.batch_size), recipe.batch_size

@@ -9,7 +9,7 @@ import pytest
 
 from dass.kd import picks as picks_mod
 from dass.kd.picks import PickSetting, kd_picks
-from dass.train import kd_train
+from dass.train import KDSetting, kd_train
 from test_lockstep import ARCHS, RECIPE, SPACE, setting, without_time  # noqa: F401
 
 ONE_EPOCH = dataclasses.replace(RECIPE, epochs=1)
@@ -33,8 +33,8 @@ def test_picks_layout_numbers_scratch_and_resume(setting, tmp_path, monkeypatch)
     for (rank, arch), p in zip(picks, got):
         folder = tmp_path / f"{rank}-{arch.key()}"
         assert p["run_dir"] == str(folder) and p["rank"] == rank and p["arch"] == arch.to_dict()
-        kd = kd_train(arch, SPACE, sd, train, test, ONE_EPOCH, seed=3, device="cpu", remap="copy_paste_first")
-        scratch = kd_train(arch, SPACE, sd, train, test, scratch_recipe, seed=3, device="cpu", remap="random_init")
+        kd = kd_train(arch, KDSetting(SPACE, sd, train, test, ONE_EPOCH, "copy_paste_first", "cpu"), seed=3)
+        scratch = kd_train(arch, KDSetting(SPACE, sd, train, test, scratch_recipe, "random_init", "cpu"), seed=3)
         assert trained(folder / "seed3" / "metrics.json") == reference(kd)
         assert trained(folder / "scratch-seed3" / "metrics.json") == reference(scratch)
         assert (folder / "seed3" / "best.pt").is_file() and (folder / "scratch-seed3" / "last.pt").is_file()
@@ -52,7 +52,7 @@ def test_picks_layout_numbers_scratch_and_resume(setting, tmp_path, monkeypatch)
 def test_evaluation_search_kd_trains_its_picks_with_the_routine(tiny_db, tmp_path):
     from dass.data.registry import load_dataset
     from dass.evaluation.search_kd import train_picks
-    from dass.evaluation.baselines import task_space
+    from dass.evaluation.baselines import EvalContext, task_space
     from dass.space import Arch
     from dass.teacher import load_teacher
     from dass.train.recipe import KDRecipe
@@ -62,12 +62,12 @@ def test_evaluation_search_kd_trains_its_picks_with_the_routine(tiny_db, tmp_pat
     recipe = KDRecipe(**task["recipe"])
     sd = load_teacher(task["task"]["teacher_ckpt"], space, 5)[1]
     rows = [{"task": "dtd", "student": 3}, {"task": "dtd", "student": 1}, {"task": "dtd", "student": 3}]
-    train_picks(rows, {"dtd": task}, {"dtd": recipe}, [0, 1], str(root / "data"), lambda t: sd, "cpu",
-                tmp_path, progress=False)
+    context = EvalContext(data_root=str(root / "data"), progress=False)   # the task file names its teacher
+    train_picks(rows, {"dtd": task}, {"dtd": recipe}, [0, 1], context, tmp_path)
     train, test = (load_dataset("dtd", str(root / "data"), s) for s in ("train", "test"))
     for i in (1, 3):
         arch = Arch.from_dict(task["students"]["arch"][i])
-        accs = [kd_train(arch, space, sd, train, test, recipe, seed=s, device="cpu")["best_acc"] for s in (0, 1)]
+        accs = [kd_train(arch, KDSetting(space, sd, train, test, recipe, device="cpu"), seed=s)["best_acc"] for s in (0, 1)]
         for r in (r for r in rows if r["student"] == i):
             assert r["kd_accs"] == f"{accs[0]:.2f} {accs[1]:.2f}"
             assert r["kd_mean"] == pytest.approx(sum(accs) / 2)

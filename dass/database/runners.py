@@ -17,7 +17,8 @@ from ..hashing import dataset_hash
 from ..io import atomic_write_json, safe_torch_load
 from ..space import Arch, macs, params
 from ..teacher.checkpoint import save_teacher
-from ..train import fit_teacher, kd_train, kd_train_many
+from ..train import fit_teacher
+from ..train.lockstep import KDSetting, kd_train_many
 from ..train.distributed import resolve_device
 from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec
@@ -109,12 +110,9 @@ def run_group(cfg: DatabaseConfig, group: JobGroup, task_cache: TaskCache | None
     seed = todo[0].seed
     cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
-    if len(archs) == 1:
-        results = [kd_train(archs[0], task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.train_remap,
-                            logit_cache=cache, wait_for_cache=False)]
-    else:
-        results = kd_train_many(archs, task_cache.space, sd, tr, te, cfg.kd, seed=seed, device=dev, remap=cfg.train_remap,
-                                logit_cache=cache, wait_for_cache=False)
+    setting = KDSetting(task_cache.space, sd, tr, te, cfg.kd, remap=cfg.train_remap, device=dev, logit_cache=cache,
+                        wait_for_cache=False)
+    results = kd_train_many(archs, setting, seed)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
         rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}

@@ -25,7 +25,7 @@ from ..hashing import json_sha1
 from ..kd.picks import PickSetting, kd_picks, pick_dir, pick_summary, seed_dir
 from ..space import macs, teacher_arch
 from ..train.recipe import KDRecipe
-from .baselines import task_archs, task_key, task_space, true_accuracy
+from .baselines import EvalContext, task_archs, task_key, task_space, true_accuracy
 from ..correlation import top1_index
 
 log = logging.getLogger("dass.evaluation")
@@ -92,13 +92,14 @@ def _recipe_hash(recipe) -> str:
     return json_sha1(cfgmod.to_dict(recipe), compact=False)[:8]
 
 
-def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: list[int], data_root: str,
-                teacher_state, device, runs_dir, progress: bool = True) -> None:
+def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: list[int], context: EvalContext,
+                runs_dir) -> None:
     """KD-train every distinct pick of ``rows`` with each seed (:func:`dass.kd.picks.kd_picks`, into
     ``<runs_dir>/<task>/<recipe hash>/<index>-<arch key>/seed<k>/``); fill ``kd_mean``, ``kd_std``
     (sample std over seeds, 0 for one seed) and ``kd_accs`` (best test top-1 per seed, %) in place.
 
-    ``tasks``: key -> task dict; ``recipes``: key -> KDRecipe; ``teacher_state(task)`` -> state dict.
+    ``tasks``: key -> task dict; ``recipes``: key -> KDRecipe; ``context``: where the data lie, the
+    tasks' teachers (:meth:`~dass.evaluation.baselines.EvalContext.teacher_state`), device, progress.
     """
     results: dict[tuple, float] = {}
     for key in sorted({r["task"] for r in rows}):
@@ -110,10 +111,11 @@ def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: 
             done = [{"rank": i, **pick_summary(f, seeds)} for (i, _), f in zip(picks, folders)]
         else:
             name = str(task["task"].get("dataset", key))
-            setting = PickSetting(task_space(task), teacher_state(task), load_dataset(name, data_root, "train"),
-                                  load_dataset(name, data_root, "test"), recipes[key],
-                                  str(task.get("remap", "copy_paste_first")), device, dataset=name, teacher=key,
-                                  progress=progress)
+            setting = PickSetting(task_space(task), context.teacher_state(task),
+                                  load_dataset(name, context.data_root, "train"),
+                                  load_dataset(name, context.data_root, "test"), recipes[key],
+                                  str(task.get("remap", "copy_paste_first")), context.device, dataset=name,
+                                  teacher=key, progress=context.progress)
             done = kd_picks(picks, setting, seeds, out)
         for p in done:
             results.update({(key, p["rank"], s): float(a) for s, a in zip(seeds, p["best_accs"])})

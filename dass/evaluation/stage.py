@@ -247,8 +247,7 @@ def run_search_kd(plan: Plan, scores, run_dir: Path) -> list[dict]:
         rows += search_kd.search_rows(task, chosen, cfg.search_kd.budgets, cfg.labels[0])
     if cfg.search_kd.train:
         search_kd.train_picks(rows, {bl.task_key(t): t for t in plan.tasks}, plan.recipes, cfg.search_kd.seeds,
-                              cfg.data_root, plan.context.teacher_state, plan.context.device, run_dir / "search_kd_runs",
-                              progress=cfg.progress)
+                              plan.context, run_dir / "search_kd_runs")
     write_csv(run_dir / "search_kd.csv", rows)
     columns = list(dict.fromkeys(r["column"] for r in rows))
     methods = plan.search_methods + [search_kd.BEST]

@@ -17,12 +17,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.arrays import ImageArrays
 from ..io import atomic_write_json, read_json, write_csv
-from ..space import Arch, SpaceConfig
-from ..train.distributed import DistContext, barrier
-from ..train.lockstep import kd_train_many
-from ..train.recipe import KDRecipe
+from ..space import Arch
+from ..train.distributed import barrier
+from ..train.lockstep import KDSetting, kd_train_many
 
 log = logging.getLogger("dass.kd")
 
@@ -31,21 +29,12 @@ SCRATCH_REMAP = "random_init"
 
 
 @dataclass
-class PickSetting:
-    """What every pick of one KD run shares: the task (space, teacher weights, data), the recipe and
-    where it runs. ``dataset`` and ``teacher`` name them in each ``metrics.json``."""
+class PickSetting(KDSetting):
+    """What every pick of one KD run shares (:class:`dass.train.lockstep.KDSetting`), and the names of
+    its dataset and teacher that each ``metrics.json`` records."""
 
-    space: SpaceConfig
-    teacher_sd: dict
-    train: ImageArrays
-    test: ImageArrays
-    recipe: KDRecipe
-    remap: str = "copy_paste_first"
-    device: str = "auto"
     dataset: str = ""
     teacher: str = ""
-    progress: bool = False
-    ctx: DistContext | None = None   # a torchrun context (the kd stage); None: one process on ``device``
 
 
 def pick_dir(out, rank: int, arch: Arch) -> Path:
@@ -81,8 +70,7 @@ def _train_seed(archs: list[Arch], folders: list[Path], setting: PickSetting, se
     if setting.ctx is not None:
         barrier(setting.ctx)
     s = scratch_setting(setting) if scratch else setting
-    results = kd_train_many([archs[i] for i in todo], s.space, s.teacher_sd, s.train, s.test, s.recipe, seed,
-                            s.device, s.remap, run_dirs=[runs[i] for i in todo], progress=s.progress, ctx=s.ctx)
+    results = kd_train_many([archs[i] for i in todo], s, seed, run_dirs=[runs[i] for i in todo])
     if _main(setting):
         for i, m in zip(todo, results):
             atomic_write_json(runs[i] / "metrics.json", {"seed": seed, "dataset": s.dataset, "teacher": s.teacher, **m})
