@@ -150,7 +150,8 @@ def _max_step_difference(arch, space, teacher_sd, train, recipe, device, steps, 
     loader = DeviceLoader(train, recipe.batch_size, train=True, image_size=space.image_size,
                           pad=recipe.crop_pad, device=device, seed=0)
     batches = [b for _, b in zip(range(steps), loader)]
-    learner = kd_learner(arch, space, teacher_sd, train, recipe, 0, REMAP, len(loader), ctx, fp32)
+    setting = KDSetting(space, teacher_sd, train, train, recipe, remap=REMAP)   # the test split: not read here
+    learner = kd_learner(arch, setting, 0, len(loader), ctx, fp32)
     teacher = load_teacher_net(space, teacher_sd, train.num_classes, ctx, fp32)
     student, ref_teacher = reference_models(arch, space, teacher_sd, train.num_classes, 0, device)
     opt, sched = reference_optimizer(student, recipe, recipe.epochs * len(loader))

@@ -38,7 +38,8 @@ from dass.data.registry import load_dataset  # noqa: E402
 from dass.database.format import load_task_db, seed_agreement  # noqa: E402
 from dass.space import Arch, SpaceConfig  # noqa: E402
 from dass.teacher.checkpoint import load_teacher  # noqa: E402
-from dass.train.lockstep import KDSetting, kd_train_many  # noqa: E402
+from dass.train.kd_setting import KDSetting  # noqa: E402
+from dass.train.lockstep import kd_train_many  # noqa: E402
 from dass.train.recipe import KDRecipe  # noqa: E402
 
 GROUP = 4

@@ -18,7 +18,8 @@ from ..io import atomic_write_json, safe_torch_load
 from ..space import Arch, macs, params
 from ..teacher.checkpoint import save_teacher
 from ..train import fit_teacher
-from ..train.lockstep import KDSetting, kd_train_many
+from ..train.kd_setting import KDSetting
+from ..train.lockstep import kd_train_many
 from ..train.distributed import resolve_device
 from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec

@@ -20,7 +20,8 @@ from pathlib import Path
 from ..io import atomic_write_json, read_json, write_csv
 from ..space import Arch
 from ..train.distributed import barrier
-from ..train.lockstep import KDSetting, kd_train_many
+from ..train.kd_setting import KDSetting
+from ..train.lockstep import kd_train_many
 
 log = logging.getLogger("dass.kd")
 

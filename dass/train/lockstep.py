@@ -8,37 +8,13 @@ schedule, so the results equal K sequential runs (bitwise on the CPU).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.arrays import ImageArrays
-from ..space import Arch, SpaceConfig
-from .distributed import DistContext, single_process
+from ..space import Arch
+from .distributed import single_process
+from .kd_setting import KDSetting
 from .logit_cache import cache_identity, teacher_logits
-from .recipe import KDRecipe
 from .trainer import check_data, fit, kd_learner, kd_result, load_teacher_net, make_loaders, precision_for
-
-
-@dataclass
-class KDSetting:
-    """What KD of students from one teacher needs besides the students and the seed: the task (space,
-    teacher weights, data), the recipe, how the students' initial weights are taken from the teacher
-    (``remap``) and where and how it runs. ``logit_cache`` (a folder) takes the teacher's logits from
-    the cache there, computing and writing it first when missing or invalid
-    (:mod:`dass.train.logit_cache`); the results are the same as without it. When another process is
-    writing that cache, ``wait_for_cache=False`` runs the teacher live instead of waiting."""
-
-    space: SpaceConfig
-    teacher_sd: dict
-    train: ImageArrays
-    test: ImageArrays
-    recipe: KDRecipe
-    remap: str = "copy_paste_first"
-    device: str = "auto"
-    progress: bool = False
-    ctx: DistContext | None = None   # a torchrun context; None: one process on ``device``
-    logit_cache: str | Path | None = None
-    wait_for_cache: bool = True
 
 
 def kd_train_many(archs: list[Arch], setting: KDSetting, seed: int, run_dirs: list | None = None) -> list[dict]:
@@ -53,7 +29,7 @@ def kd_train_many(archs: list[Arch], setting: KDSetting, seed: int, run_dirs: li
     precision = precision_for(ctx.device)
     num_classes = check_data(train, s.test, int(teacher_sd["fc.weight"].shape[0]))
     train_loader, test_loader = make_loaders(train, s.test, recipe, space, seed, ctx, precision)
-    learners = [kd_learner(a, space, teacher_sd, train, recipe, seed, s.remap, len(train_loader), ctx, precision,
+    learners = [kd_learner(a, s, seed, len(train_loader), ctx, precision,
                            None if run_dirs is None else Path(run_dirs[i]), name=f"student {i} ({a})")
                 for i, a in enumerate(archs)]
     teacher = cached = None
