@@ -26,7 +26,7 @@ import torch
 
 from ..hashing import proxy_key_sha256, proxy_state_sha256
 from ..io import atomic_write_json
-from .batch import archs_proxy
+from .batch import ProxySetting, archs_proxy
 
 log = logging.getLogger("dass.proxies")
 
@@ -82,18 +82,19 @@ class ProxyCache:
             log.warning("proxy cache: cannot write under %s (%s)", self.folder, e)
 
 
-def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, space, num_classes: int,
-                       teacher_sd: dict, strategy: str, x: torch.Tensor, y: torch.Tensor, device,
-                       progress: bool = False, desc: str = "", teacher_digest: str | None = None) -> np.ndarray:
+def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting, batch: tuple,
+                       progress: bool = False, desc: str = "") -> np.ndarray:
     """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
-    there when it did not (``cache`` None: always computed). ``teacher_digest`` saves hashing the
-    teacher again (:func:`dass.hashing.proxy_state_sha256`)."""
+    there when it did not (``cache`` None: always computed). ``setting.teacher_digest`` saves hashing
+    the teacher again (:func:`dass.hashing.proxy_state_sha256`)."""
     if cache is None:
-        return archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
-    k = key(name, archs, space, strategy, teacher_digest or proxy_state_sha256(teacher_sd), x, y, device)
+        return archs_proxy(name, archs, setting, batch, progress, desc)
+    s = setting
+    digest = s.teacher_digest or proxy_state_sha256(s.teacher_sd)
+    k = key(name, archs, s.space, s.strategy, digest, batch[0], batch[1], s.device)
     hit = cache.get(label, k, len(archs))
     if hit is not None:
         return hit
-    out = archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
+    out = archs_proxy(name, archs, setting, batch, progress, desc)
     cache.put(label, k, out)
     return out
