@@ -98,3 +98,24 @@ def test_report_gives_the_from_scratch_column_only_when_trained():
     assert cells[names.index("measured final (%)")] == "79.50 ± 0.50"
     plain = report_result(False)
     assert "from scratch" not in markdown(plain, pick_rows(plain))
+
+
+def test_one_writer_of_teacher_checkpoints_and_one_kd_of_picks():
+    """A teacher checkpoint dict (``state_dict`` with ``num_classes``) is built only in
+    dass/teacher/checkpoint.py, and the stages reach the lockstep KD loop only through dass/kd/picks.py
+    (the database build's student phase, which trains sampled students rather than picks, aside)."""
+    import ast
+    from pathlib import Path
+    root = Path(picks_mod.__file__).resolve().parents[1]
+    layouts, loops = [], []
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                if {"state_dict", "num_classes"} <= keys:
+                    layouts.append(name)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("kd_train", "kd_train_many"):
+                loops.append(name)
+    assert sorted(set(layouts)) == ["teacher/checkpoint.py"]
+    assert sorted(set(loops)) == ["database/runners.py", "kd/picks.py", "train/lockstep.py"]
