@@ -41,7 +41,7 @@ from bench_data import load_or_synthesise, quick_subset
 from common import (ROOT, base_parser, check, deterministic_kernels, emit_json, markdown_table, median,
                     peak_tflops, setup, time_interleaved, verdict)
 from dass import config as cfgmod
-from dass.data.loader import DeviceLoader, make_pil_loader
+from dass.data.loader import DeviceLoader, LoaderConfig, make_pil_loader
 from dass.space import Arch, build, load_space, macs, remap, teacher_arch
 from dass.train import KDRecipe, KDSetting, kd_train
 from dass.train.distributed import single_process
@@ -147,8 +147,8 @@ def check_same_step(arch: Arch, space, teacher_sd: dict, train, recipe: KDRecipe
 def _max_step_difference(arch, space, teacher_sd, train, recipe, device, steps, step) -> float:
     ctx = single_process(device)
     fp32 = Precision()
-    loader = DeviceLoader(train, recipe.batch_size, train=True, image_size=space.image_size,
-                          pad=recipe.crop_pad, device=device, seed=0)
+    loader = DeviceLoader(train, LoaderConfig(recipe.batch_size, train=True, image_size=space.image_size,
+                                              pad=recipe.crop_pad, seed=0), device=device)
     batches = [b for _, b in zip(range(steps), loader)]
     setting = KDSetting(space, teacher_sd, train, train, recipe, remap=REMAP)   # the test split: not read here
     learner = kd_learner(arch, setting, 0, len(loader), ctx, fp32)

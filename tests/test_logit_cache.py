@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dass.data.loader import DeviceLoader
+from dass.data.loader import DeviceLoader, LoaderConfig
 from dass.space import Arch, build, teacher_arch
 from dass.train import KDSetting, kd_train, kd_train_many
 from dass import hashing
@@ -44,7 +44,7 @@ def test_cached_logits_are_the_teachers_outputs_on_the_loaders_batches(setting, 
     teacher = build(teacher_arch(SPACE), SPACE, CLASSES)
     teacher.load_state_dict(teacher_sd)
     teacher.eval()
-    loader = DeviceLoader(train, 32, train=True, image_size=16, pad=2, device="cpu", seed=3)
+    loader = DeviceLoader(train, LoaderConfig(32, train=True, image_size=16, pad=2, seed=3), device="cpu")
     expected = []
     with torch.no_grad():
         for epoch in range(2):
@@ -144,13 +144,13 @@ import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
 import test_logit_cache as t
-from dass.data.loader import DeviceLoader
+from dass.data.loader import DeviceLoader, LoaderConfig
 from dass.space import build, teacher_arch
 from dass.train.trainer import Precision
 from dass.train import logit_cache
 go = Path({go!r})
 sd, train, _ = t.make_setting()
-loader = DeviceLoader(train, 32, train=True, image_size=16, pad=2, device="cpu", seed=3)
+loader = DeviceLoader(train, LoaderConfig(32, train=True, image_size=16, pad=2, seed=3), device="cpu")
 ident = logit_cache.cache_identity(sd, train, loader, Precision(), 2)
 def make():
     net = build(teacher_arch(t.SPACE), t.SPACE, t.CLASSES)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.loader import DeviceLoader
+from ..data.loader import DeviceLoader, LoaderConfig
 from ..data.registry import load_dataset
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build, build_remapped, teacher_arch
@@ -41,8 +41,8 @@ def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: i
     idx = np.sort(rng.choice(len(arrays), size=min(n, len(arrays)), replace=False))
     if len(idx) < 2:
         raise DassError(f"{dataset} has fewer than 2 train images")
-    loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
-                          flip=False, device=device)
+    loader = DeviceLoader(arrays.subset(idx), LoaderConfig(len(idx), train=False, image_size=space.image_size,
+                                                           pad=0, flip=False), device=device)
     return next(iter(loader))
 
 

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from .. import config as cfgmod
 from ..data.arrays import ImageArrays, check_splits
-from ..data.loader import DeviceLoader
+from ..data.loader import DeviceLoader, LoaderConfig
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
 from ..space import Arch, SpaceConfig, build, macs, params, remap, teacher_arch
@@ -297,13 +297,13 @@ def make_loaders(train: ImageArrays, test: ImageArrays, recipe: Recipe, space: S
     """Augmented, sharded train loader (global batch ``recipe.batch_size``) and a plain test loader."""
     size = space.image_size
     pad = size // 8 if recipe.crop_pad is None else recipe.crop_pad
-    common = dict(image_size=size, mean=recipe.mean, std=recipe.std, device=ctx.device, seed=seed,
-                  rank=ctx.rank, world_size=ctx.world_size, channels_last=precision.channels_last)
-    tr = DeviceLoader(train, per_process_batch(recipe.batch_size, ctx), train=True, pad=pad,
-                      flip=recipe.flip, **common)
+    common = dict(image_size=size, mean=recipe.mean, std=recipe.std, seed=seed, rank=ctx.rank,
+                  world_size=ctx.world_size, channels_last=precision.channels_last)
+    tr = DeviceLoader(train, LoaderConfig(per_process_batch(recipe.batch_size, ctx), train=True, pad=pad,
+                                          flip=recipe.flip, **common), ctx.device)
     if len(tr) == 0:
         raise DassError(f"dataset {train.name}: {len(train)} train images give no full batch of {recipe.batch_size}")
-    te = DeviceLoader(test, recipe.eval_batch_size, train=False, pad=0, flip=False, **common)
+    te = DeviceLoader(test, LoaderConfig(recipe.eval_batch_size, train=False, pad=0, flip=False, **common), ctx.device)
     return tr, te
 
 
