@@ -28,7 +28,7 @@ import torch
 from common import (ROOT, base_parser, check, emit_json, markdown_table, median, setup, time_interleaved,
                     timed, verdict)
 from dass.data.arrays import ImageArrays
-from dass.data.loader import DeviceLoader, make_pil_loader
+from dass.data.loader import DeviceLoader, LoaderConfig, make_pil_loader
 from dass.data.registry import list_datasets, load_dataset
 
 BATCH = 64
@@ -61,7 +61,7 @@ def check_eval(arrays: ImageArrays, sizes: list[int], device) -> dict:
     native = arrays.image_size[0]
     out = {}
     for size in [native] + [s for s in sizes if s != native]:
-        dev = stack_epoch(DeviceLoader(arrays, BATCH, train=False, image_size=size, pad=0, device=device))
+        dev = stack_epoch(DeviceLoader(arrays, LoaderConfig(BATCH, train=False, image_size=size, pad=0), device=device))
         pil = stack_epoch(make_pil_loader(arrays, BATCH, train=False, image_size=size))
         diff = float((dev - pil).abs().max())
         out[size] = diff
@@ -80,7 +80,7 @@ def check_train(arrays: ImageArrays, device) -> None:
 
     size = arrays.image_size[0]
     pad = size // 8
-    loader = DeviceLoader(arrays, BATCH, train=True, image_size=size, pad=pad, device=device, seed=3)
+    loader = DeviceLoader(arrays, LoaderConfig(BATCH, train=True, image_size=size, pad=pad, seed=3), device=device)
     loader.set_epoch(1)
     plan = loader.epoch_plan()
     x, y = next(iter(loader))
@@ -111,7 +111,7 @@ def epoch_runner(loader, device, device_loader: bool):
 
 
 def bench_size(arrays: ImageArrays, size: int, device, repeats: int, warmup: int) -> dict:
-    setup_s, dev_loader = timed(lambda: DeviceLoader(arrays, BATCH, train=True, image_size=size,
+    setup_s, dev_loader = timed(lambda: DeviceLoader(arrays, LoaderConfig(BATCH, train=True, image_size=size),
                                                      device=device), device)
     contenders = {"DeviceLoader": epoch_runner(dev_loader, device, True)}
     for w in (0, 2):

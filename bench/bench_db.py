@@ -42,7 +42,10 @@ import torch
 
 from common import ROOT, base_parser, check, emit_json, markdown_table, median, setup, time_interleaved, verdict
 from dass import config as cfgmod
-from dass.database import builder as B
+from dass.database import launchers, plan as P
+from dass.database.config import DatabaseConfig
+from dass.database.jobs import JobGroup
+from dass.database.runners import run_group
 from dass.io import atomic_torch_save, read_json
 from dass.space import build, load_space, teacher_arch
 
@@ -72,7 +75,7 @@ def write_random_teacher(path: Path, space, classes: int, dataset: str) -> None:
                        "metrics": {"best_acc": 50.0, "final_acc": 50.0}}, path)
 
 
-def bench_config(args, scratch: Path) -> tuple[B.DatabaseConfig, list[str]]:
+def bench_config(args, scratch: Path) -> tuple[DatabaseConfig, list[str]]:
     """The build config both paths share (tasks, students, recipe, workers); notes on stand-ins."""
     raw = cfgmod.read_with_bases(ROOT / args.config)
     for key in ("space", "teachers_dir"):
@@ -124,7 +127,7 @@ def bench_config(args, scratch: Path) -> tuple[B.DatabaseConfig, list[str]]:
             raw["workers"] = args.workers
     raw.update(launcher="local", device=str(args.device_resolved), threads_per_worker=max(args.threads, 0),
                lockstep=args.lockstep, teacher_logit_cache=False, out=str(scratch / "out"))
-    return cfgmod.from_dict(B.DatabaseConfig, raw, where=args.config), notes
+    return cfgmod.from_dict(DatabaseConfig, raw, where=args.config), notes
 
 
 # ------------------------------------------------------------------------------ one path
@@ -132,17 +135,17 @@ def bench_config(args, scratch: Path) -> tuple[B.DatabaseConfig, list[str]]:
 class StudentPhase:
     """The builder's student phase for one config: persistent workers, a fresh work folder per run."""
 
-    def __init__(self, cfg: B.DatabaseConfig, plan: dict):
+    def __init__(self, cfg: DatabaseConfig, plan: dict):
         self.cfg = cfg
-        self.groups = B.interleave_tasks(B.group_jobs(plan, cfg.lockstep))  # the order build() runs them in
+        self.groups = P.interleave_tasks(P.group_jobs(plan, cfg.lockstep))  # the order build() runs them in
         self.pool = None
         self.cpu: list[float] = []   # CPU seconds of every run
         if cfg.workers > 1:
-            self.pool = mp.get_context("spawn").Pool(cfg.workers, initializer=B._worker_init,
+            self.pool = mp.get_context("spawn").Pool(cfg.workers, initializer=launchers._worker_init,
                                                       initargs=(cfgmod.to_dict(cfg),))
-            list(self.pool.imap_unordered(B._worker_group, [B.JobGroup("warm-up")] * cfg.workers))
+            list(self.pool.imap_unordered(launchers._worker_group, [JobGroup("warm-up")] * cfg.workers))
         else:
-            self.task_cache = B.TaskCache(cfg)
+            self.task_cache = P.TaskCache(cfg)
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) used so far by the processes doing the work."""
@@ -160,9 +163,9 @@ class StudentPhase:
         shutil.rmtree(self.cfg.work_dir, ignore_errors=True)
         cpu0 = self.cpu_seconds()
         if self.pool is not None:
-            trained = sum(self.pool.imap_unordered(B._worker_group, self.groups))
+            trained = sum(self.pool.imap_unordered(launchers._worker_group, self.groups))
         else:
-            trained = sum(B.run_group(self.cfg, g, self.task_cache) for g in self.groups)
+            trained = sum(run_group(self.cfg, g, self.task_cache) for g in self.groups)
         self.cpu.append(self.cpu_seconds() - cpu0)
         return trained
 
@@ -204,7 +207,7 @@ def main() -> None:
         old_cfg = dataclasses.replace(old_cfg, work_dir=str(scratch / "work_old"))
         new_cfg = dataclasses.replace(old_cfg, work_dir=str(scratch / "work_new"), lockstep=args.new_lockstep,
                                       teacher_logit_cache=True)
-        plan = B.plan_students(old_cfg, B.TaskCache(old_cfg))
+        plan = P.plan_students(old_cfg, P.TaskCache(old_cfg))
         students = sum(len(j) for j in plan.values())
         for note in notes:
             print(f"note: {note}")

@@ -41,9 +41,9 @@ from bench_data import load_or_synthesise, quick_subset
 from common import (ROOT, base_parser, check, deterministic_kernels, emit_json, markdown_table, median,
                     peak_tflops, setup, time_interleaved, verdict)
 from dass import config as cfgmod
-from dass.data.loader import DeviceLoader, make_pil_loader
+from dass.data.loader import DeviceLoader, LoaderConfig, make_pil_loader
 from dass.space import Arch, build, load_space, macs, remap, teacher_arch
-from dass.train import KDRecipe, kd_train
+from dass.train import KDRecipe, KDSetting, kd_train
 from dass.train.distributed import single_process
 from dass.train.trainer import Precision, kd_learner, load_teacher_net, precision_for
 
@@ -147,10 +147,11 @@ def check_same_step(arch: Arch, space, teacher_sd: dict, train, recipe: KDRecipe
 def _max_step_difference(arch, space, teacher_sd, train, recipe, device, steps, step) -> float:
     ctx = single_process(device)
     fp32 = Precision()
-    loader = DeviceLoader(train, recipe.batch_size, train=True, image_size=space.image_size,
-                          pad=recipe.crop_pad, device=device, seed=0)
+    loader = DeviceLoader(train, LoaderConfig(recipe.batch_size, train=True, image_size=space.image_size,
+                                              pad=recipe.crop_pad, seed=0), device=device)
     batches = [b for _, b in zip(range(steps), loader)]
-    learner = kd_learner(arch, space, teacher_sd, train, recipe, 0, REMAP, len(loader), ctx, fp32)
+    setting = KDSetting(space, teacher_sd, train, train, recipe, remap=REMAP)   # the test split: not read here
+    learner = kd_learner(arch, setting, 0, len(loader), ctx, fp32)
     teacher = load_teacher_net(space, teacher_sd, train.num_classes, ctx, fp32)
     student, ref_teacher = reference_models(arch, space, teacher_sd, train.num_classes, 0, device)
     opt, sched = reference_optimizer(student, recipe, recipe.epochs * len(loader))
@@ -200,8 +201,8 @@ def bench_profile(profile: str, train, test, args, device) -> dict:
     results = {}
 
     def trainer():
-        results["trainer"] = kd_train(arch, space, teacher_sd, train, test, recipe, seed=1, device=str(device),
-                                      remap=REMAP)
+        results["trainer"] = kd_train(arch, KDSetting(space, teacher_sd, train, test, recipe, remap=REMAP,
+                                                      device=str(device)), seed=1)
 
     def reference():
         results["reference"] = reference_kd(arch, space, teacher_sd, train, test, recipe, 1, device)

@@ -25,7 +25,7 @@ from bench_kd import REMAP, random_teacher, read_recipe
 from common import (ROOT, base_parser, check, emit_json, markdown_table, median, setup, time_interleaved,
                     verdict)
 from dass.space import load_space, sample_unique
-from dass.train import kd_train, kd_train_many
+from dass.train import KDSetting, kd_train, kd_train_many
 
 TARGET = 1.3
 COMPARED = ("best_acc", "final_acc", "final_loss")
@@ -53,14 +53,13 @@ def main() -> None:
           f"{torch.get_num_threads()}, K = {args.k}, {recipe.epochs} epoch(s) at batch {recipe.batch_size}")
 
     out = {}
+    setting = KDSetting(space, teacher_sd, train, test, recipe, remap=REMAP, device=str(device))
 
     def sequential():
-        out["sequential"] = [kd_train(a, space, teacher_sd, train, test, recipe, seed=1, device=str(device),
-                                      remap=REMAP) for a in archs]
+        out["sequential"] = [kd_train(a, setting, seed=1) for a in archs]
 
     def lockstep():
-        out["lockstep"] = kd_train_many(archs, space, teacher_sd, train, test, recipe, seed=1,
-                                        device=str(device), remap=REMAP)
+        out["lockstep"] = kd_train_many(archs, setting, seed=1)
 
     seconds = time_interleaved({"sequential": sequential, "lockstep": lockstep}, device, args.repeats, args.warmup)
     same = all(s[k] == m[k] for s, m in zip(out["sequential"], out["lockstep"]) for k in COMPARED)

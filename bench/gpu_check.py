@@ -172,7 +172,7 @@ def kd_rate(profile: str, k: int, ctx) -> dict:
     from bench_kd import middle_arch
     from dass import config as cfgmod
     from dass.space import build, load_space, teacher_arch
-    from dass.train import KDRecipe, kd_train_many
+    from dass.train import KDRecipe, KDSetting, kd_train_many
     space = load_space(config_path("space", profile))
     recipe_d = cfgmod.read_yaml(config_path("kd", profile))["recipe"]
     if ctx.dry:  # 8 noise images of 4 classes at 32 px: one step at batch 8
@@ -192,7 +192,7 @@ def kd_rate(profile: str, k: int, ctx) -> dict:
         if ctx.device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        kd_train_many(archs, space, teacher_sd, train, test, recipe, seed=1, device=ctx.device)
+        kd_train_many(archs, KDSetting(space, teacher_sd, train, test, recipe, device=ctx.device), seed=1)
         if ctx.device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0, epochs * (len(train) // recipe.batch_size), recipe.batch_size
@@ -229,7 +229,8 @@ def part_labels(ctx) -> dict:
     from scipy.stats import spearmanr
 
     from dass import config as cfgmod
-    from dass.database import builder as B
+    from dass.database import plan as P
+    from dass.database.runners import run_group
     from dass.database.config import DatabaseConfig
     from dass.io import safe_torch_load
     n_students = 4 if ctx.dry else 24
@@ -243,13 +244,13 @@ def part_labels(ctx) -> dict:
     order = np.argsort(np.asarray(st["macs"]), kind="stable")
     chosen = order[::2][:n_students] if not ctx.dry else order[:: max(1, len(order) // n_students)][:n_students]
     want = {json.dumps(st["arch"][i], sort_keys=True): int(i) for i in chosen}
-    cache = B.TaskCache(cfg)
-    jobs = [j for j in B.plan_students(cfg, cache)["glyphs-hebrew"] if json.dumps(j.arch, sort_keys=True) in want]
+    cache = P.TaskCache(cfg)
+    jobs = [j for j in P.plan_students(cfg, cache)["glyphs-hebrew"] if json.dumps(j.arch, sort_keys=True) in want]
     if len(jobs) != len(want):
         raise RuntimeError(f"the builder sampled {len(jobs)} of the {len(want)} shipped students chosen")
-    for group in B.group_jobs({"glyphs-hebrew": jobs}, cfg.lockstep):
-        B.run_group(cfg, group, cache)
-    res = {json.dumps(r["arch"], sort_keys=True): r for r in B.finished_results(cfg, jobs)}
+    for group in P.group_jobs({"glyphs-hebrew": jobs}, cfg.lockstep):
+        run_group(cfg, group, cache)
+    res = {json.dumps(r["arch"], sort_keys=True): r for r in P.finished_results(cfg, jobs)}
     idx = [want[a] for a in sorted(want)]
     gpu = np.array([res[a]["best_acc"] for a in sorted(want)])
     s1, s2 = (np.asarray(st["best_acc_seeds"])[idx, c] for c in (0, 1))

@@ -44,7 +44,7 @@ from dass.predictor.adapt import predict_task  # noqa: E402
 from dass.predictor.data import cost_features, load_tasks  # noqa: E402
 from dass.predictor.meta_train import accuracy_errors  # noqa: E402
 from dass.predictor.metrics import task_metrics  # noqa: E402
-from dass.predictor.model import load_predictor  # noqa: E402
+from dass.predictor.checkpoint import load_predictor  # noqa: E402
 
 BASE = "configs/predictor/paper.yaml"
 CPU = ["target=standardized", "cost_features=true", "first_order=true", "episodes=300"]

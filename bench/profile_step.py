@@ -28,10 +28,10 @@ from common import ROOT, base_parser, emit_json, markdown_table, setup
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays
 from dass.data.registry import list_datasets, load_dataset
-from dass.database.builder import _task_seed, sample_students
+from dass.database.plan import _task_seed, sample_students
 from dass.space import load_space
 from dass.teacher import load_teacher
-from dass.train import KDRecipe
+from dass.train import KDRecipe, KDSetting
 from dass.train.distributed import single_process
 from dass.train.trainer import Precision, kd_learner, load_teacher_net, make_loaders
 
@@ -83,8 +83,9 @@ def main() -> None:
     teacher_ms = 1000 * (time.perf_counter() - t0) / len(batches)
 
     shares, total = defaultdict(float), 0.0
+    setting = KDSetting(space, sd, tr, tr, recipe)   # the test split: not read by kd_learner
     for a in archs:
-        learner = kd_learner(a, space, sd, tr, recipe, 1, "copy_paste_first", len(loader), ctx, Precision())
+        learner = kd_learner(a, setting, 1, len(loader), ctx, Precision())
         learner.start_epoch()
         for (x, y), t in zip(batches[:2], logits[:2]):   # warm-up (oneDNN builds its kernels)
             learner.train_step(x, y, t)
@@ -105,7 +106,7 @@ def main() -> None:
         weights = {}
         for name, cl in (("NCHW", False), ("channels_last", True)):
             prec = Precision(None, cl)
-            learner = kd_learner(a, space, sd, tr, recipe, 1, "copy_paste_first", len(loader), ctx, prec)
+            learner = kd_learner(a, setting, 1, len(loader), ctx, prec)
             learner.start_epoch()
             xs = [x.contiguous(memory_format=torch.channels_last) if cl else x for x, _ in batches]
             for i, (x, (_, y), t) in enumerate(zip(xs, batches, logits)):

@@ -38,6 +38,7 @@ from dass.data.registry import load_dataset  # noqa: E402
 from dass.database.format import load_task_db, seed_agreement  # noqa: E402
 from dass.space import Arch, SpaceConfig  # noqa: E402
 from dass.teacher.checkpoint import load_teacher  # noqa: E402
+from dass.train.kd_setting import KDSetting  # noqa: E402
 from dass.train.lockstep import kd_train_many  # noqa: E402
 from dass.train.recipe import KDRecipe  # noqa: E402
 
@@ -67,8 +68,8 @@ def train(task: dict, pick: list[int], plan: list[tuple[int, int]], out: Path, d
                 continue
             idx = pick[g:g + GROUP]
             t0 = time.perf_counter()
-            res = kd_train_many([Arch.from_dict(task["students"]["arch"][i]) for i in idx], space, sd, tr, te,
-                                recipe, seed=seed, device="cpu", remap="random_init")
+            res = kd_train_many([Arch.from_dict(task["students"]["arch"][i]) for i in idx],
+                                KDSetting(space, sd, tr, te, recipe, remap="random_init", device="cpu"), seed=seed)
             wall = time.perf_counter() - t0
             f.write_text(json.dumps({"idx": idx, "wall_s": wall, "epochs": epochs, "seed": seed,
                                      "best_acc": [r["best_acc"] for r in res],

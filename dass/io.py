@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -81,15 +80,6 @@ def read_json(path):
         raise DassError(f"{path}: not a UTF-8 JSON text file (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise DassError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
-def file_sha256(path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read ``chunk`` bytes at a time."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def atomic_torch_save(obj, path) -> None:

@@ -9,111 +9,22 @@ holds another identity, before anything in it is written, naming what differs; :
 writes ``identity.json`` into the folder. Default run folders carry the first characters of the
 hash, so two different runs never meet.
 
-File hashes are cached by (absolute path, size, modification time) in
-``$DASS_CACHE_DIR/file_hashes.json`` (default ``~/.cache/dass``), so a large dataset is read once;
-an unwritable cache only costs the re-reading.
+The content hashes themselves (files, cached; datasets) are :mod:`dass.hashing`'s.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 from pathlib import Path
 
 from . import __version__
 from .errors import DassError
-from .io import atomic_write_json, file_lock, file_sha256
+from .hashing import canonical_json, json_sha256
+from .io import atomic_write_json, file_lock
 
 IDENTITY_FILE = "identity.json"
 # Bumped when a change of the code changes what a run with the same inputs produces.
 IDENTITY_VERSION = 1
-_CACHE_MAX = 20000
-_cache: dict | None = None
-_cache_file: Path | None = None
-
-
-def _cache_path() -> Path:
-    root = os.environ.get("DASS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dass"
-    return Path(root) / "file_hashes.json"
-
-
-def _load_cache() -> dict:
-    global _cache, _cache_file
-    if _cache is None or _cache_file != _cache_path():
-        _cache_file = _cache_path()
-        try:
-            d = json.loads(_cache_file.read_text())
-            _cache = d if isinstance(d, dict) else {}
-        except (OSError, ValueError):
-            _cache = {}
-    return _cache
-
-
-def _save_cache() -> None:
-    cache = _load_cache()
-    while len(cache) > _CACHE_MAX:
-        cache.pop(next(iter(cache)))
-    try:
-        atomic_write_json(_cache_path(), cache, indent=0)
-    except OSError:
-        pass  # a cache that cannot be written only means hashing again next time
-
-
-def _stamp(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def file_hash(path, _save: bool = True) -> str:
-    """sha256 of a file's bytes (cached by path, size and modification time)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DassError(f"file not found: {path}")
-    cache = _load_cache()
-    key = _stamp(path)
-    if key not in cache:
-        cache[key] = file_sha256(path)
-        if _save:
-            _save_cache()
-    return cache[key]
-
-
-def folder_hash(folder) -> str:
-    """Hash of every file under ``folder`` (relative names and contents; hidden files skipped)."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    for p in files:
-        h.update(f"{p.relative_to(folder).as_posix()}\0{file_hash(p, _save=False)}\n".encode())
-    _save_cache()
-    return h.hexdigest()
-
-
-def dataset_hash(arrays) -> str:
-    """Content hash of a loaded dataset split: exactly the files its reader read (``arrays.files``,
-    through the cache; dot-files and files behind symbolic links included when the reader read them,
-    nothing else of the folder), plus which images it takes and their labels; without such a list,
-    every file of the folder of ``arrays.source``, or the bytes in memory when it came from nowhere
-    on disk. The one data identity of the pipeline, the stages and the database build."""
-    src = Path(arrays.source) if arrays.source else None
-    h = hashlib.sha256()
-    h.update(json.dumps([arrays.name, len(arrays), int(arrays.num_classes), list(arrays.images.shape)]).encode())
-    h.update(arrays.labels.tobytes())
-    files = getattr(arrays, "files", None)
-    if files:
-        base = None if src is None else src if src.is_dir() else src.parent   # names relative to the data
-        for f in files:
-            f = Path(f)
-            name = f.relative_to(base).as_posix() if base is not None and f.is_relative_to(base) else str(f)
-            h.update(f"{name}\0{file_hash(f, _save=False)}\n".encode())
-        _save_cache()
-    elif src is not None and src.exists():
-        h.update(folder_hash(src if src.is_dir() else src.parent).encode())
-    else:
-        h.update(arrays.images.tobytes())
-    return h.hexdigest()
 
 
 def _flatten(d, prefix: str = "") -> dict:
@@ -134,8 +45,7 @@ def identity(kind: str, config: dict, drop=(), **inputs) -> dict:
     parts = {"kind": kind, "code": {"identity": IDENTITY_VERSION, "dass": __version__,
                                     "torch": ".".join(torch.__version__.split(".")[:2])},
              "config": flat, "inputs": inputs}
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return {"hash": hashlib.sha256(text.encode()).hexdigest()[:16], **json.loads(text)}
+    return {"hash": json_sha256(parts, compact=False)[:16], **json.loads(canonical_json(parts, compact=False))}
 
 
 def short(ident: dict) -> str:

@@ -13,7 +13,7 @@ mapfile -t DIRS < <("$PY" - "$CONFIG" "$@" <<'EOF'
 import sys
 from pathlib import Path
 from dass.config import load
-from dass.database.builder import DatabaseConfig
+from dass.database.config import DatabaseConfig
 cfg = load(DatabaseConfig, sys.argv[1], sys.argv[2:])
 for d in (cfg.out, cfg.work_dir, cfg.teachers_dir or Path(cfg.work_dir) / "teachers"):
     print(d)

@@ -25,7 +25,7 @@ fi
 RESOLVED=$("$PY" - "$CONFIG" "$@" <<'PYEOF'
 import sys
 from dass.config import load
-from dass.data.glyphs import load_config as load_glyphs
+from dass.data.glyph_config import load_config as load_glyphs
 from dass.database.config import DatabaseConfig
 from dass.errors import DassError
 try:

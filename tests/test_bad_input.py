@@ -444,7 +444,7 @@ def test_malformed_teacher_entries_are_one_error(files, tmp_path, entry, value, 
 
 def test_malformed_predictor_and_candidates_are_one_error(files, tmp_path):
     from dass.errors import DassError
-    from dass.predictor.model import load_predictor
+    from dass.predictor.checkpoint import load_predictor
     from dass.search import read_candidates
     d = torch.load(files["predictor"], weights_only=True)
     atomic_torch_save({**d, "target": "raw"}, tmp_path / "p.pt")

@@ -48,7 +48,7 @@ def numeric_keys(cls, prefix: str = "") -> list[tuple[str, bool]]:
 
 
 def _configs():
-    from dass.data.glyphs import GlyphsConfig
+    from dass.data.glyph_config import GlyphsConfig
     from dass.database.config import DatabaseConfig
     from dass.evaluation import EvaluationConfig
     from dass.kd import KDRunConfig

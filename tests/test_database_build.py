@@ -139,7 +139,7 @@ def test_committed_cpu_database_validates():
 
 def test_groups_interleave_over_tasks():
     """Workers start on different tasks: groups a1 a2 a3 b1 c1 c2 run as a1 b1 c1 a2 c2 a3."""
-    from dass.database.builder import interleave_tasks
+    from dass.database.plan import interleave_tasks
     from dass.database.jobs import JobGroup
     groups = [JobGroup(t, [i]) for t, i in (("a", 1), ("a", 2), ("a", 3), ("b", 1), ("c", 1), ("c", 2))]
     order = [(g.task, g.jobs[0]) for g in interleave_tasks(groups)]

@@ -13,12 +13,13 @@ from scipy import stats
 
 from assets.tiny_db import write_build_config, write_quadrant_glyphs
 from dass.config import load
-from dass.database.builder import DatabaseConfig, TaskCache, plan_students
+from dass.database.config import DatabaseConfig
+from dass.database.plan import TaskCache, plan_students
 from dass.database.compare import compare_dbs
 from dass.database.format import load_db, load_task_db, save_task_db
 from dass.errors import DassError
 from dass.space import Arch
-from dass.train import kd_train
+from dass.train import KDSetting, kd_train
 
 
 def _run(args):
@@ -68,7 +69,7 @@ def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(
     tr, te = cache.data(task)
     _, sd, _ = cache.teacher(task)
     arch = Arch.from_dict(sc_t["students"]["arch"][0])
-    want = kd_train(arch, cache.space, sd, tr, te, cfg.kd, seed=1, device="cpu", remap="random_init")
+    want = kd_train(arch, KDSetting(cache.space, sd, tr, te, cfg.kd, remap="random_init", device="cpu"), seed=1)
     assert float(sc_t["students"]["best_acc_seeds"][0, 0]) == pytest.approx(want["best_acc"], abs=1e-4)
     # the same jobs as remap=random_init with kd.alpha=1.0 (no scratch flag): results are shared
     plain = load(DatabaseConfig, sc_cfg, ["scratch=false", "remap=random_init"])

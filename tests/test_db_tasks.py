@@ -17,7 +17,8 @@ from dass.config import from_dict, load
 from dass.data.registry import load_dataset
 from dass.data.subset import parse_subset, subset_name
 from dass.database import __main__ as db_cli
-from dass.database.builder import DatabaseConfig, TaskCache, plan_students
+from dass.database.config import DatabaseConfig
+from dass.database.plan import TaskCache, plan_students
 from dass.database.format import load_db, seed_agreement
 from dass.database.subsets import SubsetTaskSpec, expand, pool_classes
 from dass.errors import DassError

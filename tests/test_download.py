@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from dass.data import download
+from dass.data import download, file_checks, transfer
 from dass.errors import DassError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_resume_after_truncated_transfer_fetches_nothing_twice(server, tmp_path)
     data = npy_bytes(np.arange(5000, dtype=np.int64))  # 40128 bytes
     server.files["/f/values.npy"] = data
     server.cut_after["/f/values.npy"] = 1000
-    target = download.download_file(f"{server.base_url}/f/values.npy", tmp_path / "values.npy", **FAST)
+    target = transfer.download_file(f"{server.base_url}/f/values.npy", tmp_path / "values.npy", **FAST)
     assert target.read_bytes() == data
     assert server.served["/f/values.npy"] == len(data)
     assert server.requests == [("/f/values.npy", None), ("/f/values.npy", "bytes=1000-")]
@@ -193,7 +193,7 @@ def test_server_without_range_support_restarts_from_zero(server, tmp_path):
     server.files["/f/v.npy"] = data
     server.cut_after["/f/v.npy"] = 700
     server.ignore_range.add("/f/v.npy")
-    target = download.download_file(f"{server.base_url}/f/v.npy", tmp_path / "v.npy", **FAST)
+    target = transfer.download_file(f"{server.base_url}/f/v.npy", tmp_path / "v.npy", **FAST)
     assert target.read_bytes() == data
     assert server.served["/f/v.npy"] == 700 + len(data)
 
@@ -202,7 +202,7 @@ def test_complete_part_file_is_finished_without_refetching(server, tmp_path):
     data = npy_bytes(np.arange(50, dtype=np.uint8))
     server.files["/f/done.npy"] = data
     (tmp_path / "done.npy.part").write_bytes(data)  # a run that died before the rename
-    target = download.download_file(f"{server.base_url}/f/done.npy", tmp_path / "done.npy", **FAST)
+    target = transfer.download_file(f"{server.base_url}/f/done.npy", tmp_path / "done.npy", **FAST)
     assert target.read_bytes() == data
     assert server.requests == [("/f/done.npy", f"bytes={len(data)}-")]
     assert server.served["/f/done.npy"] == 0
@@ -213,7 +213,7 @@ def test_server_error_then_success(server, tmp_path):
     data = npy_bytes(np.arange(10, dtype=np.int32))
     server.files["/f/a.npy"] = data
     server.fail_500["/f/a.npy"] = 2
-    target = download.download_file(f"{server.base_url}/f/a.npy", tmp_path / "a.npy", **FAST)
+    target = transfer.download_file(f"{server.base_url}/f/a.npy", tmp_path / "a.npy", **FAST)
     assert np.array_equal(np.load(target), np.arange(10))
     assert len(server.requests) == 3
 
@@ -222,7 +222,7 @@ def test_server_errors_beyond_retries_give_up(server, tmp_path):
     server.files["/f/a.npy"] = npy_bytes(np.arange(3))
     server.fail_500["/f/a.npy"] = 10
     with pytest.raises(DassError, match="HTTP 500"):
-        download.download_file(f"{server.base_url}/f/a.npy", tmp_path / "a.npy", retries=2,
+        transfer.download_file(f"{server.base_url}/f/a.npy", tmp_path / "a.npy", retries=2,
                                backoff=0.01, timeout=5.0)
     assert len(server.requests) == 3  # first try + 2 retries
     assert list(tmp_path.iterdir()) == []
@@ -231,7 +231,7 @@ def test_server_errors_beyond_retries_give_up(server, tmp_path):
 def test_permanent_404_leaves_nothing(server, tmp_path):
     url = f"{server.base_url}/f/missing.npy"
     with pytest.raises(DassError, match=r"missing\.npy.*HTTP 404"):
-        download.download_file(url, tmp_path / "sub" / "missing.npy", **FAST)
+        transfer.download_file(url, tmp_path / "sub" / "missing.npy", **FAST)
     assert len(server.requests) == 1  # not retried
     assert not (tmp_path / "sub" / "missing.npy").exists()
     assert not (tmp_path / "sub" / "missing.npy.part").exists()
@@ -244,7 +244,7 @@ def test_permanent_404_leaves_nothing(server, tmp_path):
 def test_corrupt_npy_refused_and_removed(server, tmp_path, corrupt, problem):
     server.files["/f/x.npy"] = corrupt(npy_bytes(np.arange(6, dtype=np.int64)))
     with pytest.raises(DassError, match=problem):
-        download.download_file(f"{server.base_url}/f/x.npy", tmp_path / "x.npy", **FAST)
+        transfer.download_file(f"{server.base_url}/f/x.npy", tmp_path / "x.npy", **FAST)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -278,7 +278,7 @@ def test_tiny_imagenet_labels_checked_against_images_in_parent(tmp_path):
     part = folder / "labels" / "valid_labels.npy.part"
     part.write_bytes(npy_bytes(np.array([0, 1, 2], np.int16)))
     with pytest.raises(DassError, match="3 labels, but .*valid_images.npy holds 4"):
-        download.validate_file(part, folder / "labels" / "valid_labels.npy", num_classes=200)
+        file_checks.validate_file(part, folder / "labels" / "valid_labels.npy", num_classes=200)
 
 
 def test_manifest_detects_tampering(server, tmp_path):
@@ -338,7 +338,7 @@ def test_zip_escaping_member_refused(tmp_path, evil):
     zip_path.write_bytes(zip_bytes({"good.txt": b"fine", evil: b"bad"}))
     dest = tmp_path / "dest"
     with pytest.raises(DassError, match="refusing to extract anything"):
-        download.safe_extract_zip(zip_path, dest)
+        transfer.safe_extract_zip(zip_path, dest)
     assert not dest.exists()
     assert not (tmp_path / "escape.txt").exists()
 
@@ -351,7 +351,7 @@ def test_zip_symlink_member_refused(tmp_path):
         zf.writestr("good.txt", b"fine")
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(DassError, match="symbolic link"):
-        download.safe_extract_zip(zip_path, tmp_path / "dest")
+        transfer.safe_extract_zip(zip_path, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
 
 

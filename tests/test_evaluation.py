@@ -157,7 +157,7 @@ def test_every_builtin_scorer_scores_every_student(tiny):
 def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_input(tiny, tmp_path):
     """Scores read from the cache equal those computed without it (archs_proxy called directly); a
     different batch, teacher or student list is a miss; a damaged entry is recomputed and rewritten."""
-    from dass.proxies.batch import archs_proxy
+    from dass.proxies.batch import ProxySetting, archs_proxy
     root, tasks = tiny
     task = tasks["dtd"]
     cache = tmp_path / "cache"
@@ -170,8 +170,9 @@ def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_in
     s1 = bl.make_scorer("naswot").score(task, first)
     assert first._cache.misses == 1 and len(list(cache.glob("dtd.naswot-*.json"))) == 1
     x, y = first.proxy_batch(task)
-    direct = archs_proxy("naswot", bl.task_archs(task), bl.task_space(task), int(task["task"]["num_classes"]),
-                         first.teacher_state(task), str(task.get("remap", "copy_paste_first")), x, y, "cpu")
+    setting = ProxySetting(bl.task_space(task), int(task["task"]["num_classes"]), first.teacher_state(task),
+                           str(task.get("remap", "copy_paste_first")), "cpu")
+    direct = archs_proxy("naswot", bl.task_archs(task), setting, (x, y))
     np.testing.assert_array_equal(s1, direct)
     again = ctx()
     np.testing.assert_array_equal(bl.make_scorer("naswot").score(task, again), direct)

@@ -7,7 +7,7 @@ import pytest
 from fontTools.ttLib import TTFont
 from PIL import ImageFont
 
-from dass.data import glyphs
+from dass.data import glyph_config, glyph_fonts, glyphs
 from dass.data.registry import load_dataset
 from dass.errors import DassError
 
@@ -17,7 +17,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "data" / "glyphs.yam
 def _config(out_root, only, **overrides):
     items = [f"out_root={out_root}", f"only=[{','.join(only)}]", "train_per_class=3", "test_per_class=2"]
     items += [f"{k}={v}" for k, v in overrides.items()]
-    return glyphs.load_config(SHIPPED, items)
+    return glyph_config.load_config(SHIPPED, items)
 
 
 def _files(folder: Path) -> dict:
@@ -25,12 +25,12 @@ def _files(folder: Path) -> dict:
 
 
 def test_code_point_syntax():
-    assert glyphs.parse_code_points(["A-C", "0x3B1", 0x41, "U+0394-U+0395", "-"]) == \
+    assert glyph_config.parse_code_points(["A-C", "0x3B1", 0x41, "U+0394-U+0395", "-"]) == \
         [65, 66, 67, 0x3B1, 0x394, 0x395, 45]
     with pytest.raises(ValueError, match="'AB' is not a code point"):
-        glyphs.parse_code_points(["AB"])
+        glyph_config.parse_code_points(["AB"])
     with pytest.raises(ValueError, match="bad code point range"):
-        glyphs.parse_code_points(["0x50-0x41"])
+        glyph_config.parse_code_points(["0x50-0x41"])
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -86,12 +86,12 @@ def _notdef_free_ink(font_path: str, code_point: int) -> bool:
 
 @pytest.mark.slow
 def test_shipped_family_sizes_and_font_coverage():
-    cfg = glyphs.load_config(SHIPPED)
+    cfg = glyph_config.load_config(SHIPPED)
     assert len(cfg.datasets) >= 16
     cmaps: dict[str, set] = {}
     rng = np.random.default_rng(0)
     for spec in cfg.datasets:
-        classes = glyphs.resolve_classes(spec)
+        classes = glyph_fonts.resolve_classes(spec)
         assert len(classes) >= 20, spec.name
         assert len({c.code_point for c in classes}) == len(classes)
         assert all("LastResort" not in f for c in classes for f in c.fonts)
@@ -150,7 +150,7 @@ def test_bad_config_is_one_dass_error_naming_the_file(tmp_path, yaml_text, messa
     f = tmp_path / "g.yaml"
     f.write_text(yaml_text)
     with pytest.raises(DassError, match=message) as e:
-        glyphs.load_config(f)
+        glyph_config.load_config(f)
     assert "g.yaml" in str(e.value)
 
 
@@ -158,4 +158,4 @@ def test_font_pattern_matching_nothing(tmp_path):
     f = tmp_path / "g.yaml"
     f.write_text("datasets: [{name: a, fonts: ['{mpl}/NoSuchFont*.ttf'], code_points: [A-Z]}]")
     with pytest.raises(DassError, match=r"font '\{mpl\}/NoSuchFont\*\.ttf' matches no file"):
-        glyphs.generate_family(glyphs.load_config(f, [f"out_root={tmp_path}"]), progress=False)
+        glyphs.generate_family(glyph_config.load_config(f, [f"out_root={tmp_path}"]), progress=False)

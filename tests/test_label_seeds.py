@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dass.config import from_dict
-from dass.database.builder import seeds_needed, task_seeds
+from dass.database.plan import seeds_needed, task_seeds
 from dass.database.config import DatabaseConfig, TaskSpec
 from dass.database.jobs import StudentJob
 from dass.errors import DassError

@@ -6,7 +6,7 @@ import torch
 from dass.data.arrays import ImageArrays
 from dass.io import safe_torch_load
 from dass.space import Arch, build, load_space, teacher_arch
-from dass.train import KDRecipe, kd_train, kd_train_many
+from dass.train import KDRecipe, KDSetting, kd_train, kd_train_many
 from dass.train import lockstep as lockstep_mod
 
 SPACE = load_space(None, ["name=tiny", "stage_widths=[8,16,32,64]", "depths=[1,2]", "image_size=16",
@@ -64,12 +64,11 @@ def without_time(result):
 def test_lockstep_equals_sequential_bitwise(setting, tmp_path, teacher_forwards):
     teacher_sd, train, test = setting
     forwards = teacher_forwards
-    together = kd_train_many(ARCHS, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
-                             run_dirs=[tmp_path / f"many{i}" for i in range(len(ARCHS))])
+    cpu = KDSetting(SPACE, teacher_sd, train, test, RECIPE, device="cpu")
+    together = kd_train_many(ARCHS, cpu, seed=3, run_dirs=[tmp_path / f"many{i}" for i in range(len(ARCHS))])
     assert len(forwards) == TRAIN_STEPS  # one teacher forward per batch for all three students
     for i, arch in enumerate(ARCHS):
-        alone = kd_train(arch, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
-                         run_dir=tmp_path / f"one{i}")
+        alone = kd_train(arch, cpu, seed=3, run_dir=tmp_path / f"one{i}")
         assert without_time(together[i]) == without_time(alone)
         a = safe_torch_load(tmp_path / f"many{i}" / "last.pt")["model"]
         b = safe_torch_load(tmp_path / f"one{i}" / "last.pt")["model"]
@@ -82,11 +81,11 @@ def test_lockstep_equals_sequential_bitwise(setting, tmp_path, teacher_forwards)
 def test_lockstep_resumes_students_that_are_at_different_epochs(setting, tmp_path):
     teacher_sd, train, test = setting
     dirs = [tmp_path / "a", tmp_path / "b"]
-    reference = kd_train_many(ARCHS[:2], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu")
+    cpu = KDSetting(SPACE, teacher_sd, train, test, RECIPE, device="cpu")
+    reference = kd_train_many(ARCHS[:2], cpu, seed=5)
     # student a finished, student b has nothing yet: b trains alone, a is reloaded untouched
-    kd_train(ARCHS[0], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu", run_dir=dirs[0])
-    resumed = kd_train_many(ARCHS[:2], SPACE, teacher_sd, train, test, RECIPE, seed=5, device="cpu",
-                            run_dirs=dirs)
+    kd_train(ARCHS[0], cpu, seed=5, run_dir=dirs[0])
+    resumed = kd_train_many(ARCHS[:2], cpu, seed=5, run_dirs=dirs)
     assert [without_time(r) for r in resumed] == [without_time(r) for r in reference]
 
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from dass.data.loader import DeviceLoader
+from dass.data.loader import DeviceLoader, LoaderConfig
 from dass.space import Arch, build, teacher_arch
-from dass.train import kd_train, kd_train_many
+from dass.train import KDSetting, kd_train, kd_train_many
+from dass import hashing
 from dass.train import logit_cache
 
 from test_lockstep import RECIPE, SPACE, make_setting, setting, teacher_forwards, without_time  # noqa: F401
@@ -36,14 +37,14 @@ def cache_files(folder: Path):
 
 def test_cached_logits_are_the_teachers_outputs_on_the_loaders_batches(setting, tmp_path):
     teacher_sd, train, test = setting
-    kd_train(ARCHS[0], SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu", logit_cache=tmp_path)
+    kd_train(ARCHS[0], KDSetting(SPACE, teacher_sd, train, test, RECIPE, device="cpu", logit_cache=tmp_path), seed=3)
     (npy,) = tmp_path.glob("*.npy")
     cached = np.load(npy)
     # independently: the same augmented batches (loader seeded 3, epochs 0 and 1) through the teacher
     teacher = build(teacher_arch(SPACE), SPACE, CLASSES)
     teacher.load_state_dict(teacher_sd)
     teacher.eval()
-    loader = DeviceLoader(train, 32, train=True, image_size=16, pad=2, device="cpu", seed=3)
+    loader = DeviceLoader(train, LoaderConfig(32, train=True, image_size=16, pad=2, seed=3), device="cpu")
     expected = []
     with torch.no_grad():
         for epoch in range(2):
@@ -58,15 +59,14 @@ def test_cached_logits_are_the_teachers_outputs_on_the_loaders_batches(setting, 
 
 def test_runs_with_and_without_cache_are_bitwise_identical(setting, tmp_path, forwards):
     teacher_sd, train, test = setting
-    plain = kd_train_many(ARCHS, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
-                          run_dirs=[tmp_path / f"plain{i}" for i in range(2)])
+    cpu = KDSetting(SPACE, teacher_sd, train, test, RECIPE, device="cpu")
+    plain = kd_train_many(ARCHS, cpu, seed=3, run_dirs=[tmp_path / f"plain{i}" for i in range(2)])
     assert len(forwards) == RECIPE.epochs * STEPS
     cache = tmp_path / "cache"
-    miss = kd_train_many(ARCHS, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
-                         run_dirs=[tmp_path / f"miss{i}" for i in range(2)], logit_cache=cache)
+    cached = dataclasses.replace(cpu, logit_cache=cache)
+    miss = kd_train_many(ARCHS, cached, seed=3, run_dirs=[tmp_path / f"miss{i}" for i in range(2)])
     assert len(forwards) == 2 * RECIPE.epochs * STEPS  # the miss ran the teacher once per batch
-    hits = [kd_train(a, SPACE, teacher_sd, train, test, RECIPE, seed=3, device="cpu",
-                     run_dir=tmp_path / f"hit{i}", logit_cache=cache) for i, a in enumerate(ARCHS)]
+    hits = [kd_train(a, cached, seed=3, run_dir=tmp_path / f"hit{i}") for i, a in enumerate(ARCHS)]
     assert len(forwards) == 2 * RECIPE.epochs * STEPS  # hits never run the teacher
     for i in range(2):
         assert without_time(miss[i]) == without_time(plain[i]) == without_time(hits[i])
@@ -80,22 +80,22 @@ def test_runs_with_and_without_cache_are_bitwise_identical(setting, tmp_path, fo
 def test_hit_and_miss_follow_the_identity(setting, tmp_path, forwards):
     teacher_sd, train, test = setting
     args = (SPACE, teacher_sd, train, test)
-    kd_train(ARCHS[0], *args, RECIPE, seed=3, device="cpu", logit_cache=tmp_path)
+    kd_train(ARCHS[0], KDSetting(*args, RECIPE, device="cpu", logit_cache=tmp_path), seed=3)
     n = len(forwards)
     # another learning rate, loss weight or temperature sees the same batches: a hit
     other = dataclasses.replace(RECIPE, lr=0.1, alpha=0.3, temperature=2.0)
-    kd_train(ARCHS[1], *args, other, seed=3, device="cpu", logit_cache=tmp_path)
+    kd_train(ARCHS[1], KDSetting(*args, other, device="cpu", logit_cache=tmp_path), seed=3)
     assert len(forwards) == n and len(cache_files(tmp_path)[0]) == 2
     # another seed, batch size or number of epochs means other batches: misses, one more cache each
     for seed, recipe in ((4, RECIPE), (3, dataclasses.replace(RECIPE, batch_size=16)),
                          (3, dataclasses.replace(RECIPE, epochs=1))):
-        kd_train(ARCHS[0], *args, recipe, seed=seed, device="cpu", logit_cache=tmp_path)
+        kd_train(ARCHS[0], KDSetting(*args, recipe, device="cpu", logit_cache=tmp_path), seed=seed)
         assert len(forwards) == n + recipe.epochs * (96 // recipe.batch_size)
         n = len(forwards)
     assert len(cache_files(tmp_path)[0]) == 2 * 4
     # another teacher: a miss
     other_sd = {k: v + 0.01 if v.is_floating_point() else v for k, v in teacher_sd.items()}
-    kd_train(ARCHS[0], SPACE, other_sd, train, test, RECIPE, seed=3, device="cpu", logit_cache=tmp_path)
+    kd_train(ARCHS[0], KDSetting(SPACE, other_sd, train, test, RECIPE, device="cpu", logit_cache=tmp_path), seed=3)
     assert len(forwards) == n + RECIPE.epochs * STEPS
 
 
@@ -120,19 +120,19 @@ def _damage_no_header(npy: Path):
 @pytest.mark.parametrize("damage", [_damage_flip, _damage_truncate, _damage_header, _damage_no_header])
 def test_damaged_cache_is_rebuilt_and_never_used(setting, tmp_path, forwards, damage):
     teacher_sd, train, test = setting
-    args = (ARCHS[0], SPACE, teacher_sd, train, test, RECIPE)
-    plain = kd_train(*args, seed=3, device="cpu")
-    kd_train(*args, seed=3, device="cpu", logit_cache=tmp_path)
+    plain = kd_train(ARCHS[0], KDSetting(SPACE, teacher_sd, train, test, RECIPE, device="cpu"), seed=3)
+    cached = KDSetting(SPACE, teacher_sd, train, test, RECIPE, device="cpu", logit_cache=tmp_path)
+    kd_train(ARCHS[0], cached, seed=3)
     (npy,) = tmp_path.glob("*.npy")
     good = npy.read_bytes()
     damage(npy)
     n = len(forwards)
-    again = kd_train(*args, seed=3, device="cpu", logit_cache=tmp_path)
+    again = kd_train(ARCHS[0], cached, seed=3)
     assert len(forwards) == n + RECIPE.epochs * STEPS     # detected: the teacher ran again
     assert without_time(again) == without_time(plain)     # the damaged values were not used
     assert npy.read_bytes() == good                         # and the cache was rewritten intact
     assert cache_files(tmp_path) == ([npy.with_suffix(".json").name, npy.name], [])
-    kd_train(*args, seed=3, device="cpu", logit_cache=tmp_path)
+    kd_train(ARCHS[0], cached, seed=3)
     assert len(forwards) == n + RECIPE.epochs * STEPS     # the rebuilt cache is a hit
 
 
@@ -144,13 +144,13 @@ import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
 import test_logit_cache as t
-from dass.data.loader import DeviceLoader
+from dass.data.loader import DeviceLoader, LoaderConfig
 from dass.space import build, teacher_arch
 from dass.train.trainer import Precision
 from dass.train import logit_cache
 go = Path({go!r})
 sd, train, _ = t.make_setting()
-loader = DeviceLoader(train, 32, train=True, image_size=16, pad=2, device="cpu", seed=3)
+loader = DeviceLoader(train, LoaderConfig(32, train=True, image_size=16, pad=2, seed=3), device="cpu")
 ident = logit_cache.cache_identity(sd, train, loader, Precision(), 2)
 def make():
     net = build(teacher_arch(t.SPACE), t.SPACE, t.CLASSES)
@@ -182,5 +182,5 @@ def test_two_racing_writers_leave_one_valid_cache(tmp_path):
     names, tmps = cache_files(folder)
     assert len(names) == 2 and tmps == []
     header, npy = json.loads((folder / names[0]).read_text()), folder / names[1]
-    assert logit_cache.file_sha256(npy) == header["sha256"]
+    assert hashing.file_sha256(npy) == header["sha256"]
     assert np.load(npy).shape == (2, STEPS, 32, CLASSES)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dass.config import load
-from dass.data import glyphs
+from dass.data import glyph_config, glyph_fonts, glyphs
 from dass.data.registry import class_identities, dataset_info, list_datasets, load_dataset
 from dass.database.config import DatabaseConfig
 from dass.errors import DassError
@@ -22,11 +22,11 @@ OUTSIDE = ROOT / "configs" / "data" / "outside.yaml"
 
 def _tiny(config, out_root, only, **overrides):
     items = [f"out_root={out_root}", f"only=[{','.join(only)}]", "train_per_class=2", "test_per_class=1"]
-    return glyphs.load_config(config, items + [f"{k}={v}" for k, v in overrides.items()])
+    return glyph_config.load_config(config, items + [f"{k}={v}" for k, v in overrides.items()])
 
 
 def test_outside_config_loads_apart_from_the_family():
-    family, outside = glyphs.load_config(FAMILY), glyphs.load_config(OUTSIDE)
+    family, outside = glyph_config.load_config(FAMILY), glyph_config.load_config(OUTSIDE)
     assert family.family == "glyphs" and outside.family == "outside"
     names = [d.name for d in outside.datasets]
     assert names == ["script_capitals", "fraktur_capitals", "cyrillic_cursive"]
@@ -35,21 +35,21 @@ def test_outside_config_loads_apart_from_the_family():
     assert (outside.train_per_class, outside.test_per_class, outside.image_size) == (60, 50, 32)
     assert all(outside.variation_of(d) == family.presets["hard"] for d in outside.datasets)
     # only STIX faces, never the family's DejaVu
-    fonts = {Path(f).name for d in outside.datasets for f in glyphs.resolve_fonts(d.fonts, d.name)}
+    fonts = {Path(f).name for d in outside.datasets for f in glyph_fonts.resolve_fonts(d.fonts, d.name)}
     assert fonts and all(f.startswith("STIXGeneral") for f in fonts)
     # script and Fraktur capitals are code points no family dataset lists
-    family_cps = {cp for d in family.datasets for cp in glyphs.parse_code_points(d.code_points)}
+    family_cps = {cp for d in family.datasets for cp in glyph_config.parse_code_points(d.code_points)}
     for d in outside.datasets[:2]:
-        assert not set(glyphs.parse_code_points(d.code_points)) & family_cps, d.name
+        assert not set(glyph_config.parse_code_points(d.code_points)) & family_cps, d.name
 
 
 def test_outside_classes_are_whole_alphabets():
     """Every letter renders: A-Z in script and in Fraktur (the 8 and 5 capitals that the Mathematical
     Alphanumeric block leaves out come from Letterlike Symbols), the 32 Cyrillic lower-case letters."""
-    specs = {d.name: d for d in glyphs.load_config(OUTSIDE).datasets}
+    specs = {d.name: d for d in glyph_config.load_config(OUTSIDE).datasets}
     letters = {}
     for name, spec in specs.items():
-        cps = [c.code_point for c in glyphs.resolve_classes(spec)]
+        cps = [c.code_point for c in glyph_fonts.resolve_classes(spec)]
         letters[name] = sorted(cps)
     # the Unicode names give the letter: "MATHEMATICAL SCRIPT CAPITAL A", "SCRIPT CAPITAL B", ...
     import unicodedata

@@ -89,6 +89,8 @@ def test_image_folder_from_scratch_then_resume(fixtures):
     assert [r["skipped"] for r in result["stages"].values()] == [False, False, False]
     # the teacher was trained by the run, in the predictor's space
     assert result["teacher"]["trained_here"] and Path(result["teacher"]["teacher"]).is_file()
+    stored = torch.load(result["teacher"]["teacher"], weights_only=True)   # what trained it, as the database records
+    assert stored["seed"] == cfg.teacher_seed and stored["recipe"] == cfgmod.to_dict(cfg.teacher_recipe)
     t_macs = macs(teacher_arch(TINY), TINY, CLASSES)
     assert result["teacher"]["macs"] == t_macs
     picks = _rows(out / "picks.csv")
@@ -141,14 +143,21 @@ def test_npy_folder_with_a_given_teacher_lacking_its_accuracy(fixtures):
     out = root / "npy_run"
     result = run(_cfg(f"dataset=npy:{root / 'arrays'}", f"teacher={bare}", f"predictor={pred}", f"run_dir={out}",
                       "budget.macs=null", f"budget.params={params(teacher_arch(TINY), TINY, CLASSES) // 2}",
-                      "seeds=[1]"))
+                      "seeds=[1]", "scratch_baseline=true"))
     t = result["teacher"]
     assert not t["trained_here"] and t["teacher"] == str(out / "teacher" / "teacher.pt")
     stored = torch.load(t["teacher"], weights_only=True)
     assert stored["metrics"]["best_acc"] == pytest.approx(t["best_acc"]) and 0 <= t["best_acc"] <= 100
+    assert stored["recipe"] is None and stored["seed"] is None   # a bare state dict records neither
     assert all(int(r["params"]) <= params(teacher_arch(TINY), TINY, CLASSES) // 2 for r in _rows(out / "picks.csv"))
     _png_ok(out / "plots" / "candidates.png")
     assert "(given)" in (out / "report.md").read_text()
+    # scratch_baseline: each pick also trained from scratch, its own run beside the KD seed, a report column
+    for row in _rows(out / "picks.csv"):
+        scratch = json.loads((Path(row["run_dir"]) / "scratch-seed1" / "metrics.json").read_text())
+        assert float(row["scratch_final_acc"]) == pytest.approx(scratch["final_acc"])
+        assert len(_rows(Path(row["run_dir"]) / "results.csv")) == 1
+    assert "| from scratch (same steps) (%) |" in (out / "report.md").read_text()
 
 
 def _teacher(root: Path, pred: Path) -> Path:

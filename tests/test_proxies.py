@@ -246,7 +246,7 @@ def test_batched_proxies_equal_one_network_at_a_time(space_name, monkeypatch):
     smallest student among them."""
     from dass.config import load
     from dass.proxies import masked
-    from dass.proxies.batch import archs_proxy
+    from dass.proxies.batch import ProxySetting, archs_proxy
     from dass.space import SpaceConfig, sample_unique, teacher_arch
     space = TINY if space_name == "tiny" else load(SpaceConfig, "configs/space/cpu.yaml", [])
     sd = tiny_teacher_state(space, 5, 3)
@@ -257,14 +257,14 @@ def test_batched_proxies_equal_one_network_at_a_time(space_name, monkeypatch):
     y = torch.arange(6) % 5
     monkeypatch.setattr(masked, "ROWS", 20)  # 3 students of 6 images per pass: 5 passes
     for name in masked.BATCHED:
-        fast = archs_proxy(name, archs, space, 5, sd, "copy_paste_first", x, y, "cpu")
+        fast = archs_proxy(name, archs, ProxySetting(space, 5, sd), (x, y))
         ref = np.array([proxies.compute(name, build_remapped(a, space, 5, sd), x, y) if name != "diswot" else
-                        archs_proxy(name, [a], space, 5, sd, "copy_paste_first", x, y, "cpu", batched=False)[0]
+                        archs_proxy(name, [a], ProxySetting(space, 5, sd), (x, y), batched=False)[0]
                         for a in archs])
         assert np.isfinite(ref).all(), name
         np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-12, err_msg=name)
     # the teacher's own DisWOT is 0 (its relations are the teacher's)
-    assert archs_proxy("diswot", [teacher_arch(space)], space, 5, sd, "copy_paste_first", x, y, "cpu")[0] == \
+    assert archs_proxy("diswot", [teacher_arch(space)], ProxySetting(space, 5, sd), (x, y))[0] == \
         pytest.approx(0.0, abs=1e-12)
 
 

@@ -165,15 +165,15 @@ def test_meta_train_and_search_and_evaluate_refuse_another_runs_folder(files, ca
 
 
 def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path):
-    from dass import runid
+    from dass import hashing
     p = tmp_path / "a.bin"
     p.write_bytes(b"abc")
-    h = runid.file_hash(p)
+    h = hashing.file_hash(p)
     assert h == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
     cache = json.loads((tmp_path / "cache" / "file_hashes.json").read_text())
     assert list(cache.values()) == [h]
     os.utime(p, ns=(1, 1))  # same bytes, another mtime: hashed again, same digest
-    assert runid.file_hash(p) == h and len(json.loads((tmp_path / "cache" / "file_hashes.json").read_text())) == 2
+    assert hashing.file_hash(p) == h and len(json.loads((tmp_path / "cache" / "file_hashes.json").read_text())) == 2
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -391,7 +391,7 @@ def test_kd_names_the_teachers_space_when_the_student_does_not_fit(files, capsys
 
 
 def test_a_zip_extraction_would_refuse_is_never_recorded_as_verified(tmp_path):
-    from dass.data.download import validate_file
+    from dass.data.file_checks import validate_file
     from dass.errors import DassError
     with zipfile.ZipFile(tmp_path / "preprocessed.zip", "w") as zf:
         zf.writestr("../escape.txt", "x")

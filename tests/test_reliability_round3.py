@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from assets.tiny_db import TINY, write_predictor
-from dass import runid
+from dass import hashing, runid
 from dass.cli import run_main
 from dass.pipeline.__main__ import _parser, main
 
@@ -362,7 +362,7 @@ def test_identity_hashes_exactly_the_files_the_reader_reads(tmp_path):
 
     def ident():
         splits = [load_image_folder(data, s, 8, test_fraction=0.34) for s in ("train", "test")]
-        return tuple(runid.dataset_hash(a) for a in splits), splits[0].num_classes
+        return tuple(hashing.dataset_hash(a) for a in splits), splits[0].num_classes
 
     h0, k = ident()
     assert k == 3
@@ -421,7 +421,7 @@ def _inf_inner_lr(d):
 ])
 def test_predictor_values_are_checked_on_load(made, tmp_path, edit, message):
     from dass.errors import DassError
-    from dass.predictor.model import load_predictor
+    from dass.predictor.checkpoint import load_predictor
     _, _, pred = made
     bad = _edited(pred, tmp_path / "bad.pt", edit)
     with pytest.raises(DassError, match=message):
@@ -433,7 +433,8 @@ def _teacher_file(made, tmp_path, edit) -> Path:
     from dass.teacher import save_teacher
     data = made[1]
     sd = tiny_teacher_state(TINY, 3, seed=0)
-    path = save_teacher(tmp_path / "t.pt", sd, TINY, 3, f"folder:{data}", {"best_acc": 50.0})
+    path = save_teacher(tmp_path / "t.pt", sd, TINY, 3, f"folder:{data}", {"best_acc": 50.0},
+                        recipe=None, seed=None)
     return _edited(path, path, edit)
 
 
@@ -682,7 +683,7 @@ def test_a_teacher_of_another_space_of_the_same_name_names_both_files(made, tmp_
     _, data, pred = made
     other = dataclasses.replace(TINY, stage_widths=[4, 8, 8, 32])   # also named 'tiny'
     teacher = save_teacher(tmp_path / "t.pt", tiny_teacher_state(other, 3, 0), other, 3, f"folder:{data}",
-                           {"best_acc": 50.0})
+                           {"best_acc": 50.0}, recipe=None, seed=None)
     code, err = pipeline(capsys, f"dataset=folder:{data}", f"predictor={pred}", f"teacher={teacher}",
                          f"run_dir={tmp_path / 'r'}")
     refused(code, err, r"teacher=.*t.pt \(space 'tiny', stage_widths=\[4, 8, 8, 32\]\) and predictor=.*best.pt "
@@ -715,7 +716,7 @@ def test_npy_identity_hashes_the_files_read_not_the_rest_of_the_folder(tmp_path)
                                                       np.arange(6) % 3, 3, "a"))
 
     def ident():
-        return runid.dataset_hash(load_dataset(f"npy:{tmp_path / 'a'}", "", "train"))
+        return hashing.dataset_hash(load_dataset(f"npy:{tmp_path / 'a'}", "", "train"))
 
     h0 = ident()
     (tmp_path / "a" / "README.md").write_text("notes")      # not read: same identity
@@ -732,7 +733,7 @@ def test_a_teachers_accuracy_recorded_on_data_since_changed_is_measured_here(mad
     from dass.pipeline.stage import recorded_data, recorded_teacher_accuracy
     from dass.teacher.checkpoint import load_teacher
     _, data, _ = made
-    now = {s: runid.dataset_hash(load_image_folder(data, s, TINY.image_size)) for s in ("train", "test")}
+    now = {s: hashing.dataset_hash(load_image_folder(data, s, TINY.image_size)) for s in ("train", "test")}
     cfg = cfgmod.load(PipelineConfig, None, [f"dataset=folder:{data}"])
     for recorded, expected in ((now, 50.0), ({"train": "0" * 64, "test": now["test"]}, None)):
         t = _teacher_file(made, tmp_path / str(expected), lambda d: d.update(data=recorded))

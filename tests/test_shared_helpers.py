@@ -11,7 +11,8 @@ from dass.database.format import LABELS
 from dass.device import resolve_device
 from dass.errors import DassError
 from dass.evaluation.tables import markdown_table
-from dass.io import file_sha256, safe_torch_load
+from dass.hashing import file_sha256
+from dass.io import safe_torch_load
 from dass.teacher import check_teacher_state_dict, load_teacher, save_teacher, strip_module_prefix
 
 
@@ -63,12 +64,18 @@ def test_module_prefix_is_stripped_only_from_a_dataparallel_save():
 
 
 def test_teacher_checkpoint_round_trip(tiny_teacher, tmp_path):
-    path = save_teacher(tmp_path / "t.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5}, source={"n": 1})
+    from dass.train.recipe import TeacherRecipe
+    path = save_teacher(tmp_path / "t.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5},
+                        recipe=TeacherRecipe(epochs=3, lr=0.25), seed=7, source={"n": 1})
     raw = safe_torch_load(path)
     assert raw["num_classes"] == 5 and raw["dataset"] == "glyphs/x" and raw["source"] == {"n": 1}
+    assert raw["seed"] == 7 and raw["recipe"]["epochs"] == 3 and raw["recipe"]["lr"] == 0.25
     assert raw["arch"] == {"depths": [2, 2, 2, 2], "widths": [[4, 4], [8, 8], [8, 8], [16, 16]]}
     net, sd, meta = load_teacher(path, TINY, num_classes=5)
     assert meta["metrics"] == {"best_acc": 61.5} and meta["dataset"] == "glyphs/x"
+    assert meta["seed"] == 7 and meta["recipe"] == raw["recipe"]
+    with pytest.raises(TypeError, match="recipe"):   # no writer may leave out what trained the teacher
+        save_teacher(tmp_path / "u.pt", tiny_teacher, TINY, 5, "glyphs/x", {}, seed=1)
     assert sd.keys() == tiny_teacher.keys() and all(torch.equal(sd[k], tiny_teacher[k]) for k in sd)
 
 
@@ -86,8 +93,8 @@ def test_teacher_state_dict_check(tiny_teacher):
 
 def test_teacher_at_half_precision(tiny_teacher, tmp_path):
     from dass.teacher.checkpoint import store_half
-    from dass.train.logit_cache import tensor_dict_sha256
-    f32 = save_teacher(tmp_path / "t32.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5})
+    from dass.hashing import tensor_dict_sha256
+    f32 = save_teacher(tmp_path / "t32.pt", tiny_teacher, TINY, 5, "glyphs/x", {"best_acc": 61.5}, recipe=None, seed=None)
     record = store_half(f32, tmp_path / "t16.pt")
     assert record == {"dtype": "float16", "float32_sha256": hashlib.sha256(f32.read_bytes()).hexdigest(),
                       "float32_state_sha256": tensor_dict_sha256(tiny_teacher)}
@@ -105,7 +112,7 @@ def test_teacher_at_half_precision(tiny_teacher, tmp_path):
     before = (tmp_path / "t16.pt").read_bytes()  # halving a half file changes nothing
     assert store_half(tmp_path / "t16.pt") == record and (tmp_path / "t16.pt").read_bytes() == before
     big = {**tiny_teacher, "fc.bias": torch.full_like(tiny_teacher["fc.bias"], 70000.0)}
-    save_teacher(tmp_path / "big.pt", big, TINY, 5, "glyphs/x", {})
+    save_teacher(tmp_path / "big.pt", big, TINY, 5, "glyphs/x", {}, recipe=None, seed=None)
     with pytest.raises(DassError, match="'fc.bias' holds 7e\\+04, beyond float16's 65504"):
         store_half(tmp_path / "big.pt")
 

@@ -92,7 +92,7 @@ def _read_teacher(src, out, space: SpaceConfig, dataset: str, best_acc, fallback
 
     def write():
         save_teacher(out, sd, space, num_classes, dataset, {} if acc is None else {"best_acc": float(acc)},
-                     source={"file": str(src), "epoch": orig.epoch, "release": "original DaSS"})
+                     recipe=None, seed=None, source={"file": str(src), "epoch": orig.epoch, "release": "original DaSS"})
     return {"path": str(out), "dataset": dataset, "num_classes": num_classes, "best_acc": acc}, write
 
 

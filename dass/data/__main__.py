@@ -18,12 +18,13 @@ from ..cli import run_main
 from ..config_help import attach
 from ..errors import DassError
 from . import glyphs
+from .glyph_config import GlyphsConfig, load_config
 from .arrays import SPLITS, check_splits
 from .registry import dataset_info, list_datasets, load_dataset
 
 
 def _glyphs(args) -> int:
-    cfg = glyphs.load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
     print(json.dumps(glyphs.generate_family(cfg, progress=not args.quiet), indent=2))
     return 0
 
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("overrides", nargs="*", help="key=value overrides (out_root=DIR, workers=2, only=[a,b])")
     g.set_defaults(fn=_glyphs)
-    attach(g, glyphs.GlyphsConfig)
+    attach(g, GlyphsConfig)
     d = sub.add_parser("describe", help="JSON of the datasets under a root folder")
     d.add_argument("--root", required=True)
     d.set_defaults(fn=_describe)

@@ -66,7 +66,7 @@ class ImageArrays:
     labels: int64, N, each in [0, num_classes).
     source: where the arrays came from (a file or folder), used in error messages.
     files: the files the reader read (an image folder's images), which its identity hashes
-        (:func:`dass.runid.dataset_hash`); empty: the folder of ``source``.
+        (:func:`dass.hashing.dataset_hash`); empty: the folder of ``source``.
     """
 
     images: np.ndarray

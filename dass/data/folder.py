@@ -11,7 +11,7 @@ Accepted layouts (class names = sub-folder names, sorted; label = position in th
 A class is a sub-folder (symbolic links followed) holding at least one image file (a name ending in
 one of :data:`EXTENSIONS`); names starting with "." (files and folders) are skipped, other files
 and sub-folders without images are not classes. The images read are listed in
-``ImageArrays.files``: the dataset's identity (:func:`dass.runid.dataset_hash`) hashes exactly them.
+``ImageArrays.files``: the dataset's identity (:func:`dass.hashing.dataset_hash`) hashes exactly them.
 
 Images of any size and mode are read with PIL: the largest centred square is cut out and resized
 (bilinear) to ``image_size`` x ``image_size`` (the same as resizing the shorter side to

@@ -22,6 +22,7 @@ rank); in evaluation rank r takes images r, r + world_size, ... in dataset order
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -62,15 +63,35 @@ def _channel_stat(value, name: str, device) -> torch.Tensor:
     return t.view(1, -1, 1, 1).to(device)
 
 
+@dataclass
+class LoaderConfig:
+    """How a :class:`DeviceLoader` batches and augments: batch size, training order and augmentation
+    (``train``: shuffled per epoch, random crops from a ``pad``-wide zero border and flips), the side
+    ``image_size`` the images are resized to, the normalisation, the seed of the order and the
+    augmentation, and the shard (``rank`` of ``world_size``) this process reads."""
+
+    batch_size: int
+    train: bool
+    image_size: int
+    pad: int | None = None          # None: image_size // 8
+    flip: bool = True
+    mean: float | Sequence[float] = 0.5
+    std: float | Sequence[float] = 0.5
+    seed: int = 0
+    drop_last: bool | None = None   # None: as ``train``
+    channels_last: bool = False
+    rank: int = 0
+    world_size: int = 1
+
+
 class DeviceLoader:
     """Augmented batches ``(x float32 B x C x S x S, y int64 B)`` from a dataset held on ``device``."""
 
-    def __init__(self, arrays: ImageArrays, batch_size: int, train: bool, image_size: int,
-                 pad: int | None = None, flip: bool = True, mean: float | Sequence[float] = 0.5,
-                 std: float | Sequence[float] = 0.5, device="auto", seed: int = 0,
-                 drop_last: bool | None = None, channels_last: bool = False, rank: int = 0,
-                 world_size: int = 1):
-        pad = image_size // 8 if pad is None else pad
+    def __init__(self, arrays: ImageArrays, config: LoaderConfig, device="auto"):
+        c = config
+        batch_size, train, image_size, flip, seed = c.batch_size, c.train, c.image_size, c.flip, c.seed
+        drop_last, channels_last, rank, world_size = c.drop_last, c.channels_last, c.rank, c.world_size
+        pad = image_size // 8 if c.pad is None else c.pad
         if batch_size < 1 or image_size < 1 or pad < 0:
             raise DassError(f"need batch_size >= 1, image_size >= 1 and pad >= 0 "
                             f"(got {batch_size}, {image_size}, {pad})")
@@ -83,8 +104,8 @@ class DeviceLoader:
         self.rank, self.world_size = rank, world_size
         self.num_classes = arrays.num_classes
         self.epoch = 0
-        self.mean = _channel_stat(mean, "mean", self.device)
-        self.std = _channel_stat(std, "std", self.device)
+        self.mean = _channel_stat(c.mean, "mean", self.device)
+        self.std = _channel_stat(c.std, "std", self.device)
         nchw = torch.from_numpy(arrays.images).to(self.device).permute(0, 3, 1, 2)
         nchw = resize_nchw_uint8(nchw, image_size)
         n, c = nchw.shape[:2]

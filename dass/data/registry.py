@@ -33,7 +33,7 @@ from . import subset, tiny_imagenet
 from .arrays import (SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
                      resize_images)
 from .folder import load_image_folder
-from .glyphs import FAMILIES as GLYPH_FAMILIES
+from .glyph_config import FAMILIES as GLYPH_FAMILIES
 
 Reader = Callable[[Optional[str], str, str, Optional[int]], ImageArrays]
 Lister = Callable[[str], list]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DassError
 from .arrays import ImageArrays, resize_images
-from .glyphs import FAMILIES as GLYPH_FAMILIES
+from .glyph_config import FAMILIES as GLYPH_FAMILIES
 
 PREFIX = "subset:"
 _PART = re.compile(r"([^\[\]+]+)\[([0-9,\-]+)\]")

@@ -10,15 +10,14 @@ rerun skips every student whose file exists, so finished work is never redone or
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hashing import json_sha256
+
 
 def content_hash(obj) -> str:
-    s = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(s.encode()).hexdigest()[:20]
+    return json_sha256(obj)[:20]
 
 
 @dataclass

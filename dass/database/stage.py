@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from ..errors import DassError
-from .builder import build, task_row
+from .builder import build
+from .merge import task_row
 from .compare import compare_dbs, format_comparison
 from .config import DatabaseConfig
 from .format import acc_seeds, label_seeds_of, load_db, read_manifest, unlisted_task_files

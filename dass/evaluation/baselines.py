@@ -53,9 +53,11 @@ from ..errors import DassError
 from ..predictor import proxy_inputs
 from ..predictor.adapt import predict_task
 from ..predictor.data import TaskData
-from ..predictor.model import check_same_space, load_predictor
+from ..predictor.checkpoint import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, image_batch, proxy_images
-from ..proxies.cache import ProxyCache, cached_archs_proxy, state_digest
+from ..hashing import proxy_state_sha256
+from ..proxies.batch import ProxySetting
+from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import macs, noise_input, params
 from ..teacher.checkpoint import load_teacher
 from . import ensemble
@@ -136,11 +138,11 @@ class EvalContext:
                 return self._proxy[key]
             strategy = str(task.get("remap", "copy_paste_first"))
             if self._cache is not None and task_key(task) not in self._teacher_digest:
-                self._teacher_digest[task_key(task)] = state_digest(sd)
+                self._teacher_digest[task_key(task)] = proxy_state_sha256(sd)
             digest = self._teacher_digest.get(task_key(task))
+            setting = ProxySetting(space, n_cls, sd, strategy, self.device, teacher_digest=digest)
             self._proxy[key] = cached_archs_proxy(self._cache, f"{task_key(task)}.{name}", name, task_archs(task),
-                                                  space, n_cls, sd, strategy, x, y, self.device, self.progress,
-                                                  f"{name} {task_key(task)}", digest)
+                                                  setting, (x, y), self.progress, f"{name} {task_key(task)}")
         return self._proxy[key]
 
     def proxy_batch(self, task: dict, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

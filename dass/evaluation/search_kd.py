@@ -6,29 +6,26 @@ student with its highest score (:func:`dass.correlation.top1_index`); the row
 ``best_ground_truth`` is the pool's truly best student. A row holds the pick's database accuracy
 (``db_acc``) and its regret against the pool's best.
 
-Optionally each pick is KD-trained again with several seeds (``dass.train.kd_train``, remapped from
-the teacher with the task's strategy) to report mean and std; every finished run is a JSON file
-``<runs>/<task>/<arch key>-<recipe hash>/seed<k>.json``, so a rerun skips it and a pick shared by
-several methods is trained once.
+Optionally each pick is KD-trained again with several seeds (:func:`dass.kd.picks.kd_picks`, remapped
+from the teacher with the task's strategy) to report mean and std; a task's picks lie in
+``<runs>/<task>/<recipe hash>/<index>-<arch key>/seed<k>/`` (``index``: the student's place in the
+task file), so a rerun skips every finished run and a pick shared by several methods is trained once.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .. import config as cfgmod
 from ..data.registry import load_dataset
 from ..errors import DassError
-from ..io import atomic_write_json, read_json
+from ..hashing import json_sha1
+from ..kd.picks import PickSetting, kd_picks, pick_dir, pick_summary, seed_dir
 from ..space import macs, teacher_arch
-from ..train import kd_train
 from ..train.recipe import KDRecipe
-from .baselines import task_archs, task_key, task_space, true_accuracy
+from .baselines import EvalContext, task_archs, task_key, task_space, true_accuracy
 from ..correlation import top1_index
 
 log = logging.getLogger("dass.evaluation")
@@ -92,39 +89,36 @@ def load_recipe(path: str, task: dict):
 
 
 def _recipe_hash(recipe) -> str:
-    text = json.dumps(cfgmod.to_dict(recipe), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    return json_sha1(cfgmod.to_dict(recipe), compact=False)[:8]
 
 
-def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: list[int], data_root: str,
-                teacher_state, device, runs_dir, progress: bool = True) -> None:
-    """KD-train every distinct pick of ``rows`` with each seed; fill ``kd_mean``, ``kd_std`` (sample
-    std over seeds, 0 for one seed) and ``kd_accs`` (best test top-1 per seed, %) in place.
+def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: list[int], context: EvalContext,
+                runs_dir) -> None:
+    """KD-train every distinct pick of ``rows`` with each seed (:func:`dass.kd.picks.kd_picks`, into
+    ``<runs_dir>/<task>/<recipe hash>/<index>-<arch key>/seed<k>/``); fill ``kd_mean``, ``kd_std``
+    (sample std over seeds, 0 for one seed) and ``kd_accs`` (best test top-1 per seed, %) in place.
 
-    ``tasks``: key -> task dict; ``recipes``: key -> KDRecipe; ``teacher_state(task)`` -> state dict.
+    ``tasks``: key -> task dict; ``recipes``: key -> KDRecipe; ``context``: where the data lie, the
+    tasks' teachers (:meth:`~dass.evaluation.baselines.EvalContext.teacher_state`), device, progress.
     """
-    runs_dir = Path(runs_dir)
-    todo = sorted({(r["task"], r["student"]) for r in rows})
-    jobs = [(k, i, s) for k, i in todo for s in seeds]
     results: dict[tuple, float] = {}
-    data: dict[str, tuple] = {}
-    for key, i, seed in tqdm(jobs, desc="search-kd", unit="run", disable=not progress):
-        task = tasks[key]
-        arch = task_archs(task)[i]
-        path = runs_dir / key / f"{arch.key()}-{_recipe_hash(recipes[key])}" / f"seed{seed}.json"
-        if path.is_file():
-            results[(key, i, seed)] = float(read_json(path)["best_acc"])
-            continue
-        if key not in data:
+    for key in sorted({r["task"] for r in rows}):
+        task, archs = tasks[key], task_archs(tasks[key])
+        picks = [(i, archs[i]) for i in sorted({r["student"] for r in rows if r["task"] == key})]
+        out = Path(runs_dir) / key / _recipe_hash(recipes[key])
+        folders = [pick_dir(out, i, a) for i, a in picks]
+        if all((seed_dir(f, s) / "metrics.json").is_file() for f in folders for s in seeds):
+            done = [{"rank": i, **pick_summary(f, seeds)} for (i, _), f in zip(picks, folders)]
+        else:
             name = str(task["task"].get("dataset", key))
-            data[key] = (load_dataset(name, data_root, "train"), load_dataset(name, data_root, "test"))
-        train, test = data[key]
-        out = kd_train(arch, task_space(task), teacher_state(task), train, test, recipes[key], seed=seed,
-                       device=device, remap=str(task.get("remap", "copy_paste_first")))
-        atomic_write_json(path, {"task": key, "arch": arch.to_dict(), "seed": seed,
-                                 "recipe": cfgmod.to_dict(recipes[key]),
-                                 **{k: out[k] for k in ("best_acc", "final_acc", "final_loss") if k in out}})
-        results[(key, i, seed)] = float(out["best_acc"])
+            setting = PickSetting(task_space(task), context.teacher_state(task),
+                                  load_dataset(name, context.data_root, "train"),
+                                  load_dataset(name, context.data_root, "test"), recipes[key],
+                                  str(task.get("remap", "copy_paste_first")), context.device, dataset=name,
+                                  teacher=key, progress=context.progress)
+            done = kd_picks(picks, setting, seeds, out)
+        for p in done:
+            results.update({(key, p["rank"], s): float(a) for s, a in zip(seeds, p["best_accs"])})
     for r in rows:
         accs = [results[(r["task"], r["student"], s)] for s in seeds]
         r["kd_accs"] = " ".join(f"{a:.2f}" for a in accs)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import correlation as corr
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..config import to_dict
 from ..data.registry import dataset_info
@@ -247,8 +247,7 @@ def run_search_kd(plan: Plan, scores, run_dir: Path) -> list[dict]:
         rows += search_kd.search_rows(task, chosen, cfg.search_kd.budgets, cfg.labels[0])
     if cfg.search_kd.train:
         search_kd.train_picks(rows, {bl.task_key(t): t for t in plan.tasks}, plan.recipes, cfg.search_kd.seeds,
-                              cfg.data_root, plan.context.teacher_state, plan.context.device, run_dir / "search_kd_runs",
-                              progress=cfg.progress)
+                              plan.context, run_dir / "search_kd_runs")
     write_csv(run_dir / "search_kd.csv", rows)
     columns = list(dict.fromkeys(r["column"] for r in rows))
     methods = plan.search_methods + [search_kd.BEST]
@@ -303,14 +302,14 @@ def run_plan(plan: Plan, run_dir) -> dict:
 def identity(cfg: EvaluationConfig) -> dict:
     """The run identity (dass.runid): the config, less where it writes and how it shows progress,
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
-    preds = {k: runid.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
+    preds = {k: hashing.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
     return runid.identity("evaluation", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
                                                           "train_db", "predictors", "teachers", "proxy.cache",
                                                           "proxy.read_only_caches"),
-                          db={p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
-                          **({"train_db": {p.name: runid.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
+                          db={p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
+                          **({"train_db": {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
                              if cfg.train_db else {}),
-                          predictors=preds, teachers={k: runid.file_hash(p) for k, p in cfg.teachers.items()})
+                          predictors=preds, teachers={k: hashing.file_hash(p) for k, p in cfg.teachers.items()})
 
 
 def run(cfg: EvaluationConfig) -> dict:

@@ -33,7 +33,7 @@ import torch
 
 from .. import config as cfgmod
 from ..data.folder import class_names as folder_class_names
-from ..data.loader import DeviceLoader
+from ..data.loader import DeviceLoader, LoaderConfig
 from ..data.registry import class_list, load_dataset
 from ..data.subset import glyph_code_points
 from ..errors import DassError
@@ -234,7 +234,8 @@ def run(cfg: ExportConfig) -> dict:
     if test.num_classes != num_classes:
         raise DassError(f"dataset {dataset} has {test.num_classes} classes, the student {num_classes}")
     mean, std = _channels(info["mean"]), _channels(info["std"])
-    loader = DeviceLoader(test, 256, train=False, image_size=size, pad=0, flip=False, mean=mean, std=std, device="cpu")
+    loader = DeviceLoader(test, LoaderConfig(256, train=False, image_size=size, pad=0, flip=False, mean=mean,
+                                             std=std), device="cpu")
     names, names_from = class_names(dataset, data_root, num_classes)
 
     out = Path(cfg.out or folder / "export")

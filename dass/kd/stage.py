@@ -11,7 +11,8 @@ The student is given by exactly one of:
 
 Writes into ``run_dir`` (default ``<runs_root>/kd/<dataset>/<arch key>-<identity>``, see
 :mod:`dass.runid`: a folder holding a run of another teacher, data, student or recipe is refused):
-``identity.json``, ``config.yaml``, ``kd.log``, per seed ``seed<k>/{best.pt,last.pt,metrics.json}`` (running the same command again
+``identity.json``, ``config.yaml``, ``kd.log`` and the student's KD runs in the one pick-folder layout of
+:mod:`dass.kd.picks`: per seed ``seed<k>/{best.pt,last.pt,metrics.json}`` (running the same command again
 resumes unfinished seeds) and ``results.csv`` (one row per finished seed in the folder). Under
 ``torchrun`` each seed is trained data-parallel and rank 0 writes.
 """
@@ -19,22 +20,21 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
 from pathlib import Path
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir_of_rank
 from ..data.registry import dataset_key, load_dataset
 from ..errors import DassError
-from ..io import atomic_write_json, read_json, write_csv
+from ..io import read_json
 from ..space import REMAPS, Arch, SpaceConfig, load_space, validate
 from ..space.arch import read_candidates_file
 from ..teacher.checkpoint import load_teacher
 from ..train.distributed import barrier, init_distributed, shutdown
-from ..train.lockstep import kd_train
 from ..train.trainer import check_data
 from .config import KDRunConfig
+from .picks import PickSetting, train_pick_folders
 
 log = logging.getLogger("dass.kd")
 # Config keys outside the run identity: where it is written, how it shows progress, which seeds
@@ -42,7 +42,6 @@ log = logging.getLogger("dass.kd")
 # data bytes, the resolved student and space).
 IDENTITY_FREE = ("runs_root", "run_dir", "progress", "device", "seeds", "teacher", "data_root", "space", "student",
                  "student_file", "student_index", "candidates_file", "index")
-CSV_FIELDS = ("seed", "best_acc", "final_acc", "final_loss", "wall_s", "macs", "params", "arch", "dataset", "teacher")
 
 
 def _pick(items, i: int, what: str, path) -> dict:
@@ -76,12 +75,6 @@ def resolve_student(cfg: KDRunConfig) -> Arch:
     return Arch.from_dict(entry["arch"] if isinstance(entry, dict) and "arch" in entry else entry)
 
 
-def _row(seed: int, m: dict, dataset: str, teacher: str) -> dict:
-    arch = Arch.from_dict(m["arch"])
-    return {"seed": seed, **{k: m[k] for k in CSV_FIELDS[1:7]}, "arch": str(arch),
-            "dataset": dataset, "teacher": teacher}
-
-
 def run(cfg: KDRunConfig) -> dict:
     """KD-train (or resume) the student of ``cfg`` for each of its seeds; returns the summary line
     (``run_dir``, ``arch``, per seed ``final_acc`` / ``best_acc``, their mean and std) that it also
@@ -103,9 +96,9 @@ def run(cfg: KDRunConfig) -> dict:
     train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
     test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test, meta["num_classes"])
-    ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
+    ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
                            arch=arch.to_dict(), space=cfgmod.to_dict(space),
-                           data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
+                           data={"train": hashing.dataset_hash(train), "test": hashing.dataset_hash(test)})
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     dist = init_distributed(cfg.device)
@@ -115,38 +108,16 @@ def run(cfg: KDRunConfig) -> dict:
         barrier(dist)
         log.info("student %s (%s) of space '%s' from teacher %s on %s, seeds %s, device %s x%d",
                  arch, arch.key(), space.name, cfg.teacher, cfg.dataset, cfg.seeds, dist.device, dist.world_size)
-        results = {}
-        for seed in cfg.seeds:
-            seed_dir = run_dir / f"seed{seed}"
-            if dist.is_main:
-                seed_dir.mkdir(parents=True, exist_ok=True)
-            barrier(dist)
-            m = kd_train(arch, space, teacher_sd, train, test, cfg.recipe, seed, remap=cfg.remap, run_dir=seed_dir,
-                         progress=cfg.progress, ctx=dist)
-            results[seed] = m
-            if dist.is_main:
-                atomic_write_json(seed_dir / "metrics.json", {"seed": seed, "dataset": cfg.dataset,
-                                                              "teacher": cfg.teacher, **m})
-                log.info("seed %d: best %.2f%% final %.2f%% loss %.4f (%.1f s)", seed, m["best_acc"],
-                         m["final_acc"], m["final_loss"], m["wall_s"])
+        setting = PickSetting(space, teacher_sd, train, test, cfg.recipe, cfg.remap, cfg.device, dataset=cfg.dataset,
+                              teacher=cfg.teacher, progress=cfg.progress, ctx=dist)
+        [pick] = train_pick_folders([arch], [run_dir], setting, cfg.seeds)   # the run folder is the pick's folder
         if dist.is_main:
-            write_results(run_dir)
-            finals = [results[s]["final_acc"] for s in cfg.seeds]
             summary = {"run_dir": str(run_dir), "arch": arch.to_dict(),
-                       "final_acc": {str(s): results[s]["final_acc"] for s in cfg.seeds},
-                       "best_acc": {str(s): results[s]["best_acc"] for s in cfg.seeds},
-                       "final_acc_mean": statistics.fmean(finals),
-                       "final_acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0}
+                       "final_acc": {str(s): a for s, a in zip(cfg.seeds, pick["final_accs"])},
+                       "best_acc": {str(s): a for s, a in zip(cfg.seeds, pick["best_accs"])},
+                       "final_acc_mean": pick["final_acc"], "final_acc_std": pick["final_acc_std"]}
             print(json.dumps(summary))
     finally:
         shutdown(dist)
     return summary
 
-
-def write_results(run_dir: Path) -> None:
-    """``results.csv``: one row per finished seed found in ``run_dir``, ordered by seed."""
-    rows = []
-    for f in run_dir.glob("seed*/metrics.json"):
-        m = read_json(f)
-        rows.append(_row(int(m["seed"]), m, m["dataset"], m["teacher"]))
-    write_csv(run_dir / "results.csv", sorted(rows, key=lambda r: r["seed"]), list(CSV_FIELDS))

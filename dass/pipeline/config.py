@@ -53,6 +53,7 @@ class PipelineConfig:
     teacher_seed: int = 0         # seed of the teacher trained here
     teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of a teacher trained here
     kd_recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe of the picks
+    scratch_baseline: bool = False  # also train each pick from scratch (random init, labels only, same steps) for the report
     remap: str = "copy_paste_first"   # how a student's initial weights are taken from the teacher
     device: str = "auto"          # auto, cpu, cuda or cuda:<i>
     threads: int = 0              # torch CPU threads; 0 = torch's default

@@ -23,6 +23,8 @@ from ..space import Arch
 PICK_FIELDS = ("rank", "arch", "macs", "params", "macs_pct_teacher", "params_pct_teacher", "latency_ms",
                "latency_ms_measured", "score", "pred_acc", "best_acc", "final_acc", "final_acc_std", "kd_seconds",
                "within_budget", "run_dir")
+# with scratch_baseline: the same architecture trained from scratch with the same number of steps
+SCRATCH_FIELDS = ("scratch_best_acc", "scratch_final_acc", "scratch_final_acc_std")
 
 
 def _num(v) -> float:
@@ -59,7 +61,8 @@ def pick_rows(result: dict) -> list[dict]:
                      "latency_ms": p.get("latency_ms"), "latency_ms_measured": p.get("latency_ms_measured"),
                      "score": p["score"], "pred_acc": p["pred_acc"], "best_acc": m["best_acc"],
                      "final_acc": m["final_acc"], "final_acc_std": m["final_acc_std"], "kd_seconds": m["wall_s"],
-                     "within_budget": within(p, result["budget"], tolerance), "run_dir": m["run_dir"]})
+                     "within_budget": within(p, result["budget"], tolerance), "run_dir": m["run_dir"],
+                     **{k: m[k] for k in SCRATCH_FIELDS if k in m}})
     return rows
 
 
@@ -84,6 +87,7 @@ def _latency_limit(budget: dict, latency: dict | None) -> str:
 def markdown(result: dict, picks: list[dict]) -> str:
     t, b, s = result["teacher"], result["budget"], result["search"]
     has_acc = any(p["pred_acc"] is not None for p in picks)
+    scratch = bool(picks) and all("scratch_final_acc" in p for p in picks)
     lines = [f"# Student search report: {result['dataset']}", "",
              f"- **Dataset**: `{result['dataset']}`, {result['num_classes']} classes, {result['train_size']} train / "
              f"{result['test_size']} test images",
@@ -107,16 +111,24 @@ def markdown(result: dict, picks: list[dict]) -> str:
     lat = s.get("latency")
     lines += ["## Picks (KD-trained)", "",
               "| rank | architecture | MACs | % teacher | params | " + ("latency ms (predicted / measured) | " if lat else "")
-              + "score | predicted acc (%) | measured best (%) | measured final (%) | within budget |",
-              "|---:|---|---:|---:|---:|" + ("---:|" if lat else "") + "---:|---:|---:|---:|---|"]
+              + "score | predicted acc (%) | measured best (%) | measured final (%) | "
+              + ("from scratch (same steps) (%) | " if scratch else "") + "within budget |",
+              "|---:|---|---:|---:|---:|" + ("---:|" if lat else "") + "---:|---:|---:|---:|" + ("---:|" if scratch else "") + "---|"]
     for p in picks:
         arch = p["arch"].replace("|", "\\|")  # a pipe would end the table cell, even in code
         ms = f"{_fmt(p['latency_ms'], '.3f')} / {_fmt(p['latency_ms_measured'], '.3f')} | " if lat else ""
+        base = f"{p['scratch_final_acc']:.2f} ± {p['scratch_final_acc_std']:.2f} | " if scratch else ""
         lines.append(f"| {p['rank']} | `{arch}` | {p['macs']:,} | {p['macs_pct_teacher']:.1f} | {p['params']:,} | {ms}"
                      f"{p['score']:.4f} | {_fmt(p['pred_acc'])} | {p['best_acc']:.2f} | "
-                     f"{p['final_acc']:.2f} ± {p['final_acc_std']:.2f} | {'yes' if p['within_budget'] else 'NO'} |")
+                     f"{p['final_acc']:.2f} ± {p['final_acc_std']:.2f} | {base}{'yes' if p['within_budget'] else 'NO'} |")
     lines += ["", f"Measured: KD test top-1 (epochs: {result['kd_epochs']}, seeds: {result['seeds']}) of the best "
-              "epoch (the predictor's label) and of the last epoch, mean (± std) over the seeds.", "",
+              "epoch (the predictor's label) and of the last epoch, mean (± std) over the seeds."]
+    if scratch:
+        lines += ["From scratch (same steps): the same architecture trained from random weights on the labels "
+                  "alone (remap random_init, alpha 1), the KD recipe otherwise, so the same number of steps; test "
+                  "top-1 of the last epoch, mean ± std over the same seeds. KD paid where the measured final is "
+                  "above it."]
+    lines += ["",
               "## Time per stage", "", "| stage | seconds | this run |",
               "|---|---:|---|"]
     for name, rec in result["stages"].items():
@@ -124,7 +136,8 @@ def markdown(result: dict, picks: list[dict]) -> str:
     lines += ["", "## Files", "",
               "- `picks.csv`: the table above; `stages.csv`: the stage times",
               "- `search/scores.csv`: every candidate with its score and predicted accuracy; `search/top.json`",
-              "- `kd/<rank>-<arch key>/`: each pick's KD run (`results.csv`, per seed `metrics.json`, checkpoints)",
+              "- `kd/<rank>-<arch key>/`: each pick's KD run (`results.csv`, per seed `metrics.json`, checkpoints"
+              + ("; `scratch-seed<k>/`: the from-scratch runs" if scratch else "") + ")",
               "- `plots/candidates.png`, `plots/predicted_vs_measured.png`", ""]
     return "\n".join(lines)
 
@@ -197,7 +210,7 @@ def predicted_measured_plot(path, picks: list[dict]) -> None:
 def write_report(run_dir, result: dict) -> None:
     run_dir = Path(run_dir)
     picks = pick_rows(result)
-    write_csv(run_dir / "picks.csv", picks, list(PICK_FIELDS))
+    write_csv(run_dir / "picks.csv", picks, list(PICK_FIELDS) + [k for k in SCRATCH_FIELDS if picks and k in picks[0]])
     write_csv(run_dir / "stages.csv", [{"stage": n, "seconds": r["seconds"], "skipped": r["skipped"]}
                                        for n, r in result["stages"].items()])
     cands = read_candidates(run_dir / "search" / "scores.csv")

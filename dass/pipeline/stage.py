@@ -23,7 +23,7 @@ All inputs are checked before any training: the dataset, the predictor, a given 
 budget against the smallest student of the space (one-line errors, exit code 2).
 
 The run folder is claimed before anything in it changes (:mod:`dass.runid`): its ``identity.json``
-names the dataset and the hash of the files read from it (:func:`dass.runid.dataset_hash`, the
+names the dataset and the hash of the files read from it (:func:`dass.hashing.dataset_hash`, the
 stages' data identity). A folder holding another dataset's run, a run of an older version, or
 files the pipeline did not write (any non-empty folder without ``identity.json``) is refused;
 so is an input (teacher, predictor, dataset) inside the run folder, which a rerun may replace. A
@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -51,17 +50,17 @@ from ..device import resolve_device
 from ..errors import DassError
 from ..export.config import ExportConfig
 from ..export.stage import run as export_run
-from ..io import atomic_torch_save, atomic_write_json, file_sha256, read_json, safe_torch_load
-from ..kd.stage import write_results
-from ..predictor.model import load_predictor
+from ..hashing import dataset_hash, file_sha256
+from ..io import atomic_write_json, read_json, safe_torch_load
+from ..kd.picks import PickSetting, kd_picks
+from ..predictor.checkpoint import load_predictor
 from ..search.config import SearchBudgetConfig, SearchConfig
 from ..search.stage import Budget, check_teacher_space, run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
-from ..teacher.checkpoint import checked_accuracy, load_teacher
+from ..teacher.checkpoint import checked_accuracy, load_teacher, save_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
 from ..teacher.stage import run as teacher_stage_run
-from ..train.lockstep import kd_train_many
 from ..train.trainer import check_data
 from .config import BudgetConfig, PipelineConfig
 from .report import write_report
@@ -206,9 +205,8 @@ def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, f
         acc = teacher_accuracy(net, test, space.image_size, device)
         log.info("teacher accuracy on the test split: %.2f%%", acc)
         path = folder / "teacher.pt"
-        atomic_torch_save({"state_dict": sd, "space": cfgmod.to_dict(space), "arch": teacher_arch(space).to_dict(),
-                           "num_classes": num_classes, "dataset": cfg.dataset,
-                           "metrics": {**(meta.get("metrics") or {}), "best_acc": acc}}, path)
+        save_teacher(path, sd, space, num_classes, cfg.dataset, {**(meta.get("metrics") or {}), "best_acc": acc},
+                     recipe=meta["recipe"], seed=meta["seed"], data=data_id)
     else:
         acc = recorded
     arch = teacher_arch(space)
@@ -266,41 +264,13 @@ def _search(cfg: PipelineConfig, pred_path: Path, teacher: dict, budget: dict, f
     return search_run(scfg)
 
 
-def pick_dir(folder: Path, rank: int, arch: Arch) -> Path:
-    return folder / f"{rank}-{arch.key()}"
-
-
 def _kd(cfg: PipelineConfig, space, teacher: dict, picks: list[dict], data, folder: Path) -> dict:
-    """Every pick with every seed; a (pick, seed) whose ``metrics.json`` exists is not retrained,
-    an interrupted one resumes from its ``last.pt``."""
-    train, test = data
+    """Every pick with every seed (:func:`dass.kd.picks.kd_picks`: ``<folder>/<rank>-<arch key>/``)."""
     _, sd, _ = load_teacher(teacher["teacher"], space=space)
-    archs = [Arch.from_dict(p["arch"]) for p in picks]
-    dirs = [pick_dir(folder, p["rank"], a) for p, a in zip(picks, archs)]
-    for seed in cfg.seeds:
-        todo = [i for i, d in enumerate(dirs) if not (d / f"seed{seed}" / "metrics.json").is_file()]
-        if not todo:
-            continue
-        log.info("KD seed %d: %d students in lockstep", seed, len(todo))
-        runs = [dirs[i] / f"seed{seed}" for i in todo]
-        for r in runs:
-            r.mkdir(parents=True, exist_ok=True)
-        results = kd_train_many([archs[i] for i in todo], space, sd, train, test, cfg.kd_recipe, seed,
-                                cfg.device, cfg.remap, run_dirs=runs, progress=cfg.progress)
-        for r, m in zip(runs, results):
-            atomic_write_json(r / "metrics.json", {"seed": seed, "dataset": cfg.dataset,
-                                                   "teacher": teacher["teacher"], **m})
-    out = []
-    for p, d in zip(picks, dirs):
-        write_results(d)
-        ms = [read_json(d / f"seed{s}" / "metrics.json") for s in cfg.seeds]
-        best = [m["best_acc"] for m in ms]
-        final = [m["final_acc"] for m in ms]
-        out.append({"rank": p["rank"], "arch": p["arch"], "run_dir": str(d),
-                    "best_acc": statistics.fmean(best), "final_acc": statistics.fmean(final),
-                    "final_acc_std": statistics.stdev(final) if len(final) > 1 else 0.0,
-                    "wall_s": sum(m["wall_s"] for m in ms)})
-    return {"picks": out}
+    setting = PickSetting(space, sd, *data, cfg.kd_recipe, cfg.remap, cfg.device, dataset=cfg.dataset,
+                          teacher=teacher["teacher"], progress=cfg.progress)
+    return {"picks": kd_picks([(p["rank"], Arch.from_dict(p["arch"])) for p in picks], setting, cfg.seeds, folder,
+                              scratch_baseline=cfg.scratch_baseline)}
 
 
 def run(cfg: PipelineConfig) -> dict:
@@ -336,7 +306,7 @@ def run(cfg: PipelineConfig) -> dict:
                             f"of {cfg.dataset}: give at most {len(data[0])}")
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.dataset))
     check_inputs_outside(cfg, run_dir, pred_path)
-    data_id = {"train": runid.dataset_hash(data[0]), "test": runid.dataset_hash(data[1])}
+    data_id = {"train": dataset_hash(data[0]), "test": dataset_hash(data[1])}
     ident = runid.identity("pipeline", {"dataset": cfg.dataset}, data=data_id)
     runid.claim(run_dir, ident, exclusive=True)   # before anything in it changes
     check_stage_folders(run_dir)
@@ -382,7 +352,8 @@ def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id:
     # --- KD of the picks
     picks = search["top"]
     k_ident = {"teacher": teacher_sha, "picks": [p["arch"] for p in picks], "seeds": cfg.seeds,
-               "recipe": cfgmod.to_dict(cfg.kd_recipe), "remap": cfg.remap, "data": data_id}
+               "recipe": cfgmod.to_dict(cfg.kd_recipe), "remap": cfg.remap, "data": data_id,
+               **({"scratch_baseline": True} if cfg.scratch_baseline else {})}
     kd = stages.run("kd", k_ident, lambda f: _kd(cfg, space, teacher, picks, data, f),
                     still_valid=lambda r, _: isinstance(r.get("picks"), list))
     result = {"run_dir": str(run_dir), "dataset": cfg.dataset, "num_classes": num_classes,

@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "data": ["TARGETS", "TaskData", "cost_features", "load_tasks", "student_inputs", "student_targets",
              "support_target", "take", "task_context", "to_accuracy"],
     "metrics": ["correlations", "evaluate_predictor", "mean_metrics", "task_metrics"],
-    "model": ["InputDims", "LoadedPredictor", "Predictor", "PredictorConfig", "canonical_input_type",
-              "load_predictor", "save_predictor"],
+    "model": ["InputDims", "Predictor", "PredictorConfig", "canonical_input_type"],
+    "checkpoint": ["LoadedPredictor", "load_predictor", "save_predictor"],
     "meta_train": ["MetaTrainer", "run", "calibrate", "pairwise_rank_loss"],
 })

@@ -42,7 +42,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_value
 from ..device import resolve_device
@@ -56,8 +56,8 @@ from .data import (TaskData, cost_features, fit_calibration, load_tasks, make_ta
 from .boosting import BoostedTrees
 from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
-from .model import (InputDims, LoadedPredictor, Predictor, PredictorConfig, load_predictor, save_predictor,
-                    scalar_inputs)
+from .checkpoint import LoadedPredictor, load_predictor, save_predictor
+from .model import InputDims, Predictor, PredictorConfig, scalar_inputs
 
 log = logging.getLogger("dass.predictor")
 
@@ -223,7 +223,7 @@ def run(cfg: MetaTrainConfig) -> dict:
         for t in sum(tasks.values(), []):
             if t.dset is None:
                 raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
-    files = {p.name: runid.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
+    files = {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
     ident = runid.identity("predictor", cfgmod.to_dict(cfg), drop=RESUMABLE_CHANGES + ("db",), db=files)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "predictor", identity=ident)
     last = run_dir / "last.pt"

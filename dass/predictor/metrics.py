@@ -11,7 +11,7 @@ from ..correlation import METRICS, PARTIAL, correlations, mean_metrics, partial_
 from ..space import macs
 from .adapt import predict_task
 from .data import TaskData
-from .model import LoadedPredictor, check_same_space, load_predictor
+from .checkpoint import LoadedPredictor, check_same_space, load_predictor
 
 __all__ = ["METRICS", "correlations", "mean_metrics", "task_metrics", "evaluate_predictor"]
 
@@ -28,7 +28,7 @@ def task_metrics(pred, task: TaskData) -> dict[str, float]:
 def evaluate_predictor(predictor, tasks, device="cpu") -> dict[str, dict[str, float]]:
     """Per-task correlations between the adapted predictor's output and the students' accuracies.
 
-    ``predictor``: a ``best.pt`` path or a :class:`~dass.predictor.model.LoadedPredictor`;
+    ``predictor``: a ``best.pt`` path or a :class:`~dass.predictor.checkpoint.LoadedPredictor`;
     ``tasks``: :class:`~dass.predictor.data.TaskData` objects or task dicts of the database format.
     Returns ``{task key: {"spearman", "kendall", "pearson", "partial_spearman", "n"}}`` (accuracies of the label the
     predictor was trained on).

@@ -5,5 +5,5 @@ from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "zero_cost": ["PROXIES", "compute", "diswot", "relation_matrices"],
-    "batch": ["ARCH_PROXIES", "PROXY_IMAGES", "archs_proxy", "image_batch", "proxy_images"],
+    "batch": ["ARCH_PROXIES", "PROXY_IMAGES", "ProxySetting", "archs_proxy", "image_batch", "proxy_images"],
 })

@@ -6,11 +6,13 @@ inputs (meta-training, evaluation and search), so all of them score a student th
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.loader import DeviceLoader
+from ..data.loader import DeviceLoader, LoaderConfig
 from ..data.registry import load_dataset
 from ..errors import DassError
 from ..space import Arch, SpaceConfig, build, build_remapped, teacher_arch
@@ -39,22 +41,38 @@ def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: i
     idx = np.sort(rng.choice(len(arrays), size=min(n, len(arrays)), replace=False))
     if len(idx) < 2:
         raise DassError(f"{dataset} has fewer than 2 train images")
-    loader = DeviceLoader(arrays.subset(idx), len(idx), train=False, image_size=space.image_size, pad=0,
-                          flip=False, device=device)
+    loader = DeviceLoader(arrays.subset(idx), LoaderConfig(len(idx), train=False, image_size=space.image_size,
+                                                           pad=0, flip=False), device=device)
     return next(iter(loader))
 
 
-def archs_proxy(name: str, archs: list[Arch], space: SpaceConfig, num_classes: int, teacher_sd: dict,
-                strategy: str, x: torch.Tensor, y: torch.Tensor, device, progress: bool = False,
+@dataclass
+class ProxySetting:
+    """What a task's students' proxies are computed against: their space and class count, the teacher
+    weights they are remapped from with ``strategy``, and the device. ``teacher_digest``: the
+    teacher's :func:`dass.hashing.proxy_state_sha256` when the caller knows it (the cache's key)."""
+
+    space: SpaceConfig
+    num_classes: int
+    teacher_sd: dict
+    strategy: str = "copy_paste_first"
+    device: object = "cpu"
+    teacher_digest: str | None = None
+
+
+def archs_proxy(name: str, archs: list[Arch], setting: ProxySetting, batch: tuple, progress: bool = False,
                 desc: str = "", batched: bool = True) -> np.ndarray:
-    """Proxy ``name`` (:data:`ARCH_PROXIES`) of each architecture, remapped from ``teacher_sd`` with
-    ``strategy``, on the batch ``(x, y)`` (float64). ``diswot`` compares each student's stage
+    """Proxy ``name`` (:data:`ARCH_PROXIES`) of each architecture, remapped from ``setting.teacher_sd``
+    with ``setting.strategy``, on ``batch = (x, y)`` (float64). ``diswot`` compares each student's stage
     relations with those of the teacher (``teacher_sd``) on ``x`` (:func:`zero_cost.diswot`).
     ``naswot``, ``synflow`` and ``diswot`` of ``copy_paste_first`` students are computed in batched
     passes of the teacher (:mod:`.masked`; the same values within rounding) unless ``batched`` is
     False, which builds and runs each student (the reference)."""
     if name not in ARCH_PROXIES:
         raise DassError(f"unknown proxy {name!r} (known: {', '.join(ARCH_PROXIES)})")
+    space, num_classes, teacher_sd, strategy, device = (setting.space, setting.num_classes, setting.teacher_sd,
+                                                         setting.strategy, setting.device)
+    x, y = batch
     fast = batched and strategy == "copy_paste_first" and name in masked.BATCHED
     teacher_rel = None
     if name == "diswot":

@@ -16,7 +16,6 @@ of 1,800 students, and new entries go to ``runs/cache/proxy``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -26,41 +25,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..hashing import proxy_key_sha256, proxy_state_sha256
 from ..io import atomic_write_json
-from .batch import archs_proxy
+from .batch import ProxySetting, archs_proxy
 
 log = logging.getLogger("dass.proxies")
 
 VERSION = 1
 
 
-def _tensor_digest(h, t: torch.Tensor) -> None:
-    t = t.detach().to("cpu").contiguous()
-    h.update(f"{t.dtype}|{list(t.shape)}|".encode())
-    h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-
-
-def state_digest(state: dict) -> str:
-    """sha256 of a state dict's names, shapes, dtypes and values."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(k.encode() + b"\0")
-        _tensor_digest(h, state[k])
-    return h.hexdigest()
-
-
 def key(name: str, archs, space, strategy: str, teacher_digest: str, x: torch.Tensor, y: torch.Tensor,
         device) -> str:
     """The cache key of proxy ``name`` over ``archs`` (see module doc)."""
-    h = hashlib.sha256()
     sp = asdict(space) if is_dataclass(space) else space
     head = {"proxy": name, "version": VERSION, "space": sp, "strategy": str(strategy),
             "teacher": teacher_digest, "device": torch.device(device).type,
             "archs": [a.to_dict() for a in archs]}
-    h.update(json.dumps(head, sort_keys=True, default=str).encode())
-    _tensor_digest(h, x)
-    _tensor_digest(h, y)
-    return h.hexdigest()
+    return proxy_key_sha256(head, x, y)
 
 
 class ProxyCache:
@@ -111,18 +92,19 @@ class ProxyCache:
             log.warning("proxy cache: cannot write under %s (%s)", self.folder, e)
 
 
-def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, space, num_classes: int,
-                       teacher_sd: dict, strategy: str, x: torch.Tensor, y: torch.Tensor, device,
-                       progress: bool = False, desc: str = "", teacher_digest: str | None = None) -> np.ndarray:
+def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting, batch: tuple,
+                       progress: bool = False, desc: str = "") -> np.ndarray:
     """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
-    there when it did not (``cache`` None: always computed). ``teacher_digest`` saves hashing the
-    teacher again (:func:`state_digest`)."""
+    there when it did not (``cache`` None: always computed). ``setting.teacher_digest`` saves hashing
+    the teacher again (:func:`dass.hashing.proxy_state_sha256`)."""
     if cache is None:
-        return archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
-    k = key(name, archs, space, strategy, teacher_digest or state_digest(teacher_sd), x, y, device)
+        return archs_proxy(name, archs, setting, batch, progress, desc)
+    s = setting
+    digest = s.teacher_digest or proxy_state_sha256(s.teacher_sd)
+    k = key(name, archs, s.space, s.strategy, digest, batch[0], batch[1], s.device)
     hit = cache.get(label, k, len(archs))
     if hit is not None:
         return hit
-    out = archs_proxy(name, archs, space, num_classes, teacher_sd, strategy, x, y, device, progress, desc)
+    out = archs_proxy(name, archs, setting, batch, progress, desc)
     cache.put(label, k, out)
     return out

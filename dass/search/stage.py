@@ -50,7 +50,7 @@ import torch
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..data.registry import load_dataset
 from ..device import resolve_device
@@ -59,7 +59,7 @@ from ..io import atomic_write_json, safe_torch_load, write_csv
 from ..predictor import proxy_inputs
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
-from ..predictor.model import LoadedPredictor, load_predictor
+from ..predictor.checkpoint import LoadedPredictor, load_predictor
 from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, teacher_arch, validate
 from ..space.arch import read_candidates_file
 from ..space.latency import measure_arch
@@ -310,10 +310,10 @@ def run(cfg: SearchConfig) -> dict:
                         "(absent from its checkpoint), for dataset features (input D) or for zero-cost proxies")
     test = _load_images(cfg, "test", num_classes) if needs_acc and teacher_acc is None else None
     train = _load_images(cfg, "train", num_classes) if {"dset", "proxy"} & pred.model.needs else None
-    data = {k: runid.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
-    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=runid.file_hash(cfg.teacher),
-                           predictor=runid.file_hash(cfg.predictor), data=data,
-                           candidates=runid.file_hash(cfg.candidates) if cfg.candidates else None)
+    data = {k: hashing.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
+    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
+                           predictor=hashing.file_hash(cfg.predictor), data=data,
+                           candidates=hashing.file_hash(cfg.candidates) if cfg.candidates else None)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "search", identity=ident)
     if test is not None:
         teacher_acc = teacher_accuracy(net, test, space.image_size, device)

@@ -6,14 +6,13 @@ maximum depth and every block at the full stage width.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DassError
+from ..hashing import json_sha1
 from ..io import read_json, safe_torch_load
 from .config import SpaceConfig
 
@@ -41,8 +40,7 @@ class Arch:
 
     def key(self) -> str:
         """Short stable identifier (hash of the canonical JSON)."""
-        s = json.dumps(self.to_dict(), separators=(",", ":"))
-        return hashlib.sha1(s.encode()).hexdigest()[:12]
+        return json_sha1(self.to_dict())[:12]
 
     def __str__(self) -> str:
         return "|".join("-".join(str(w) for w in ws) for ws in self.widths)

@@ -3,12 +3,16 @@
 Project format (written by ``python -m dass.teacher``)::
 
     {"state_dict": {...}, "space": SpaceConfig as a dict, "arch": {"depths", "widths"},
-     "num_classes": int, "dataset": str, "metrics": {best_acc, final_acc, ...}}
+     "num_classes": int, "dataset": str, "metrics": {best_acc, final_acc, ...},
+     "recipe": TeacherRecipe as a dict or None, "seed": int or None, ["data": {"train", "test"}]}
+
+``recipe`` and ``seed`` (what trained it; None when unknown: an imported or a given teacher) are always
+written; ``data`` (:func:`dass.hashing.dataset_hash` of both splits) where the writer knows it.
 
 A file may store its floating-point tensors at half precision (``float16``, as the shipped
 ``assets/cpu/teachers`` do, written by :func:`store_half`); such a file also holds
 ``"half": {"dtype": "float16", "float32_sha256": <sha256 of the float32 file it was made from>,
-"float32_state_sha256": <its state dict's sha256, dass.train.logit_cache.tensor_dict_sha256>}``. :func:`load_teacher` gives every
+"float32_state_sha256": <its state dict's sha256, dass.hashing.tensor_dict_sha256>}``. :func:`load_teacher` gives every
 teacher back in the network's float32, whatever the file stores.
 
 Also accepted: a dict with only ``state_dict`` (the original release; it may hold other entries such
@@ -16,7 +20,8 @@ as ``epoch``) or a bare state dict; a ``module.`` prefix on the keys (DataParall
 Such files carry no space, so the caller must give one.
 
 The one home of this layout: :func:`teacher_checkpoint` / :func:`save_teacher` write it (teacher
-runs, the database build, the importer of the original release), :func:`load_teacher` reads it,
+runs, the database build, the pipeline's copy of a given teacher, the importer of the original
+release), :func:`load_teacher` reads it,
 :func:`check_teacher_state_dict` checks a state dict against a space and :func:`strip_module_prefix`
 is the one prefix rule.
 """
@@ -28,9 +33,10 @@ import torch
 
 from .. import config as cfgmod
 from ..errors import DassError
-from ..io import atomic_torch_save, file_sha256, safe_torch_load
+from ..hashing import file_sha256, tensor_dict_sha256
+from ..io import atomic_torch_save, safe_torch_load
 from ..space import Arch, ResNet, SpaceConfig, build, space_difference, teacher_arch
-from ..train.logit_cache import tensor_dict_sha256
+
 
 def strip_module_prefix(sd: dict) -> dict:
     """Drop the ``module.`` prefix that ``DataParallel`` puts on every key. Only when every key has
@@ -41,18 +47,23 @@ def strip_module_prefix(sd: dict) -> dict:
     return dict(sd)
 
 
-def teacher_checkpoint(sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict,
-                       **extra) -> dict:
-    """The project's teacher checkpoint dict (layout above); ``extra`` entries are kept as they are
-    (e.g. ``source`` of an imported teacher)."""
+def teacher_checkpoint(sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict, *,
+                       recipe, seed: int | None, **extra) -> dict:
+    """The project's teacher checkpoint dict (layout above). ``recipe`` (a TeacherRecipe, its dict, or
+    None when unknown) and ``seed`` are required, so that no writer forgets them; ``extra`` entries
+    are kept as they are (e.g. ``data``, or ``source`` of an imported teacher)."""
+    if recipe is not None and not isinstance(recipe, dict):
+        recipe = cfgmod.to_dict(recipe)
     return {"state_dict": sd, "space": cfgmod.to_dict(space), "arch": teacher_arch(space).to_dict(),
-            "num_classes": int(num_classes), "dataset": dataset, "metrics": metrics, **extra}
+            "num_classes": int(num_classes), "dataset": dataset, "metrics": metrics, "recipe": recipe,
+            "seed": None if seed is None else int(seed), **extra}
 
 
-def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict,
-                 **extra) -> Path:
+def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict, *,
+                 recipe, seed: int | None, **extra) -> Path:
     """Write :func:`teacher_checkpoint` atomically to ``path``; returns the path."""
-    atomic_torch_save(teacher_checkpoint(sd, space, num_classes, dataset, metrics, **extra), path)
+    atomic_torch_save(teacher_checkpoint(sd, space, num_classes, dataset, metrics, recipe=recipe, seed=seed,
+                                         **extra), path)
     return Path(path)
 
 
@@ -170,8 +181,8 @@ def load_teacher(path, space: SpaceConfig | None = None,
                  num_classes: int | None = None) -> tuple[ResNet, dict, dict]:
     """Load a teacher checkpoint; returns ``(net in eval mode on the CPU, state dict, meta)``.
 
-    ``meta``: ``{path, space (SpaceConfig), arch (Arch), num_classes, dataset, metrics, half}``
-    (``dataset``/``metrics`` None when the file does not record them; ``half`` the file's half
+    ``meta``: ``{path, space (SpaceConfig), arch (Arch), num_classes, dataset, metrics, recipe, seed,
+    half}`` (``dataset``/``metrics``/``recipe``/``seed`` None when the file does not record them; ``half`` the file's half
     precision record, None for a float32 file). The state dict is float32 either way. Raises a one-line DassError
     when the file's space, architecture or class count differs from what the caller asks for.
     """
@@ -194,5 +205,6 @@ def load_teacher(path, space: SpaceConfig | None = None,
     net = build(arch, space, classes)
     net.load_state_dict(sd)
     meta = {"path": str(path), "space": space, "arch": arch, "num_classes": classes,
-            "dataset": rest.get("dataset"), "metrics": rest.get("metrics"), "half": rest.get("half")}
+            "dataset": rest.get("dataset"), "metrics": rest.get("metrics"), "recipe": rest.get("recipe"),
+            "seed": rest.get("seed"), "half": rest.get("half")}
     return net.eval(), net.state_dict(), meta

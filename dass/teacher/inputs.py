@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.arrays import ImageArrays
-from ..data.loader import DeviceLoader
+from ..data.loader import DeviceLoader, LoaderConfig
 from ..space import Arch, SpaceConfig, functional_maps, teacher_arch
 from ..train.distributed import single_process
 from ..train.trainer import precision_for, top1_accuracies
@@ -64,7 +64,8 @@ def dataset_features(net: nn.Module, arrays: ImageArrays, per_class: int, max_to
     sub = arrays.subset(idx)
     net = net.to(device).eval()
     feats = []
-    for x, _ in DeviceLoader(sub, 256, train=False, image_size=image_size, pad=0, flip=False, device=device):
+    for x, _ in DeviceLoader(sub, LoaderConfig(256, train=False, image_size=image_size, pad=0, flip=False),
+                             device=device):
         feats.append(torch.flatten(F.adaptive_avg_pool2d(net.forward_stages(x)[-1], 1), 1).cpu())
     return torch.cat(feats).half()
 
@@ -73,7 +74,8 @@ def teacher_accuracy(net: nn.Module, arrays: ImageArrays, image_size: int, devic
     """Top-1 accuracy (percent) of ``net`` on ``arrays``."""
     dev = torch.device(device)
     net = net.to(dev)
-    loader = DeviceLoader(arrays, batch_size, train=False, image_size=image_size, pad=0, flip=False, device=dev)
+    loader = DeviceLoader(arrays, LoaderConfig(batch_size, train=False, image_size=image_size, pad=0, flip=False),
+                          device=dev)
     acc = top1_accuracies([net], loader, single_process(dev), precision_for(dev))[0]
     net.eval()
     return float(acc)

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from .. import config as cfgmod
-from .. import runid
+from .. import hashing, runid
 from ..cli import setup_run_dir_of_rank
 from ..data.arrays import ImageArrays
 from ..data.registry import dataset_key, load_dataset
@@ -43,10 +43,10 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
                 load_dataset(cfg.dataset, cfg.data_root, "test", size))
     train, test = data
     check_data(train, test)
+    data_id = {"train": hashing.dataset_hash(train), "test": hashing.dataset_hash(test)}
     ident = runid.identity("teacher", cfgmod.to_dict(cfg), drop=("runs_root", "run_dir", "progress", "device",
                                                                   "data_root", "space"),
-                           space=cfgmod.to_dict(space),
-                           data={"train": runid.dataset_hash(train), "test": runid.dataset_hash(test)})
+                           space=cfgmod.to_dict(space), data=data_id)
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / f"{dataset_key(cfg.dataset)}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     dist = init_distributed(cfg.device)
@@ -61,7 +61,8 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
                 **{k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s",
                                            "macs", "params")}}
         if dist.is_main:
-            save_teacher(run_dir / "teacher.pt", state_dict, space, train.num_classes, cfg.dataset, metrics)
+            save_teacher(run_dir / "teacher.pt", state_dict, space, train.num_classes, cfg.dataset, metrics,
+                         recipe=cfg.recipe, seed=cfg.seed, data=data_id)
             atomic_write_json(run_dir / "metrics.json", {"dataset": cfg.dataset, "seed": cfg.seed, **metrics})
             log.info("done: %s", line)
             print(json.dumps({k: line[k] for k in ("teacher", "best_acc", "final_acc", "final_loss", "best_epoch",

@@ -10,56 +10,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.arrays import ImageArrays
-from ..space import Arch, SpaceConfig
-from .distributed import DistContext, single_process
+from ..space import Arch
+from .distributed import single_process
+from .kd_setting import KDSetting
 from .logit_cache import cache_identity, teacher_logits
-from .recipe import KDRecipe
 from .trainer import check_data, fit, kd_learner, kd_result, load_teacher_net, make_loaders, precision_for
 
 
-def kd_train_many(archs: list[Arch], space: SpaceConfig, teacher_sd: dict, train: ImageArrays,
-                  test: ImageArrays, recipe: KDRecipe, seed: int, device: str = "auto",
-                  remap: str = "copy_paste_first", run_dirs: list | None = None, progress: bool = False,
-                  ctx: DistContext | None = None, logit_cache=None, wait_for_cache: bool = True) -> list[dict]:
+def kd_train_many(archs: list[Arch], setting: KDSetting, seed: int, run_dirs: list | None = None) -> list[dict]:
     """KD-train every architecture of ``archs`` with ``seed``; one result dict per student, in order
     (keys as :func:`dass.train.kd_train`). ``run_dirs`` (optional, one per student) keeps per-student
-    checkpoints and resumes from them. ``logit_cache`` (a folder) takes the teacher's logits from
-    the cache there, computing and writing it first when missing or invalid
-    (:mod:`dass.train.logit_cache`); the results are the same as without it. When another process
-    is writing that cache, ``wait_for_cache=False`` runs the teacher live instead of waiting."""
+    checkpoints and resumes from them."""
     if run_dirs is not None and len(run_dirs) != len(archs):
         raise ValueError(f"{len(run_dirs)} run folders for {len(archs)} students")
-    ctx = ctx or single_process(device)
+    s = setting
+    space, teacher_sd, train, recipe = s.space, s.teacher_sd, s.train, s.recipe
+    ctx = s.ctx or single_process(s.device)
     precision = precision_for(ctx.device)
-    num_classes = check_data(train, test, int(teacher_sd["fc.weight"].shape[0]))
-    train_loader, test_loader = make_loaders(train, test, recipe, space, seed, ctx, precision)
-    learners = [kd_learner(a, space, teacher_sd, train, recipe, seed, remap, len(train_loader), ctx, precision,
+    num_classes = check_data(train, s.test, int(teacher_sd["fc.weight"].shape[0]))
+    train_loader, test_loader = make_loaders(train, s.test, recipe, space, seed, ctx, precision)
+    learners = [kd_learner(a, s, seed, len(train_loader), ctx, precision,
                            None if run_dirs is None else Path(run_dirs[i]), name=f"student {i} ({a})")
                 for i, a in enumerate(archs)]
     teacher = cached = None
     if recipe.alpha != 1.0:
         def make_teacher():
             return load_teacher_net(space, teacher_sd, num_classes, ctx, precision)
-        if logit_cache is not None:
+        if s.logit_cache is not None:
             identity = cache_identity(teacher_sd, train, train_loader, precision, recipe.epochs)
-            cached = teacher_logits(logit_cache, identity, make_teacher, train_loader, recipe.epochs, precision,
-                                    wait=wait_for_cache)
+            cached = teacher_logits(s.logit_cache, identity, make_teacher, train_loader, recipe.epochs, precision,
+                                    wait=s.wait_for_cache)
         if cached is None:
             teacher = make_teacher()
     desc = "kd" if len(archs) == 1 else f"kd x{len(archs)}"
-    fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, progress, desc=desc,
+    fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, s.progress, desc=desc,
         teacher_logits=cached)
     return [kd_result(l, a, space, num_classes) for l, a in zip(learners, archs)]
 
 
-def kd_train(arch: Arch, space: SpaceConfig, teacher_sd: dict, train: ImageArrays, test: ImageArrays,
-             recipe: KDRecipe, seed: int, device: str = "auto", remap: str = "copy_paste_first",
-             run_dir=None, progress: bool = False, ctx: DistContext | None = None,
-             logit_cache=None, wait_for_cache: bool = True) -> dict:
+def kd_train(arch: Arch, setting: KDSetting, seed: int, run_dir=None) -> dict:
     """KD-train one student; returns ``{best_acc, final_acc, final_loss, best_epoch, history, wall_s,
-    macs, params, arch}`` (accuracies: test top-1 %). Files only when ``run_dir`` is given;
-    ``logit_cache`` (a folder) reuses the teacher's logits (see :func:`dass.train.kd_train_many`)."""
-    return kd_train_many([arch], space, teacher_sd, train, test, recipe, seed, device, remap,
-                         run_dirs=None if run_dir is None else [run_dir], progress=progress, ctx=ctx,
-                         logit_cache=logit_cache, wait_for_cache=wait_for_cache)[0]
+    macs, params, arch}`` (accuracies: test top-1 %). Files only when ``run_dir`` is given."""
+    return kd_train_many([arch], setting, seed, run_dirs=None if run_dir is None else [run_dir])[0]

@@ -35,7 +35,6 @@ epoch and each step takes a view of it, so nothing moves between devices per ste
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -47,34 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..hashing import arrays_sha256, file_sha256, json_sha256, tensor_dict_sha256
 from ..io import atomic_write_json
 from ..io import file_lock as _lock
 
 FORMAT = "dass-teacher-logits-v1"
 log = logging.getLogger("dass.train")
-
-
-def tensor_dict_sha256(sd: dict) -> str:
-    """sha256 over a state dict's keys, dtypes, shapes and bytes (keys in sorted order)."""
-    h = hashlib.sha256()
-    for k in sorted(sd):
-        t = sd[k]
-        h.update(k.encode())
-        if isinstance(t, torch.Tensor):
-            t = t.detach().cpu().contiguous()
-            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        else:
-            h.update(repr(t).encode())
-    return h.hexdigest()
-
-
-def arrays_sha256(arrays) -> str:
-    """sha256 of a dataset's images and labels (``ImageArrays``)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(arrays.images).tobytes())
-    h.update(np.ascontiguousarray(arrays.labels).tobytes())
-    return h.hexdigest()
 
 
 def cache_identity(teacher_sd: dict, train, loader, precision, epochs: int) -> dict:
@@ -87,18 +64,6 @@ def cache_identity(teacher_sd: dict, train, loader, precision, epochs: int) -> d
             "rank": int(loader.rank), "world_size": int(loader.world_size),
             "device": loader.device.type, "autocast": str(precision.dtype), "channels_last": bool(precision.channels_last),
             "torch": torch.__version__}
-
-
-def identity_key(identity: dict) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TeacherLogits:
@@ -190,7 +155,7 @@ def teacher_logits(folder, identity: dict, make_teacher: Callable[[], nn.Module]
     and no idle worker)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    key = identity_key(identity)
+    key = json_sha256(identity)[:24]
     expected = (epochs, len(loader), loader.batch_size, int(identity["num_classes"]))
     array = _read_valid(folder, key, identity, expected)
     if array is not None:

@@ -40,12 +40,13 @@ from tqdm import tqdm
 
 from .. import config as cfgmod
 from ..data.arrays import ImageArrays, check_splits
-from ..data.loader import DeviceLoader
+from ..data.loader import DeviceLoader, LoaderConfig
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
 from ..space import Arch, SpaceConfig, build, macs, params, remap, teacher_arch
 from .distributed import (DistContext, all_reduce_sum, broadcast_buffers, per_process_batch,
                           single_process, wrap)
+from .kd_setting import KDSetting
 from .losses import kd_loss, smoothed_cross_entropy
 from .recipe import KDRecipe, Recipe, TeacherRecipe
 
@@ -296,13 +297,13 @@ def make_loaders(train: ImageArrays, test: ImageArrays, recipe: Recipe, space: S
     """Augmented, sharded train loader (global batch ``recipe.batch_size``) and a plain test loader."""
     size = space.image_size
     pad = size // 8 if recipe.crop_pad is None else recipe.crop_pad
-    common = dict(image_size=size, mean=recipe.mean, std=recipe.std, device=ctx.device, seed=seed,
-                  rank=ctx.rank, world_size=ctx.world_size, channels_last=precision.channels_last)
-    tr = DeviceLoader(train, per_process_batch(recipe.batch_size, ctx), train=True, pad=pad,
-                      flip=recipe.flip, **common)
+    common = dict(image_size=size, mean=recipe.mean, std=recipe.std, seed=seed, rank=ctx.rank,
+                  world_size=ctx.world_size, channels_last=precision.channels_last)
+    tr = DeviceLoader(train, LoaderConfig(per_process_batch(recipe.batch_size, ctx), train=True, pad=pad,
+                                          flip=recipe.flip, **common), ctx.device)
     if len(tr) == 0:
         raise DassError(f"dataset {train.name}: {len(train)} train images give no full batch of {recipe.batch_size}")
-    te = DeviceLoader(test, recipe.eval_batch_size, train=False, pad=0, flip=False, **common)
+    te = DeviceLoader(test, LoaderConfig(recipe.eval_batch_size, train=False, pad=0, flip=False, **common), ctx.device)
     return tr, te
 
 
@@ -325,15 +326,16 @@ def kd_identity(arch: Arch, recipe: KDRecipe, seed: int, strategy: str, train: I
             "remap": strategy, "dataset": train.name, "num_classes": train.num_classes, "train_size": len(train)}
 
 
-def kd_learner(arch: Arch, space: SpaceConfig, teacher_sd: dict, train: ImageArrays, recipe: KDRecipe,
-               seed: int, strategy: str, steps_per_epoch: int, ctx: DistContext, precision: Precision,
-               run_dir=None, name: str = "student") -> Learner:
-    """A student built under ``torch.manual_seed(seed)`` and remapped from the teacher."""
+def kd_learner(arch: Arch, setting: KDSetting, seed: int, steps_per_epoch: int, ctx: DistContext,
+               precision: Precision, run_dir=None, name: str = "student") -> Learner:
+    """A student of ``setting`` built under ``torch.manual_seed(seed)`` and remapped from its teacher
+    (``setting.remap``); ``ctx`` is the process context it trains in."""
+    s = setting
     torch.manual_seed(seed)
-    student = remap(build(arch, space, train.num_classes), teacher_sd, strategy)
-    a, t = recipe.alpha, recipe.temperature
-    return Learner(name, student, recipe, lambda s, y, tl: kd_loss(s, tl, y, a, t), steps_per_epoch, ctx,
-                   precision, kd_identity(arch, recipe, seed, strategy, train), run_dir)
+    student = remap(build(arch, s.space, s.train.num_classes), s.teacher_sd, s.remap)
+    a, t = s.recipe.alpha, s.recipe.temperature
+    return Learner(name, student, s.recipe, lambda out, y, tl: kd_loss(out, tl, y, a, t), steps_per_epoch, ctx,
+                   precision, kd_identity(arch, s.recipe, seed, s.remap, s.train), run_dir)
 
 
 def kd_result(learner: Learner, arch: Arch, space: SpaceConfig, num_classes: int) -> dict:

@@ -39,7 +39,8 @@ def tiny_teacher_state(space: SpaceConfig, num_classes: int, seed: int) -> dict:
 
 def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, best_acc: float) -> Path:
     """A teacher checkpoint (:func:`dass.teacher.save_teacher`) whose best and final accuracy are ``best_acc``."""
-    return teacher.save_teacher(path, sd, space, num_classes, dataset, {"best_acc": best_acc, "final_acc": best_acc})
+    return teacher.save_teacher(path, sd, space, num_classes, dataset, {"best_acc": best_acc, "final_acc": best_acc},
+                                recipe=None, seed=None)
 
 
 def write_images(data_root, name: str, num_classes: int, n_train: int = 40, n_test: int = 20, seed: int = 0,
@@ -159,7 +160,8 @@ def write_predictor(path, space: SpaceConfig, input_type: str = "STA", inner_lr:
     """An untrained ``dass-predictor-v1`` checkpoint (raw target, one adaptation step); ``edit(model)``
     may set weights before saving."""
     from dass.predictor.adapt import init_inner_lrs
-    from dass.predictor.model import InputDims, LoadedPredictor, Predictor, PredictorConfig, save_predictor
+    from dass.predictor.checkpoint import LoadedPredictor, save_predictor
+    from dass.predictor.model import InputDims, Predictor, PredictorConfig
     torch.manual_seed(seed)
     model = Predictor(PredictorConfig(dims=InputDims.for_space(space), input_type=input_type))
     if edit is not None:

@@ -1,0 +1,140 @@
+"""The database build's merge: the task file of every task whose students are all done (functional
+maps, encodings, teacher map and accuracy, dataset features, per-seed accuracies and their mean),
+``manifest.json`` and ``build_log.json``."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import to_dict
+from ..errors import DassError
+from ..hashing import file_sha256
+from ..io import atomic_write_json, read_json
+from ..space import Arch, macs, onehot, onehot_batch, params, teacher_arch
+from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
+from ..train.distributed import resolve_device
+from .config import DatabaseConfig, TaskSpec
+from .format import FORMAT, save_task_db, seed_agreement
+from .jobs import StudentJob, content_hash
+from .plan import TaskCache, per_seed, finished_results, job_seeds, teacher_path
+from .splits import SPLITS
+
+
+def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: list[int],
+               task_cache: TaskCache) -> tuple[Path, dict]:
+    """Write the task file from the records of all its students and ``seeds`` (in plan order:
+    seed-major); returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
+    tr, _ = task_cache.data(task)
+    net, sd, meta = task_cache.teacher(task)
+    space = task_cache.space
+    n = len(results) // len(seeds)
+    first = results[:n]                       # the records of the first seed give the architectures
+    archs = [Arch.from_dict(r["arch"]) for r in first]
+    dev = resolve_device(cfg.device)
+    fmaps = candidate_maps(archs, sd, space, tr.num_classes, cfg.noise_seed, strategy=cfg.remap, device=dev)
+    t_arch = teacher_arch(space)
+    t_map = teacher_map(sd, space, tr.num_classes, cfg.noise_seed, cfg.remap, device=dev)
+    t_metrics = meta.get("metrics", {}) or {}
+    if "best_acc" not in t_metrics:
+        raise DassError(f"task {task.key}: teacher checkpoint has no metrics.best_acc")
+    acc = {k: per_seed(results, seeds, k) for k in ("best_acc", "final_acc", "final_loss", "wall_s")}
+    d = {
+        "format": FORMAT,
+        "task": {"key": task.key, "dataset": task.dataset, "split": task.split, "num_classes": tr.num_classes,
+                 "teacher_ckpt": str(teacher_path(cfg, task)), "data_root": cfg.data_root},
+        "space": to_dict(space),
+        "noise_seed": cfg.noise_seed,
+        "remap": cfg.remap,
+        **({"scratch": True} if cfg.scratch else {}),   # labels from random initialisation, CE only
+        "recipe": to_dict(cfg.kd),
+        "label_seeds": seeds,
+        "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),
+                    "final_acc": float(t_metrics.get("final_acc", t_metrics["best_acc"])),
+                    "macs": macs(t_arch, space, tr.num_classes), "params": params(t_arch, space, tr.num_classes),
+                    "onehot": onehot(t_arch, space), "fmap": t_map},
+        "students": {
+            "arch": [r["arch"] for r in first],
+            "onehot": onehot_batch(archs, space),
+            "fmap": fmaps,
+            "best_acc": acc["best_acc"].mean(1),
+            "final_acc": acc["final_acc"].mean(1),
+            "final_loss": acc["final_loss"].mean(1),
+            "best_acc_seeds": acc["best_acc"],
+            "final_acc_seeds": acc["final_acc"],
+            "macs": torch.tensor([r["macs"] for r in first], dtype=torch.int64),
+            "params": torch.tensor([r["params"] for r in first], dtype=torch.int64),
+            "wall_s": acc["wall_s"].mean(1),
+            "seed": torch.full((n,), seeds[0], dtype=torch.int64),
+        },
+        "dataset_feats": dataset_features(net, tr, cfg.feats_per_class, cfg.max_feats, cfg.noise_seed,
+                                          space.image_size, dev),
+    }
+    path = Path(cfg.out) / f"{task.key}.pt"
+    save_task_db(d, path)
+    return path, {"best_acc_seeds": acc["best_acc"], "final_acc_seeds": acc["final_acc"]}
+
+
+def _merge_id(cfg: DatabaseConfig, jobs: list[StudentJob]) -> str:
+    """What a task file is made of: its jobs and the merge settings (same id = same file)."""
+    return content_hash([FORMAT, [j.student_id for j in jobs], cfg.noise_seed, cfg.remap, cfg.feats_per_class,
+                         cfg.max_feats, to_dict(cfg.kd)])
+
+
+def task_row(key: str, split: str, teacher_acc, students: int, seeds: list[int], best_acc_seeds=None) -> dict:
+    """A manifest/validation row: counts, teacher accuracy and the agreement of the label seeds."""
+    r, rel = seed_agreement(best_acc_seeds) if best_acc_seeds is not None else (None, None)
+    return {"key": key, "split": split, "teacher_best_acc": None if teacher_acc is None else round(float(teacher_acc), 2),
+            "students": students, "label_seeds": list(seeds), "seed_spearman": r, "reliability": rel}
+
+
+def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
+    """Write the task file of every task whose students are all done (tasks still running, or still
+    without a teacher, are listed as not done); a task file already made of the same jobs is kept."""
+    out = Path(cfg.out)
+    old = {}
+    if (out / "manifest.json").is_file():
+        old = {r["key"]: r for r in read_json(out / "manifest.json").get("tasks", []) if isinstance(r, dict)}
+    rows, walls = [], []
+    for task in cfg.all_tasks:
+        jobs = plan.get(task.key)
+        seeds = cfg.seeds(task.split)
+        n = cfg.students.get(task.split, 0)
+        if jobs is None:       # teacher not trained yet
+            rows.append({**task_row(task.key, task.split, None, n, seeds), "dataset": task.dataset,
+                         "runs": n * len(seeds), "done": 0, "file": None})
+            continue
+        seeds = job_seeds(jobs)
+        results = finished_results(cfg, jobs)
+        walls += [r["wall_s"] for r in results]
+        teacher_acc = task_cache.teacher(task)[2].get("metrics", {}).get("best_acc")
+        row = {**task_row(task.key, task.split, teacher_acc, n, seeds), "dataset": task.dataset,
+               "runs": len(jobs), "done": len(results), "file": None}
+        if len(results) == len(jobs):
+            mid = _merge_id(cfg, jobs)
+            prev = old.get(task.key, {})
+            if (prev.get("merge_id") == mid and prev.get("file") and (out / prev["file"]).is_file()
+                    and prev.get("sha256") == file_sha256(out / prev["file"])):
+                row = prev                                  # unchanged since the last merge (not edited since)
+            else:
+                path, acc = merge_task(cfg, task, results, seeds, task_cache)
+                row = {**task_row(task.key, task.split, teacher_acc, n, seeds, acc["best_acc_seeds"]),
+                       "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
+                       "merge_id": mid, "sha256": file_sha256(path)}
+        rows.append(row)
+    # tasks of the config that splits/only leave out of this build keep their rows (a build split by
+    # split adds to one database); tasks no longer in the config drop out (their files are ignored)
+    built = {t.key for t in cfg.all_tasks}
+    listed = {t.key for t in dataclasses.replace(cfg, splits=list(SPLITS), only=[]).all_tasks}
+    rows += [r for k, r in old.items() if k in listed and k not in built]
+    manifest = {"format": FORMAT, "space": to_dict(task_cache.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
+                "noise_seed": cfg.noise_seed, "tasks": rows,
+                "complete": all(r["file"] for r in rows)}
+    atomic_write_json(out / "manifest.json", manifest)
+    log_ = {"students_done": len(walls), "student_seconds_total": float(sum(walls)),
+            "student_seconds_mean": float(np.mean(walls)) if walls else None,
+            "student_seconds_median": float(np.median(walls)) if walls else None}
+    atomic_write_json(out / "build_log.json", log_)
+    return manifest
