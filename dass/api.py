@@ -18,7 +18,6 @@ Every error is a :class:`dass.errors.DassError` with the message the command pri
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from .data.arrays import as_int64_labels, npy_bytes
 from .data.registry import known_patterns
 from .errors import DassError
 from .export.config import FORMATS as EXPORT_FORMATS
+from .hashing import named_blobs_sha256
 from .io import atomic_write_bytes, read_json
 from .pipeline.config import PipelineConfig
 from .pipeline.stage import run as pipeline_run
@@ -260,10 +260,7 @@ def write_arrays(data: Arrays) -> Path:
         if len(names) != k:
             raise DassError(f"classes names {len(names)} classes, the labels {k}")
         blobs["classes.json"] = json.dumps(names, ensure_ascii=False).encode()
-    h = hashlib.sha256()
-    for name in sorted(blobs):
-        h.update(f"{name}\0{hashlib.sha256(blobs[name]).hexdigest()}\n".encode())
-    folder = ARRAYS_ROOT / h.hexdigest()[:16]
+    folder = ARRAYS_ROOT / named_blobs_sha256(blobs)[:16]
     for name, blob in blobs.items():
         f = folder / name
         if not (f.is_file() and f.stat().st_size == len(blob) and f.read_bytes() == blob):

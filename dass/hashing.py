@@ -40,6 +40,20 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def bytes_sha256(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def named_blobs_sha256(blobs: dict) -> str:
+    """Hex sha256 over ``{name: bytes}``: one line ``name NUL sha256(bytes)`` per name, sorted (the
+    identity of the files a folder is written from)."""
+    h = hashlib.sha256()
+    for name in sorted(blobs):
+        h.update(f"{name}\0{bytes_sha256(blobs[name])}\n".encode())
+    return h.hexdigest()
+
+
 def canonical_json(obj, compact: bool = True) -> str:
     """``obj`` as JSON with sorted keys (values JSON cannot hold written as ``str``); ``compact``:
     no spaces after ``,`` and ``:``."""

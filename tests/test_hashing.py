@@ -86,3 +86,12 @@ def test_no_hashlib_outside_hashing():
     root = Path(hashing.__file__).parent
     users = [str(p.relative_to(root)) for p in root.rglob("*.py") if "import hashlib" in p.read_text()]
     assert users == ["hashing.py"]
+
+
+def test_named_blobs_hash_is_the_sorted_manifest_of_member_hashes():
+    import hashlib
+    from dass.hashing import bytes_sha256, named_blobs_sha256
+    blobs = {"b.npy": b"\x01\x02", "a.json": b"[]"}
+    lines = "".join(f"{n}\0{hashlib.sha256(blobs[n]).hexdigest()}\n" for n in ("a.json", "b.npy"))
+    assert named_blobs_sha256(blobs) == hashlib.sha256(lines.encode()).hexdigest()
+    assert bytes_sha256(b"abc") == hashlib.sha256(b"abc").hexdigest()

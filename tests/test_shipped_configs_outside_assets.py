@@ -23,12 +23,12 @@ STAGES = {
     "database": ("dass.database.config:DatabaseConfig", {"out", "work_dir"},
                  {"data_root", "teachers_dir"}),   # teachers_dir: reused read-only unless out is in assets/ (builder)
     "predictor": ("dass.predictor.config:MetaTrainConfig", {"run_dir", "proxy_cache"}, {"data_root"}),
-    "search": ("dass.search.config:SearchConfig", {"run_dir"}, {"data_root"}),
+    "search": ("dass.search.config:SearchConfig", {"run_dir", "latency.cache_dir"}, {"data_root"}),
     "kd": ("dass.kd.config:KDRunConfig", {"run_dir", "runs_root"}, {"data_root"}),
     "export": ("dass.export.config:ExportConfig", {"out"}, {"data_root"}),
     "evaluation": ("dass.evaluation.config:EvaluationConfig", {"run_dir", "proxy.cache"},
                    {"data_root", "proxy.read_only_caches"}),
-    "pipeline": ("dass.pipeline.config:PipelineConfig", {"run_dir"}, {"data_root"}),
+    "pipeline": ("dass.pipeline.config:PipelineConfig", {"run_dir", "latency.cache_dir"}, {"data_root"}),
 }
 
 

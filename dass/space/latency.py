@@ -25,7 +25,6 @@ a change of any of them gives another file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DassError
+from ..hashing import json_sha256
 from ..io import atomic_write_json
 from .arch import Arch, num_architectures, sample_unique
 from .config import SPACE_FIELDS, LatencyConfig, SpaceConfig
@@ -89,7 +89,7 @@ def cache_key(space: SpaceConfig, num_classes: int, cfg: LatencyConfig) -> dict:
 
 
 def cache_file(space: SpaceConfig, num_classes: int, cfg: LatencyConfig) -> Path:
-    digest = hashlib.sha256(json.dumps(cache_key(space, num_classes, cfg), sort_keys=True).encode()).hexdigest()
+    digest = json_sha256(cache_key(space, num_classes, cfg), compact=False)
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in space.name)
     return cache_root(cfg) / f"{cfg.model}-{name}-{digest[:16]}.json"
 
