@@ -20,11 +20,9 @@ echo "== 1/4 data: the built-in glyph family (skipped when present; the proxy ba
 echo "   ensemble read the images of every database task, meta-train class subsets included)"
 $PY -m dass.data glyphs --config configs/data/glyphs.yaml out_root=data --quiet
 
-# budget: half of the teacher's MACs
-BUDGET=$($PY -c "import torch; d=torch.load('$TEACHER', weights_only=True); print(d['metrics']['macs'] // 2)")
-echo "== 2/4 search: 10,000 candidates for glyphs/$TASK under max_macs=$BUDGET"
+echo "== 2/4 search: 10,000 candidates for glyphs/$TASK under half the teacher's MACs (budget.macs=0.5)"
 $PY -m dass.search --config configs/search/cpu.yaml dataset=glyphs/$TASK data_root=data \
-  teacher=$TEACHER predictor=$DASS run_dir=$OUT/search max_macs=$BUDGET pool_size=10000 progress=false
+  teacher=$TEACHER predictor=$DASS run_dir=$OUT/search budget.macs=0.5 pool_size=10000 progress=false
 
 echo "== 3/4 KD of the pick (seed 1)"
 $PY -m dass.kd --config configs/kd/cpu.yaml teacher=$TEACHER dataset=glyphs/$TASK data_root=data \

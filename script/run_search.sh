@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Search students for a dataset with a meta-trained predictor.
-#   script/run_search.sh DATASET [key=value ...]      e.g. max_macs=2000000 top_k=5
+#   script/run_search.sh DATASET [key=value ...]      e.g. budget.macs=0.5 top_k=5
 #   teacher    default runs/teacher/<dataset>/teacher.pt (where the teacher stage writes it)
 #   predictor  default runs/meta_train/$PROFILE/best.pt (as written by script/run_meta_train.sh)
 #   PROFILE    cpu (default) or paper: reads configs/search/$PROFILE.yaml

@@ -143,8 +143,8 @@ CASES = [
          ["predictor_other.pt", "space 'other'"], absent=["{scratch}/ev"]),
     case("candidates-outside-the-space", search("candidates={bad_candidates}"),
          ["bad_candidates.json", "candidate 1", "width 5 not in"], absent=["{scratch}/search"]),
-    case("max-macs-below-smallest", search("max_macs={least_macs_minus_1}"),
-         ["max_macs", "{least_macs}"], absent=["{scratch}/search"]),
+    case("max-macs-below-smallest", search("budget.macs={least_macs_minus_1}"),
+         ["budget.macs={least_macs_minus_1}:", "{least_macs}"], absent=["{scratch}/search"]),
     # ---- students (kd)
     case("student-depth-zero", kd("student.depths=[0,1,1,1]", "student.widths=[[],[4],[4],[8]]"),
          ["stage 1", "depth 0 not in"], absent=["{scratch}/kd"]),
@@ -170,7 +170,7 @@ CASES = [
     case("build-db-bad-split", ("dass.database", ("--config", "{cfg_bad_split}")),
          ["split must be one of", "'meta_training'"], absent=["{scratch}/bd"]),
     # ---- ranges at the edge (issue 15; more in test_reliability.py and test_config_fuzz.py)
-    case("nan-budget", search("max_macs=.nan"), ["'max_macs' must be a finite number"], absent=["{scratch}/search"]),
+    case("nan-budget", search("budget.macs=.nan"), ["'budget.macs' must be a finite number"], absent=["{scratch}/search"]),
     case("negative-seed", search("seed=-1"), ["'seed' must be a seed in [0, 2^63)"], absent=["{scratch}/search"]),
     case("repeated-kd-seed", kd(*STUDENT, "seeds=[1,1]"), ["seeds lists a seed twice"], absent=["{scratch}/kd"]),
     case("nan-outer-lr", meta_train("outer_lr=.nan"), ["'outer_lr' must be a finite number"],

@@ -169,7 +169,7 @@ def test_every_entry_has_numeric_keys():
     names = {n for n, _, _ in KEYS}
     assert names == set(CONFIGS)
     assert ("kd", "recipe.temperature", False) in KEYS and ("kd", "seeds", True) in KEYS
-    assert ("predictor", "model.set_heads", False) in KEYS and ("search", "max_macs", False) in KEYS
+    assert ("predictor", "model.set_heads", False) in KEYS and ("search", "budget.macs", False) in KEYS
 
 
 def test_the_base_runs_are_valid(fx, tmp_path, monkeypatch, capsys):

@@ -132,7 +132,7 @@ def test_cli_help_and_stage_list():
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "dass.search", "--help"], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
-    assert out.returncode == 0 and "evolution.p_mutate" in out.stdout and "max_macs" in out.stdout
+    assert out.returncode == 0 and "evolution.p_mutate" in out.stdout and "budget.macs" in out.stdout
     out = subprocess.run([sys.executable, "-m", "dass"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0

@@ -172,7 +172,7 @@ def _teacher(root: Path, pred: Path) -> Path:
 @pytest.mark.parametrize("args, message", [
     (["dataset=folder:{root}/nowhere"], "image folder not found"),
     (["dataset=npy:{root}/images"], "file not found: .*train_images.npy"),
-    (["dataset=folder:{root}/images", "budget.macs=100"], r"budget.macs=100: max_macs=100 is below the smallest"),
+    (["dataset=folder:{root}/images", "budget.macs=100"], r"budget.macs=100: at most 100 MACs, below the smallest"),
     (["dataset=folder:{root}/images", "teacher={root}/junk.pt"], r"junk\.pt: "),
     (["dataset=folder:{root}/images", "teacher={root}/absent.pt"], "absent.pt"),
     (["dataset=folder:{root}/images", "budget.macs=null"], "no budget given"),

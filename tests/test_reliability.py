@@ -221,7 +221,7 @@ def test_written_files_follow_the_umask(tmp_path, mask):
     ("kd", "seeds=[-1]", "must be a seed in [0, 2^63)"),
     ("kd", f"seeds=[{10 ** 22}]", "out of range"),
     ("search", "pool_size=1000000000000", "pool_size must lie in"),
-    ("search", "max_macs=.nan", "'max_macs' must be a finite number"),
+    ("search", "budget.macs=.nan", "'budget.macs' must be a finite number"),
     ("search", "seed=-1", "must be a seed"),
     ("search", f"seed={10 ** 22}", "out of range"),
 ])

@@ -100,8 +100,8 @@ def read_scores(run_dir):
 def test_top_k_under_budget_in_score_order(files, space, weights, tmp_path):
     t = teacher_arch(space)
     budget_macs, budget_params = macs(t, space, NUM_CLASSES) // 2, params(t, space, NUM_CLASSES) // 2
-    top = search(files, tmp_path, "pool_size=300", "top_k=5", f"max_macs={budget_macs}",
-                 f"max_params={budget_params}")
+    top = search(files, tmp_path, "pool_size=300", "top_k=5", f"budget.macs={budget_macs}",
+                 f"budget.params={budget_params}")
     rows = read_scores(tmp_path)
     archs = [Arch.from_dict(json.loads(r["arch"])) for r in rows]
     assert len(set(archs)) == len(archs) == 300
@@ -122,8 +122,16 @@ def test_top_k_under_budget_in_score_order(files, space, weights, tmp_path):
     assert on_disk["teacher_acc"] == 61.5 and on_disk["seconds"] > 0
 
 
+def test_a_budget_at_most_1_is_a_fraction_of_the_teachers_as_in_the_pipeline(files, space, tmp_path):
+    t = teacher_arch(space)
+    top = search(files, tmp_path, "pool_size=50", "budget.macs=0.5", "budget.params=0.25")
+    assert top["budget"] == {"max_macs": 0.5 * macs(t, space, NUM_CLASSES),
+                             "max_params": 0.25 * params(t, space, NUM_CLASSES)}
+    assert all(r["macs"] <= 0.5 * macs(t, space, NUM_CLASSES) for r in top["top"])
+
+
 def test_budget_at_the_smallest_architecture_finds_it(files, space, least, tmp_path):
-    top = search(files, tmp_path, "pool_size=1", f"max_macs={least[0]}")
+    top = search(files, tmp_path, "pool_size=1", f"budget.macs={least[0]}")
     assert top["top"][0]["macs"] == least[0]
 
 
@@ -132,11 +140,11 @@ def test_impossible_budget_exits_2_with_one_line(files, least, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "dass.search", f"teacher={files['teacher']}",
                            f"predictor={files['predictor']}", f"run_dir={tmp_path / 'r'}",
-                           f"max_params={least[1] - 1}"],
+                           f"budget.params={least[1] - 1}"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "max_params" in lines[0] and str(least[1]) in lines[0]
+    assert len(lines) == 1 and f"budget.params={least[1] - 1}:" in lines[0] and str(least[1]) in lines[0]
     assert not (tmp_path / "r").exists()  # refused before any work
 
 
@@ -146,7 +154,7 @@ def test_candidates_file(files, space, weights, tmp_path):
     mid = Arch((1, 2, 1, 2), ((4,), (6, 8), (8,), (12, 16)))
     path = tmp_path / "cands.json"
     path.write_text(json.dumps([small.to_dict(), t.to_dict(), mid.to_dict(), small.to_dict()]))
-    top = search(files, tmp_path / "r", f"candidates={path}", "top_k=5", f"max_macs={macs(mid, space, NUM_CLASSES)}")
+    top = search(files, tmp_path / "r", f"candidates={path}", "top_k=5", f"budget.macs={macs(mid, space, NUM_CLASSES)}")
     got = [Arch.from_dict(r["arch"]) for r in top["top"]]
     # duplicates removed, the teacher dropped by the budget, order by the known score
     assert sorted(got, key=str) == sorted([small, mid], key=str)
@@ -161,12 +169,12 @@ def test_evolution_respects_budgets_and_improves_on_its_start(files, space, weig
     t = teacher_arch(space)
     budget = macs(t, space, NUM_CLASSES) // 3
     top = search(files, tmp_path, "strategy=evolution", "evolution.population=20", "evolution.generations=4",
-                 "evolution.parents=5", f"max_macs={budget}")
+                 "evolution.parents=5", f"budget.macs={budget}")
     rows = read_scores(tmp_path)
     assert all(int(r["macs"]) <= budget for r in rows)
     assert len(rows) > 20  # children were scored beyond the initial population
     start = search(files, tmp_path / "start", "strategy=evolution", "evolution.population=20",
-                   "evolution.generations=0", "evolution.parents=5", f"max_macs={budget}")
+                   "evolution.generations=0", "evolution.parents=5", f"budget.macs={budget}")
     assert top["top"][0]["score"] >= start["top"][0]["score"]
 
 

@@ -6,5 +6,5 @@ from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["PipelineConfig", "BudgetConfig"],
-    "stage": ["run", "resolve_budget", "predictor_file", "default_run_dir"],
+    "stage": ["run", "predictor_file", "default_run_dir"],
 })

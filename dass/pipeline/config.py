@@ -8,8 +8,8 @@ from typing import Literal
 
 from ..errors import DassError
 from ..export.config import FORMATS as EXPORT_FORMATS
-from ..search.config import EvolutionConfig, SearchConfig
-from ..space.config import LatencyConfig, check_latency_budget
+from ..search.config import BudgetConfig, EvolutionConfig, SearchConfig
+from ..space.config import LatencyConfig
 
 MAX_PICKS = 100  # most candidates KD-trained by one run (top_k)
 from ..train.recipe import KDRecipe, TeacherRecipe
@@ -21,18 +21,6 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
-
-
-@dataclass
-class BudgetConfig:
-    """Most MACs / parameters / latency a student may have (at least one; every one given applies)."""
-
-    macs: float | None = None    # most MACs: a value <= 1 is a fraction of the teacher's, > 1 a count
-    params: float | None = None  # most parameters: a value <= 1 is a fraction of the teacher's, > 1 a count
-    latency_ms: float | None = None  # most latency in ms on this machine (settings: latency.*), predicted, picks re-measured
-
-    def __post_init__(self):
-        check_latency_budget(self.latency_ms)
 
 
 @dataclass
@@ -71,14 +59,10 @@ class PipelineConfig:
         if missing:  # said before any training, not after it
             raise DassError(f"export lists onnx, which needs the package(s) {' and '.join(missing)} (pip install -e "
                             f"'.[export]'); or export only the others: export=[torchscript,state_dict]")
-        b = self.budget
-        if b.macs is None and b.params is None and b.latency_ms is None:
+        if not self.budget.given():
             raise DassError("no budget given (budget.macs=<fraction of the teacher's or count>, "
                             "budget.params=... and/or budget.latency_ms=<milliseconds>)")
-        for k in ("macs", "params"):
-            v = getattr(b, k)
-            if v is not None and v <= 0:
-                raise DassError(f"budget.{k} must be > 0, got {v:g}")
+        self.budget.check()
         # the search's own bounds (pool_size, top_k, evolution.*), checked before the teacher trains
         SearchConfig(teacher="-", predictor="-", run_dir="-", strategy=self.strategy, pool_size=self.pool_size,
                      evolution=self.evolution, top_k=self.top_k, seed=self.search_seed).check()

@@ -54,15 +54,16 @@ from ..hashing import dataset_hash, file_sha256
 from ..io import atomic_write_json, read_json, safe_torch_load
 from ..kd.picks import PickSetting, kd_picks
 from ..predictor.checkpoint import load_predictor
-from ..search.config import SearchBudgetConfig, SearchConfig
-from ..search.stage import Budget, check_teacher_space, run as search_run
+from ..search.budget import feasible_budget
+from ..search.config import BudgetConfig, SearchConfig
+from ..search.stage import check_teacher_space, run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..teacher.checkpoint import checked_accuracy, load_teacher, save_teacher
 from ..teacher.config import TeacherRunConfig
 from ..teacher.inputs import teacher_accuracy
 from ..teacher.stage import run as teacher_stage_run
 from ..train.trainer import check_data
-from .config import BudgetConfig, PipelineConfig
+from .config import PipelineConfig
 from .report import write_report
 
 log = logging.getLogger("dass.pipeline")
@@ -99,14 +100,6 @@ def predictor_quality(pred_path: Path) -> dict:
     found = {"meta_test_spearman": number("meta_test_mean", "spearman"),
              "meta_test_pred_acc_mae": number("pred_acc_mae_mean", "meta_test")}
     return {k: v for k, v in found.items() if v is not None}
-
-
-def resolve_budget(cfg: BudgetConfig, teacher_macs: int, teacher_params: int) -> dict:
-    """Absolute limits ``{max_macs, max_params[, max_latency_ms]}``: values <= 1 are fractions of the teacher's."""
-    def one(v, of):
-        return None if v is None else (float(v) * of if v <= 1 else float(v))
-    out = {"max_macs": one(cfg.macs, teacher_macs), "max_params": one(cfg.params, teacher_params)}
-    return out if cfg.latency_ms is None else {**out, "max_latency_ms": float(cfg.latency_ms)}
 
 
 def _normal(obj):
@@ -257,8 +250,8 @@ def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
 
 def _search(cfg: PipelineConfig, pred_path: Path, teacher: dict, budget: dict, folder: Path) -> dict:
     scfg = SearchConfig(teacher=teacher["teacher"], predictor=str(pred_path), run_dir=str(folder), dataset=cfg.dataset,
-                        data_root=cfg.data_root, max_macs=budget["max_macs"], max_params=budget["max_params"],
-                        budget=SearchBudgetConfig(budget.get("max_latency_ms")), latency=cfg.latency,
+                        data_root=cfg.data_root, latency=cfg.latency,
+                        budget=BudgetConfig(budget["max_macs"], budget["max_params"], budget.get("max_latency_ms")),
                         strategy=cfg.strategy, pool_size=cfg.pool_size, evolution=cfg.evolution, top_k=cfg.top_k,
                         seed=cfg.search_seed, device=cfg.device, progress=cfg.progress)
     return search_run(scfg)
@@ -291,14 +284,7 @@ def run(cfg: PipelineConfig) -> dict:
     if cfg.teacher:
         check_teacher_space(cfg.teacher, space, pred_path)
         recorded_teacher_accuracy(cfg, load_teacher(cfg.teacher, space=space, num_classes=num_classes)[2])
-    t_arch = teacher_arch(space)
-    t_macs, t_params = macs(t_arch, space, num_classes), params(t_arch, space, num_classes)
-    budget = resolve_budget(cfg.budget, t_macs, t_params)
-    try:
-        Budget.of(space, num_classes, budget, cfg.latency).check_feasible()   # latency table measured before training
-    except DassError as e:
-        given = ", ".join(f"budget.{k}={v:g}" for k, v in cfgmod.to_dict(cfg.budget).items() if v is not None)
-        raise DassError(f"{given}: {e}") from None
+    budget = feasible_budget(cfg.budget, space, num_classes, cfg.latency).as_dict()   # before any training
     recipes = [("kd_recipe", cfg.kd_recipe)] + ([] if cfg.teacher else [("teacher_recipe", cfg.teacher_recipe)])
     for name, recipe in recipes:
         if recipe.batch_size > len(data[0]):

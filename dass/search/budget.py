@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import DassError
-from ..space import Arch, SpaceConfig, macs, macs_params, params
+from ..space import Arch, SpaceConfig, macs, macs_params, params, teacher_arch
 from ..space.config import LatencyConfig
 from ..space.latency import LatencyModel, latency_model
 
@@ -20,6 +20,29 @@ def smallest_arch(space: SpaceConfig) -> Arch:
     """Minimum depth and width everywhere: the architecture with the fewest MACs and parameters."""
     d = min(space.depths)
     return Arch(tuple(d for _ in space.stage_widths), tuple((c[0],) * d for c in space.width_choices))
+
+
+def resolve_limits(cfg, teacher_macs: int, teacher_params: int) -> dict:
+    """Absolute limits ``{max_macs, max_params[, max_latency_ms]}`` of a :class:`dass.search.config.
+    BudgetConfig`: ``macs`` and ``params`` values <= 1 are fractions of the teacher's, larger ones counts."""
+    def one(v, of):
+        return None if v is None else (float(v) * of if v <= 1 else float(v))
+    out = {"max_macs": one(cfg.macs, teacher_macs), "max_params": one(cfg.params, teacher_params)}
+    return out if cfg.latency_ms is None else {**out, "max_latency_ms": float(cfg.latency_ms)}
+
+
+def feasible_budget(cfg, space: SpaceConfig, num_classes: int, latency: LatencyConfig) -> "Budget":
+    """The :class:`Budget` of the :class:`dass.search.config.BudgetConfig` ``cfg`` for students of
+    ``space`` with ``num_classes`` classes (fractions taken of the space's teacher), checked to admit
+    the smallest architecture; the DassError names the keys given (``budget.macs=0.01: ...``)."""
+    limits = resolve_limits(cfg, *macs_params(teacher_arch(space), space, num_classes))
+    try:
+        budget = Budget.of(space, num_classes, limits, latency)   # a latency table is measured here if missing
+        budget.check_feasible()
+    except DassError as e:
+        given = ", ".join(f"budget.{k}={v:g}" for k, v in cfg.given().items())
+        raise DassError(f"{given}: {e}") from None
+    return budget
 
 
 @dataclass
@@ -53,11 +76,11 @@ class Budget:
     def check_feasible(self) -> None:
         """DassError when no architecture of the space meets the budgets."""
         a = smallest_arch(self.space)
-        for name, limit, fn in (("max_macs", self.max_macs, macs), ("max_params", self.max_params, params)):
+        for what, limit, fn in (("MACs", self.max_macs, macs), ("parameters", self.max_params, params)):
             least = fn(a, self.space, self.num_classes)
             if limit is not None and limit < least:
-                raise DassError(f"{name}={limit:g} is below the smallest architecture of space "
-                                f"'{self.space.name}' ({least} with {self.num_classes} classes): no student fits")
+                raise DassError(f"at most {limit:g} {what}, below the smallest architecture of space "
+                                f"'{self.space.name}' ({least} {what} with {self.num_classes} classes): no student fits")
         if self.max_latency_ms is not None and self.latency.predict_ms(a) > self.max_latency_ms:
             raise DassError(f"budget.latency_ms={self.max_latency_ms:g} is below the predicted latency of the smallest "
                             f"architecture of space '{self.space.name}' ({self.latency.predict_ms(a):.3f} ms; "

@@ -21,11 +21,29 @@ class EvolutionConfig:
 
 
 @dataclass
-class SearchBudgetConfig:
-    latency_ms: float | None = None  # most predicted latency of a candidate, ms (settings: latency.*); null = none
+class BudgetConfig:
+    """Most MACs / parameters / latency a student may have (every one given applies; null = no limit).
+    One spelling for the search and the pipeline (``budget.macs``, ``budget.params``,
+    ``budget.latency_ms``); the evaluation's ``search_kd.budgets`` are fractions as ``budget.macs <= 1``."""
+
+    macs: float | None = None    # most MACs: a value <= 1 is a fraction of the teacher's, > 1 a count
+    params: float | None = None  # most parameters: a value <= 1 is a fraction of the teacher's, > 1 a count
+    latency_ms: float | None = None  # most latency in ms on this machine (settings: latency.*), predicted, picks re-measured
 
     def __post_init__(self):
         check_latency_budget(self.latency_ms)
+
+    def check(self) -> None:
+        for k in ("macs", "params"):
+            v = getattr(self, k)
+            if v is not None and not v > 0:
+                raise DassError(f"budget.{k} must be > 0 (<= 1: a fraction of the teacher's, > 1: a count; "
+                                f"null: no limit), got {v:g}")
+
+    def given(self) -> dict:
+        """The limits set, as ``{key: value}``."""
+        return {k: v for k, v in (("macs", self.macs), ("params", self.params), ("latency_ms", self.latency_ms))
+                if v is not None}
 
 
 @dataclass
@@ -35,9 +53,7 @@ class SearchConfig:
     run_dir: str = ""  # output folder: top.json, scores.csv, config.yaml, search.log
     dataset: str | None = None  # dataset name: for input D, or a teacher file without its accuracy
     data_root: str | None = None  # folder of the built-in datasets
-    max_macs: float | None = None  # most MACs of a candidate (null = no limit)
-    max_params: float | None = None  # most parameters of a candidate (null = no limit)
-    budget: SearchBudgetConfig = field(default_factory=SearchBudgetConfig)  # latency budget (MACs/params: max_*)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # most MACs, parameters and/or latency of a candidate
     latency: LatencyConfig = field(default_factory=LatencyConfig)  # how latency is measured and predicted here
     strategy: Literal["pool", "evolution"] = "pool"  # pool: score a sample (or candidates); evolution: evolve
     pool_size: int = 10000  # candidates sampled under the budgets (strategy pool)
@@ -62,9 +78,7 @@ class SearchConfig:
                 raise DassError(f"{k} must lie in [1, {MAX_POOL}], got {getattr(self, k)}")
         if self.evolution.population > MAX_POOL or self.evolution.generations > MAX_POOL:
             raise DassError(f"evolution.population and evolution.generations must be <= {MAX_POOL}")
-        for k in ("max_macs", "max_params"):
-            if getattr(self, k) is not None and getattr(self, k) <= 0:
-                raise DassError(f"{k} must be > 0 (or null for no limit), got {getattr(self, k)}")
+        self.budget.check()
         e = self.evolution
         if e.population < 1 or e.generations < 0 or not 1 <= e.parents <= e.population or not 0 < e.p_mutate <= 1:
             raise DassError("evolution needs population >= 1, generations >= 0, 1 <= parents <= population, "

@@ -65,7 +65,7 @@ from ..space.arch import read_candidates_file
 from ..space.latency import measure_arch
 from ..teacher.checkpoint import checked_accuracy, load_teacher
 from ..teacher.inputs import candidate_maps, dataset_features, teacher_accuracy, teacher_map
-from .budget import Budget, measured_picks, smallest_arch  # noqa: F401  (smallest_arch: re-exported)
+from .budget import Budget, feasible_budget, measured_picks, smallest_arch  # noqa: F401  (smallest_arch: re-exported)
 from .config import EvolutionConfig, SearchConfig
 
 log = logging.getLogger("dass.search")
@@ -294,9 +294,7 @@ def run(cfg: SearchConfig) -> dict:
     num_classes = int(meta["num_classes"])
     recorded = (meta.get("metrics") or {}).get("best_acc")
     teacher_acc = None if recorded is None else checked_accuracy(recorded, f"{cfg.teacher}: metrics.best_acc")
-    budget = Budget.of(space, num_classes, {"max_macs": cfg.max_macs, "max_params": cfg.max_params,
-                                            "max_latency_ms": cfg.budget.latency_ms}, cfg.latency)
-    budget.check_feasible()
+    budget = feasible_budget(cfg.budget, space, num_classes, cfg.latency)
     listed = read_candidates(cfg.candidates, space) if cfg.candidates else None
     if listed is not None and listed.teacher_acc is not None:
         # the support label recorded with precomputed maps
