@@ -418,6 +418,8 @@ def _inf_inner_lr(d):
     (lambda d: d["adapt"].update(steps=10 ** 9), r"adapt.steps .* got 1000000000"),   # the hang of the issue
     (lambda d: d["target"].update(kind="bogus"), r"target.kind must be one of"),
     (lambda d: d["inputs"].update(noise_seed="abc"), r"inputs.noise_seed must be an integer"),
+    (lambda d: d["inputs"].clear(), r"inputs lacks noise_seed, remap, which the model .* reads"),   # no silent default
+    (lambda d: d["inputs"].update(remap="bogus"), r"inputs.remap must be one of .*copy_paste_first"),
 ])
 def test_predictor_values_are_checked_on_load(made, tmp_path, edit, message):
     from dass.errors import DassError

@@ -12,6 +12,7 @@ from .. import config as cfgmod
 from ..errors import DassError
 from ..io import atomic_torch_save, safe_torch_load
 from ..space import SpaceConfig, space_difference, stage_dim
+from ..space.remap import REMAPS
 from .model import CKPT_FORMAT, InputDims, Predictor, PredictorConfig
 
 
@@ -134,11 +135,24 @@ def check_predictor_values(d: dict, model: "Predictor", where: str) -> None:
     if not isinstance(d["adapt"].get("first_order", True), bool):
         raise DassError(f"{where}: adapt.first_order must be true or false")
     inputs = d["inputs"]
+    if not isinstance(inputs, dict):
+        raise DassError(f"{where}: inputs must be a mapping")
+    # what the model reads must be recorded, never filled in by a default the predictor was not trained with
+    required = (["noise_seed", "remap"] if model.needs & {"smap", "tmap"} else []) + (
+        ["dataset_feats"] if "dset" in model.needs else []) + (["proxies"] if "proxy" in model.needs else [])
+    missing = [k for k in required if k not in inputs]
+    if missing:
+        raise DassError(f"{where}: inputs lacks {', '.join(missing)}, which the model ({model.cfg.input_type}) reads: "
+                        f"a damaged or hand-made predictor")
     seed = inputs.get("noise_seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or not -1 <= seed < 2 ** 63:   # -1: the release's noise
         raise DassError(f"{where}: inputs.noise_seed must be an integer in [-1, 2^63), got {seed!r:.40}")
-    if not isinstance(inputs.get("remap", ""), str):
-        raise DassError(f"{where}: inputs.remap must be a name, got {inputs.get('remap')!r:.40}")
+    remap = inputs.get("remap", "copy_paste_first")
+    if not isinstance(remap, str) or remap not in REMAPS:
+        raise DassError(f"{where}: inputs.remap must be one of {', '.join(REMAPS)}, got {remap!r:.40}")
+    feats = inputs.get("dataset_feats", 0)
+    if not isinstance(feats, int) or isinstance(feats, bool) or not (feats >= 1 if "dset" in model.needs else feats >= 0):
+        raise DassError(f"{where}: inputs.dataset_feats must be an integer >= 1 for a model reading D, got {feats!r:.40}")
     if "proxy" in model.needs:
         info = inputs.get("proxies")
         ok = (isinstance(info, dict) and isinstance(info.get("names"), list) and info["names"]
