@@ -139,7 +139,7 @@ def check_predictor_values(d: dict, model: "Predictor", where: str) -> None:
         raise DassError(f"{where}: inputs must be a mapping")
     # what the model reads must be recorded, never filled in by a default the predictor was not trained with
     required = (["noise_seed", "remap"] if model.needs & {"smap", "tmap"} else []) + (
-        ["dataset_feats"] if "dset" in model.needs else []) + (["proxies"] if "proxy" in model.needs else [])
+        ["proxies"] if "proxy" in model.needs else [])
     missing = [k for k in required if k not in inputs]
     if missing:
         raise DassError(f"{where}: inputs lacks {', '.join(missing)}, which the model ({model.cfg.input_type}) reads: "
@@ -150,9 +150,9 @@ def check_predictor_values(d: dict, model: "Predictor", where: str) -> None:
     remap = inputs.get("remap", "copy_paste_first")
     if not isinstance(remap, str) or remap not in REMAPS:
         raise DassError(f"{where}: inputs.remap must be one of {', '.join(REMAPS)}, got {remap!r:.40}")
-    feats = inputs.get("dataset_feats", 0)
-    if not isinstance(feats, int) or isinstance(feats, bool) or not (feats >= 1 if "dset" in model.needs else feats >= 0):
-        raise DassError(f"{where}: inputs.dataset_feats must be an integer >= 1 for a model reading D, got {feats!r:.40}")
+    feats = inputs.get("dataset_feats", 0)   # a record of the training tasks' feature rows (search sets its own)
+    if not isinstance(feats, int) or isinstance(feats, bool) or feats < 0:
+        raise DassError(f"{where}: inputs.dataset_feats must be an integer >= 0, got {feats!r:.40}")
     if "proxy" in model.needs:
         info = inputs.get("proxies")
         ok = (isinstance(info, dict) and isinstance(info.get("names"), list) and info["names"]
