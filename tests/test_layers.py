@@ -39,7 +39,7 @@ MAY_IMPORT = {
     # a KD run's student as TorchScript / ONNX / state dict, with model.json and MODEL_CARD.md
     "export": {"plumbing", "data", "space", "train", "teacher", "kd"},
     "evaluation": {"plumbing", "data", "space", "train", "proxies", "teacher", "database", "predictor", "kd"},
-    "compat": {"plumbing", "space", "train", "teacher", "database"},
+    "compat": {"plumbing", "data", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions
     "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "export", "evaluation"},
     # dass.api (find_student): builds the pipeline's config and calls its run(); writes in-memory arrays

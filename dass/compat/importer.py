@@ -38,6 +38,8 @@ import torch
 from tqdm import tqdm
 
 from ..config import to_dict
+from ..data import tiny_imagenet
+from ..data.download import NUM_CLASSES
 from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db, validate_task_db
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
@@ -53,15 +55,13 @@ ORIGINAL_NOISE_SEED = -1          # the original's fixed noise: not reproducible
 ORIGINAL_REMAP = "copy_paste_first"  # the original's default remapping (docs/PAPER.md)
 CANDIDATES_FORMAT = "dass-candidates-v1"
 DB_SUFFIX = "-logs_noise_actmap.pt"
-NPY_CLASSES = {"cub": 200, "dtd": 47, "quickdraw": 345, "stanford_cars": 196}
-TINY_SPLIT_CLASSES = 40           # tiny_imagenet-<k>: 40 classes per split
 
 
 def known_num_classes(key: str) -> int | None:
     """Class count of an original task key, or None when the key is not one of the release's."""
     if re.fullmatch(r"tiny_imagenet-\d+", key):
-        return TINY_SPLIT_CLASSES
-    return NPY_CLASSES.get(key)
+        return tiny_imagenet.CLASSES_PER_SPLIT
+    return None if key == tiny_imagenet.NAME else NUM_CLASSES.get(key)   # the class counts' one table
 
 
 # ----------------------------------------------------------------------------------------------
