@@ -97,7 +97,7 @@ def main(argv=None) -> None:
     with_proxies = not args.no_proxies
     if with_proxies:
         cache = Path(args.cache or ROOT / "runs" / "feature_groups" / "proxy_cache")
-        proxy_inputs.attach(tasks, list(PROXIES), args.data_root, 64, 0, cache_dir=cache, progress=False)
+        proxy_inputs.attach(tasks, list(PROXIES), args.data_root, 64, 0, cache=cache, progress=False)
     cols = [task_columns(t, with_proxies) for t in tasks]
     sets = {k: v for k, v in SETS.items() if with_proxies or not set(v) & set(PROXIES)}
     for alpha in args.alpha:

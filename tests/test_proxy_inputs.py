@@ -135,3 +135,8 @@ def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
     # another batch seed is another key: computed again
     proxy_inputs.attach([t], ["diswot"], "root", 8, 1, tmp_path / "cache")
     assert computed[10:] == [("diswot", 1), ("diswot", 3)]   # (6-9: the uncached call above)
+    # the folder as a read-only cache (the shipped one) behind an empty writable one: read, nothing computed or written
+    proxy_inputs.attach([t], ["synflow", "diswot"], "root", 8, 0,
+                        pc.ProxyCache(tmp_path / "own", read_only=[tmp_path / "cache"]))
+    assert len(computed) == 12 and not (tmp_path / "own").exists()
+    torch.testing.assert_close(t.proxy, uncached)

@@ -108,6 +108,10 @@ class EvalContext:
         if self.label not in LABELS:
             raise DassError(f"label must be one of {list(LABELS)}, got {self.label!r}")
 
+    def proxy_scores_cache(self) -> ProxyCache | None:
+        """The proxy cache (written folder and read-only ones), or None."""
+        return self._cache
+
     def teacher_path(self, task: dict) -> Path:
         key = task_key(task)
         return Path(self.teachers.get(key) or task["task"].get("teacher_ckpt") or "")
@@ -310,7 +314,7 @@ class PredictorScorer(Scorer):
             info = p.inputs["proxies"]
             data.teacher_ckpt = str(context.teacher_path(task))
             proxy_inputs.attach([data], info["names"], context.data_root, int(info["batch_size"]), int(info["seed"]),
-                                cache_dir=context.proxy_cache or None, device=context.device)
+                                cache=context.proxy_scores_cache(), device=context.device)
         dev = next(p.model.parameters()).device
         pred = predict_task(p.model, p.inner_lrs, p.target, int(p.adapt["steps"]), data, dev)
         return pred.double().numpy()

@@ -88,14 +88,17 @@ def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: 
     return torch.tensor(np.stack(cols, axis=1), dtype=torch.float32).reshape(len(archs), len(cols))
 
 
-def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache_dir=None, device="cpu",
+def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache=None, device="cpu",
            progress: bool = False) -> None:
     """Set ``task.proxy`` (``N x P``, columns in ``names`` order) of every
-    :class:`~dass.predictor.data.TaskData`. With ``cache_dir`` the proxies are cached there
-    (:mod:`dass.proxies.cache`: keyed by the students, the teacher's weights and the batch's bytes),
-    so runs that read different proxy sets, or the same proxies again, share what they have in common."""
+    :class:`~dass.predictor.data.TaskData`. With ``cache`` (a folder, or a
+    :class:`~dass.proxies.cache.ProxyCache`, which may also read shipped folders) the proxies are
+    cached (:mod:`dass.proxies.cache`: keyed by the students, the teacher's weights and the batch's
+    bytes), so runs that read different proxy sets, or the same proxies again, share what they have
+    in common."""
     names = check_names(names)
-    cache = ProxyCache(cache_dir) if cache_dir else None
+    if not isinstance(cache, ProxyCache):
+        cache = ProxyCache(cache) if cache else None
     for t in tasks:
         if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
             raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: "
