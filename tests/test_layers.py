@@ -32,9 +32,12 @@ MAY_IMPORT = {
     "proxies": {"plumbing", "data", "space"},
     # teacher training, checkpoints and the task-level predictor inputs computed with a teacher
     "teacher": {"plumbing", "data", "space", "train"},
+    # dass/task.py: a dataset bound to a teacher in a space, and what the stages compute from it
+    # (student and teacher maps, dataset features, proxy batches, the support point, its accuracy)
+    "task": {"plumbing", "data", "space", "train", "proxies", "teacher"},
     "database": {"plumbing", "data", "space", "train", "teacher"},
-    "predictor": {"plumbing", "space", "proxies", "teacher", "database"},
-    "search": {"plumbing", "data", "space", "teacher", "predictor"},
+    "predictor": {"plumbing", "space", "proxies", "database", "task"},
+    "search": {"plumbing", "space", "teacher", "predictor", "task"},
     "kd": {"plumbing", "data", "space", "train", "teacher"},
     # a KD run's student as TorchScript / ONNX / state dict, with model.json and MODEL_CARD.md
     "export": {"plumbing", "data", "space", "train", "teacher", "kd"},
