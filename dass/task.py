@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .data.arrays import ImageArrays
 from .data.loader import DeviceLoader, LoaderConfig
 from .data.registry import load_dataset
+from .device import resolve_device
 from .errors import DassError
 from .proxies.batch import image_batch, proxy_images
 from .space import Arch, SpaceConfig, build, functional_maps, teacher_arch
@@ -66,7 +67,8 @@ def balanced_sample(labels: np.ndarray, num_classes: int, per_class: int, max_to
 
 class Task:
     """A dataset (``dataset`` under ``data_root``) bound to a teacher (the checkpoint ``teacher``) in
-    ``space``, with the remap strategy and noise seed of its functional maps, computed on ``device``.
+    ``space``, with the remap strategy and noise seed of its functional maps, computed on ``device``
+(a name, ``auto`` included, or a ``torch.device``).
 
     ``num_classes``: the task's class count; None: the train split's (or the teacher's, when the task
     names no dataset). Use :meth:`for_teacher` to take it from the teacher instead (search: the data
@@ -77,7 +79,7 @@ class Task:
                  device="cpu"):
         self.space, self.dataset, self.data_root = space, dataset, str(data_root)
         self.teacher_path = None if teacher is None else Path(teacher)
-        self.remap, self.noise_seed, self.device = remap, int(noise_seed), device
+        self.remap, self.noise_seed, self._device = remap, int(noise_seed), device
         self._classes = num_classes
         self._arrays: dict[str, ImageArrays] = {}
         self._teacher: tuple | None = None
@@ -90,6 +92,14 @@ class Task:
         task._teacher = load_teacher(teacher, space, task._classes)
         task._classes = int(task._teacher[2]["num_classes"])
         return task
+
+    @property
+    def device(self) -> torch.device:
+        """Where the task computes (``auto`` resolved on first use: a builder process that only forks
+        workers never asks CUDA)."""
+        if not isinstance(self._device, torch.device):
+            self._device = resolve_device(self._device)
+        return self._device
 
     # ------------------------------------------------------------------------------------ data
     @property
