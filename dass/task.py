@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import config as cfgmod
 from .data.arrays import ImageArrays
 from .data.loader import DeviceLoader, LoaderConfig
 from .data.registry import load_dataset
@@ -100,6 +101,18 @@ class Task:
         if not isinstance(self._device, torch.device):
             self._device = resolve_device(self._device)
         return self._device
+
+    @classmethod
+    def from_saved(cls, saved: dict, data_root="", teacher=None, device="cpu") -> "Task":
+        """The task a database task file (:mod:`dass.database.format`) was computed on: its space,
+        dataset, class count, remap and noise seed; its teacher ``teacher``, else the file's
+        ``teacher_ckpt``."""
+        info = saved["task"]
+        key = str(info["key"])
+        space = cfgmod.from_dict(SpaceConfig, dict(saved["space"]), where=f"task {key} (space)")
+        return cls(space, str(info.get("dataset", key)), data_root, teacher or info.get("teacher_ckpt") or None,
+                   int(info["num_classes"]), str(saved.get("remap", "copy_paste_first")), int(saved["noise_seed"]),
+                   device)
 
     # ------------------------------------------------------------------------------------ data
     @property

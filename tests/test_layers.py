@@ -41,7 +41,7 @@ MAY_IMPORT = {
     "kd": {"plumbing", "data", "space", "train", "teacher"},
     # a KD run's student as TorchScript / ONNX / state dict, with model.json and MODEL_CARD.md
     "export": {"plumbing", "data", "space", "train", "teacher", "kd"},
-    "evaluation": {"plumbing", "data", "space", "train", "proxies", "teacher", "database", "predictor", "kd"},
+    "evaluation": {"plumbing", "data", "space", "train", "proxies", "task", "database", "predictor", "kd"},
     "compat": {"plumbing", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions
     "pipeline": {"plumbing", "data", "space", "train", "teacher", "task", "predictor", "search", "kd", "export",

@@ -176,3 +176,20 @@ def test_a_teacher_of_another_space_or_class_count_is_refused(space, tmp_path):
         Task(space).use_teacher(random_teacher_sd(space, 1)).use_arrays(test=noise_arrays(12, 0, num_classes=3))
     with pytest.raises(DassError, match="no teacher"):
         Task(space, "noise").teacher_map()
+
+
+def test_a_saved_task_gives_back_its_task(space, tmp_path):
+    """Task.from_saved reads a database task dict: its space, dataset, class count, remap, noise seed
+    and teacher (the file's, or the one given); its teacher map is the one the file holds."""
+    mine = save(random_teacher_sd(space, 9), space, tmp_path / "mine.pt")
+    made = Task(space, "glyphs/x", teacher=mine, num_classes=NUM_CLASSES, remap="copy_paste_uniform", noise_seed=4)
+    saved = {"task": {"key": "glyphs-x", "dataset": "glyphs/x", "num_classes": NUM_CLASSES, "teacher_ckpt": str(mine)},
+             "space": cfgmod.to_dict(space), "remap": "copy_paste_uniform", "noise_seed": 4,
+             "teacher": {"fmap": made.teacher_map()}}
+    task = Task.from_saved(saved, "root")
+    assert (task.dataset, task.data_root, task.num_classes, task.remap, task.noise_seed) == \
+        ("glyphs/x", "root", NUM_CLASSES, "copy_paste_uniform", 4)
+    assert cfgmod.to_dict(task.space) == cfgmod.to_dict(space) and task.teacher_path == mine
+    assert torch.equal(task.teacher_map(), saved["teacher"]["fmap"])
+    other = save(random_teacher_sd(space, 10), space, tmp_path / "other.pt")
+    assert Task.from_saved(saved, teacher=other).teacher_path == other
