@@ -214,10 +214,11 @@ class Task:
             self._teacher_map = self.student_maps([teacher_arch(self.space)])[0]
         return self._teacher_map
 
-    def support_point(self, accuracy: float | None = None) -> SupportPoint:
-        """The teacher as the support point: its map and ``accuracy`` (default: the recorded one)."""
+    def support_point(self, accuracy: float | None = None, fmap: torch.Tensor | None = None) -> SupportPoint:
+        """The teacher as the support point: its map (``fmap`` when given: one precomputed elsewhere, as
+        a candidates file of search may carry) and ``accuracy`` (default: the recorded one)."""
         acc = self.recorded_accuracy() if accuracy is None else accuracy
-        return SupportPoint(teacher_arch(self.space), self.teacher_map(), acc)
+        return SupportPoint(teacher_arch(self.space), self.teacher_map() if fmap is None else fmap, acc)
 
     @torch.no_grad()
     def dataset_features(self, per_class: int, max_total: int) -> torch.Tensor:

@@ -60,7 +60,7 @@ from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import (gives_accuracy, student_inputs, support_inputs, support_target, take, task_context,
                               to_accuracy)
 from ..predictor.checkpoint import LoadedPredictor, load_predictor
-from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, teacher_arch, validate
+from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, validate
 from ..space.arch import read_candidates_file
 from ..space.latency import measure_arch
 from ..task import SupportPoint, Task
@@ -305,9 +305,8 @@ def run(cfg: SearchConfig) -> dict:
     if "proxy" in pred.model.needs:
         info = pred.inputs["proxies"]
         proxy_batch = task.proxy_batches(info["names"], int(info["batch_size"]), int(info["seed"]))
-    tmap = listed.teacher_fmap if listed is not None and listed.teacher_fmap is not None else task.teacher_map()
-    scorer = AdaptedScorer(pred, task, SupportPoint(teacher_arch(space), tmap, teacher_acc), dset, cfg.batch_size,
-                           cfg.progress, proxy_batch)
+    support = task.support_point(teacher_acc, None if listed is None else listed.teacher_fmap)
+    scorer = AdaptedScorer(pred, task, support, dset, cfg.batch_size, cfg.progress, proxy_batch)
     rng = np.random.default_rng(cfg.seed)
     fmap = None
     if cfg.strategy == "evolution":
