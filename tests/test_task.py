@@ -193,3 +193,30 @@ def test_a_saved_task_gives_back_its_task(space, tmp_path):
     assert torch.equal(task.teacher_map(), saved["teacher"]["fmap"])
     other = save(random_teacher_sd(space, 10), space, tmp_path / "other.pt")
     assert Task.from_saved(saved, teacher=other).teacher_path == other
+
+
+def test_search_and_meta_training_adapt_on_the_same_support_point(space, tmp_path):
+    """Search's AdaptedScorer (a Task, its support point, maps computed) scores students as the
+    meta-training path does on the saved task holding the same maps (TaskData, predict_task)."""
+    from dass.predictor import InputDims, LoadedPredictor, Predictor, PredictorConfig
+    from dass.predictor.adapt import predict_task
+    from dass.search.stage import AdaptedScorer
+    sd = random_teacher_sd(space, 11)
+    task = Task(space, "synth", noise_seed=5).use_teacher(sd, metrics={"best_acc": 80.0})
+    archs = sample_unique(space, 6, np.random.default_rng(5))
+    torch.manual_seed(0)
+    model = Predictor(PredictorConfig(InputDims.for_space(space), "STA", "onehot", cost_features=True))
+    pred = LoadedPredictor(model, {k: torch.full_like(v, 0.01) for k, v in model.named_parameters()}, space,
+                           {"kind": "raw", "label": "best_acc", "support_default": 0.0},
+                           {"steps": 2, "first_order": False}, {"noise_seed": 5, "remap": "copy_paste_first"})
+    t = teacher_arch(space)
+    saved = TaskData.from_db({
+        "task": {"key": "k", "dataset": "synth", "split": "meta_test", "num_classes": NUM_CLASSES},
+        "space": cfgmod.to_dict(space), "noise_seed": 5, "remap": "copy_paste_first",
+        "teacher": {"arch": t.to_dict(), "best_acc": 80.0, "onehot": onehot(t, space), "fmap": task.teacher_map()},
+        "students": {"arch": [a.to_dict() for a in archs], "best_acc": torch.full((6,), 50.0),
+                     "onehot": torch.stack([onehot(a, space) for a in archs]), "fmap": task.student_maps(archs)}})
+    ours = AdaptedScorer(pred, task, task.support_point()).score(archs)
+    theirs = predict_task(pred.model, pred.inner_lrs, pred.target, 2, saved)
+    torch.testing.assert_close(ours, theirs.float())
+    assert len(set(ours.tolist())) > 1          # the scores rank, they are not all one value
