@@ -145,7 +145,7 @@ class StudentPhase:
                                                       initargs=(cfgmod.to_dict(cfg),))
             list(self.pool.imap_unordered(launchers._worker_group, [JobGroup("warm-up")] * cfg.workers))
         else:
-            self.task_cache = P.TaskCache(cfg)
+            self.tasks = P.build_tasks(cfg)
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) used so far by the processes doing the work."""
@@ -165,7 +165,7 @@ class StudentPhase:
         if self.pool is not None:
             trained = sum(self.pool.imap_unordered(launchers._worker_group, self.groups))
         else:
-            trained = sum(run_group(self.cfg, g, self.task_cache) for g in self.groups)
+            trained = sum(run_group(self.cfg, g, self.tasks) for g in self.groups)
         self.cpu.append(self.cpu_seconds() - cpu0)
         return trained
 
@@ -207,7 +207,7 @@ def main() -> None:
         old_cfg = dataclasses.replace(old_cfg, work_dir=str(scratch / "work_old"))
         new_cfg = dataclasses.replace(old_cfg, work_dir=str(scratch / "work_new"), lockstep=args.new_lockstep,
                                       teacher_logit_cache=True)
-        plan = P.plan_students(old_cfg, P.TaskCache(old_cfg))
+        plan = P.plan_students(old_cfg, P.build_tasks(old_cfg))
         students = sum(len(j) for j in plan.values())
         for note in notes:
             print(f"note: {note}")

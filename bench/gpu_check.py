@@ -240,12 +240,12 @@ def part_labels(ctx) -> dict:
     order = np.argsort(np.asarray(st["macs"]), kind="stable")
     chosen = order[::2][:n_students] if not ctx.dry else order[:: max(1, len(order) // n_students)][:n_students]
     want = {json.dumps(st["arch"][i], sort_keys=True): int(i) for i in chosen}
-    cache = P.TaskCache(cfg)
-    jobs = [j for j in P.plan_students(cfg, cache)["glyphs-hebrew"] if json.dumps(j.arch, sort_keys=True) in want]
+    tasks = P.build_tasks(cfg)
+    jobs = [j for j in P.plan_students(cfg, tasks)["glyphs-hebrew"] if json.dumps(j.arch, sort_keys=True) in want]
     if len(jobs) != len(want):
         raise RuntimeError(f"the builder sampled {len(jobs)} of the {len(want)} shipped students chosen")
     for group in P.group_jobs({"glyphs-hebrew": jobs}, cfg.lockstep):
-        run_group(cfg, group, cache)
+        run_group(cfg, group, tasks)
     res = {json.dumps(r["arch"], sort_keys=True): r for r in P.finished_results(cfg, jobs)}
     idx = [want[a] for a in sorted(want)]
     gpu = np.array([res[a]["best_acc"] for a in sorted(want)])

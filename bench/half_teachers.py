@@ -33,7 +33,7 @@ from dass import config as cfgmod  # noqa: E402
 from dass.data import load_dataset  # noqa: E402
 from dass.io import atomic_torch_save, safe_torch_load  # noqa: E402
 from dass.teacher.checkpoint import half_checkpoint, load_teacher  # noqa: E402
-from dass.teacher.inputs import teacher_accuracy  # noqa: E402
+from dass.task import Task  # noqa: E402
 
 
 def _half_copy(src: Path, dst: Path) -> Path:
@@ -48,14 +48,14 @@ def teacher_acc(args) -> dict:
     for f in sorted(Path(args.teachers).glob("*/teacher.pt")):
         key = f.parent.name
         task = safe_torch_load(Path(args.db) / f"{key}.pt")["task"]
-        net32, sd32, meta = load_teacher(f)
-        net16, sd16, meta16 = load_teacher(_half_copy(f, tmp / key / "teacher.pt"))
+        _, sd32, meta = load_teacher(f)
+        _, sd16, meta16 = load_teacher(_half_copy(f, tmp / key / "teacher.pt"))
         assert meta16["half"] is not None and all(v.dtype == sd32[k].dtype for k, v in sd16.items())
         rel = max(float(((sd16[k] - v).abs() / v.abs().clamp_min(1e-12)).max())
                   for k, v in sd32.items() if v.is_floating_point() and v.abs().max() > 0)
         te = load_dataset(task["dataset"], args.data_root, "test", meta["space"].image_size)
-        a32 = teacher_accuracy(net32, te, meta["space"].image_size, "cpu")
-        a16 = teacher_accuracy(net16, te, meta["space"].image_size, "cpu")
+        a32, a16 = (Task(meta["space"], task["dataset"], args.data_root, t).use_arrays(test=te).teacher_accuracy()
+                    for t in (f, tmp / key / "teacher.pt"))
         rows.append({"task": key, "acc_float32": a32, "acc_half": a16, "diff": a16 - a32,
                      "test_images": len(te.labels), "max_rel_weight_change": rel})
         print(f"| {key} | {a32:.2f} | {a16:.2f} | {a16 - a32:+.2f} | {len(te.labels)} | {rel:.2e} |", flush=True)

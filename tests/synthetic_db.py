@@ -15,11 +15,11 @@ import torch
 
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays
-from dass.teacher.inputs import candidate_maps, dataset_features, teacher_map
 from dass.database.format import FORMAT_V1 as FORMAT, save_task_db
 from dass.search import smallest_arch
 from dass.space import (Arch, ResNet, SpaceConfig, macs, onehot, onehot_batch, params, sample_unique,
                         teacher_arch)
+from dass.task import Task
 
 NUM_CLASSES = 5
 
@@ -66,6 +66,7 @@ def write_task(root, key: str, split: str, space: SpaceConfig, n_students: int, 
     images = ImageArrays(rng.integers(0, 256, size=(20, 16, 16, 3), dtype=np.uint8), np.arange(20) % NUM_CLASSES,
                          NUM_CLASSES, key)
     t_acc = min(accuracy(t, space, base, scale) + 1.0, 100.0)
+    task = Task(space, key, noise_seed=noise_seed).use_teacher(sd).use_arrays(train=images)
     d = {
         "format": FORMAT,
         "task": {"key": key, "dataset": key, "split": split, "num_classes": NUM_CLASSES,
@@ -76,16 +77,15 @@ def write_task(root, key: str, split: str, space: SpaceConfig, n_students: int, 
         "recipe": {"synthetic": True},
         "teacher": {"arch": t.to_dict(), "best_acc": t_acc, "final_acc": t_acc,
                     "macs": macs(t, space, NUM_CLASSES), "params": params(t, space, NUM_CLASSES),
-                    "onehot": onehot(t, space), "fmap": teacher_map(sd, space, NUM_CLASSES, noise_seed)},
+                    "onehot": onehot(t, space), "fmap": task.teacher_map()},
         "students": {"arch": [a.to_dict() for a in archs],
                      "onehot": onehot_batch(archs, space),
-                     "fmap": candidate_maps(archs, sd, space, NUM_CLASSES, noise_seed),
+                     "fmap": task.student_maps(archs),
                      "best_acc": acc, "final_acc": (acc - 0.5).clamp(0, 100), "final_loss": torch.ones(n_students),
                      "macs": torch.tensor([macs(a, space, NUM_CLASSES) for a in archs]),
                      "params": torch.tensor([params(a, space, NUM_CLASSES) for a in archs]),
                      "wall_s": torch.zeros(n_students), "seed": torch.zeros(n_students, dtype=torch.int64)},
-        "dataset_feats": dataset_features(teacher_net(sd, space), images, per_class=3, max_total=12, seed=noise_seed,
-                                          image_size=space.image_size, device="cpu"),
+        "dataset_feats": task.dataset_features(per_class=3, max_total=12),
     }
     save_task_db(d, f"{root}/{key}.pt")
     return d

@@ -14,7 +14,7 @@ from scipy import stats
 from assets.tiny_db import write_build_config, write_quadrant_glyphs
 from dass.config import load
 from dass.database.config import DatabaseConfig
-from dass.database.plan import TaskCache, plan_students
+from dass.database.plan import build_tasks, plan_students
 from dass.database.compare import compare_dbs
 from dass.database.format import load_db, load_task_db, save_task_db
 from dass.errors import DassError
@@ -64,17 +64,16 @@ def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(
     assert torch.equal(sc_t["students"]["fmap"], kd_t["students"]["fmap"])
     # a label is what kd_train gives from random initialisation, CE only (seed 1)
     cfg = load(DatabaseConfig, sc_cfg)
-    cache = TaskCache(cfg)
-    task = cfg.task("glyphs-b")
-    tr, te = cache.data(task)
-    _, sd, _ = cache.teacher(task)
+    tasks = build_tasks(cfg)
+    task = tasks["glyphs-b"]
     arch = Arch.from_dict(sc_t["students"]["arch"][0])
-    want = kd_train(arch, KDSetting(cache.space, sd, tr, te, cfg.kd, remap="random_init", device="cpu"), seed=1)
+    want = kd_train(arch, KDSetting(task.space, task.teacher_sd, task.train, task.test, cfg.kd, remap="random_init",
+                                    device="cpu"), seed=1)
     assert float(sc_t["students"]["best_acc_seeds"][0, 0]) == pytest.approx(want["best_acc"], abs=1e-4)
     # the same jobs as remap=random_init with kd.alpha=1.0 (no scratch flag): results are shared
     plain = load(DatabaseConfig, sc_cfg, ["scratch=false", "remap=random_init"])
-    ids = {j.student_id for j in plan_students(plain, TaskCache(plain))["glyphs-b"]}
-    assert ids == {j.student_id for j in plan_students(cfg, cache)["glyphs-b"]}
+    ids = {j.student_id for j in plan_students(plain, build_tasks(plain))["glyphs-b"]}
+    assert ids == {j.student_id for j in plan_students(cfg, tasks)["glyphs-b"]}
 
 
 def test_compare_reports_both_label_sets_seed_reliabilities(tiny_db, tmp_path):

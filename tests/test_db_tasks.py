@@ -18,7 +18,7 @@ from dass.data.registry import load_dataset
 from dass.data.subset import parse_subset, subset_name
 from dass.database import __main__ as db_cli
 from dass.database.config import DatabaseConfig
-from dass.database.plan import TaskCache, plan_students
+from dass.database.plan import build_tasks, plan_students
 from dass.database.format import load_db, seed_agreement
 from dass.database.subsets import SubsetTaskSpec, expand, pool_classes
 from dass.errors import DassError
@@ -154,14 +154,14 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
 
     # the seed-1 students are the same jobs as a plain single-seed build (`seed: 1`): same result files
     c1 = _cfg(cfg, label_seeds={}, seed=1)
-    cache = TaskCache(c1)
-    plan1 = plan_students(c1, cache)
+    tasks = build_tasks(c1)
+    plan1 = plan_students(c1, tasks)
     ids = {p.stem for p in (work / "results" / "glyphs-b").glob("*.json")}
     assert {j.student_id for j in plan1["glyphs-b"]} < ids
     # the students sampled do not depend on the KD recipe (a CE-only companion has the same students)
     ce = plan_students(load(DatabaseConfig, cfg, ["kd.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
-                                               f"teachers_dir={work}/teachers"]), cache)
-    base = plan_students(load(DatabaseConfig, cfg), cache)
+                                               f"teachers_dir={work}/teachers"]), tasks)
+    base = plan_students(load(DatabaseConfig, cfg), tasks)
     assert list(ce) == ["glyphs-b"] and len(base) == 3
     for key in ce:
         assert [j.arch for j in ce[key]] == [j.arch for j in base[key]]

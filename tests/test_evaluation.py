@@ -185,7 +185,7 @@ def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_in
     sd = {k: v.clone() for k, v in first.teacher_state(task).items()}
     sd["fc.bias"] += 1.0
     moved = ctx()
-    moved._teacher_sd["dtd"] = sd
+    moved.task_of(task).use_teacher(sd)
     bl.make_scorer("naswot").score(task, moved)
     assert moved._cache.misses == 1
     # a damaged entry: a warning, recomputed, rewritten

@@ -30,18 +30,22 @@ MAY_IMPORT = {
     # zero-cost proxies of remapped students on a batch of a task's images: a library shared by the
     # predictor's proxy inputs and the evaluation's baselines
     "proxies": {"plumbing", "data", "space"},
-    # teacher training, checkpoints and the task-level predictor inputs computed with a teacher
+    # teacher training and checkpoints
     "teacher": {"plumbing", "data", "space", "train"},
-    "database": {"plumbing", "data", "space", "train", "teacher"},
-    "predictor": {"plumbing", "space", "proxies", "teacher", "database"},
-    "search": {"plumbing", "data", "space", "teacher", "predictor"},
+    # dass/task.py: a dataset bound to a teacher in a space, and what the stages compute from it
+    # (student and teacher maps, dataset features, proxy batches, the support point, its accuracy)
+    "task": {"plumbing", "data", "space", "train", "proxies", "teacher"},
+    "database": {"plumbing", "data", "space", "train", "teacher", "task"},
+    "predictor": {"plumbing", "space", "proxies", "database", "task"},
+    "search": {"plumbing", "space", "teacher", "predictor", "task"},
     "kd": {"plumbing", "data", "space", "train", "teacher"},
     # a KD run's student as TorchScript / ONNX / state dict, with model.json and MODEL_CARD.md
     "export": {"plumbing", "data", "space", "train", "teacher", "kd"},
-    "evaluation": {"plumbing", "data", "space", "train", "proxies", "teacher", "database", "predictor", "kd"},
+    "evaluation": {"plumbing", "data", "space", "train", "proxies", "task", "database", "predictor", "kd"},
     "compat": {"plumbing", "data", "space", "train", "teacher", "database"},
     # one dataset end to end: calls the stages' public run() functions
-    "pipeline": {"plumbing", "data", "space", "train", "teacher", "predictor", "search", "kd", "export", "evaluation"},
+    "pipeline": {"plumbing", "data", "space", "train", "teacher", "task", "predictor", "search", "kd", "export",
+                 "evaluation"},
     # dass.api (find_student): builds the pipeline's config and calls its run(); writes in-memory arrays
     "api": {"plumbing", "data", "space", "export", "pipeline"},
     # dass.__main__ lists the stages through importlib (no static import)

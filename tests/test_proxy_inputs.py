@@ -107,14 +107,17 @@ def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
         gen = torch.Generator().manual_seed(1000 * seed + n)
         return torch.randn(n, 3, space.image_size, space.image_size, generator=gen), torch.arange(n) % n_cls
 
-    monkeypatch.setattr(proxy_inputs, "batch", fake_batch)
-    monkeypatch.setattr(proxy_inputs, "load_teacher", lambda *a, **k: (None, sd, {}))
+    import dass.task
+    # the task's image batch is drawn with [seed, crc32(dataset)]: the fake reads the seed
+    monkeypatch.setattr(dass.task, "image_batch", lambda d, root, sp, c, n, seed, dev: fake_batch(d, root, sp, c, n,
+                                                                                                  seed[0], dev))
     computed = []
     real = pc.archs_proxy
     monkeypatch.setattr(pc, "archs_proxy", lambda name, a, *r, **k: computed.append((name, len(a))) or real(name, a, *r, **k))
 
     class Task:
         key, dataset, space, num_classes, remap, teacher_ckpt = "t", "d", tiny_space(), n_cls, "copy_paste_first", str(teacher)
+        noise_seed = 0
         proxy = None
 
         def __len__(self):

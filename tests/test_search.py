@@ -1,4 +1,5 @@
-"""Search: budgets, ranking order, candidate files, evolution, and the task-level features it computes."""
+"""Search: budgets, ranking order, candidate files, evolution, and the task inputs it reads from the dataset
+(the task-level computations themselves: tests/test_task.py)."""
 from __future__ import annotations
 
 import csv
@@ -15,12 +16,11 @@ import torch
 
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays, write_split
-from dass.teacher.inputs import dataset_features, teacher_accuracy, teacher_map
 from dass.errors import DassError
 from dass.io import atomic_torch_save
 from dass.predictor import InputDims, LoadedPredictor, Predictor, PredictorConfig, save_predictor
 from dass.search import SearchConfig, run
-from dass.space import (Arch, ResNet, functional_map_single, macs, onehot, onehot_dim, params, sample_unique,
+from dass.space import (Arch, ResNet, macs, onehot, onehot_dim, params, sample_unique,
                         teacher_arch)
 from synthetic_db import NUM_CLASSES, random_teacher_sd, teacher_net, tiny_space
 
@@ -188,45 +188,6 @@ def test_teacher_from_another_space_is_refused(files, tmp_path):
     # the message names both files and the field that differs (both spaces may share a name)
     with pytest.raises(DassError, match=r"teacher=.*t\.pt \(space 'cpu', .*\) and predictor=.* are of different spaces"):
         search({**files, "teacher": path}, tmp_path / "r")
-
-
-def test_teacher_map_and_dataset_features(space):
-    sd = random_teacher_sd(space, 5)
-    tm = teacher_map(sd, space, NUM_CLASSES, seed=4)
-    ref = functional_map_single(teacher_arch(space), sd, space, NUM_CLASSES, seed=4)
-    torch.testing.assert_close(tm.float(), ref, rtol=1e-3, atol=1e-3)
-    assert tm.dtype == torch.float16
-    labels = np.arange(30) % NUM_CLASSES
-    images = np.random.default_rng(0).integers(0, 256, size=(30, 16, 16, 3), dtype=np.uint8)
-    arrays = ImageArrays(images, labels, NUM_CLASSES, "noise")
-    net = teacher_net(sd, space)
-    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
-    with torch.no_grad():
-        every = net.forward_stages(x)[-1].mean(dim=(2, 3))   # pooled last stage of each image
-    for max_total, expect in ((100, 2 * NUM_CLASSES), (7, 7)):
-        feats = dataset_features(net, arrays, per_class=2, max_total=max_total, seed=1, image_size=16, device="cpu")
-        assert feats.shape == (expect, space.stage_widths[-1]) and feats.dtype == torch.float16
-        dist = torch.cdist(feats.float(), every)
-        assert (dist.min(dim=1).values < 1e-2).all()
-        picked = dist.argmin(dim=1).tolist()
-        assert len(set(picked)) == expect
-        counts = np.bincount(labels[picked], minlength=NUM_CLASSES)
-        assert counts.max() <= 2
-        if max_total == 100:
-            assert (counts == 2).all()  # class-balanced
-
-
-def test_teacher_accuracy_counts_correct_predictions(space):
-    sd = random_teacher_sd(space, 6)
-    net = teacher_net(sd, space)
-    images = np.random.default_rng(1).integers(0, 256, size=(12, 16, 16, 3), dtype=np.uint8)
-    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
-    with torch.no_grad():
-        guess = net(x).argmax(1).numpy()
-    labels = guess.copy()
-    labels[:3] = (guess[:3] + 1) % NUM_CLASSES      # 3 of 12 wrong -> 75 %
-    acc = teacher_accuracy(net, ImageArrays(images, labels, NUM_CLASSES, "noise"), 16, "cpu")
-    assert acc == pytest.approx(75.0)
 
 
 def test_teacher_accuracy_and_dataset_features_come_from_the_dataset(space, tmp_path):

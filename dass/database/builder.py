@@ -38,10 +38,11 @@ from ..config import to_dict
 from ..errors import DassError
 from ..io import atomic_write_text
 from ..space import SpaceConfig
+from ..task import Task
 from .config import DatabaseConfig
 from .launchers import rank_and_world, run_jobs
 from .merge import merge
-from .plan import TaskCache, group_jobs, interleave_tasks, plan_students, teacher_path
+from .plan import build_space, build_tasks, group_jobs, interleave_tasks, plan_students, teacher_path
 from .runners import check_trained_teachers
 from .subsets import check_disjoint
 
@@ -111,19 +112,19 @@ def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
     if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = rank_and_world()
-    task_cache = TaskCache(cfg)
+    tasks = build_tasks(cfg)
     check_disjoint(cfg.all_tasks, cfg.data_root)
     for task in cfg.all_tasks:  # validate every input before expensive work
-        tr, te = task_cache.data(task)
+        tasks[task.key].train, tasks[task.key].test   # both splits load; refused when their class counts differ
         if task.teacher and not Path(task.teacher).is_file():
             raise DassError(f"task {task.key}: teacher checkpoint not found: {task.teacher}")
         if task.teacher:
-            task_cache.teacher(task)
-    check_trained_teachers(cfg, task_cache)
+            tasks[task.key].teacher()
+    check_trained_teachers(cfg, tasks)
     check_no_stray_asset_writes(cfg)
     with contextlib.ExitStack() as stack:
         if rank == 0:
-            ident = build_identity(cfg, task_cache.space)
+            ident = build_identity(cfg, build_space(tasks))
             out = Path(cfg.out)
             runid.claim(out, ident)
             out.mkdir(parents=True, exist_ok=True)
@@ -132,10 +133,10 @@ def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
             runid.record(out, ident)
         # the work folder's config and log only now: a refused build leaves them as they were
         setup_run_dir_of_rank(rank == 0, cfg.work_dir, cfg, "database")
-        return _build_claimed(cfg, stage, task_cache, rank, world)
+        return _build_claimed(cfg, stage, tasks, rank, world)
 
 
-def _build_claimed(cfg: DatabaseConfig, stage: str, task_cache: TaskCache, rank: int, world: int) -> dict | None:
+def _build_claimed(cfg: DatabaseConfig, stage: str, tasks: dict[str, Task], rank: int, world: int) -> dict | None:
     if rank == 0:
         write_work_gitignore(cfg.work_dir)
     t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def _build_claimed(cfg: DatabaseConfig, stage: str, task_cache: TaskCache, rank:
         run_jobs(cfg, "teacher", todo, "teachers", rank, world)
     if stage == "teachers":
         return None
-    plan = plan_students(cfg, task_cache, missing_teachers_ok=stage == "merge")
+    plan = plan_students(cfg, tasks, missing_teachers_ok=stage == "merge")
     if stage in ("all", "students"):
         for _ in range(2):   # round 2: the seeds target_reliability adds once a task's first seeds are done
             groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
@@ -152,9 +153,9 @@ def _build_claimed(cfg: DatabaseConfig, stage: str, task_cache: TaskCache, rank:
             if not groups:
                 break
             run_jobs(cfg, "group", groups, "students", rank, world)
-            plan = plan_students(cfg, task_cache)
+            plan = plan_students(cfg, tasks)
     if rank != 0 or stage not in ("all", "merge", "students"):
         return None
-    manifest = merge(cfg, plan, task_cache)
+    manifest = merge(cfg, plan, tasks)
     log.info("build took %.1f s; complete=%s", time.perf_counter() - t0, manifest["complete"])
     return manifest

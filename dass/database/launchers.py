@@ -15,7 +15,7 @@ from ..config import from_dict, to_dict
 from ..errors import DassError
 from .config import DatabaseConfig
 from .jobs import JobGroup
-from .plan import TaskCache
+from .plan import build_tasks
 from .runners import set_threads, run_group, run_teacher_job
 
 log = logging.getLogger("dass.database")
@@ -25,20 +25,20 @@ def _worker_init(cfg_dict):
     global _WORKER_STATE
     cfg = from_dict(DatabaseConfig, cfg_dict)
     set_threads(cfg)
-    _WORKER_STATE = (cfg, TaskCache(cfg))
+    _WORKER_STATE = (cfg, build_tasks(cfg))
 
 
 _WORKER_STATE = None
 
 
 def _worker_teacher(task_key: str):
-    cfg, task_cache = _WORKER_STATE
-    return run_teacher_job(cfg, cfg.task(task_key), task_cache)
+    cfg, tasks = _WORKER_STATE
+    return run_teacher_job(cfg, cfg.task(task_key), tasks)
 
 
 def _worker_group(group: JobGroup):
-    cfg, task_cache = _WORKER_STATE
-    return run_group(cfg, group, task_cache)
+    cfg, tasks = _WORKER_STATE
+    return run_group(cfg, group, tasks)
 
 
 def _submitit_teacher(cfg_dict, task_key):

@@ -14,30 +14,27 @@ from ..errors import DassError
 from ..hashing import file_sha256
 from ..io import atomic_write_json, read_json
 from ..space import Arch, macs, onehot, onehot_batch, params, teacher_arch
-from ..teacher.inputs import candidate_maps, dataset_features, teacher_map
-from ..train.distributed import resolve_device
+from ..task import Task
 from .config import DatabaseConfig, TaskSpec
 from .format import FORMAT, save_task_db, seed_agreement
 from .jobs import StudentJob, content_hash
-from .plan import TaskCache, per_seed, finished_results, job_seeds, teacher_path
+from .plan import build_space, finished_results, job_seeds, per_seed, teacher_path
 from .splits import SPLITS
 
 
 def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: list[int],
-               task_cache: TaskCache) -> tuple[Path, dict]:
+               tasks: dict[str, Task]) -> tuple[Path, dict]:
     """Write the task file from the records of all its students and ``seeds`` (in plan order:
     seed-major); returns its path and the students' per-seed accuracies ``{best_acc_seeds, final_acc_seeds}``."""
-    tr, _ = task_cache.data(task)
-    net, sd, meta = task_cache.teacher(task)
-    space = task_cache.space
+    t = tasks[task.key]
+    tr, space = t.train, t.space
     n = len(results) // len(seeds)
     first = results[:n]                       # the records of the first seed give the architectures
     archs = [Arch.from_dict(r["arch"]) for r in first]
-    dev = resolve_device(cfg.device)
-    fmaps = candidate_maps(archs, sd, space, tr.num_classes, cfg.noise_seed, strategy=cfg.remap, device=dev)
+    fmaps = t.student_maps(archs)
     t_arch = teacher_arch(space)
-    t_map = teacher_map(sd, space, tr.num_classes, cfg.noise_seed, cfg.remap, device=dev)
-    t_metrics = meta.get("metrics", {}) or {}
+    t_map = t.teacher_map()
+    t_metrics = t.teacher_meta.get("metrics", {}) or {}
     if "best_acc" not in t_metrics:
         raise DassError(f"task {task.key}: teacher checkpoint has no metrics.best_acc")
     acc = {k: per_seed(results, seeds, k) for k in ("best_acc", "final_acc", "final_loss", "wall_s")}
@@ -69,8 +66,7 @@ def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: 
             "wall_s": acc["wall_s"].mean(1),
             "seed": torch.full((n,), seeds[0], dtype=torch.int64),
         },
-        "dataset_feats": dataset_features(net, tr, cfg.feats_per_class, cfg.max_feats, cfg.noise_seed,
-                                          space.image_size, dev),
+        "dataset_feats": t.dataset_features(cfg.feats_per_class, cfg.max_feats),
     }
     path = Path(cfg.out) / f"{task.key}.pt"
     save_task_db(d, path)
@@ -90,7 +86,7 @@ def task_row(key: str, split: str, teacher_acc, students: int, seeds: list[int],
             "students": students, "label_seeds": list(seeds), "seed_spearman": r, "reliability": rel}
 
 
-def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
+def merge(cfg: DatabaseConfig, plan, tasks: dict[str, Task]) -> dict:
     """Write the task file of every task whose students are all done (tasks still running, or still
     without a teacher, are listed as not done); a task file already made of the same jobs is kept."""
     out = Path(cfg.out)
@@ -109,7 +105,7 @@ def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
         seeds = job_seeds(jobs)
         results = finished_results(cfg, jobs)
         walls += [r["wall_s"] for r in results]
-        teacher_acc = task_cache.teacher(task)[2].get("metrics", {}).get("best_acc")
+        teacher_acc = (tasks[task.key].teacher_meta.get("metrics") or {}).get("best_acc")
         row = {**task_row(task.key, task.split, teacher_acc, n, seeds), "dataset": task.dataset,
                "runs": len(jobs), "done": len(results), "file": None}
         if len(results) == len(jobs):
@@ -119,7 +115,7 @@ def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
                     and prev.get("sha256") == file_sha256(out / prev["file"])):
                 row = prev                                  # unchanged since the last merge (not edited since)
             else:
-                path, acc = merge_task(cfg, task, results, seeds, task_cache)
+                path, acc = merge_task(cfg, task, results, seeds, tasks)
                 row = {**task_row(task.key, task.split, teacher_acc, n, seeds, acc["best_acc_seeds"]),
                        "dataset": task.dataset, "runs": len(jobs), "done": len(results), "file": path.name,
                        "merge_id": mid, "sha256": file_sha256(path)}
@@ -129,7 +125,7 @@ def merge(cfg: DatabaseConfig, plan, task_cache: TaskCache) -> dict:
     built = {t.key for t in cfg.all_tasks}
     listed = {t.key for t in dataclasses.replace(cfg, splits=list(SPLITS), only=[]).all_tasks}
     rows += [r for k, r in old.items() if k in listed and k not in built]
-    manifest = {"format": FORMAT, "space": to_dict(task_cache.space), "kd": to_dict(cfg.kd), "remap": cfg.remap,
+    manifest = {"format": FORMAT, "space": to_dict(build_space(tasks)), "kd": to_dict(cfg.kd), "remap": cfg.remap,
                 "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
     atomic_write_json(out / "manifest.json", manifest)

@@ -1,5 +1,5 @@
 """The database build's plan: where a task's teacher and logit cache live, the tasks' data and
-teachers as one process loads them (:class:`TaskCache`), the sampled students of every task (spread
+teachers as :class:`~dass.task.Task` objects (:func:`build_tasks`), the sampled students of every task (spread
 over the MACs range, see :mod:`dass.database.builder`) and their jobs, label seeds and groups."""
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import numpy as np
 import torch
 
 from ..config import to_dict
-from ..data.registry import load_dataset
 from ..errors import DassError
 from ..hashing import arrays_sha256, file_sha256
 from ..io import read_json
 from ..space import Arch, SpaceConfig, load_space, macs, sample
-from ..teacher.checkpoint import load_teacher
+from ..task import Task
 from .config import DatabaseConfig, TaskSpec
 from .format import seed_agreement, spearman_brown
 from .jobs import JobGroup, StudentJob, content_hash
@@ -47,29 +46,18 @@ def _task_seed(base: int, key: str) -> int:
     return base * 1_000_003 + zlib.crc32(key.encode())
 
 
-class TaskCache:
-    """Per-process cache of the tasks' datasets and teachers (workers load each once)."""
+def build_tasks(cfg: DatabaseConfig) -> dict[str, Task]:
+    """Every task of the build as a :class:`~dass.task.Task` by key (one space for all; the map
+    settings ``remap`` and ``noise_seed``): a process loads each task's data and teacher once, on
+    first use."""
+    space = load_space(cfg.space)
+    return {t.key: Task(space, t.dataset, cfg.data_root, teacher_path(cfg, t), remap=cfg.remap,
+                        noise_seed=cfg.noise_seed, device=cfg.device) for t in cfg.all_tasks}
 
-    def __init__(self, cfg: DatabaseConfig):
-        self.cfg = cfg
-        self.space = load_space(cfg.space)
-        self._data: dict = {}
-        self._teachers: dict = {}
 
-    def data(self, task: TaskSpec):
-        if task.key not in self._data:
-            tr = load_dataset(task.dataset, self.cfg.data_root, "train")
-            te = load_dataset(task.dataset, self.cfg.data_root, "test")
-            if tr.num_classes != te.num_classes:
-                raise DassError(f"{task.dataset}: train and test class counts differ")
-            self._data[task.key] = (tr, te)
-        return self._data[task.key]
-
-    def teacher(self, task: TaskSpec):
-        if task.key not in self._teachers:
-            tr, _ = self.data(task)
-            self._teachers[task.key] = load_teacher(teacher_path(self.cfg, task), self.space, tr.num_classes)
-        return self._teachers[task.key]
+def build_space(tasks: dict[str, Task]) -> SpaceConfig:
+    """The space the build's tasks share."""
+    return next(iter(tasks.values())).space
 
 
 def finished_results(cfg: DatabaseConfig, jobs: list[StudentJob]) -> list[dict]:
@@ -84,16 +72,16 @@ def per_seed(results: list[dict], seeds: list[int], key: str) -> torch.Tensor:
                         dtype=torch.float32)
 
 
-def plan_students(cfg: DatabaseConfig, task_cache: TaskCache,
+def plan_students(cfg: DatabaseConfig, tasks: dict[str, Task],
                   missing_teachers_ok: bool = False) -> dict[str, list[StudentJob]]:
     """Every student job of every task, in a deterministic order (needs the teachers): per task,
     for each label seed in turn, every sampled architecture. A task whose teacher is not there yet
     is left out when ``missing_teachers_ok`` (a merge while the build still runs), else an error."""
     plan = {}
-    space_d = to_dict(task_cache.space)
+    space_d = to_dict(build_space(tasks))
     kd_d = to_dict(cfg.kd)
     for task in cfg.all_tasks:
-        tr, te = task_cache.data(task)
+        tr, te = tasks[task.key].train, tasks[task.key].test
         n = cfg.students.get(task.split, 0)
         tpath = teacher_path(cfg, task)
         if not tpath.is_file():
@@ -103,7 +91,7 @@ def plan_students(cfg: DatabaseConfig, task_cache: TaskCache,
         ident = {"space": space_d, "data": [arrays_sha256(tr)[:20], arrays_sha256(te)[:20]], "teacher": file_sha256(tpath),
                  "kd": kd_d, "remap": cfg.train_remap}
         base = content_hash(ident)
-        archs = sample_students(task_cache.space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,
+        archs = sample_students(tasks[task.key].space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,
                                 tr.num_classes)
         def jobs(seeds):
             return [StudentJob(task.key, a.to_dict(), seed, content_hash([base, a.to_dict(), seed]))

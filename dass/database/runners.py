@@ -16,6 +16,7 @@ from ..errors import DassError
 from ..hashing import dataset_hash
 from ..io import atomic_write_json, safe_torch_load
 from ..space import Arch, macs, params
+from ..task import Task
 from ..teacher.checkpoint import save_teacher
 from ..train import fit_teacher
 from ..train.kd_setting import KDSetting
@@ -24,7 +25,7 @@ from ..train.distributed import resolve_device
 from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec
 from .jobs import JobGroup
-from .plan import TaskCache, logit_cache_dir, teacher_path
+from .plan import build_tasks, logit_cache_dir, teacher_path
 
 log = logging.getLogger("dass.database")
 
@@ -34,17 +35,17 @@ def set_threads(cfg: DatabaseConfig):
     torch.set_num_threads(n)
 
 
-def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, task_cache: TaskCache | None = None) -> str:
+def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, tasks: dict[str, Task] | None = None) -> str:
     path = teacher_path(cfg, task)
     if path.is_file():
         return "skipped"
-    task_cache = task_cache or TaskCache(cfg)
-    tr, te = task_cache.data(task)
+    t = (tasks or build_tasks(cfg))[task.key]
+    tr, te = t.train, t.test
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
     recipe = teacher_recipe(cfg, task)
-    sd, metrics = fit_teacher(task_cache.space, tr, te, recipe, seed=cfg.teacher_seed,
+    sd, metrics = fit_teacher(t.space, tr, te, recipe, seed=cfg.teacher_seed,
                                 device=resolve_device(cfg.device), run_dir=run_dir)
-    save_teacher(path, sd, task_cache.space, tr.num_classes, task.dataset, metrics,
+    save_teacher(path, sd, t.space, tr.num_classes, task.dataset, metrics,
                  recipe=recipe, seed=cfg.teacher_seed, data=teacher_data_identity(tr, te))
     return "done"
 
@@ -61,7 +62,7 @@ def teacher_data_identity(train, test) -> dict:
     return {"train": dataset_hash(train), "test": dataset_hash(test)}
 
 
-def check_trained_teachers(cfg: DatabaseConfig, task_cache: TaskCache) -> None:
+def check_trained_teachers(cfg: DatabaseConfig, tasks: dict[str, Task]) -> None:
     """A teacher the build would train but finds already there must have been trained for the same
     dataset, on the same data (its recorded data identity, :func:`teacher_data_identity`), with the
     same recipe and seed (as recorded in it); else a one-line error: the build never silently reuses
@@ -78,7 +79,7 @@ def check_trained_teachers(cfg: DatabaseConfig, task_cache: TaskCache) -> None:
             raise DassError(f"{path}: a teacher of dataset {ck['dataset']!r}, not of task {task.key}'s {task.dataset!r}")
         data = ck.get("data")
         if isinstance(data, dict):
-            now = teacher_data_identity(*task_cache.data(task))
+            now = teacher_data_identity(tasks[task.key].train, tasks[task.key].test)
             changed = [k for k in ("train", "test") if data.get(k) != now[k]]
             if changed:
                 raise DassError(f"{path}: trained on other data than task {task.key}'s {task.dataset} holds now "
@@ -97,29 +98,28 @@ def check_trained_teachers(cfg: DatabaseConfig, task_cache: TaskCache) -> None:
                             f"says {want[diff[0]]!r}); delete it or set another teachers_dir to retrain")
 
 
-def run_group(cfg: DatabaseConfig, group: JobGroup, task_cache: TaskCache | None = None) -> int:
+def run_group(cfg: DatabaseConfig, group: JobGroup, tasks: dict[str, Task] | None = None) -> int:
     """KD-train the unfinished students of ``group``; returns how many were trained."""
     todo = [j for j in group.jobs if not j.result_path(cfg.work_dir).is_file()]
     if not todo:
         return 0
-    task_cache = task_cache or TaskCache(cfg)
     task = cfg.task(group.task)
-    tr, te = task_cache.data(task)
-    _, sd, _ = task_cache.teacher(task)
+    t = (tasks or build_tasks(cfg))[task.key]
+    tr, te = t.train, t.test
     archs = [Arch.from_dict(j.arch) for j in todo]
     dev = resolve_device(cfg.device)
     seed = todo[0].seed
     cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
-    setting = KDSetting(task_cache.space, sd, tr, te, cfg.kd, remap=cfg.train_remap, device=dev, logit_cache=cache,
+    setting = KDSetting(t.space, t.teacher_sd, tr, te, cfg.kd, remap=cfg.train_remap, device=dev, logit_cache=cache,
                         wait_for_cache=False)
     results = kd_train_many(archs, setting, seed)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):
         rec = {k: r[k] for k in ("best_acc", "final_acc", "final_loss")}
         rec.update(arch=j.arch, seed=j.seed, student_id=j.student_id, task=j.task,
-                   macs=macs(Arch.from_dict(j.arch), task_cache.space, tr.num_classes),
-                   params=params(Arch.from_dict(j.arch), task_cache.space, tr.num_classes),
+                   macs=macs(Arch.from_dict(j.arch), t.space, tr.num_classes),
+                   params=params(Arch.from_dict(j.arch), t.space, tr.num_classes),
                    wall_s=float(r.get("wall_s", wall)), group_wall_s=wall, history=r.get("history", []))
         atomic_write_json(j.result_path(cfg.work_dir), rec)
     return len(todo)

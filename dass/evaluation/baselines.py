@@ -59,7 +59,7 @@ from ..hashing import proxy_state_sha256
 from ..proxies.batch import ProxySetting
 from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import macs, noise_input, params
-from ..teacher.checkpoint import load_teacher
+from ..task import Task
 from . import ensemble
 from .tasks import num_students, task_archs, task_key, task_space, true_accuracy  # noqa: F401 (re-exported)
 
@@ -90,7 +90,7 @@ class EvalContext:
     db: str = ""            # the database (the proxy ensemble trains on its meta_train/meta_valid tasks)
     proxy_cache: str = ""   # folder of computed proxy scores (dass.proxies.cache); "" = none
     proxy_read_only_caches: tuple = ()   # folders of computed proxy scores only read (the shipped ones)
-    _teacher_sd: dict = field(default_factory=dict, repr=False)
+    _tasks: dict = field(default_factory=dict, repr=False)     # task key -> dass.task.Task
     _batch: dict = field(default_factory=dict, repr=False)
     _warned: set = field(default_factory=set, repr=False)
     _noise: set = field(default_factory=set, repr=False)   # tasks whose proxy batch is noise
@@ -116,17 +116,21 @@ class EvalContext:
         key = task_key(task)
         return Path(self.teachers.get(key) or task["task"].get("teacher_ckpt") or "")
 
+    def task_of(self, task: dict) -> Task:
+        """The :class:`~dass.task.Task` of a saved task (:meth:`~dass.task.Task.from_saved`, its teacher
+        the one :meth:`teacher_path` names), one per task key: its teacher is loaded once."""
+        key = task_key(task)
+        if key not in self._tasks:
+            self._tasks[key] = Task.from_saved(task, self.data_root, self.teacher_path(task), self.device)
+        return self._tasks[key]
+
     def teacher_state(self, task: dict) -> dict:
         """The task's teacher state dict (loaded once; checked against the task's space and classes)."""
-        key = task_key(task)
-        if key not in self._teacher_sd:
-            path = self.teacher_path(task)
-            if not str(path) or not path.is_file():
-                raise DassError(f"task {key}: teacher checkpoint not found: '{path}' "
-                                f"(give it with teachers.{key}=<path>)")
-            _, sd, _ = load_teacher(path, task_space(task), int(task["task"]["num_classes"]))
-            self._teacher_sd[key] = sd
-        return self._teacher_sd[key]
+        path = self.teacher_path(task)
+        if not str(path) or not path.is_file():
+            key = task_key(task)
+            raise DassError(f"task {key}: teacher checkpoint not found: '{path}' (give it with teachers.{key}=<path>)")
+        return self.task_of(task).teacher_sd
 
     def proxy_scores(self, task: dict, name: str) -> np.ndarray:
         """Proxy ``name`` (one of :data:`dass.proxies.ARCH_PROXIES`) of every remapped student of

@@ -58,9 +58,9 @@ from ..search.budget import feasible_budget
 from ..search.config import BudgetConfig, SearchConfig
 from ..search.stage import check_teacher_space, run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
+from ..task import Task
 from ..teacher.checkpoint import checked_accuracy, load_teacher, save_teacher
 from ..teacher.config import TeacherRunConfig
-from ..teacher.inputs import teacher_accuracy
 from ..teacher.stage import run as teacher_stage_run
 from ..train.trainer import check_data
 from .config import PipelineConfig
@@ -191,11 +191,12 @@ def _load_data(cfg: PipelineConfig, image_size: int):
 def _teacher_given(cfg: PipelineConfig, space, num_classes: int, test, device, folder: Path, data_id: dict) -> dict:
     """The given checkpoint, with its accuracy measured here when it records none (then a copy
     holding that accuracy is written to ``folder/teacher.pt`` for the search to read)."""
-    net, sd, meta = load_teacher(cfg.teacher, space=space, num_classes=num_classes)
+    task = Task(space, cfg.dataset, cfg.data_root, cfg.teacher, num_classes, device=device).use_arrays(test=test)
+    _, sd, meta = task.teacher()
     recorded = recorded_teacher_accuracy(cfg, meta, recorded_data(cfg.teacher), data_id)
     path = Path(cfg.teacher)
     if recorded is None:
-        acc = teacher_accuracy(net, test, space.image_size, device)
+        acc = task.teacher_accuracy()
         log.info("teacher accuracy on the test split: %.2f%%", acc)
         path = folder / "teacher.pt"
         save_teacher(path, sd, space, num_classes, cfg.dataset, {**(meta.get("metrics") or {}), "best_acc": acc},

@@ -28,6 +28,7 @@ from ..database.splits import LABELS
 from ..errors import DassError
 from ..space import (Arch, SpaceConfig, graph_batch, macs, macs_params, onehot_batch, params, stage_batch, teacher_arch,
                      validate)
+from ..task import SupportPoint
 
 TARGETS = ("raw", "relative", "standardized")
 
@@ -84,6 +85,19 @@ def task_context(needs: set[str], tmap: torch.Tensor | None, dset: torch.Tensor 
             raise DassError("the predictor reads dataset features (D) but the task has none")
         out["dset"] = dset
     return out
+
+
+def support_inputs(point: SupportPoint, space: SpaceConfig, num_classes: int, needs: set[str],
+                   dset: torch.Tensor | None, num_proxies: int | None = None,
+                   onehot: torch.Tensor | None = None) -> dict:
+    """The support set of a task as a one-row input: the teacher (``point``, :meth:`dass.task.Task.support_point`)
+    whose own map is both its S and its T input, with ``num_proxies`` zero proxy features (the
+    teacher's own, relative to itself; None: no proxy input) and its ``onehot`` when stored. Used by
+    meta-training (:meth:`TaskData.support`) and search (:class:`dass.search.stage.AdaptedScorer`)."""
+    zero = None if num_proxies is None else torch.zeros(1, num_proxies)
+    rows = student_inputs([point.arch], space, num_classes, needs, point.fmap[None],
+                          None if onehot is None else onehot[None], zero)
+    return {**rows, **task_context(needs, point.fmap, dset)}
 
 
 def take(inputs: dict, idx=None, device=None) -> dict:
@@ -238,11 +252,14 @@ class TaskData:
         """The teacher as a one-row input (its own map is both S and T; its proxy features are 0)."""
         key = ("support", frozenset(needs))
         if key not in self._cache:
-            zero = None if self.proxy is None else torch.zeros(1, self.proxy.shape[1])
-            rows = student_inputs([self.teacher_arch], self.space, self.num_classes, needs,
-                                  self.teacher_fmap[None], self.teacher_onehot[None], zero)
-            self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
+            self._cache[key] = support_inputs(self.support_point, self.space, self.num_classes, needs, self.dset,
+                                              None if self.proxy is None else self.proxy.shape[1],
+                                              self.teacher_onehot)
         return self._cache[key]
+
+    @property
+    def support_point(self) -> SupportPoint:
+        return SupportPoint(self.teacher_arch, self.teacher_fmap, self.teacher_acc)
 
 
 def load_tasks(db_root, label: str = "best_acc") -> tuple[SpaceConfig, dict[str, list[TaskData]]]:

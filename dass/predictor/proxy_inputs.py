@@ -10,26 +10,24 @@ BN, :func:`dass.proxies.zero_cost.inherit`) below the teacher's own, as a fracti
 values are clipped below at it. The teacher's own features are 0 (its support row).
 
 The batch: ``batch_size`` train images of the task's dataset drawn with ``[seed, crc32(dataset
-name)]`` (:func:`dass.proxies.image_batch`), the same in meta-training, evaluation and
+name)]`` (:meth:`dass.task.Task.proxy_batches`), the same in meta-training, evaluation and
 search; a proxy that needs more images gets a batch of its own size, drawn the same way
 (:func:`dass.proxies.proxy_images`: 1,024 for ``inherit``). Proxies are computed on the remapped, untrained student (the task's remap strategy), as in
 :mod:`dass.proxies`. Database features are cached under ``cache_dir`` (:mod:`dass.proxies.cache`).
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DassError
-from ..proxies.batch import image_batch, proxy_images
 from ..hashing import proxy_state_sha256
 from ..proxies.batch import ProxySetting
 from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import teacher_arch
-from ..teacher.checkpoint import load_teacher
+from ..task import Task
 from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
 
 FLOOR = -50.0
@@ -53,29 +51,10 @@ def relative(name: str, values, teacher: float) -> np.ndarray:
     return np.maximum(f, FLOOR)
 
 
-def batch(dataset: str, data_root: str, space, num_classes: int, batch_size: int, seed: int, device):
-    return image_batch(dataset, data_root, space, num_classes, batch_size, [int(seed), zlib.crc32(dataset.encode())],
-                       device)
-
-
-def batches(names, dataset: str, data_root: str, space, num_classes: int, batch_size: int, seed: int,
-            device) -> dict:
-    """``{proxy name: (x, y)}``: each proxy's image batch (:func:`batch` of its
-    :func:`~dass.proxies.proxy_images` size; proxies of one size share one batch)."""
-    by_size: dict[int, tuple] = {}
-    out = {}
-    for name in names:
-        n = proxy_images(name, batch_size)
-        if n not in by_size:
-            by_size[n] = batch(dataset, data_root, space, num_classes, n, seed, device)
-        out[name] = by_size[n]
-    return out
-
-
 def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: str, batches_: dict, device,
              progress: bool = False, cache: ProxyCache | None = None, label: str = "") -> torch.Tensor:
     """``N x P`` float32 proxy features of ``archs`` against the teacher (``teacher_sd``), each proxy on
-    its batch in ``batches_`` (:func:`batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
+    its batch in ``batches_`` (:meth:`dass.task.Task.proxy_batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
     the raw proxies of the students and of the teacher are read from it, or computed and stored
     (entries labelled ``<label>.<proxy>`` and ``<label>.<proxy>.teacher``)."""
     setting = ProxySetting(space, num_classes, teacher_sd, strategy, device,
@@ -103,7 +82,7 @@ def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache=None,
         if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
             raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: "
                             f"'{t.teacher_ckpt}'")
-        _, sd, _ = load_teacher(t.teacher_ckpt, t.space, t.num_classes)
-        b = batches(names, t.dataset, data_root, t.space, t.num_classes, batch_size, seed, device)
-        t.proxy = features(names, t.archs, t.space, t.num_classes, sd, t.remap, b, device, progress, cache,
-                           label=t.key).float().reshape(len(t), len(names))
+        task = Task(t.space, t.dataset, data_root, t.teacher_ckpt, t.num_classes, t.remap, t.noise_seed, device)
+        b = task.proxy_batches(names, batch_size, seed)
+        t.proxy = features(names, t.archs, t.space, t.num_classes, task.teacher_sd, t.remap, b, device, progress,
+                           cache, label=t.key).float().reshape(len(t), len(names))

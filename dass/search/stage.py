@@ -52,19 +52,19 @@ from tqdm import tqdm
 from .. import config as cfgmod
 from .. import hashing, runid
 from ..cli import setup_run_dir
-from ..data.registry import load_dataset
 from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_write_json, safe_torch_load, write_csv
 from ..predictor import proxy_inputs
 from ..predictor.adapt import adapted_params, predict
-from ..predictor.data import gives_accuracy, student_inputs, support_target, take, task_context, to_accuracy
+from ..predictor.data import (gives_accuracy, student_inputs, support_inputs, support_target, take, task_context,
+                              to_accuracy)
 from ..predictor.checkpoint import LoadedPredictor, load_predictor
-from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, teacher_arch, validate
+from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, validate
 from ..space.arch import read_candidates_file
 from ..space.latency import measure_arch
-from ..teacher.checkpoint import checked_accuracy, load_teacher
-from ..teacher.inputs import candidate_maps, dataset_features, teacher_accuracy, teacher_map
+from ..task import SupportPoint, Task
+from ..teacher.checkpoint import checked_accuracy
 from .budget import Budget, feasible_budget, measured_picks, smallest_arch  # noqa: F401  (smallest_arch: re-exported)
 from .config import EvolutionConfig, SearchConfig
 
@@ -136,32 +136,23 @@ def read_candidates(path, space: SpaceConfig) -> Candidates:
 
 
 class AdaptedScorer:
-    """The predictor adapted to one teacher; scores architectures in batches.
+    """The predictor adapted to one task's teacher (its :meth:`~dass.task.Task.support_point`); scores
+    architectures in batches, their maps computed by the task (:meth:`~dass.task.Task.student_maps`)
+    unless given to :meth:`score`. ``dset``: the task's dataset features where the predictor reads them."""
 
-    Maps are computed from the teacher on the noise of ``noise_seed`` unless given: ``tmap`` (the
-    teacher's) here, student maps in :meth:`score`.
-    """
-
-    def __init__(self, pred: LoadedPredictor, teacher_sd: dict, num_classes: int, teacher_acc: float | None,
-                 dset: torch.Tensor | None, noise_seed: int, batch_size: int, device, progress: bool = False,
-                 tmap: torch.Tensor | None = None, proxy_batch: dict | None = None):
-        self.pred, self.sd, self.num_classes = pred, teacher_sd, num_classes
-        self.space = pred.space
-        self.noise_seed, self.remap = noise_seed, str(pred.inputs.get("remap", "copy_paste_first"))
-        self.batch_size, self.device, self.progress = batch_size, device, progress
+    def __init__(self, pred: LoadedPredictor, task: Task, support: SupportPoint, dset: torch.Tensor | None = None,
+                 batch_size: int = 256, progress: bool = False, proxy_batch: dict | None = None):
+        self.pred, self.task, self.space = pred, task, pred.space
+        self.batch_size, self.device, self.progress = batch_size, task.device, progress
         self.needs = pred.model.needs
-        self.teacher_acc = teacher_acc
-        if tmap is None:
-            tmap = teacher_map(teacher_sd, self.space, num_classes, noise_seed, self.remap, device)
-        self.context = task_context(self.needs, tmap, dset)
+        self.teacher_acc = support.accuracy
+        self.context = task_context(self.needs, support.fmap, dset)
         self.proxy_batch = proxy_batch
-        zero = torch.zeros(1, len(pred.model.cfg.proxies))
-        support = {**student_inputs([teacher_arch(self.space)], self.space, num_classes, self.needs, tmap[None],
-                                    proxy=zero), **self.context}
-        label = torch.tensor([support_target(pred.target, teacher_acc)], device=device)
-        self.params = adapted_params(pred.model, pred.inner_lrs, take(support, device=device), label,
+        inputs = support_inputs(support, self.space, task.num_classes, self.needs, dset, len(pred.model.cfg.proxies))
+        label = torch.tensor([support_target(pred.target, support.accuracy)], device=self.device)
+        self.params = adapted_params(pred.model, pred.inner_lrs, take(inputs, device=self.device), label,
                                      int(pred.adapt["steps"]))
-        self.context = take(self.context, device=device)
+        self.context = take(self.context, device=self.device)
 
     def score(self, archs: list[Arch], fmap: torch.Tensor | None = None, proxies: bool = False) -> torch.Tensor:
         """One score per architecture; their maps are ``fmap`` (rows aligned) or computed
@@ -173,10 +164,8 @@ class AdaptedScorer:
             chunk = archs[i:i + SCORE_CHUNK]
             maps = None
             if "smap" in self.needs:
-                maps = fmap[i:i + SCORE_CHUNK] if fmap is not None else candidate_maps(
-                    chunk, self.sd, self.space, self.num_classes, self.noise_seed, self.remap, self.batch_size,
-                    self.device)
-            rows = take(student_inputs(chunk, self.space, self.num_classes, self.needs, maps,
+                maps = fmap[i:i + SCORE_CHUNK] if fmap is not None else self.task.student_maps(chunk, self.batch_size)
+            rows = take(student_inputs(chunk, self.space, self.task.num_classes, self.needs, maps,
                                        proxy=self._proxy_rows(chunk, proxies) if "proxy" in self.needs else None),
                         device=self.device)
             out.append(predict(self.pred.model, self.params, {**rows, **self.context}).float().cpu())
@@ -186,8 +175,8 @@ class AdaptedScorer:
         info = self.pred.inputs["proxies"]
         if not compute:
             return torch.tensor(info["mean"], dtype=torch.float32).expand(len(archs), -1)
-        return proxy_inputs.features(info["names"], archs, self.space, self.num_classes, self.sd, self.remap,
-                                     self.proxy_batch, self.device, self.progress)
+        return proxy_inputs.features(info["names"], archs, self.space, self.task.num_classes, self.task.teacher_sd,
+                                     self.task.remap, self.proxy_batch, self.device, self.progress)
 
     def accuracy(self, scores: torch.Tensor) -> torch.Tensor | None:
         return to_accuracy(self.pred.target, scores, self.teacher_acc or 0.0)
@@ -261,13 +250,6 @@ def _check_maps_available(pred: LoadedPredictor, listed: Candidates | None, nois
                         f"or noise_seed=<n>")
 
 
-def _load_images(cfg: SearchConfig, split: str, num_classes: int):
-    arrays = load_dataset(cfg.dataset, cfg.data_root, split)
-    if arrays.num_classes != num_classes:
-        raise DassError(f"dataset {cfg.dataset} has {arrays.num_classes} classes, the teacher {num_classes}")
-    return arrays
-
-
 def check_teacher_space(teacher, space, pred_path: Path) -> None:
     """A given teacher that records a space must record the predictor's: else one error naming both
     files and the field that differs (two spaces may share a name)."""
@@ -290,42 +272,41 @@ def run(cfg: SearchConfig) -> dict:
     pred = load_predictor(cfg.predictor, device=device)
     space = pred.space
     check_teacher_space(cfg.teacher, space, Path(cfg.predictor))
-    net, sd, meta = load_teacher(cfg.teacher, space=space)
-    num_classes = int(meta["num_classes"])
-    recorded = (meta.get("metrics") or {}).get("best_acc")
-    teacher_acc = None if recorded is None else checked_accuracy(recorded, f"{cfg.teacher}: metrics.best_acc")
+    noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
+    task = Task.for_teacher(space, cfg.teacher, cfg.dataset or "", cfg.data_root or "", noise_seed=noise_seed,
+                            remap=str(pred.inputs.get("remap", "copy_paste_first")), device=device)
+    num_classes = task.num_classes
+    teacher_acc = task.recorded_accuracy()
     budget = feasible_budget(cfg.budget, space, num_classes, cfg.latency)
     listed = read_candidates(cfg.candidates, space) if cfg.candidates else None
     if listed is not None and listed.teacher_acc is not None:
         # the support label recorded with precomputed maps
         teacher_acc = checked_accuracy(listed.teacher_acc, f"{cfg.candidates}: teacher.best_acc")
-    noise_seed = cfg.noise_seed if cfg.noise_seed is not None else int(pred.inputs.get("noise_seed", 0))
     _check_maps_available(pred, listed, noise_seed)
     needs_acc = gives_accuracy(pred.target)
     if (((needs_acc and teacher_acc is None) or {"dset", "proxy"} & pred.model.needs)
             and not (cfg.dataset and cfg.data_root)):
         raise DassError("give dataset=<name> and data_root=<folder>: needed for the teacher's accuracy "
                         "(absent from its checkpoint), for dataset features (input D) or for zero-cost proxies")
-    test = _load_images(cfg, "test", num_classes) if needs_acc and teacher_acc is None else None
-    train = _load_images(cfg, "train", num_classes) if {"dset", "proxy"} & pred.model.needs else None
+    test = task.test if needs_acc and teacher_acc is None else None
+    train = task.train if {"dset", "proxy"} & pred.model.needs else None
     data = {k: hashing.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
     ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
                            predictor=hashing.file_hash(cfg.predictor), data=data,
                            candidates=hashing.file_hash(cfg.candidates) if cfg.candidates else None)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "search", identity=ident)
     if test is not None:
-        teacher_acc = teacher_accuracy(net, test, space.image_size, device)
+        teacher_acc = task.teacher_accuracy()
         log.info("teacher accuracy on the test split: %.2f%%", teacher_acc)
     dset = None
     if "dset" in pred.model.needs:
-        dset = dataset_features(net, train, cfg.feats_per_class, cfg.max_feats, noise_seed, space.image_size, device)
+        dset = task.dataset_features(cfg.feats_per_class, cfg.max_feats)
     proxy_batch = None
     if "proxy" in pred.model.needs:
         info = pred.inputs["proxies"]
-        proxy_batch = proxy_inputs.batches(info["names"], cfg.dataset, cfg.data_root, space, num_classes,
-                                           int(info["batch_size"]), int(info["seed"]), device)
-    scorer = AdaptedScorer(pred, sd, num_classes, teacher_acc, dset, noise_seed, cfg.batch_size, device,
-                           cfg.progress, tmap=None if listed is None else listed.teacher_fmap, proxy_batch=proxy_batch)
+        proxy_batch = task.proxy_batches(info["names"], int(info["batch_size"]), int(info["seed"]))
+    support = task.support_point(teacher_acc, None if listed is None else listed.teacher_fmap)
+    scorer = AdaptedScorer(pred, task, support, dset, cfg.batch_size, cfg.progress, proxy_batch)
     rng = np.random.default_rng(cfg.seed)
     fmap = None
     if cfg.strategy == "evolution":
