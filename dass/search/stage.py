@@ -69,10 +69,6 @@ from .budget import Budget, feasible_budget, measured_picks, smallest_arch  # no
 from .config import EvolutionConfig, SearchConfig
 
 log = logging.getLogger("dass.search")
-# Config keys outside the run identity (dass.runid): where and how it runs, and the files it
-# holds by content.
-IDENTITY_FREE = ("run_dir", "progress", "device", "teacher", "predictor", "candidates", "data_root",
-                 "latency.cache_dir")
 # Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
 # maps are 0.5 GB in float32) while building the masked teacher only once per chunk.
 SCORE_CHUNK = 2048
@@ -309,7 +305,7 @@ def run(cfg: SearchConfig) -> dict:
     test = _load_images(cfg, "test", num_classes) if needs_acc and teacher_acc is None else None
     train = _load_images(cfg, "train", num_classes) if {"dset", "proxy"} & pred.model.needs else None
     data = {k: hashing.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
-    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
+    ident = runid.identity("search", cfg, teacher=hashing.file_hash(cfg.teacher),
                            predictor=hashing.file_hash(cfg.predictor), data=data,
                            candidates=hashing.file_hash(cfg.candidates) if cfg.candidates else None)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "search", identity=ident)
