@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from . import __version__
+from .config import to_dict
 from .errors import DassError
 from .hashing import canonical_json, json_sha256
 from .io import atomic_write_json, file_lock
@@ -36,12 +37,18 @@ def _flatten(d, prefix: str = "") -> dict:
     return {prefix.rstrip("."): d}
 
 
-def identity(kind: str, config: dict, drop=(), **inputs) -> dict:
-    """The identity of a run of ``kind``: ``config`` (a resolved config dict) without the keys of
-    ``drop`` (dotted), plus ``inputs`` (content hashes of files and data), plus code versions."""
+def identity(kind: str, config, **inputs) -> dict:
+    """The identity of a run of ``kind``: ``config`` without the keys outside the identity, plus
+    ``inputs`` (content hashes of files and data), plus code versions. ``config`` is a stage's config
+    dataclass, whose class names those keys (dotted) in ``IDENTITY_FREE``, next to its fields; or a
+    plain dict of what identifies the run (nothing dropped)."""
     import torch  # lazy: keeps --help torch-free (runid is imported by dass.cli)
 
-    flat = {k: v for k, v in _flatten(config).items() if k not in drop and not any(k.startswith(d + ".") for d in drop)}
+    if isinstance(config, dict):
+        values, free = config, ()
+    else:
+        values, free = to_dict(config), type(config).IDENTITY_FREE
+    flat = {k: v for k, v in _flatten(values).items() if k not in free and not any(k.startswith(d + ".") for d in free)}
     parts = {"kind": kind, "code": {"identity": IDENTITY_VERSION, "dass": __version__,
                                     "torch": ".".join(torch.__version__.split(".")[:2])},
              "config": flat, "inputs": inputs}

@@ -20,7 +20,7 @@ from dass.data import download, file_checks, transfer
 from dass.errors import DassError
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
+FAST = {"retry": transfer.Retry(retries=3, backoff=0.01, timeout=5.0)}
 
 
 class Mirror:
@@ -222,8 +222,8 @@ def test_server_errors_beyond_retries_give_up(server, tmp_path):
     server.files["/f/a.npy"] = npy_bytes(np.arange(3))
     server.fail_500["/f/a.npy"] = 10
     with pytest.raises(DassError, match="HTTP 500"):
-        transfer.download_file(f"{server.base_url}/f/a.npy", tmp_path / "a.npy", retries=2,
-                               backoff=0.01, timeout=5.0)
+        transfer.download_file(f"{server.base_url}/f/a.npy", tmp_path / "a.npy", retry=transfer.Retry(retries=2, backoff=0.01,
+                                                                                       timeout=5.0))
     assert len(server.requests) == 3  # first try + 2 retries
     assert list(tmp_path.iterdir()) == []
 

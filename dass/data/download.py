@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
 from ..errors import DassError
-from .transfer import Manifest, download_file, safe_extract_zip
+from .transfer import Manifest, Retry, download_file, safe_extract_zip
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _fetch_all(sources, root, base_url, num_classes=None, **options) -> list[Pat
 
 def download_dataset(name: str, root, base_url: str | None = None, **options) -> list[Path]:
     """Fetch one dataset (or ``'all'``) into ``<root>/<dataset>/``; returns the local files.
-    ``options``: keyword options of :func:`download_file` (retries, backoff, timeout, force)."""
+    ``options``: keyword options of :func:`download_file` (retry, force)."""
     if name != "all" and name not in DATASETS:
         raise DassError(f"unknown dataset {name!r} (expected all, {', '.join(DATASETS)})")
     names = DATASETS if name == "all" else (name,)
@@ -182,8 +182,7 @@ def transfer_options(args: argparse.Namespace) -> dict:
     """The :func:`download_file` options held by parsed script arguments."""
     if args.retries < 0 or args.backoff < 0 or args.timeout <= 0:
         raise DassError("--retries and --backoff must be >= 0 and --timeout > 0")
-    return {"retries": args.retries, "backoff": args.backoff, "timeout": args.timeout,
-            "force": args.force}
+    return {"retry": Retry(args.retries, args.backoff, args.timeout), "force": args.force}
 
 
 def script_download(args: argparse.Namespace, fetch):

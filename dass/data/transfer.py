@@ -19,6 +19,7 @@ import os
 import re
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -35,6 +36,17 @@ log = logging.getLogger("dass.data.download")
 MANIFEST_NAME = ".dass_manifest.json"
 CHUNK_BYTES = 1 << 20
 RETRYABLE_STATUS = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How hard a transfer tries: ``retries`` after the first attempt (the count resets whenever an
+    attempt brought new bytes), ``backoff`` seconds before the first retry (doubled each time),
+    ``timeout`` seconds per request (connect and between bytes)."""
+
+    retries: int = 4
+    backoff: float = 1.0
+    timeout: float = 60.0
 
 
 class Manifest:
@@ -141,14 +153,14 @@ def _transport_error(e: Exception) -> str:
     return f"{type(e).__name__}: {text[:200]}"
 
 
-def _transfer(url: str, part: Path, *, retries: int, backoff: float, timeout: float,
-              label: str) -> None:
+def _transfer(url: str, part: Path, retry: Retry, label: str) -> None:
     """Fetch ``url`` into ``part``, resuming and retrying (policy in the module docstring)."""
+    retries, backoff = retry.retries, retry.backoff
     failures = 0
     while True:
         before = _part_size(part)
         try:
-            _fetch_once(url, part, timeout, label)
+            _fetch_once(url, part, retry.timeout, label)
             return
         except _Transient as e:
             failures = 1 if _part_size(part) > before else failures + 1
@@ -184,16 +196,15 @@ def _check_existing(target: Path, url: str, expected: str | None, validate: bool
         manifest.record(target, digest, url)
 
 
-def download_file(url: str, target, *, retries: int = 4, backoff: float = 1.0,
-                  timeout: float = 60.0, expected: str | None = None, validate: bool = True,
-                  manifest: Manifest | None = None, num_classes: int | None = None,
+def download_file(url: str, target, *, retry: Retry = Retry(), expected: str | None = None,
+                  validate: bool = True, manifest: Manifest | None = None, num_classes: int | None = None,
                   force: bool = False) -> Path:
     """Download ``url`` to ``target`` and return ``target``.
 
     An existing ``target`` is not fetched again: it is checked against ``manifest`` (or
     validated and recorded there when it has no entry). ``force`` re-downloads it.
-    ``expected``: sha256 hex the file must have. ``timeout``: seconds per request (connect and
-    between bytes). ``num_classes``: label range for ``*_labels.npy``. Permanent HTTP errors,
+    ``expected``: sha256 hex the file must have. ``retry``: retries, backoff and the timeout per
+    request (:class:`Retry`). ``num_classes``: label range for ``*_labels.npy``. Permanent HTTP errors,
     exhausted retries and failed validation raise DassError; the target is then untouched.
     """
     target = Path(target)
@@ -204,7 +215,7 @@ def download_file(url: str, target, *, retries: int = 4, backoff: float = 1.0,
         return target
     if force:
         part.unlink(missing_ok=True)
-    _transfer(url, part, retries=retries, backoff=backoff, timeout=timeout, label=target.name)
+    _transfer(url, part, retry, target.name)
     try:
         if validate:
             validate_file(part, target, num_classes=num_classes)

@@ -69,15 +69,6 @@ def write_work_gitignore(work_dir) -> None:
         atomic_write_text(path, _WORK_GITIGNORE)
 
 
-# Config keys outside a database's build identity: where and how the build runs, which tasks and
-# how many students and label seeds per split (a database grows by tasks, splits and seeds; each task
-# file records its students and seeds, and is re-merged when they change).
-BUILD_IDENTITY_FREE = ("out", "work_dir", "teachers_dir", "tasks", "subset_tasks", "splits", "only", "launcher",
-                       "workers", "threads_per_worker", "lockstep", "teacher_logit_cache", "device", "slurm",
-                       "data_root", "space", "students", "seed", "label_seeds", "target_reliability",
-                       "max_label_seeds")
-
-
 ASSETS = Path(__file__).resolve().parents[2] / "assets"   # the shipped databases, teachers and predictors
 
 
@@ -103,7 +94,7 @@ def build_identity(cfg: DatabaseConfig, space: SpaceConfig) -> dict:
     """The identity (:mod:`dass.runid`) that claims ``out``: the recipe of every task file (space
     content, KD and teacher recipes, sampling and teacher seeds, remap, map and feature settings),
     not the task list."""
-    return runid.identity("database", to_dict(cfg), drop=BUILD_IDENTITY_FREE, space=to_dict(space))
+    return runid.identity("database", cfg, space=to_dict(space))
 
 
 def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:

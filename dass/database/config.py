@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..data.registry import dataset_key
 from ..errors import DassError
@@ -41,6 +41,15 @@ class SlurmConfig:
 
 @dataclass
 class DatabaseConfig:
+    # Keys outside a database's build identity (dass.runid): where and how the build runs, which tasks
+    # and how many students and label seeds per split (a database grows by tasks, splits and seeds; each
+    # task file records its students and seeds, and is re-merged when they change); the space is held
+    # by content.
+    IDENTITY_FREE: ClassVar[tuple[str, ...]] = (
+        "out", "work_dir", "teachers_dir", "tasks", "subset_tasks", "splits", "only", "launcher", "workers",
+        "threads_per_worker", "lockstep", "teacher_logit_cache", "device", "slurm", "data_root", "space",
+        "students", "seed", "label_seeds", "target_reliability", "max_label_seeds")
+
     space: str = "configs/space/cpu.yaml"  # space profile YAML
     data_root: str = "data"  # folder of the datasets
     out: str = "runs/database/cpu/db"  # output folder of the task files and manifest.json

@@ -21,7 +21,7 @@ from ..teacher.checkpoint import save_teacher
 from ..train import fit_teacher
 from ..train.kd_setting import KDSetting
 from ..train.lockstep import kd_train_many
-from ..train.distributed import resolve_device
+from ..train.distributed import resolve_device, single_process
 from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec
 from .jobs import JobGroup
@@ -43,8 +43,8 @@ def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, tasks: dict[str, Task] 
     tr, te = t.train, t.test
     run_dir = Path(cfg.work_dir) / "teachers" / task.key  # resumable checkpoints; teacher.pt goes to ``path``
     recipe = teacher_recipe(cfg, task)
-    sd, metrics = fit_teacher(t.space, tr, te, recipe, seed=cfg.teacher_seed,
-                                device=resolve_device(cfg.device), run_dir=run_dir)
+    sd, metrics = fit_teacher(t.space, tr, te, recipe, seed=cfg.teacher_seed, run_dir=run_dir,
+                              ctx=single_process(resolve_device(cfg.device)))
     save_teacher(path, sd, t.space, tr.num_classes, task.dataset, metrics,
                  recipe=recipe, seed=cfg.teacher_seed, data=teacher_data_identity(tr, te))
     return "done"

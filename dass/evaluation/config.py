@@ -3,7 +3,7 @@ without importing it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..database.splits import LABELS, SPLITS
 from ..errors import DassError
@@ -40,6 +40,12 @@ class SearchKDConfig:
 
 @dataclass
 class EvaluationConfig:
+    # Keys outside the run identity (dass.runid): where it writes and how it shows progress (plots
+    # included), and the files it holds by content (database task files, predictors, teacher overrides)
+    # or only caches (the proxies' score caches).
+    IDENTITY_FREE: ClassVar[tuple[str, ...]] = ("run_dir", "progress", "device", "plots", "db", "train_db",
+                                                "predictors", "teachers", "proxy.cache", "proxy.read_only_caches")
+
     db: str = ""  # database folder (task files)
     train_db: str = ""  # database whose meta_train/meta_valid tasks fit the proxy ensemble; "" = db
     data_root: str = "data"  # folder of the datasets (proxies read images; else noise)

@@ -303,10 +303,7 @@ def identity(cfg: EvaluationConfig) -> dict:
     """The run identity (dass.runid): the config, less where it writes and how it shows progress,
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
     preds = {k: hashing.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
-    return runid.identity("evaluation", to_dict(cfg), drop=("run_dir", "progress", "device", "plots", "db",
-                                                          "train_db", "predictors", "teachers", "proxy.cache",
-                                                          "proxy.read_only_caches"),
-                          db={p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
+    return runid.identity("evaluation", cfg, db={p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
                           **({"train_db": {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
                              if cfg.train_db else {}),
                           predictors=preds, teachers={k: hashing.file_hash(p) for k, p in cfg.teachers.items()})

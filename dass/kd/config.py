@@ -3,6 +3,7 @@ importing it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..errors import DassError
 from ..train.recipe import KDRecipe
@@ -16,6 +17,13 @@ class StudentSpec:
 
 @dataclass
 class KDRunConfig:
+    # Keys outside the run identity (dass.runid): where it is written, how it shows progress, which seeds
+    # (each seed is its own sub-folder), and the inputs the identity holds by content (teacher bytes,
+    # data bytes, the resolved student and space).
+    IDENTITY_FREE: ClassVar[tuple[str, ...]] = (
+        "runs_root", "run_dir", "progress", "device", "seeds", "teacher", "data_root", "space", "student",
+        "student_file", "student_index", "candidates_file", "index")
+
     teacher: str = ""              # teacher checkpoint (teacher.pt or the original model_best.pth.tar)
     dataset: str = ""              # registry name; its classes must match the teacher's
     data_root: str = "data"  # folder of the built-in datasets

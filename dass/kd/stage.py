@@ -37,11 +37,6 @@ from .config import KDRunConfig
 from .picks import PickSetting, train_pick_folders
 
 log = logging.getLogger("dass.kd")
-# Config keys outside the run identity: where it is written, how it shows progress, which seeds
-# (each seed is its own sub-folder), and the inputs the identity holds by content (teacher bytes,
-# data bytes, the resolved student and space).
-IDENTITY_FREE = ("runs_root", "run_dir", "progress", "device", "seeds", "teacher", "data_root", "space", "student",
-                 "student_file", "student_index", "candidates_file", "index")
 
 
 def _pick(items, i: int, what: str, path) -> dict:
@@ -96,7 +91,7 @@ def run(cfg: KDRunConfig) -> dict:
     train = load_dataset(cfg.dataset, cfg.data_root, "train", size)
     test = load_dataset(cfg.dataset, cfg.data_root, "test", size)
     check_data(train, test, meta["num_classes"])
-    ident = runid.identity("kd", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
+    ident = runid.identity("kd", cfg, teacher=hashing.file_hash(cfg.teacher),
                            arch=arch.to_dict(), space=cfgmod.to_dict(space),
                            data={"train": hashing.dataset_hash(train), "test": hashing.dataset_hash(test)})
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "kd" / dataset_key(cfg.dataset) / f"{arch.key()}-{runid.short(ident)}")

@@ -37,6 +37,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -304,11 +305,27 @@ def run(cfg: PipelineConfig) -> dict:
     with runid.locked(run_dir, "dass.pipeline run"):
         runid.claim(run_dir, ident, exclusive=True)   # again under the lock: another run may have claimed it
         check_stage_folders(run_dir)
-        return _run_claimed(cfg, run_dir, ident, data, data_id, pred_path, space, num_classes, budget, device)
+        checked = Checked(data, data_id, pred_path, space, num_classes, budget, device)
+        return _run_claimed(cfg, run_dir, ident, checked)
 
 
-def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, data, data_id: dict, pred_path: Path, space,
-                 num_classes: int, budget: dict, device) -> dict:
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`run` read and checked before it claimed the run folder."""
+
+    data: tuple            # (train, test) ImageArrays of the dataset
+    data_id: dict          # their content hashes ({"train", "test"})
+    pred_path: Path        # the predictor checkpoint
+    space: object          # the predictor's (and the teacher's) SpaceConfig
+    num_classes: int
+    budget: dict           # the resolved, feasible budget (feasible_budget(...).as_dict())
+    device: object         # the resolved torch device
+
+
+def _run_claimed(cfg: PipelineConfig, run_dir: Path, ident: dict, checked: Checked) -> dict:
+    c = checked
+    data, data_id, pred_path, space, num_classes, budget, device = (c.data, c.data_id, c.pred_path, c.space,
+                                                                    c.num_classes, c.budget, c.device)
     setup_run_dir(run_dir, cfg, "pipeline", identity=ident)
     logfile = run_dir / "pipeline.log"
     log.info("dataset %s (%d classes, %d train / %d test images), predictor %s (space '%s'), budget %s",

@@ -3,7 +3,7 @@ meta-training config (``python -m dass.predictor --help`` and config errors answ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..errors import DassError
 
@@ -43,6 +43,12 @@ class ModelSizes:
 
 @dataclass
 class MetaTrainConfig:
+    # Keys outside the run identity (dass.runid), which are also the keys a resumed run may change:
+    # where it is written and how it shows progress, how far it goes (a resumption may raise
+    # episodes), and the inputs held by content (the database's task files; the proxies' cache).
+    IDENTITY_FREE: ClassVar[tuple[str, ...]] = ("run_dir", "episodes", "resume", "progress", "device",
+                                                "checkpoint_every", "data_root", "proxy_cache", "db")
+
     db: str = ""  # database folder (task files)
     run_dir: str = ""  # output folder: best.pt, last.pt, history.csv, metrics.json
     seed: int = 0  # seed of the initialisation and the query sampling

@@ -63,9 +63,6 @@ log = logging.getLogger("dass.predictor")
 
 # Seed of the proxies' image batch: the same batch for every meta-training seed.
 PROXY_SEED = 0
-# Config keys that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("run_dir", "episodes", "resume", "progress", "device", "checkpoint_every", "data_root",
-                     "proxy_cache")
 
 
 def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -191,7 +188,7 @@ class MetaTrainer:
     def restore(self, d: dict, where: str) -> None:
         old, new = d["config"], cfgmod.to_dict(self.cfg)
         for k in new:
-            if k not in RESUMABLE_CHANGES and old.get(k) != new[k]:
+            if k not in self.cfg.IDENTITY_FREE and old.get(k) != new[k]:
                 raise DassError(f"{where} was written with {k}={old.get(k)!r}, now {k}={new[k]!r}: use a new "
                                 f"run_dir, or resume=false to start over")
         self.model.load_state_dict(d["model"])
@@ -224,7 +221,7 @@ def run(cfg: MetaTrainConfig) -> dict:
             if t.dset is None:
                 raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
     files = {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
-    ident = runid.identity("predictor", cfgmod.to_dict(cfg), drop=RESUMABLE_CHANGES + ("db",), db=files)
+    ident = runid.identity("predictor", cfg, db=files)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "predictor", identity=ident)
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():

@@ -3,7 +3,7 @@ without importing it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..errors import DassError
 from ..space.config import LatencyConfig, check_latency_budget
@@ -48,6 +48,11 @@ class BudgetConfig:
 
 @dataclass
 class SearchConfig:
+    # Keys outside the run identity (dass.runid): where and how it runs, and the files it holds by
+    # content (teacher, predictor, candidates; the dataset's bytes).
+    IDENTITY_FREE: ClassVar[tuple[str, ...]] = ("run_dir", "progress", "device", "teacher", "predictor", "candidates",
+                                                "data_root", "latency.cache_dir")
+
     teacher: str = ""  # teacher checkpoint (in the predictor's space)
     predictor: str = ""  # meta-trained predictor checkpoint (best.pt)
     run_dir: str = ""  # output folder: top.json, scores.csv, config.yaml, search.log

@@ -4,15 +4,13 @@ run_dir=<dir>``; :func:`run` is its public entry).
 Rapid student search on a new task: adapt the meta-trained predictor on the teacher (its own map,
 encoding and accuracy), score candidates, keep the best under the MACs/parameter budgets.
 
-* ``strategy: pool``: ``pool_size`` distinct architectures sampled uniformly under the budgets
-  (rejection, seeded by ``seed``), or the architectures of ``candidates=<file>`` (see
-  :func:`read_candidates`; those over budget are dropped). A ``.pt`` candidates file may carry the
-  maps (``fmap``, ``teacher.fmap``) and the support label (``teacher.best_acc``): they are used
-  instead of computed ones (needed for predictors trained on an imported original database,
-  whose ``noise_seed`` is -1).
-* ``strategy: evolution``: (mu + lambda) evolution with the predictor as fitness: a sampled
-  population, then each generation mutates the best ``parents`` into new children under the
-  budgets and keeps the best ``population``; every scored architecture is a candidate.
+* ``strategy``: a strategy registered in :mod:`dass.search.strategies` (``pool``: ``pool_size``
+  distinct architectures sampled uniformly under the budgets, seeded by ``seed``, or the
+  architectures of ``candidates=<file>``, see :func:`read_candidates`, those over budget dropped;
+  ``evolution``: (mu + lambda) evolution with the predictor as fitness). A ``.pt`` candidates file
+  may carry the maps (``fmap``, ``teacher.fmap``) and the support label (``teacher.best_acc``):
+  they are used instead of computed ones (needed for predictors trained on an imported original
+  database, whose ``noise_seed`` is -1).
 
 The teacher (:func:`dass.teacher.checkpoint.load_teacher`) must belong to the predictor's space. Its accuracy
 (the support label) comes from its checkpoint's ``metrics.best_acc``, else it is evaluated on the
@@ -60,19 +58,16 @@ from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import (gives_accuracy, student_inputs, support_inputs, support_target, take, task_context,
                               to_accuracy)
 from ..predictor.checkpoint import LoadedPredictor, load_predictor
-from ..space import Arch, SpaceConfig, mutate, sample_unique, space_difference, validate
+from ..space import Arch, SpaceConfig, space_difference, validate
 from ..space.arch import read_candidates_file
 from ..space.latency import measure_arch
 from ..task import SupportPoint, Task
 from ..teacher.checkpoint import checked_accuracy
 from .budget import Budget, feasible_budget, measured_picks, smallest_arch  # noqa: F401  (smallest_arch: re-exported)
-from .config import EvolutionConfig, SearchConfig
+from .config import SearchConfig
+from .strategies import Found, Problem, run_strategy
 
 log = logging.getLogger("dass.search")
-# Config keys outside the run identity (dass.runid): where and how it runs, and the files it
-# holds by content.
-IDENTITY_FREE = ("run_dir", "progress", "device", "teacher", "predictor", "candidates", "data_root",
-                 "latency.cache_dir")
 # Candidates mapped and scored per call of the batched map builder (bounds memory: 2048 paper-space
 # maps are 0.5 GB in float32) while building the masked teacher only once per chunk.
 SCORE_CHUNK = 2048
@@ -199,39 +194,6 @@ def shortlist_rescore(scorer: AdaptedScorer, archs: list[Arch], scores: torch.Te
 
 
 # ----------------------------------------------------------------------------------------------
-# Strategies
-
-
-def sample_pool(space: SpaceConfig, n: int, budget: Budget, rng: np.random.Generator) -> list[Arch]:
-    """``n`` distinct architectures drawn uniformly (the space's sampler) and kept when under budget."""
-    try:
-        return sample_unique(space, n, rng, accept=budget.accepts, max_tries=1000 * n + 100_000)
-    except DassError as e:
-        raise DassError(f"{e} under the budget {budget.as_dict()}: lower pool_size or relax the budget") from None
-
-
-def evolve(scorer: AdaptedScorer, space: SpaceConfig, budget: Budget, cfg: EvolutionConfig,
-           rng: np.random.Generator) -> tuple[list[Arch], torch.Tensor]:
-    """(mu + lambda) evolution; returns every scored architecture and its score."""
-    population = sample_pool(space, cfg.population, budget, rng)
-    seen: dict[Arch, float] = dict(zip(population, scorer.score(population).tolist()))
-    for _ in range(cfg.generations):
-        parents = sorted(population, key=lambda a: -seen[a])[:cfg.parents]
-        fresh: dict[Arch, None] = {}  # insertion-ordered set
-        for _ in range(50 * cfg.population):
-            if len(fresh) == cfg.population:
-                break
-            child = mutate(parents[int(rng.integers(len(parents)))], space, rng, cfg.p_mutate)
-            if child not in seen and child not in fresh and budget.accepts(child):
-                fresh[child] = None
-        children = list(fresh)
-        seen.update(zip(children, scorer.score(children).tolist()))
-        population = sorted(population + children, key=lambda a: -seen[a])[:cfg.population]
-    archs = list(seen)
-    return archs, torch.tensor([seen[a] for a in archs])
-
-
-# ----------------------------------------------------------------------------------------------
 # Run
 
 
@@ -291,7 +253,7 @@ def run(cfg: SearchConfig) -> dict:
     test = task.test if needs_acc and teacher_acc is None else None
     train = task.train if {"dset", "proxy"} & pred.model.needs else None
     data = {k: hashing.dataset_hash(a) for k, a in (("train", train), ("test", test)) if a is not None}
-    ident = runid.identity("search", cfgmod.to_dict(cfg), drop=IDENTITY_FREE, teacher=hashing.file_hash(cfg.teacher),
+    ident = runid.identity("search", cfg, teacher=hashing.file_hash(cfg.teacher),
                            predictor=hashing.file_hash(cfg.predictor), data=data,
                            candidates=hashing.file_hash(cfg.candidates) if cfg.candidates else None)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "search", identity=ident)
@@ -307,34 +269,21 @@ def run(cfg: SearchConfig) -> dict:
         proxy_batch = task.proxy_batches(info["names"], int(info["batch_size"]), int(info["seed"]))
     support = task.support_point(teacher_acc, None if listed is None else listed.teacher_fmap)
     scorer = AdaptedScorer(pred, task, support, dset, cfg.batch_size, cfg.progress, proxy_batch)
-    rng = np.random.default_rng(cfg.seed)
-    fmap = None
-    if cfg.strategy == "evolution":
-        archs, scores = evolve(scorer, space, budget, cfg.evolution, rng)
-    else:
-        if listed is not None:
-            kept = listed.subset([i for i, a in enumerate(listed.archs) if budget.accepts(a)])
-            if not kept.archs:
-                raise DassError(f"{cfg.candidates}: no candidate meets the budget {budget.as_dict()}")
-            if len(kept.archs) < len(listed.archs):
-                log.info("dropped %d candidates over the budget", len(listed.archs) - len(kept.archs))
-            archs, fmap, scores = kept.archs, kept.fmap, scorer.score(kept.archs, kept.fmap)
-        else:
-            archs = sample_pool(space, cfg.pool_size, budget, rng)
-            scores = scorer.score(archs)
-    order = short = None
+    found = run_strategy(cfg.strategy, Problem(scorer, space, budget, cfg, listed), np.random.default_rng(cfg.seed))
     if proxy_batch is not None:
-        scores, order, short = shortlist_rescore(scorer, archs, scores, cfg.proxy_shortlist, fmap)
-    result = _write_results(cfg, run_dir, scorer, archs, scores, budget, teacher_acc, t0, order, short)
+        found.scores, found.order, found.shortlisted = shortlist_rescore(scorer, found.archs, found.scores,
+                                                                         cfg.proxy_shortlist, found.fmap)
+    result = _write_results(cfg, run_dir, scorer, found, budget, teacher_acc, t0)
     best = result["top"][0]
     acc = "" if best["pred_acc"] is None else f", predicted accuracy {best['pred_acc']:.2f}%"
-    print(f"scored {len(archs)} candidates in {result['seconds']:.1f} s; pick: {Arch.from_dict(best['arch'])} "
+    print(f"scored {len(found.archs)} candidates in {result['seconds']:.1f} s; pick: {Arch.from_dict(best['arch'])} "
           f"({best['macs']} MACs, {best['params']} params{acc})")
     return result
 
 
-def _write_results(cfg, run_dir: Path, scorer: AdaptedScorer, archs, scores, budget: Budget, teacher_acc, t0,
-                   order=None, shortlisted=None) -> dict:
+def _write_results(cfg, run_dir: Path, scorer: AdaptedScorer, found: Found, budget: Budget, teacher_acc,
+                   t0) -> dict:
+    archs, scores, order, shortlisted = found.archs, found.scores, found.order, found.shortlisted
     if order is None:
         order = np.argsort(-scores.numpy(), kind="stable")
     accs = scorer.accuracy(scores)

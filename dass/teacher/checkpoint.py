@@ -59,11 +59,11 @@ def teacher_checkpoint(sd: dict, space: SpaceConfig, num_classes: int, dataset: 
             "seed": None if seed is None else int(seed), **extra}
 
 
-def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict, *,
-                 recipe, seed: int | None, **extra) -> Path:
-    """Write :func:`teacher_checkpoint` atomically to ``path``; returns the path."""
-    atomic_torch_save(teacher_checkpoint(sd, space, num_classes, dataset, metrics, recipe=recipe, seed=seed,
-                                         **extra), path)
+def save_teacher(path, sd: dict, space: SpaceConfig, num_classes: int, dataset: str, metrics: dict,
+                 **record) -> Path:
+    """Write :func:`teacher_checkpoint` atomically to ``path``; returns the path. ``record``: its
+    keyword arguments, ``recipe`` and ``seed`` required (a TypeError names the one missing)."""
+    atomic_torch_save(teacher_checkpoint(sd, space, num_classes, dataset, metrics, **record), path)
     return Path(path)
 
 

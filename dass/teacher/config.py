@@ -3,6 +3,7 @@ without importing it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..errors import DassError
 from ..train.recipe import TeacherRecipe
@@ -10,6 +11,10 @@ from ..train.recipe import TeacherRecipe
 
 @dataclass
 class TeacherRunConfig:
+    # Keys outside the run identity (dass.runid): where it is written, how it runs and shows progress,
+    # and the inputs the identity holds by content (the dataset's bytes, the space's resolved profile).
+    IDENTITY_FREE: ClassVar[tuple[str, ...]] = ("runs_root", "run_dir", "progress", "device", "data_root", "space")
+
     dataset: str = ""                       # registry name, e.g. glyphs/latin, tiny_imagenet-3, cub
     data_root: str = "data"  # folder of the built-in datasets
     space: str = "configs/space/cpu.yaml"   # space profile (YAML) fixing the teacher network

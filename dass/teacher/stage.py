@@ -44,9 +44,7 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
     train, test = data
     check_data(train, test)
     data_id = {"train": hashing.dataset_hash(train), "test": hashing.dataset_hash(test)}
-    ident = runid.identity("teacher", cfgmod.to_dict(cfg), drop=("runs_root", "run_dir", "progress", "device",
-                                                                  "data_root", "space"),
-                           space=cfgmod.to_dict(space), data=data_id)
+    ident = runid.identity("teacher", cfg, space=cfgmod.to_dict(space), data=data_id)
     run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / "teacher" / f"{dataset_key(cfg.dataset)}-{runid.short(ident)}")
     runid.claim(run_dir, ident)
     dist = init_distributed(cfg.device)

@@ -7,7 +7,7 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "recipe": ["Recipe", "KDRecipe", "TeacherRecipe"],
     "losses": ["kd_loss", "soft_cross_entropy", "smoothed_cross_entropy"],
-    "trainer": ["Learner", "fit", "top1_accuracies", "fit_teacher"],
+    "trainer": ["Learner", "Keeping", "fit", "top1_accuracies", "fit_teacher"],
     "kd_setting": ["KDSetting"],
     "lockstep": ["kd_train", "kd_train_many"],
     "distributed": ["DistContext", "init_distributed", "single_process", "resolve_device"],

@@ -43,8 +43,7 @@ def kd_train_many(archs: list[Arch], setting: KDSetting, seed: int, run_dirs: li
         if cached is None:
             teacher = make_teacher()
     desc = "kd" if len(archs) == 1 else f"kd x{len(archs)}"
-    fit(learners, train_loader, test_loader, teacher, recipe, ctx, precision, s.progress, desc=desc,
-        teacher_logits=cached)
+    fit(learners, train_loader, test_loader, teacher, teacher_logits=cached, progress=s.progress, desc=desc)
     return [kd_result(l, a, space, num_classes) for l, a in zip(learners, archs)]
 
 

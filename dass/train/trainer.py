@@ -94,20 +94,30 @@ def make_sgd(params, recipe: Recipe) -> torch.optim.SGD:
 
 # ------------------------------------------------------------------------------ one learner
 
+@dataclass(frozen=True)
+class Keeping:
+    """What a :class:`Learner` keeps of its run: ``identity`` (checked against the checkpoints it
+    finds), ``run_dir`` (the checkpoints' folder; None: no files) and ``keep_best`` (hold the weights
+    of the best epoch in memory, restored from ``best.pt`` on resumption)."""
+
+    identity: dict
+    run_dir: Path | str | None = None
+    keep_best: bool = False
+
+
 class Learner:
     """One network being trained (see the module docstring for checkpoints and history)."""
 
     def __init__(self, name: str, net: nn.Module, recipe: Recipe, loss_fn: LossFn, steps_per_epoch: int,
-                 ctx: DistContext, precision: Precision, identity: dict, run_dir=None,
-                 keep_best: bool = False):
+                 ctx: DistContext, precision: Precision, keeping: Keeping):
         self.name = name
         self.recipe = recipe
         self.loss_fn = loss_fn
         self.ctx = ctx
         self.precision = precision
-        self.identity = identity
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.keep_best = keep_best
+        self.identity = keeping.identity
+        self.run_dir = Path(keeping.run_dir) if keeping.run_dir is not None else None
+        self.keep_best = keeping.keep_best
         self.net = net.to(ctx.device, memory_format=precision.memory_format)
         self.optimizer = make_sgd(self.net.parameters(), recipe)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -240,12 +250,15 @@ def top1_accuracies(nets: list[nn.Module], loader: DeviceLoader, ctx: DistContex
 
 
 def fit(learners: list[Learner], train_loader: DeviceLoader, test_loader: DeviceLoader,
-        teacher: nn.Module | None, recipe: Recipe, ctx: DistContext, precision: Precision,
-        progress: bool = False, desc: str = "train", teacher_logits=None) -> None:
-    """Train every learner to ``recipe.epochs`` on the same batches (lockstep); learners that are
-    ahead (resumed from a later epoch) wait. ``teacher`` (eval mode) gives shared logits per batch;
-    ``teacher_logits`` (a :class:`dass.train.logit_cache.TeacherLogits` of this loader's batches)
-    gives the same logits precomputed, and the teacher is then not run."""
+        teacher: nn.Module | None = None, teacher_logits=None, progress: bool = False, desc: str = "train") -> None:
+    """Train every learner to its recipe's ``epochs`` on the same batches (lockstep: the learners
+    share their recipe, process context and precision); learners that are ahead (resumed from a
+    later epoch) wait. ``teacher`` (eval mode) gives shared logits per batch; ``teacher_logits`` (a
+    :class:`dass.train.logit_cache.TeacherLogits` of this loader's batches) gives the same logits
+    precomputed, and the teacher is then not run."""
+    recipe, ctx, precision = learners[0].recipe, learners[0].ctx, learners[0].precision
+    if any((l.recipe, l.ctx, l.precision) != (recipe, ctx, precision) for l in learners):
+        raise ValueError("learners trained in lockstep share one recipe, process context and precision")
     start = min(l.epoch for l in learners)
     bar = tqdm(total=recipe.epochs, initial=start, desc=desc, unit="epoch", leave=False,
                disable=not (progress and ctx.is_main))
@@ -335,7 +348,7 @@ def kd_learner(arch: Arch, setting: KDSetting, seed: int, steps_per_epoch: int, 
     student = remap(build(arch, s.space, s.train.num_classes), s.teacher_sd, s.remap)
     a, t = s.recipe.alpha, s.recipe.temperature
     return Learner(name, student, s.recipe, lambda out, y, tl: kd_loss(out, tl, y, a, t), steps_per_epoch, ctx,
-                   precision, kd_identity(arch, s.recipe, seed, s.remap, s.train), run_dir)
+                   precision, Keeping(kd_identity(arch, s.recipe, seed, s.remap, s.train), run_dir))
 
 
 def kd_result(learner: Learner, arch: Arch, space: SpaceConfig, num_classes: int) -> dict:
@@ -346,15 +359,15 @@ def kd_result(learner: Learner, arch: Arch, space: SpaceConfig, num_classes: int
 # ------------------------------------------------------------------------------ in-process API
 
 def fit_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, recipe: TeacherRecipe, seed: int,
-                  device: str = "auto", run_dir=None, progress: bool = False,
-                  ctx: DistContext | None = None) -> tuple[dict, dict]:
-    """Train the teacher of ``space`` from scratch (init under ``torch.manual_seed(seed)``).
+                run_dir=None, progress: bool = False, ctx: DistContext | None = None) -> tuple[dict, dict]:
+    """Train the teacher of ``space`` from scratch (init under ``torch.manual_seed(seed)``), in the
+    process context ``ctx`` (default: this process alone, device "auto").
 
     Returns ``(state_dict, metrics)``: the weights of the epoch with the best test top-1 (as the
     original's ``model_best``), on the CPU, and ``{best_acc, final_acc, final_loss, best_epoch,
     history, wall_s, macs, params}``.
     """
-    ctx = ctx or single_process(device)
+    ctx = ctx or single_process()
     precision = precision_for(ctx.device)
     num_classes = check_data(train, test)
     train_loader, test_loader = make_loaders(train, test, recipe, space, seed, ctx, precision)
@@ -365,8 +378,8 @@ def fit_teacher(space: SpaceConfig, train: ImageArrays, test: ImageArrays, recip
     identity = {"kind": "teacher", "space": cfgmod.to_dict(space), "recipe": cfgmod.to_dict(recipe),
                 "seed": int(seed), "dataset": train.name, "num_classes": num_classes, "train_size": len(train)}
     learner = Learner("teacher", net, recipe, lambda s, y, _t: smoothed_cross_entropy(s, y, smoothing),
-                      len(train_loader), ctx, precision, identity, run_dir, keep_best=True)
-    fit([learner], train_loader, test_loader, None, recipe, ctx, precision, progress, desc="teacher")
+                      len(train_loader), ctx, precision, Keeping(identity, run_dir, keep_best=True))
+    fit([learner], train_loader, test_loader, progress=progress, desc="teacher")
     if learner.best_state is None:  # only when a resumed run's best.pt was removed
         raise DassError(f"{Path(run_dir) / 'best.pt'} is missing or older than last.pt; delete the run folder and retrain")
     metrics = {**learner.summary(), "macs": macs(arch, space, num_classes), "params": params(arch, space, num_classes)}
