@@ -39,7 +39,7 @@ from common import base_parser, check, emit_json, markdown_table, median, setup 
 from dass import config as cfgmod  # noqa: E402
 from dass.proxies import batch as proxy_batch, cache as proxy_cache  # noqa: E402
 from dass.search import SearchConfig, run  # noqa: E402
-from dass.space import (ResNet, functional_map_single, functional_maps, load_space, sample_unique,  # noqa: E402
+from dass.space import (MapRun, ResNet, functional_map_single, functional_maps, load_space, sample_unique,  # noqa: E402
                         teacher_arch)
 
 PREDICTOR = ROOT / "assets/cpu/predictors/dass/best.pt"
@@ -101,9 +101,9 @@ def maps(space, device, n_batched: int, n_single: int) -> dict:
     torch.manual_seed(0)
     sd = ResNet(teacher_arch(space), space, space.num_classes).eval().state_dict()
     archs = sample_unique(space, n_batched, np.random.default_rng(0))
-    functional_maps(archs[:8], sd, space, space.num_classes, 0, device=device)  # warm-up
+    functional_maps(archs[:8], sd, space, space.num_classes, 0, run=MapRun(device=device))  # warm-up
     t0 = time.perf_counter()
-    functional_maps(archs, sd, space, space.num_classes, 0, batch_size=256, device=device)
+    functional_maps(archs, sd, space, space.num_classes, 0, run=MapRun(256, device))
     batched = n_batched / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     for a in archs[:n_single]:

@@ -38,7 +38,7 @@ from .data.registry import load_dataset
 from .device import resolve_device
 from .errors import DassError
 from .proxies.batch import image_batch, proxy_images
-from .space import Arch, SpaceConfig, build, functional_maps, teacher_arch
+from .space import Arch, MapRun, SpaceConfig, build, functional_maps, teacher_arch
 from .teacher.checkpoint import check_teacher_state_dict, checked_accuracy, load_teacher
 from .train.distributed import single_process
 from .train.trainer import precision_for, top1_accuracies
@@ -205,7 +205,7 @@ class Task:
     def student_maps(self, archs: list[Arch], batch_size: int = 256, progress: bool = False) -> torch.Tensor:
         """Last-stage maps of the remapped students, float16 (``len(archs) x C x r x r``)."""
         maps = functional_maps(archs, self.teacher_sd, self.space, self.num_classes, self.noise_seed,
-                               strategy=self.remap, batch_size=batch_size, device=self.device, progress=progress)
+                               strategy=self.remap, run=MapRun(batch_size, self.device, progress))
         return maps.half()
 
     def teacher_map(self) -> torch.Tensor:

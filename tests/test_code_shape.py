@@ -14,12 +14,7 @@ DASS = Path(__file__).resolve().parents[1] / "dass"
 MAX_PARAMS = 8
 MAX_LINES = 400
 # "<module path under dass/ without .py, dotted>:<qualified name>" -> why it may stay long for now
-ALLOWED = {
-    "search.stage:AdaptedScorer.__init__": "becomes a Task object (another helper, issue #28)",
-    "predictor.proxy_inputs:features": "becomes a Task object (another helper, issue #28)",
-    "space.embed:functional_maps": "becomes a Task object (another helper, issue #28)",
-    "teacher.inputs:candidate_maps": "becomes a Task object (another helper, issue #28)",
-}
+ALLOWED: dict = {}
 
 
 def param_count(args: ast.arguments) -> int:

@@ -35,8 +35,8 @@ def test_diswot_input_is_zero_for_the_teacher_and_negative_for_a_smaller_student
     n_cls = sd["fc.weight"].shape[0]
     x = torch.randn(8, 3, space.image_size, space.image_size, generator=torch.Generator().manual_seed(0))
     y = torch.arange(8) % n_cls
-    f = proxy_inputs.features(["diswot"], [teacher_arch(space), smallest_arch(space)], space, n_cls, sd,
-                              "copy_paste_first", {"diswot": (x, y)}, "cpu")
+    f = proxy_inputs.features(["diswot"], [teacher_arch(space), smallest_arch(space)],
+                              proxy_inputs.ProxySetting(space, n_cls, sd), {"diswot": (x, y)})
     assert f.shape == (2, 1)
     assert f[0, 0].item() == 0.0 and f[1, 0].item() < 0.0
     np.testing.assert_allclose(proxy_inputs.relative("diswot", [-0.5, 0.0], 0.0), [-0.5, 0.0])
@@ -131,9 +131,8 @@ def test_attach_caches_each_proxy_on_its_own(tmp_path, monkeypatch):
     proxy_inputs.attach([t], ["synflow", "diswot"], "root", 8, 0, tmp_path / "cache")
     assert computed[4:] == [("diswot", 1), ("diswot", 3)]
     torch.testing.assert_close(t.proxy[:, 0], first[:, 1])
-    uncached = proxy_inputs.features(["synflow", "diswot"], archs, space, n_cls, sd, "copy_paste_first",
-                                     {n: fake_batch("d", "root", space, n_cls, 8, 0, "cpu") for n in ("synflow", "diswot")},
-                                     "cpu")
+    uncached = proxy_inputs.features(["synflow", "diswot"], archs, proxy_inputs.ProxySetting(space, n_cls, sd),
+                                     {n: fake_batch("d", "root", space, n_cls, 8, 0, "cpu") for n in ("synflow", "diswot")})
     torch.testing.assert_close(t.proxy, uncached)
     # another batch seed is another key: computed again
     proxy_inputs.attach([t], ["diswot"], "root", 8, 1, tmp_path / "cache")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dass.errors import DassError
-from dass.space import (REMAPS, Arch, SpaceConfig, build, decode_graph, decode_onehot, functional_map_single,
+from dass.space import (REMAPS, Arch, MapRun, SpaceConfig, build, decode_graph, decode_onehot, functional_map_single,
                         functional_maps, graph, load_space, macs, mutate, neighbours, num_architectures,
                         onehot, onehot_dim, params, remap, sample, sample_unique, teacher_arch, validate)
 
@@ -211,7 +211,7 @@ def test_batched_functional_maps_equal_single(strategy):
     tsd = _random_bn(build(t, CPU, 9), seed=2).state_dict()
     rng = np.random.default_rng(0)
     archs = [sample(CPU, rng) for _ in range(12)] + [t]
-    batched = functional_maps(archs, tsd, CPU, 9, seed=7, strategy=strategy, batch_size=5)
+    batched = functional_maps(archs, tsd, CPU, 9, seed=7, strategy=strategy, run=MapRun(batch_size=5))
     single = torch.stack([functional_map_single(a, tsd, CPU, 9, 7, strategy) for a in archs])
     assert batched.shape == (13, 64, 2, 2)
     torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-4)

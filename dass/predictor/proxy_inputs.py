@@ -17,6 +17,8 @@ search; a proxy that needs more images gets a batch of its own size, drawn the s
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -51,14 +53,16 @@ def relative(name: str, values, teacher: float) -> np.ndarray:
     return np.maximum(f, FLOOR)
 
 
-def features(names, archs, space, num_classes: int, teacher_sd: dict, strategy: str, batches_: dict, device,
-             progress: bool = False, cache: ProxyCache | None = None, label: str = "") -> torch.Tensor:
-    """``N x P`` float32 proxy features of ``archs`` against the teacher (``teacher_sd``), each proxy on
-    its batch in ``batches_`` (:meth:`dass.task.Task.proxy_batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
+def features(names, archs, setting: ProxySetting, batches_: dict, progress: bool = False,
+             cache: ProxyCache | None = None, label: str = "") -> torch.Tensor:
+    """``N x P`` float32 proxy features of ``archs`` against the teacher of ``setting`` (remapped with
+    its strategy, on its device), each proxy on its batch in ``batches_``
+    (:meth:`dass.task.Task.proxy_batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
     the raw proxies of the students and of the teacher are read from it, or computed and stored
     (entries labelled ``<label>.<proxy>`` and ``<label>.<proxy>.teacher``)."""
-    setting = ProxySetting(space, num_classes, teacher_sd, strategy, device,
-                           teacher_digest=proxy_state_sha256(teacher_sd) if cache is not None else None)
+    if cache is not None and setting.teacher_digest is None:
+        setting = dataclasses.replace(setting, teacher_digest=proxy_state_sha256(setting.teacher_sd))
+    space = setting.space
     cols = []
     for name in names:
         t = cached_archs_proxy(cache, f"{label}.{name}.teacher", name, [teacher_arch(space)], setting, batches_[name])[0]
@@ -84,5 +88,5 @@ def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache=None,
                             f"'{t.teacher_ckpt}'")
         task = Task(t.space, t.dataset, data_root, t.teacher_ckpt, t.num_classes, t.remap, t.noise_seed, device)
         b = task.proxy_batches(names, batch_size, seed)
-        t.proxy = features(names, t.archs, t.space, t.num_classes, task.teacher_sd, t.remap, b, device, progress,
-                           cache, label=t.key).float().reshape(len(t), len(names))
+        setting = ProxySetting(t.space, t.num_classes, task.teacher_sd, t.remap, device)
+        t.proxy = features(names, t.archs, setting, b, progress, cache, label=t.key).float().reshape(len(t), len(names))

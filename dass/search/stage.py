@@ -54,6 +54,7 @@ from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_write_json, safe_torch_load, write_csv
 from ..predictor import proxy_inputs
+from ..predictor.proxy_inputs import ProxySetting
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import (gives_accuracy, student_inputs, support_inputs, support_target, take, task_context,
                               to_accuracy)
@@ -170,8 +171,8 @@ class AdaptedScorer:
         info = self.pred.inputs["proxies"]
         if not compute:
             return torch.tensor(info["mean"], dtype=torch.float32).expand(len(archs), -1)
-        return proxy_inputs.features(info["names"], archs, self.space, self.task.num_classes, self.task.teacher_sd,
-                                     self.task.remap, self.proxy_batch, self.device, self.progress)
+        setting = ProxySetting(self.space, self.task.num_classes, self.task.teacher_sd, self.task.remap, self.device)
+        return proxy_inputs.features(info["names"], archs, setting, self.proxy_batch, self.progress)
 
     def accuracy(self, scores: torch.Tensor) -> torch.Tensor | None:
         return to_accuracy(self.pred.target, scores, self.teacher_acc or 0.0)

@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["SpaceConfig", "load_space", "SPACE_FIELDS", "same_space", "space_difference", "LatencyConfig",
                "check_latency_budget"],
     "cost": ["macs", "macs_params", "params"],
-    "embed": ["functional_map_single", "functional_maps", "masked_stages", "noise_input"],
+    "embed": ["MapRun", "functional_map_single", "functional_maps", "masked_stages", "noise_input"],
     "encodings": ["decode_graph", "decode_onehot", "graph", "graph_batch", "onehot", "onehot_batch", "onehot_dim",
                   "stage", "stage_batch", "stage_dim"],
     "latency": ["LatencyModel", "latency_model", "measure_arch"],

@@ -14,6 +14,8 @@ each student exactly. Other remaps fall back to building each student.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -133,12 +135,22 @@ class MaskedTeacher(torch.nn.Module):
         return [outs[s % self.space.num_stages] for s in stages]
 
 
+@dataclass(frozen=True)
+class MapRun:
+    """How :func:`functional_maps` runs (not what it computes): students per masked pass, device,
+    progress bar."""
+
+    batch_size: int = 256
+    device: object = "cpu"
+    progress: bool = False
+
+
 @torch.no_grad()
 def functional_maps(archs: list[Arch], teacher_sd: dict, space: SpaceConfig, num_classes: int, seed: int,
-                    strategy: str = "copy_paste_first", batch_size: int = 256, device="cpu",
-                    stages=(-1,), progress: bool = False) -> torch.Tensor | list[torch.Tensor]:
+                    strategy: str = "copy_paste_first", run: MapRun = MapRun(),
+                    stages=(-1,)) -> torch.Tensor | list[torch.Tensor]:
     """Stage maps of many students: ``len(archs) x C x r x r`` (a list when several ``stages``)."""
-    device = torch.device(device)
+    device, batch_size, progress = torch.device(run.device), run.batch_size, run.progress
     results: list[list[torch.Tensor]] = [[] for _ in stages]
     if strategy == "copy_paste_first":
         model = MaskedTeacher({k: v for k, v in teacher_sd.items()}, space, num_classes).to(device)
