@@ -74,7 +74,7 @@ def _build(teacher: Path, dataset: str, students: int, work: Path, data_root: st
         f"tasks=[{{dataset: {dataset}, split: meta_test, teacher: {teacher}}}]",
         f"students={{meta_test: {students}}}", "label_seeds={meta_test: [1, 2]}", "workers=1",
         f"threads_per_worker={threads}", "device=cpu"])
-    B.build(cfg, stage="students")
+    B.build(cfg, phase="students")
     res = {}
     for f in sorted((work / "results").glob("*/*.json")):
         r = json.loads(f.read_text())

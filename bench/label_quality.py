@@ -3,7 +3,7 @@
     python bench/label_quality.py BASE_WORK_DIR OTHER_WORK_DIR [...] [--label best|final|last3]
     python bench/label_quality.py WORK_DIR@1 WORK_DIR@2          # two label seeds of one build
 
-Each argument is a ``work_dir`` of ``python -m dass.database`` (``--stage students`` is enough): its
+Each argument is a ``work_dir`` of ``python -m dass.database`` (``--phase students`` is enough): its
 ``results/<task>/<student>.json`` files are read and students are matched across runs by task and
 architecture (the same ``sample_seed`` samples the same students). ``WORK_DIR@SEED`` takes only the
 runs of KD seed ``SEED`` (a build with several ``label_seeds`` keeps them in one folder); a folder

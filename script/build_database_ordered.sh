@@ -31,7 +31,7 @@ PYEOF
 step() {  # step SPLIT KEY... : the students of these tasks (and their merge)
   local split=$1; shift
   echo "== $split $* $(date -u +%T)"
-  "${B[@]}" --stage students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
+  "${B[@]}" --phase students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
 }
 for split in meta_valid meta_train meta_test; do
   mapfile -t K < <(keys $split "$@")

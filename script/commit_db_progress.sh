@@ -19,7 +19,7 @@ for d in (cfg.out, cfg.work_dir, cfg.teachers_dir or Path(cfg.work_dir) / "teach
     print(d)
 EOF
 )
-"$PY" -m dass.database --config "$CONFIG" --stage merge "$@"
+"$PY" -m dass.database --config "$CONFIG" --phase merge "$@"
 EXISTING=()
 for d in "${DIRS[@]}"; do [[ -e "$d" ]] && EXISTING+=("$d"); done
 git add -- "${EXISTING[@]}"

@@ -117,7 +117,7 @@ def argv_of(name: str, f: dict, run_dir: str) -> tuple[str, list[str]]:
         return "evaluation", [f"db={f['db']}", "methods=[random,macs]", "plots=false", "progress=false",
                               "device=cpu", f"run_dir={run_dir}"]
     if name == "database":
-        return "database", ["--config", f["build_cfg"], "--stage", "teachers", f"work_dir={run_dir}"]
+        return "database", ["--config", f["build_cfg"], "--phase", "teachers", f"work_dir={run_dir}"]
     if name == "pipeline":
         return "pipeline", ["dataset=glyphs/good", f"data_root={f['data']}", f"teacher={f['teacher']}",
                             f"predictor={f['predictor']}", "budget.macs=0.9", "top_k=1", "pool_size=4",

@@ -175,7 +175,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
                    tasks=[{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"},
                           {"dataset": "glyphs/d", "split": "meta_valid"}],
                    students={"meta_train": 3, "meta_test": 3, "meta_valid": 2})
-    r = _run(["--config", str(cfg2), "--stage", "merge"])
+    r = _run(["--config", str(cfg2), "--phase", "merge"])
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out / "manifest.json").read_text())
     rows = {t["key"]: t for t in m["tasks"]}

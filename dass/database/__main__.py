@@ -1,4 +1,4 @@
-"""``python -m dass.database --config configs/database/cpu.yaml [--stage all|teachers|students|merge]``: build
+"""``python -m dass.database --config configs/database/cpu.yaml [--phase all|teachers|students|merge]``: build
 the meta-training database (resumable); ``--validate DIR`` checks a built one, ``--compare DB_A DB_B``
 compares two label sets (:mod:`dass.database.stage`).
 
@@ -21,13 +21,14 @@ def main(args) -> int:
         return 0
     cfg = load_config(DatabaseConfig, args)
     from .stage import run  # lazy on purpose: torch only after the config has been checked
-    run(cfg, args.stage)
+    run(cfg, args.phase)
     return 0
 
 
 def _parser():
     p = make_parser("python -m dass.database", "Build the meta-training database (resumable).", DatabaseConfig)
-    p.add_argument("--stage", default="all", choices=["all", "teachers", "students", "merge"])
+    p.add_argument("--phase", default="all", choices=["all", "teachers", "students", "merge"],
+                   help="run one build phase (teachers, students, merge) or all")
     p.add_argument("--validate", metavar="DIR", help="validate a built database folder, print its table and exit")
     p.add_argument("--compare", nargs=2, metavar=("DB_A", "DB_B"),
                    help="per task: mean gain A - B and Spearman between the labels of the students in both")

@@ -97,9 +97,9 @@ def build_identity(cfg: DatabaseConfig, space: SpaceConfig) -> dict:
     return runid.identity("database", cfg, space=to_dict(space))
 
 
-def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
+def build(cfg: DatabaseConfig, phase: str = "all") -> dict | None:
     """Check every input, claim and lock ``out`` (rank 0: a database holds one build identity, and
-    one builder at a time writes it), write the resolved config into ``work_dir``, then run ``stage``."""
+    one builder at a time writes it), write the resolved config into ``work_dir``, then run ``phase``."""
     if not cfg.all_tasks:
         raise DassError("no tasks configured")
     rank, world = rank_and_world()
@@ -124,20 +124,20 @@ def build(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
             runid.record(out, ident)
         # the work folder's config and log only now: a refused build leaves them as they were
         setup_run_dir_of_rank(rank == 0, cfg.work_dir, cfg, "database")
-        return _build_claimed(cfg, stage, tasks, rank, world)
+        return _build_claimed(cfg, phase, tasks, rank, world)
 
 
-def _build_claimed(cfg: DatabaseConfig, stage: str, tasks: dict[str, Task], rank: int, world: int) -> dict | None:
+def _build_claimed(cfg: DatabaseConfig, phase: str, tasks: dict[str, Task], rank: int, world: int) -> dict | None:
     if rank == 0:
         write_work_gitignore(cfg.work_dir)
     t0 = time.perf_counter()
-    if stage in ("all", "teachers"):
+    if phase in ("all", "teachers"):
         todo = [t.key for t in cfg.all_tasks if not teacher_path(cfg, t).is_file()]
         run_jobs(cfg, "teacher", todo, "teachers", rank, world)
-    if stage == "teachers":
+    if phase == "teachers":
         return None
-    plan = plan_students(cfg, tasks, missing_teachers_ok=stage == "merge")
-    if stage in ("all", "students"):
+    plan = plan_students(cfg, tasks, missing_teachers_ok=phase == "merge")
+    if phase in ("all", "students"):
         for _ in range(2):   # round 2: the seeds target_reliability adds once a task's first seeds are done
             groups = [g for g in interleave_tasks(group_jobs(plan, cfg.lockstep))
                       if not all(j.result_path(cfg.work_dir).is_file() for j in g.jobs)]
@@ -145,7 +145,7 @@ def _build_claimed(cfg: DatabaseConfig, stage: str, tasks: dict[str, Task], rank
                 break
             run_jobs(cfg, "group", groups, "students", rank, world)
             plan = plan_students(cfg, tasks)
-    if rank != 0 or stage not in ("all", "merge", "students"):
+    if rank != 0 or phase not in ("all", "merge", "students"):
         return None
     manifest = merge(cfg, plan, tasks)
     log.info("build took %.1f s; complete=%s", time.perf_counter() - t0, manifest["complete"])

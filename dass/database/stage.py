@@ -1,4 +1,4 @@
-"""The database stage (``python -m dass.database --config configs/database/cpu.yaml [--stage
+"""The database stage (``python -m dass.database --config configs/database/cpu.yaml [--phase
 all|teachers|students|merge]``; :func:`run` is its public entry).
 
 :func:`run` builds the meta-training database (see :mod:`dass.database.builder` and
@@ -65,10 +65,10 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: DatabaseConfig, stage: str = "all") -> dict | None:
-    """Build (or resume) the database of ``cfg``; ``stage`` limits the work to ``teachers``,
-    ``students`` or ``merge``. Returns the manifest (None when ``stage`` writes none)."""
-    manifest = build(cfg, stage)   # sets up work_dir (config, log) once its inputs and out are checked
+def run(cfg: DatabaseConfig, phase: str = "all") -> dict | None:
+    """Build (or resume) the database of ``cfg``; ``phase`` limits the work to ``teachers``,
+    ``students`` or ``merge``. Returns the manifest (None when ``phase`` writes none)."""
+    manifest = build(cfg, phase)   # sets up work_dir (config, log) once its inputs and out are checked
     if manifest is not None:
         rows = manifest["tasks"]
         done, total = sum(r["done"] for r in rows), sum(r["runs"] for r in rows)
