@@ -14,7 +14,7 @@ from scipy import stats
 from assets.tiny_db import write_build_config, write_quadrant_glyphs
 from dass.config import load
 from dass.database.config import DatabaseConfig
-from dass.database.plan import build_tasks, plan_students
+from dass.database.plan import build_tasks, evenly, plan_students
 from dass.database.compare import compare_dbs
 from dass.database.format import load_db, load_task_db, save_task_db
 from dass.errors import DassError
@@ -74,6 +74,27 @@ def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(
     plain = load(DatabaseConfig, sc_cfg, ["scratch=false", "remap=random_init"])
     ids = {j.student_id for j in plan_students(plain, build_tasks(plain))["glyphs-b"]}
     assert ids == {j.student_id for j in plan_students(cfg, tasks)["glyphs-b"]}
+    # labelled_students: the first and last of the 3 sampled students (MACs order), the same jobs
+    two = load(DatabaseConfig, sc_cfg, ["labelled_students={meta_test: 2}"])
+    full = plan_students(cfg, tasks)["glyphs-b"]
+    assert [j.student_id for j in plan_students(two, build_tasks(two))["glyphs-b"]] == \
+        [full[i].student_id for i in (0, 2, 3, 5)]          # seed 1: students 0 and 2, then seed 2
+
+
+def test_labelled_students_is_a_count_within_the_sampled_students(tmp_path):
+    cfg = write_build_config(tmp_path, "s", tmp_path / "data", students={"meta_train": 3, "meta_test": 3})
+    with pytest.raises(DassError, match="labelled_students"):
+        load(DatabaseConfig, cfg, ["labelled_students={meta_test: 4}"])
+    with pytest.raises(DassError, match="labelled_students"):
+        load(DatabaseConfig, cfg, ["labelled_students={meta_test: 0}"])
+    assert load(DatabaseConfig, cfg, ["labelled_students={meta_test: 2}"]).labelled("meta_test") == 2
+    assert load(DatabaseConfig, cfg).labelled("meta_test") == 3
+
+
+def test_evenly_keeps_first_and_last_at_even_spacing():
+    assert evenly(list(range(9)), 5) == [0, 2, 4, 6, 8]
+    assert evenly(list(range(40)), 20)[:3] == [0, 2, 4] and evenly(list(range(40)), 20)[-1] == 39
+    assert evenly(list(range(4)), 10) == [0, 1, 2, 3]
 
 
 def test_compare_reports_both_label_sets_seed_reliabilities(tiny_db, tmp_path):

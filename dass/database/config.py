@@ -48,7 +48,7 @@ class DatabaseConfig:
     IDENTITY_FREE: ClassVar[tuple[str, ...]] = (
         "out", "work_dir", "teachers_dir", "tasks", "subset_tasks", "splits", "only", "launcher", "workers",
         "threads_per_worker", "lockstep", "teacher_logit_cache", "device", "slurm", "data_root", "space",
-        "students", "seed", "label_seeds", "target_reliability", "max_label_seeds")
+        "students", "labelled_students", "seed", "label_seeds", "target_reliability", "max_label_seeds")
 
     space: str = "configs/space/cpu.yaml"  # space profile YAML
     data_root: str = "data"  # folder of the datasets
@@ -61,6 +61,7 @@ class DatabaseConfig:
     only: list[str] = field(default_factory=list)  # build only the tasks with these keys (empty = every task)
     students: dict[str, int] = field(  # students sampled per task, by split
         default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
+    labelled_students: dict[str, int] = field(default_factory=dict)  # per split: label only this many of the sampled students, evenly along their MACs order (a cheaper companion of the same students)
     sample_seed: int = 0  # seed of the student sampling (combined with the task key)
     pool_factor: int = 20  # students are drawn from a pool of pool_factor x n, spread over the MACs range
     kd: KDRecipe = field(default_factory=KDRecipe)  # KD recipe that labels the students
@@ -98,6 +99,10 @@ class DatabaseConfig:
         for s, n in self.students.items():
             if s not in SPLITS or not 1 <= n <= 1_000_000:
                 raise DassError(f"students: '{s}: {n}' must name a split with a count in [1, 10^6]")
+        for s, k in self.labelled_students.items():
+            if s not in SPLITS or not 1 <= k <= self.students.get(s, 0):
+                raise DassError(f"labelled_students: '{s}: {k}' must name a split with a count in [1, students of "
+                                f"the split ({self.students.get(s, 0)})]")
         if not self.splits or any(s not in SPLITS for s in self.splits):
             raise DassError(f"splits: {self.splits} must be a non-empty list of {list(SPLITS)}")
         for s, seeds in self.label_seeds.items():
@@ -114,6 +119,10 @@ class DatabaseConfig:
                             "remap: it makes the functional maps)")
         if not 2 <= self.max_label_seeds <= 100:
             raise DassError(f"max_label_seeds must lie in [2, 100], got {self.max_label_seeds}")
+
+    def labelled(self, split: str) -> int:
+        """How many students of a task of ``split`` are labelled (``labelled_students``, else all sampled)."""
+        return self.labelled_students.get(split, self.students.get(split, 0))
 
     @property
     def train_remap(self) -> str:

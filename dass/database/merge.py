@@ -97,7 +97,7 @@ def merge(cfg: DatabaseConfig, plan, tasks: dict[str, Task]) -> dict:
     for task in cfg.all_tasks:
         jobs = plan.get(task.key)
         seeds = cfg.seeds(task.split)
-        n = cfg.students.get(task.split, 0)
+        n = cfg.labelled(task.split)
         if jobs is None:       # teacher not trained yet
             rows.append({**task_row(task.key, task.split, None, n, seeds), "dataset": task.dataset,
                          "runs": n * len(seeds), "done": 0, "file": None})

@@ -42,6 +42,13 @@ def sample_students(space: SpaceConfig, n: int, seed: int, pool_factor: int, num
     return [pool[int(rng.integers(lo, hi))] for lo, hi in zip(edges[:-1], edges[1:])]
 
 
+def evenly(archs: list[Arch], k: int) -> list[Arch]:
+    """``k`` of ``archs`` (sorted by MACs) at evenly spaced positions, first and last included."""
+    if k >= len(archs):
+        return list(archs)
+    return [archs[int(i)] for i in np.linspace(0, len(archs) - 1, k).round().astype(int)]
+
+
 def _task_seed(base: int, key: str) -> int:
     return base * 1_000_003 + zlib.crc32(key.encode())
 
@@ -93,6 +100,7 @@ def plan_students(cfg: DatabaseConfig, tasks: dict[str, Task],
         base = content_hash(ident)
         archs = sample_students(tasks[task.key].space, n, _task_seed(cfg.sample_seed, task.key), cfg.pool_factor,
                                 tr.num_classes)
+        archs = evenly(archs, cfg.labelled(task.split))   # the same students as the full build, or a subset
         def jobs(seeds):
             return [StudentJob(task.key, a.to_dict(), seed, content_hash([base, a.to_dict(), seed]))
                     for seed in seeds for a in archs]
