@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Build the from-scratch companion of the shipped cpu database (issue: the rapid-NAS baseline),
+# the labels a MetaD2A-style predictor learns from: the same students as assets/cpu/db, trained from
+# random initialisation on CE only for 40 epochs (the from-scratch pilot's schedule, docs/DATABASE.md),
+# one seed. In the order the baseline needs them, each step resumable (rerun the script to go on):
+#   1. meta-train: the first 16 of the 32 class-subset tasks, 20 of their 40 students each;
+#   2. meta-valid: the 4 datasets, 20 of their 40 students each (checkpoint choice of the baseline);
+#   3. meta-test: the 8 datasets, 20 of their 50 students each, seeds 1 and 2 (--compare with the KD labels).
+# Outputs: assets/cpu/db_scratch (task files) and assets/cpu/db_scratch_build (finished runs), which
+# script/commit_db_progress.sh commits as they land:
+#   CONFIG=configs/database/cpu.yaml script/commit_db_progress.sh $(script/build_scratch_companion.sh --args)
+#   script/build_scratch_companion.sh [key=value ...]     CODE=<frozen checkout> as for build_database_ordered.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [[ -n "${CODE:-}" ]]; then
+  export PYTHONPATH="$CODE" PYTHONSAFEPATH=1
+fi
+ARGS=(scratch=true kd.alpha=1.0 kd.epochs=40 out=assets/cpu/db_scratch work_dir=assets/cpu/db_scratch_build
+      'labelled_students={meta_train: 20, meta_valid: 20, meta_test: 20}' 'label_seeds={meta_train: [1], meta_valid: [1], meta_test: [1, 2]}')
+if [[ "${1:-}" == "--args" ]]; then printf '%s\n' "${ARGS[@]}"; exit 0; fi
+B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "${ARGS[@]}" "$@")
+keys() {  # keys SPLIT: the task keys of one split, in config order
+  "$PY" - "$1" <<'PYEOF'
+import sys
+from dass.config import load
+from dass.database.config import DatabaseConfig
+cfg = load(DatabaseConfig, "configs/database/cpu.yaml", [f"splits=[{sys.argv[1]}]"])
+print("\n".join(t.key for t in cfg.all_tasks))
+PYEOF
+}
+step() {  # step SPLIT KEY...: the students of these tasks, and their merge
+  local split=$1; shift
+  echo "== $split $* $(date -u +%T)"
+  "${B[@]}" --phase students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
+}
+mapfile -t K < <(keys meta_train)
+for ((i = 0; i < 16; i += 4)); do step meta_train "${K[@]:i:4}"; done
+mapfile -t K < <(keys meta_valid)
+step meta_valid "${K[@]}"
+mapfile -t K < <(keys meta_test)
+for k in "${K[@]}"; do step meta_test "$k"; done
+echo "== merge $(date -u +%T)"
+"${B[@]}" --phase merge 'splits=[meta_train, meta_valid, meta_test]' "only=[$(keys meta_train | head -16 | paste -sd,),$(keys meta_valid | paste -sd,),$(keys meta_test | paste -sd,)]"
+echo "== done $(date -u +%T)"
