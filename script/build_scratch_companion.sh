@@ -3,9 +3,12 @@
 # the labels a MetaD2A-style predictor learns from: the same students as assets/cpu/db, trained from
 # random initialisation on CE only for 40 epochs (the from-scratch pilot's schedule, docs/DATABASE.md),
 # one seed. In the order the baseline needs them, each step resumable (rerun the script to go on):
-#   1. meta-train: the first 16 of the 32 class-subset tasks, 20 of their 40 students each;
+#   1. meta-train: the first 8 of the 32 class-subset tasks, 20 of their 40 students each (a
+#      predictor meta-trained on 8 x 20 KD labels ranks meta-valid as well as one on 32 x 40:
+#      bench/meta_train_size.py, docs/DATABASE.md);
 #   2. meta-valid: the 4 datasets, 20 of their 40 students each (checkpoint choice of the baseline);
-#   3. meta-test: the 8 datasets, 20 of their 50 students each, seeds 1 and 2 (--compare with the KD labels).
+#   3. meta-train: the next 8 class-subset tasks (16 in all);
+#   4. meta-test: the 8 datasets, 20 of their 50 students each, seeds 1 and 2 (--compare with the KD labels).
 # Outputs: assets/cpu/db_scratch (task files) and assets/cpu/db_scratch_build (finished runs), which
 # script/commit_db_progress.sh commits as they land:
 #   CONFIG=configs/database/cpu.yaml script/commit_db_progress.sh $(script/build_scratch_companion.sh --args)
@@ -34,10 +37,11 @@ step() {  # step SPLIT KEY...: the students of these tasks, and their merge
   echo "== $split $* $(date -u +%T)"
   "${B[@]}" --phase students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
 }
-mapfile -t K < <(keys meta_train)
-for ((i = 0; i < 16; i += 4)); do step meta_train "${K[@]:i:4}"; done
+mapfile -t T < <(keys meta_train)
+for ((i = 0; i < 8; i += 4)); do step meta_train "${T[@]:i:4}"; done
 mapfile -t K < <(keys meta_valid)
 step meta_valid "${K[@]}"
+for ((i = 8; i < 16; i += 4)); do step meta_train "${T[@]:i:4}"; done
 mapfile -t K < <(keys meta_test)
 for k in "${K[@]}"; do step meta_test "$k"; done
 echo "== merge $(date -u +%T)"

@@ -13,6 +13,10 @@ ASSETS=assets/cpu
 TEACHER=$ASSETS/teachers/glyphs-$TASK/teacher.pt
 DASS=$ASSETS/predictors/dass/best.pt
 BASE=$ASSETS/predictors/meta_nas_A/best.pt
+# meta-trained on from-scratch labels (assets/cpu/db_scratch): the rapid-NAS baseline (MetaD2A's kind,
+# no teacher input) and the DaSS design itself; both are judged on the KD labels like every method
+RAPID=$ASSETS/predictors/rapid_nas/best.pt
+DSCRATCH=$ASSETS/predictors/dass_scratch/best.pt
 start=$(date +%s)
 mkdir -p "$OUT"
 
@@ -30,7 +34,7 @@ $PY -m dass.kd --config configs/kd/cpu.yaml teacher=$TEACHER dataset=glyphs/$TAS
 
 echo "== 4/4 evaluation: DaSS vs baselines on the shipped database's meta-test tasks"
 $PY -m dass.evaluation --config configs/evaluation/cpu.yaml db=$ASSETS/db data_root=data \
-  "predictors={dass: $DASS, meta_nas_A: $BASE}" run_dir=$OUT/evaluate progress=false
+  "predictors={dass: $DASS, meta_nas_A: $BASE, rapid_nas: $RAPID, dass_scratch: $DSCRATCH}" run_dir=$OUT/evaluate progress=false
 
 echo
 echo "== Spearman and MACs-controlled (partial) Spearman vs best_acc, mean with 90 % bootstrap interval"

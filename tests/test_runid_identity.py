@@ -32,7 +32,7 @@ DICT_KINDS = {"pipeline"}
 # runid.__version__ = "0.0-pin" and torch.__version__ = "2.0.0" as below, by
 #   runid.identity(kind, to_dict(cfg), drop=OLD_DROP[kind], **inputs)["hash"]
 # for each (cfg, inputs) of fixed_runs(), where OLD_DROP was: teacher the inline drop= of
-# teacher/stage.py; kd and search their stage.py IDENTITY_FREE; predictor meta_train.py's
+# teacher/stage.py; kd and search their stage.py IDENTITY_FREE; predictor dass/predictor/meta_train its
 # RESUMABLE_CHANGES + ("db",); database builder.py's BUILD_IDENTITY_FREE; evaluation the inline drop=
 # of evaluation/stage.py.
 PINNED = {
