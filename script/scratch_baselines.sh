@@ -38,9 +38,9 @@ for name in rapid_nas dass_scratch; do
   cp $OUT/$name/s0/{best.pt,config.yaml,history.csv,metrics.json} assets/cpu/predictors/$name/
 done
 $PY -m dass.evaluation --config configs/evaluation/cpu.yaml db=$KD data_root=data run_dir=$OUT/evaluate \
-  "methods=[macs, encoding_ridge, proxy_ensemble]" "predictors={$PREDS}" search_kd.enabled=false plots=false progress=false >/dev/null
+  "methods=[macs, naswot, synflow, encoding_ridge, proxy_ensemble]" "predictors={$PREDS}" search_kd.enabled=false plots=false progress=false >/dev/null
 for metric in spearman partial_spearman; do
   echo; echo "== $metric vs the KD label (best_acc), 8 meta-test tasks of $KD"
   $PY bench/seed_table.py $OUT/evaluate/correlations.csv --metric $metric --json $OUT/table_$metric.json \
-    --methods dass meta_nas_A rapid_nas dass_scratch encoding_ridge proxy_ensemble macs
+    --methods dass meta_nas_A rapid_nas dass_scratch encoding_ridge proxy_ensemble naswot synflow macs
 done
