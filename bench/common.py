@@ -8,7 +8,7 @@ clock is read.
 
 Reporting: each benchmark prints a markdown table (:func:`markdown_table`) and ends with one JSON
 line (:func:`emit_json`): an object with ``bench`` (its name), ``machine`` (:func:`machine_info`),
-``mode`` ("quick" or "full") and its numbers; ``tests/test_bench.py`` parses that line.
+``mode`` ("quick" or "full") and its numbers; ``tests/benchmarks/test_bench.py`` parses that line.
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ Parts, in order, each timed (a part that fails is recorded with its error and th
    differ from the float32 ones by less than seed noise: docs/DATABASE.md.) Dry mode: 4 students,
    1 epoch.
 7. ``benchmarks``: ``bench_kd.py``, ``bench_lockstep.py`` and ``bench_db.py --quick`` with
-   ``--device cuda``: exit code and their ``check:`` lines. Not in dry mode (tests/test_bench.py
+   ``--device cuda``: exit code and their ``check:`` lines. Not in dry mode (tests/benchmarks/test_bench.py
    runs their ``--quick`` on the CPU).
 8. ``evaluation``: the demo's evaluation (every baseline and both shipped predictors on the 8
    meta-test tasks) on the device; its proxy scores are computed into a scratch cache (the shipped

@@ -9,7 +9,7 @@ from ..database.splits import LABELS, SPLITS
 from ..errors import DassError
 
 # The built-in methods, in table order: the scorers :mod:`dass.evaluation.baselines` registers
-# (``builtin_scorers()``; tests/test_evaluation.py checks that the two agree).
+# (``builtin_scorers()``; tests/evaluation/test_evaluation.py checks that the two agree).
 BUILTIN_METHODS = ("random", "macs", "params", "grad_norm", "snip", "synflow", "naswot", "jacov", "inherit",
                    "diswot", "encoding_ridge", "proxy_ensemble", "oracle")
 

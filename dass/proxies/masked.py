@@ -18,7 +18,7 @@ computation). From those rows:
 * ``diswot``: the stage outputs of a student's ``k`` rows, zero beyond its widths, have the
   student's Gram matrices.
 
-The one-network-at-a-time functions of :mod:`.zero_cost` stay the reference (``tests/test_proxies.py``
+The one-network-at-a-time functions of :mod:`.zero_cost` stay the reference (``tests/proxies/test_proxies.py``
 checks these against them; relative difference ~1e-12 where the codes agree).
 """
 from __future__ import annotations

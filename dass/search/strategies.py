@@ -1,5 +1,5 @@
 """Search strategies, registered by name (``strategy: <name>`` in the search and pipeline configs;
-``tests/test_search_strategies.py`` checks that the configs' ``Literal`` lists the registered names).
+``tests/search/test_search_strategies.py`` checks that the configs' ``Literal`` lists the registered names).
 
 Every strategy has one signature, ``strategy(problem, rng) -> Found``: it reads the scorer, the
 space, the budget, the search config and the candidates of a candidates file from ``problem``,

@@ -1,0 +1,1 @@
+"""Tests of the scripts under bench/ and script/gpu_check.sh."""
