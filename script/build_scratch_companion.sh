@@ -7,8 +7,8 @@
 #      predictor meta-trained on 8 x 20 KD labels ranks meta-valid as well as one on 32 x 40:
 #      bench/meta_train_size.py, docs/DATABASE.md);
 #   2. meta-valid: the 4 datasets, 20 of their 40 students each (checkpoint choice of the baseline);
-#   3. meta-train: the next 8 class-subset tasks (16 in all);
-#   4. meta-test: the 8 datasets, 20 of their 50 students each, seeds 1 and 2 (--compare with the KD labels).
+#   3. meta-test: the 8 datasets, 20 of their 50 students each, seeds 1 and 2 (--compare with the KD labels);
+#   4. meta-train: the next 8 class-subset tasks (16 in all).
 # Outputs: assets/cpu/db_scratch (task files) and assets/cpu/db_scratch_build (finished runs), which
 # script/commit_db_progress.sh commits as they land:
 #   CONFIG=configs/database/cpu.yaml script/commit_db_progress.sh $(script/build_scratch_companion.sh --args)
@@ -41,9 +41,9 @@ mapfile -t T < <(keys meta_train)
 for ((i = 0; i < 8; i += 4)); do step meta_train "${T[@]:i:4}"; done
 mapfile -t K < <(keys meta_valid)
 step meta_valid "${K[@]}"
-for ((i = 8; i < 16; i += 4)); do step meta_train "${T[@]:i:4}"; done
 mapfile -t K < <(keys meta_test)
 for k in "${K[@]}"; do step meta_test "$k"; done
+for ((i = 8; i < 16; i += 4)); do step meta_train "${T[@]:i:4}"; done
 echo "== merge $(date -u +%T)"
 "${B[@]}" --phase merge 'splits=[meta_train, meta_valid, meta_test]' "only=[$(keys meta_train | head -16 | paste -sd,),$(keys meta_valid | paste -sd,),$(keys meta_test | paste -sd,)]"
 echo "== done $(date -u +%T)"
