@@ -89,7 +89,7 @@ def bench_config(args, scratch: Path) -> tuple[DatabaseConfig, list[str]]:
         raw.update(tasks=[{"dataset": f"glyphs/{n}", "split": "meta_train"} for n in names],
                    students={"meta_train": args.students or 5}, workers=1, data_root=str(scratch / "data"),
                    teachers_dir=str(scratch / "teachers"))
-        raw["kd"] = {**raw["kd"], "epochs": 1, "batch_size": 16, "eval_batch_size": 32}
+        raw["kd_recipe"] = {**raw["kd_recipe"], "epochs": 1, "batch_size": 16, "eval_batch_size": 32}
         space = load_space(raw["space"])
         for i, n in enumerate(names):
             write_synthetic_task(scratch / "data", n, i, 64, 32, 16, 5)
@@ -122,7 +122,7 @@ def bench_config(args, scratch: Path) -> tuple[DatabaseConfig, list[str]]:
         if args.students:
             raw["students"] = {s: args.students for s in raw["students"]}
         if args.epochs:
-            raw["kd"] = {**raw["kd"], "epochs": args.epochs}
+            raw["kd_recipe"] = {**raw["kd_recipe"], "epochs": args.epochs}
         if args.workers:
             raw["workers"] = args.workers
     raw.update(launcher="local", device=str(args.device_resolved), threads_per_worker=max(args.threads, 0),
@@ -211,8 +211,8 @@ def main() -> None:
         students = sum(len(j) for j in plan.values())
         for note in notes:
             print(f"note: {note}")
-        print(f"{len(plan)} task(s), {students} students, KD {old_cfg.kd.epochs} epoch(s) at batch "
-              f"{old_cfg.kd.batch_size}, {old_cfg.workers} worker(s) x {old_cfg.threads_per_worker or 'default'} "
+        print(f"{len(plan)} task(s), {students} students, KD {old_cfg.kd_recipe.epochs} epoch(s) at batch "
+              f"{old_cfg.kd_recipe.batch_size}, {old_cfg.workers} worker(s) x {old_cfg.threads_per_worker or 'default'} "
               f"thread(s), device {args.device_resolved}, {args.repeats} timed round(s)")
         phases = {"old": StudentPhase(old_cfg, plan), "new": StudentPhase(new_cfg, plan)}
         labels = {"old": [], "new": []}
@@ -248,8 +248,8 @@ def main() -> None:
           f"{cpu_ratio:.2f}x in students per CPU-hour of the workers")
     emit_json("db", args, args.device_resolved, ratio=ratio, target=TARGET, met=ratio >= TARGET,
               identical=identical, students=students, tasks=sorted(plan), workers=old_cfg.workers,
-              threads_per_worker=old_cfg.threads_per_worker, epochs=old_cfg.kd.epochs,
-              batch_size=old_cfg.kd.batch_size, lockstep={"old": old_cfg.lockstep, "new": new_cfg.lockstep},
+              threads_per_worker=old_cfg.threads_per_worker, epochs=old_cfg.kd_recipe.epochs,
+              batch_size=old_cfg.kd_recipe.batch_size, lockstep={"old": old_cfg.lockstep, "new": new_cfg.lockstep},
               repeats=args.repeats, warmup=args.warmup, seconds=seconds, students_per_hour=per_hour,
               cpu_seconds=cpu, students_per_cpu_hour=per_cpu_hour, cpu_ratio=cpu_ratio, notes=notes,
               results={sid: {k: v for k, v in r.items() if k != "history"} for sid, r in sorted(reference.items())})

@@ -60,7 +60,7 @@ def middle_arch(space) -> Arch:
 
 def read_recipe(profile: str, **overrides) -> KDRecipe:
     path = ROOT / "configs" / "kd" / f"{profile}.yaml"
-    data = {**cfgmod.read_with_bases(path)["recipe"], **overrides}
+    data = {**cfgmod.read_with_bases(path)["kd_recipe"], **overrides}
     return cfgmod.from_dict(KDRecipe, data, where=str(path))
 
 

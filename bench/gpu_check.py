@@ -130,7 +130,7 @@ def part_search(ctx) -> dict:
 
 def part_kd(ctx) -> dict:
     run = ctx.work / "kd"
-    extra = ["recipe.epochs=1"] if ctx.dry else []
+    extra = ["kd_recipe.epochs=1"] if ctx.dry else []
     need_ok(sh([PY, "-m", "dass.kd", "--config", config_path("kd", "cpu"), f"teacher={ctx.teacher}",
                 "dataset=glyphs/hebrew", f"data_root={ctx.data_root}", f"student_file={ctx.search_dir / 'top.json'}",
                 f"run_dir={run}", "seeds=[1]", f"device={ctx.device}", "progress=false", *extra], ctx.left()), "dass.kd")
@@ -170,7 +170,7 @@ def kd_rate(profile: str, k: int, ctx) -> dict:
     from dass.space import build, load_space, teacher_arch
     from dass.train import KDRecipe, KDSetting, kd_train_many
     space = load_space(config_path("space", profile))
-    recipe_d = cfgmod.read_yaml(config_path("kd", profile))["recipe"]
+    recipe_d = cfgmod.read_yaml(config_path("kd", profile))["kd_recipe"]
     if ctx.dry:  # 8 noise images of 4 classes at 32 px: one step at batch 8
         from dass.data import ImageArrays
         rng = np.random.default_rng(0)
@@ -234,7 +234,7 @@ def part_labels(ctx) -> dict:
         f"data_root={ctx.data_root}", f"work_dir={ctx.work / 'labels'}", f"out={ctx.work / 'labels/db'}",
         "subset_tasks=[]", f"tasks=[{{dataset: glyphs/hebrew, split: meta_test, teacher: {ctx.teacher}}}]",
         "label_seeds={meta_test: [1]}", f"device={ctx.device}", "lockstep=8",
-        *(["kd.epochs=1"] if ctx.dry else [])])
+        *(["kd_recipe.epochs=1"] if ctx.dry else [])])
     shipped = safe_torch_load(ROOT / "assets/cpu/db/glyphs-hebrew.pt")
     st = shipped["students"]
     order = np.argsort(np.asarray(st["macs"]), kind="stable")
@@ -250,7 +250,7 @@ def part_labels(ctx) -> dict:
     idx = [want[a] for a in sorted(want)]
     gpu = np.array([res[a]["best_acc"] for a in sorted(want)])
     s1, s2 = (np.asarray(st["best_acc_seeds"])[idx, c] for c in (0, 1))
-    return {"students": len(idx), "device": ctx.device, "epochs": cfg.kd.epochs,
+    return {"students": len(idx), "device": ctx.device, "epochs": cfg.kd_recipe.epochs,
             "spearman_device_vs_shipped_seed1": float(spearmanr(gpu, s1)[0]),
             "spearman_shipped_seed1_vs_seed2": float(spearmanr(s1, s2)[0]),
             "mean_abs_device_vs_shipped_seed1": float(np.abs(gpu - s1).mean()),

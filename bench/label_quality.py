@@ -8,7 +8,7 @@ Each argument is a ``work_dir`` of ``python -m dass.database`` (``--phase studen
 architecture (the same ``sample_seed`` samples the same students). ``WORK_DIR@SEED`` takes only the
 runs of KD seed ``SEED`` (a build with several ``label_seeds`` keeps them in one folder); a folder
 holding several seeds without ``@SEED`` is refused. Typical pairs: KD seed 1 vs seed 2
-(seed agreement), a schedule vs a longer one (convergence), ``kd.alpha=1.0`` vs the KD recipe (what KD
+(seed agreement), a schedule vs a longer one (convergence), ``kd_recipe.alpha=1.0`` vs the KD recipe (what KD
 changes). Per task and run it prints:
 
 * ``n``, the mean and max of the label, the mean seconds per student (the trainer's epoch times);

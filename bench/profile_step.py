@@ -56,7 +56,7 @@ def main() -> None:
         args.students, args.steps = 2, 2
     space = load_space(ROOT / "configs" / "space" / "cpu.yaml")
     db = cfgmod.read_with_bases(ROOT / "configs" / "database" / "cpu.yaml")
-    recipe = cfgmod.from_dict(KDRecipe, db["kd"], where="configs/database/cpu.yaml")
+    recipe = cfgmod.from_dict(KDRecipe, db["kd_recipe"], where="configs/database/cpu.yaml")
     key = args.task.replace("/", "-")
     if args.task in list_datasets(args.data_root):
         tr, te = (load_dataset(args.task, args.data_root, s) for s in ("train", "test"))

@@ -41,6 +41,6 @@ done
 echo "== all $(date -u +%T)"
 "${B[@]}"
 echo "== CE-only companion of the meta-test tasks $(date -u +%T)"
-"${B[@]}" 'splits=[meta_test]' kd.alpha=1.0 'label_seeds={meta_test: [1]}' \
+"${B[@]}" 'splits=[meta_test]' kd_recipe.alpha=1.0 'label_seeds={meta_test: [1]}' \
   work_dir=assets/cpu/db_ce_build out=assets/cpu/db_ce
 echo "== done $(date -u +%T)"

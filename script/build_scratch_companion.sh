@@ -19,7 +19,7 @@ PY=${PYTHON:-python3}
 if [[ -n "${CODE:-}" ]]; then
   export PYTHONPATH="$CODE" PYTHONSAFEPATH=1
 fi
-ARGS=(scratch=true kd.alpha=1.0 kd.epochs=40 out=assets/cpu/db_scratch work_dir=assets/cpu/db_scratch_build
+ARGS=(scratch=true kd_recipe.alpha=1.0 kd_recipe.epochs=40 out=assets/cpu/db_scratch work_dir=assets/cpu/db_scratch_build
       'labelled_students={meta_train: 20, meta_valid: 20, meta_test: 20}' 'label_seeds={meta_train: [1], meta_valid: [1], meta_test: [1, 2]}')
 if [[ "${1:-}" == "--args" ]]; then printf '%s\n' "${ARGS[@]}"; exit 0; fi
 B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "${ARGS[@]}" "$@")

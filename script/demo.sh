@@ -20,20 +20,39 @@ DSCRATCH=$ASSETS/predictors/dass_scratch/best.pt
 start=$(date +%s)
 mkdir -p "$OUT"
 
+# run FOLDER CMD...: run a stage into FOLDER. A stage refuses a folder that holds a run of other inputs
+# (an earlier version's demo, when an update changed what identifies a run): that folder is moved aside
+# to FOLDER.old-<time>, never deleted, and the stage runs once more.
+run() {
+  local dir=$1 err; shift
+  err=$(mktemp)
+  if { "$@" 2>&1 1>&3 3>&- | tee "$err" 1>&2; } 3>&1; then rm -f "$err"; return 0; fi
+  if [[ -e "$dir" ]] && grep -q "holds another run\|holds a run (config.yaml) but no" "$err"; then
+    local old; old="$dir.old-$(date +%Y%m%d-%H%M%S)"
+    mv "$dir" "$old"
+    echo "   $dir held a run of other inputs (an earlier version of the demo): moved to $old, running again"
+    rm -f "$err"
+    "$@"
+    return
+  fi
+  rm -f "$err"
+  return 1
+}
+
 echo "== 1/4 data: the built-in glyph family (skipped when present; the proxy baselines and the proxy"
 echo "   ensemble read the images of every database task, meta-train class subsets included)"
 $PY -m dass.data glyphs --config configs/data/glyphs.yaml out_root=data --quiet
 
 echo "== 2/4 search: 10,000 candidates for glyphs/$TASK under half the teacher's MACs (budget.macs=0.5)"
-$PY -m dass.search --config configs/search/cpu.yaml dataset=glyphs/$TASK data_root=data \
+run "$OUT/search" $PY -m dass.search --config configs/search/cpu.yaml dataset=glyphs/$TASK data_root=data \
   teacher=$TEACHER predictor=$DASS run_dir=$OUT/search budget.macs=0.5 pool_size=10000 progress=false
 
 echo "== 3/4 KD of the pick (seed 1)"
-$PY -m dass.kd --config configs/kd/cpu.yaml teacher=$TEACHER dataset=glyphs/$TASK data_root=data \
+run "$OUT/kd" $PY -m dass.kd --config configs/kd/cpu.yaml teacher=$TEACHER dataset=glyphs/$TASK data_root=data \
   student_file=$OUT/search/top.json run_dir=$OUT/kd "seeds=[1]" progress=false
 
 echo "== 4/4 evaluation: DaSS vs baselines on the shipped database's meta-test tasks"
-$PY -m dass.evaluation --config configs/evaluation/cpu.yaml db=$ASSETS/db data_root=data \
+run "$OUT/evaluate" $PY -m dass.evaluation --config configs/evaluation/cpu.yaml db=$ASSETS/db data_root=data \
   "predictors={dass: $DASS, meta_nas_A: $BASE, rapid_nas: $RAPID, dass_scratch: $DSCRATCH}" run_dir=$OUT/evaluate progress=false
 
 echo

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from ..config import to_dict
 from ..data import tiny_imagenet
 from ..data.download import NUM_CLASSES
-from ..database.format import FORMAT_V1 as FORMAT, SPLITS, save_task_db, validate_task_db
+from ..database.format import FORMAT_V1 as FORMAT, META_SPLITS, save_task_db, validate_task_db
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
 from ..space import Arch, SpaceConfig, macs, onehot, onehot_batch, params, teacher_arch
@@ -105,8 +105,8 @@ def task_from_records(students: OriginalRecords, teacher: OriginalRecords, key: 
                       source: dict | None = None) -> tuple[dict, int]:
     """One ``dass-db-v1`` task dict from an original database file and its teacher file; returns it
     with the number of repeated students dropped (see module doc)."""
-    if split not in SPLITS:
-        raise DassError(f"task {key}: split must be one of {SPLITS}, got {split!r}")
+    if split not in META_SPLITS:
+        raise DassError(f"task {key}: split must be one of {META_SPLITS}, got {split!r}")
     t_arch = teacher_arch(space)
     if teacher.archs and teacher.archs[0] != t_arch:
         raise DassError(f"task {key}: the teacher file's architecture {teacher.archs[0].to_dict()} is not the "
@@ -218,7 +218,7 @@ def find_release(src) -> ReleaseFiles:
         raise DassError(f"source folder not found: {src}")
     found = ReleaseFiles()
     pre = src / "preprocessed"
-    for mode in SPLITS:
+    for mode in META_SPLITS:
         for p in sorted((pre / "ours" / mode).glob(f"*{DB_SUFFIX}")):
             key = p.name[: -len(DB_SUFFIX)]
             if key in found.databases:

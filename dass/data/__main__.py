@@ -19,7 +19,7 @@ from ..config_help import attach
 from ..errors import DassError
 from . import glyphs
 from .glyph_config import GlyphsConfig, load_config
-from .arrays import SPLITS, check_splits
+from .arrays import DATA_SPLITS, check_splits
 from .registry import dataset_info, list_datasets, load_dataset
 
 
@@ -36,14 +36,14 @@ def _describe(args) -> int:
 
 
 def _validate(args) -> int:
-    train, test = (load_dataset(args.name, args.root, s) for s in SPLITS)
+    train, test = (load_dataset(args.name, args.root, s) for s in DATA_SPLITS)
     check_splits(train, test)
     if train.images.shape[1:] != test.images.shape[1:]:
         raise DassError(f"{args.name}: train images are {train.images.shape[1:]} but test "
                         f"{test.images.shape[1:]}")
     out = {"name": args.name, "ok": True, "num_classes": train.num_classes,
            "image_shape": list(train.images.shape[1:])}
-    for split, arrays in zip(SPLITS, (train, test)):
+    for split, arrays in zip(DATA_SPLITS, (train, test)):
         per_class = np.bincount(arrays.labels, minlength=arrays.num_classes)
         out[split] = {"images": len(arrays), "per_class_min": int(per_class.min()),
                       "per_class_max": int(per_class.max()),

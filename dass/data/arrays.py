@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DassError
 from ..io import atomic_write_bytes
 
-SPLITS = ("train", "test")
+DATA_SPLITS = ("train", "test")
 
 
 def as_rgb_uint8(images: np.ndarray, where: str) -> np.ndarray:
@@ -168,8 +168,8 @@ def check_splits(train: ImageArrays, test: ImageArrays) -> int:
 
 def read_split(root, name: str, split: str) -> ImageArrays:
     """Read ``<root>/<name>/<split>_{images,labels}.npy``."""
-    if split not in SPLITS:
-        raise DassError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if split not in DATA_SPLITS:
+        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
     folder = dataset_folder(root, name)
     img_path, lab_path = folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
     images = load_npy(img_path)
@@ -190,8 +190,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 def write_split(root, name: str, split: str, arrays: ImageArrays) -> Path:
     """Write ``arrays`` as ``<root>/<name>/<split>_{images,labels}.npy`` (atomic); returns the folder."""
-    if split not in SPLITS:
-        raise DassError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if split not in DATA_SPLITS:
+        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
     folder = Path(root) / name
     atomic_write_bytes(folder / f"{split}_images.npy", npy_bytes(arrays.images))
     atomic_write_bytes(folder / f"{split}_labels.npy", npy_bytes(arrays.labels.astype(np.int64)))

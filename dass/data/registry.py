@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DassError
 from . import subset, tiny_imagenet
-from .arrays import (SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
+from .arrays import (DATA_SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
                      resize_images)
 from .folder import load_image_folder
 from .glyph_config import FAMILIES as GLYPH_FAMILIES
@@ -96,8 +96,8 @@ def _lookup(name: str) -> tuple[_Entry, str | None]:
 
 def load_dataset(name: str, root, split: str, image_size: int | None = None) -> ImageArrays:
     """Load split "train" or "test" of dataset ``name`` from ``root`` (resized when ``image_size``)."""
-    if split not in SPLITS:
-        raise DassError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if split not in DATA_SPLITS:
+        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
     if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
         raise DassError(f"image_size must be a positive integer, got {image_size!r}")
     entry, arg = _lookup(name)
@@ -125,7 +125,7 @@ def dataset_info(name: str, root) -> dict:
             folder = dataset_folder(Path(arg).parent, Path(arg).name)
         else:
             folder = Path(root) / name
-        shapes = {s: load_npy(folder / f"{s}_images.npy", mmap=True).shape for s in SPLITS}
+        shapes = {s: load_npy(folder / f"{s}_images.npy", mmap=True).shape for s in DATA_SPLITS}
         return {"name": name, "num_classes": infer_num_classes(folder),
                 **{s: int(shape[0]) for s, shape in shapes.items()},
                 "image_shape": [int(v) for v in shapes["train"][1:3]] + [3]}
@@ -133,7 +133,7 @@ def dataset_info(name: str, root) -> dict:
         return tiny_imagenet.info(root)
     if entry.pattern == f"{tiny_imagenet.NAME}-<k>" and arg.isdigit():
         return tiny_imagenet.info(root, int(arg))
-    train, test = (load_dataset(name, root, s) for s in SPLITS)
+    train, test = (load_dataset(name, root, s) for s in DATA_SPLITS)
     return {"name": name, "num_classes": train.num_classes, "train": len(train), "test": len(test),
             "image_shape": list(train.images.shape[1:])}
 

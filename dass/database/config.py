@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from ..data.registry import dataset_key
 from ..errors import DassError
 from ..train.recipe import KDRecipe, TeacherRecipe
-from .splits import SPLITS
+from .splits import META_SPLITS
 from .subsets import SubsetTaskSpec, expand
 
 
@@ -22,8 +22,8 @@ class TaskSpec:
     teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
 
     def __post_init__(self):
-        if self.split not in SPLITS:
-            raise DassError(f"task '{self.dataset}': split must be one of {list(SPLITS)}, got '{self.split}'")
+        if self.split not in META_SPLITS:
+            raise DassError(f"task '{self.dataset}': split must be one of {list(META_SPLITS)}, got '{self.split}'")
         if not self.key:
             self.key = dataset_key(self.dataset)
 
@@ -57,14 +57,14 @@ class DatabaseConfig:
     teachers_dir: str = ""  # where trained teachers go: <teachers_dir>/<task>/teacher.pt (default <work_dir>/teachers)
     tasks: list[TaskSpec] = field(default_factory=list)  # the tasks: a dataset, its split and optionally a teacher
     subset_tasks: list[SubsetTaskSpec] = field(default_factory=list)  # blocks of class-subset tasks (subsets.py)
-    splits: list[str] = field(default_factory=lambda: list(SPLITS))  # build only the tasks of these splits
+    splits: list[str] = field(default_factory=lambda: list(META_SPLITS))  # build only the tasks of these splits
     only: list[str] = field(default_factory=list)  # build only the tasks with these keys (empty = every task)
     students: dict[str, int] = field(  # students sampled per task, by split
         default_factory=lambda: {"meta_train": 20, "meta_valid": 20, "meta_test": 50})
     labelled_students: dict[str, int] = field(default_factory=dict)  # per split: label only this many of the sampled students, evenly along their MACs order (a cheaper companion of the same students)
     sample_seed: int = 0  # seed of the student sampling (combined with the task key)
     pool_factor: int = 20  # students are drawn from a pool of pool_factor x n, spread over the MACs range
-    kd: KDRecipe = field(default_factory=KDRecipe)  # KD recipe that labels the students
+    kd_recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe that labels the students
     teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # recipe of the teachers trained by the build
     teacher_seed: int = 0  # seed of the teachers trained by the build
     seed: int = 0  # KD seed of every student of a split that label_seeds does not name
@@ -72,7 +72,7 @@ class DatabaseConfig:
     target_reliability: dict[str, float] = field(default_factory=dict)  # per split: add KD seeds to a task whose label is less reliable
     max_label_seeds: int = 6  # most KD seeds per task that target_reliability may grow a task to
     remap: str = "copy_paste_first"  # initialisation of a student from its teacher (copy_paste_first ...)
-    scratch: bool = False  # from-scratch labels: students train from random initialisation on CE only (needs kd.alpha: 1.0; remap still makes the maps)
+    scratch: bool = False  # from-scratch labels: students train from random initialisation on CE only (needs kd_recipe.alpha: 1.0; remap still makes the maps)
     noise_seed: int = 0  # seed of the noise input of the functional maps
     launcher: Literal["local", "torchrun", "slurm"] = "local"  # local (in process or workers), torchrun or slurm
     workers: int = 1  # local processes training students in parallel
@@ -97,25 +97,25 @@ class DatabaseConfig:
                 "timeout_min", "array_parallelism", "cpus_per_task", "gpus_per_node", "groups_per_job")) < 0:
             raise DassError("tasks[].teacher_lr and the slurm counts must be >= 0")
         for s, n in self.students.items():
-            if s not in SPLITS or not 1 <= n <= 1_000_000:
+            if s not in META_SPLITS or not 1 <= n <= 1_000_000:
                 raise DassError(f"students: '{s}: {n}' must name a split with a count in [1, 10^6]")
         for s, k in self.labelled_students.items():
-            if s not in SPLITS or not 1 <= k <= self.students.get(s, 0):
+            if s not in META_SPLITS or not 1 <= k <= self.students.get(s, 0):
                 raise DassError(f"labelled_students: '{s}: {k}' must name a split with a count in [1, students of "
                                 f"the split ({self.students.get(s, 0)})]")
-        if not self.splits or any(s not in SPLITS for s in self.splits):
-            raise DassError(f"splits: {self.splits} must be a non-empty list of {list(SPLITS)}")
+        if not self.splits or any(s not in META_SPLITS for s in self.splits):
+            raise DassError(f"splits: {self.splits} must be a non-empty list of {list(META_SPLITS)}")
         for s, seeds in self.label_seeds.items():
-            if s not in SPLITS or not seeds or len(set(seeds)) != len(seeds):
+            if s not in META_SPLITS or not seeds or len(set(seeds)) != len(seeds):
                 raise DassError(f"label_seeds: '{s}: {seeds}' must name a split with a list of distinct seeds")
         for s, target in self.target_reliability.items():
-            if s not in SPLITS or not 0 < target < 1:
+            if s not in META_SPLITS or not 0 < target < 1:
                 raise DassError(f"target_reliability: '{s}: {target}' must name a split with a value in (0, 1)")
             if len(self.seeds(s)) < 2:
                 raise DassError(f"target_reliability: split {s} needs label_seeds with at least 2 seeds "
                                 f"(their agreement decides how many more are needed)")
-        if self.scratch and (self.kd.alpha != 1.0 or self.remap == "random_init"):
-            raise DassError("scratch: true trains on the labels alone: set kd.alpha: 1.0 (and keep remap a teacher "
+        if self.scratch and (self.kd_recipe.alpha != 1.0 or self.remap == "random_init"):
+            raise DassError("scratch: true trains on the labels alone: set kd_recipe.alpha: 1.0 (and keep remap a teacher "
                             "remap: it makes the functional maps)")
         if not 2 <= self.max_label_seeds <= 100:
             raise DassError(f"max_label_seeds must lie in [2, 100], got {self.max_label_seeds}")

@@ -34,7 +34,7 @@ from ..correlation import spearman
 from ..errors import DassError
 from ..io import atomic_torch_save, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, validate
-from .splits import LABELS, SPLITS  # noqa: F401 (re-exported: the format names its splits and labels)
+from .splits import LABELS, META_SPLITS  # noqa: F401 (re-exported: the format names its splits and labels)
 
 log = logging.getLogger("dass.database")
 
@@ -56,8 +56,8 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
         if not isinstance(d[k], dict):
             raise DassError(f"{where}: '{k}' must be a mapping, got {type(d[k]).__name__}")
     task = d["task"]
-    if task.get("split") not in SPLITS:
-        raise DassError(f"{where}: task.split must be one of {SPLITS}, got {task.get('split')!r}")
+    if task.get("split") not in META_SPLITS:
+        raise DassError(f"{where}: task.split must be one of {META_SPLITS}, got {task.get('split')!r}")
     st = d["students"]
     n = len(st.get("arch", []))
     if n == 0:
@@ -217,7 +217,7 @@ def unlisted_task_files(root) -> list[str]:
     return [p.name for p in sorted(Path(root).glob("*.pt")) if p.name not in listed]
 
 
-def load_db(root, splits=SPLITS) -> dict[str, list[dict]]:
+def load_db(root, splits=META_SPLITS) -> dict[str, list[dict]]:
     """The task files of the database ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted
     by key. With a ``manifest.json``, the database is what it lists: a listed file that is missing,
     or whose split differs from its row's, is an error (never a silent average over the rest), and a

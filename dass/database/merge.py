@@ -19,7 +19,7 @@ from .config import DatabaseConfig, TaskSpec
 from .format import FORMAT, save_task_db, seed_agreement
 from .jobs import StudentJob, content_hash
 from .plan import build_space, finished_results, job_seeds, per_seed, teacher_path
-from .splits import SPLITS
+from .splits import META_SPLITS
 
 
 def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: list[int],
@@ -46,7 +46,7 @@ def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: 
         "noise_seed": cfg.noise_seed,
         "remap": cfg.remap,
         **({"scratch": True} if cfg.scratch else {}),   # labels from random initialisation, CE only
-        "recipe": to_dict(cfg.kd),
+        "recipe": to_dict(cfg.kd_recipe),
         "label_seeds": seeds,
         "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),
                     "final_acc": float(t_metrics.get("final_acc", t_metrics["best_acc"])),
@@ -76,7 +76,7 @@ def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: 
 def _merge_id(cfg: DatabaseConfig, jobs: list[StudentJob]) -> str:
     """What a task file is made of: its jobs and the merge settings (same id = same file)."""
     return content_hash([FORMAT, [j.student_id for j in jobs], cfg.noise_seed, cfg.remap, cfg.feats_per_class,
-                         cfg.max_feats, to_dict(cfg.kd)])
+                         cfg.max_feats, to_dict(cfg.kd_recipe)])
 
 
 def task_row(key: str, split: str, teacher_acc, students: int, seeds: list[int], best_acc_seeds=None) -> dict:
@@ -123,9 +123,9 @@ def merge(cfg: DatabaseConfig, plan, tasks: dict[str, Task]) -> dict:
     # tasks of the config that splits/only leave out of this build keep their rows (a build split by
     # split adds to one database); tasks no longer in the config drop out (their files are ignored)
     built = {t.key for t in cfg.all_tasks}
-    listed = {t.key for t in dataclasses.replace(cfg, splits=list(SPLITS), only=[]).all_tasks}
+    listed = {t.key for t in dataclasses.replace(cfg, splits=list(META_SPLITS), only=[]).all_tasks}
     rows += [r for k, r in old.items() if k in listed and k not in built]
-    manifest = {"format": FORMAT, "space": to_dict(build_space(tasks)), "kd": to_dict(cfg.kd), "remap": cfg.remap,
+    manifest = {"format": FORMAT, "space": to_dict(build_space(tasks)), "kd": to_dict(cfg.kd_recipe), "remap": cfg.remap,
                 "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
     atomic_write_json(out / "manifest.json", manifest)

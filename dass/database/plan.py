@@ -86,7 +86,7 @@ def plan_students(cfg: DatabaseConfig, tasks: dict[str, Task],
     is left out when ``missing_teachers_ok`` (a merge while the build still runs), else an error."""
     plan = {}
     space_d = to_dict(build_space(tasks))
-    kd_d = to_dict(cfg.kd)
+    kd_d = to_dict(cfg.kd_recipe)
     for task in cfg.all_tasks:
         tr, te = tasks[task.key].train, tasks[task.key].test
         n = cfg.students.get(task.split, 0)

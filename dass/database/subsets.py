@@ -26,7 +26,7 @@ import numpy as np
 from ..data.registry import class_identities, class_list
 from ..data.subset import class_identity, subset_name
 from ..errors import DassError
-from .splits import SPLITS
+from .splits import META_SPLITS
 from .jobs import content_hash
 
 
@@ -41,8 +41,8 @@ class SubsetTaskSpec:
     prefix: str = "sub"  # task keys: <prefix><i:02d>-<8 hex of the dataset name's hash>
 
     def __post_init__(self):
-        if self.split not in SPLITS:
-            raise DassError(f"subset_tasks: split must be one of {list(SPLITS)}, got '{self.split}'")
+        if self.split not in META_SPLITS:
+            raise DassError(f"subset_tasks: split must be one of {list(META_SPLITS)}, got '{self.split}'")
         if not self.pool:
             raise DassError("subset_tasks: 'pool' must list at least one dataset")
         if self.count < 1:

@@ -65,7 +65,7 @@ from .tasks import num_students, task_archs, task_key, task_space, true_accuracy
 
 log = logging.getLogger("dass.evaluation")
 
-PROXY_INPUTS = ("data", "noise")
+PROXY_BATCHES = ("data", "noise")
 
 
 # proxies that score a student by its accuracy on the batch's labels: NaN on the noise input
@@ -101,8 +101,8 @@ class EvalContext:
     def __post_init__(self):
         if self.proxy_cache or self.proxy_read_only_caches:
             self._cache = ProxyCache(self.proxy_cache, read_only=self.proxy_read_only_caches)
-        if self.proxy_input not in PROXY_INPUTS:
-            raise DassError(f"proxy_input must be one of {list(PROXY_INPUTS)}, got {self.proxy_input!r}")
+        if self.proxy_input not in PROXY_BATCHES:
+            raise DassError(f"proxy_input must be one of {list(PROXY_BATCHES)}, got {self.proxy_input!r}")
         if self.proxy_batch_size < 2:
             raise DassError("proxy_batch_size must be >= 2 (naswot and jacov compare images)")
         if self.label not in LABELS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from ..database.splits import LABELS, SPLITS
+from ..database.splits import LABELS, META_SPLITS
 from ..errors import DassError
 
 # The built-in methods, in table order: the scorers :mod:`dass.evaluation.baselines` registers
@@ -28,7 +28,7 @@ class SearchKDConfig:
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5])   # fractions of the teacher's MACs
     train: bool = False          # KD-train each pick with every seed (else database accuracies only)
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # KD seeds of each trained pick
-    recipe: str = ""             # KD recipe YAML; empty = the recipe stored in each task file
+    kd_recipe: str = ""          # KD recipe YAML; empty = the recipe stored in each task file
     methods: list[str] = field(default_factory=list)   # empty = every evaluated method
 
     def __post_init__(self):
@@ -65,8 +65,8 @@ class EvaluationConfig:
     search_kd: SearchKDConfig = field(default_factory=SearchKDConfig)  # search-then-KD comparison under budgets
 
     def __post_init__(self):
-        if self.split not in SPLITS:
-            raise DassError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        if self.split not in META_SPLITS:
+            raise DassError(f"split must be one of {list(META_SPLITS)}, got {self.split!r}")
         if not self.labels or len(set(self.labels)) != len(self.labels) or set(self.labels) - set(LABELS):
             raise DassError(f"labels must be distinct names among {list(LABELS)}, got {self.labels}")
         if self.top_k < 1:

@@ -76,15 +76,15 @@ def search_rows(task: dict, scores: dict[str, np.ndarray], fractions: list[float
 
 
 def load_recipe(path: str, task: dict):
-    """The KD recipe: from ``path`` (a YAML that is a recipe, or holds one under ``recipe:``), or, when
+    """The KD recipe: from ``path`` (a YAML that is a recipe, or holds one under ``kd_recipe:``, as a kd profile does), or, when
     ``path`` is empty, the recipe stored in the task file (the one that made its labels)."""
     if not path:
         if "recipe" not in task:
-            raise DassError(f"task {task_key(task)}: the task file stores no KD recipe; give search_kd.recipe")
+            raise DassError(f"task {task_key(task)}: the task file stores no KD recipe; give search_kd.kd_recipe")
         return cfgmod.from_dict(KDRecipe, dict(task["recipe"]), where=f"task {task_key(task)} (recipe)")
     data = cfgmod.read_with_bases(path)
-    if isinstance(data.get("recipe"), dict):
-        data = data["recipe"]
+    if isinstance(data.get("kd_recipe"), dict):
+        data = data["kd_recipe"]
     return cfgmod.from_dict(KDRecipe, data, where=str(path))
 
 

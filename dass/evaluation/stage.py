@@ -107,7 +107,7 @@ def _check_search(cfg: EvaluationConfig, tasks, names: list[str], skipped, conte
     if sk.train:
         for t in tasks:
             key = bl.task_key(t)
-            recipes[key] = search_kd.load_recipe(sk.recipe, t)
+            recipes[key] = search_kd.load_recipe(sk.kd_recipe, t)
             context.teacher_state(t)
             info = dataset_info(str(t["task"].get("dataset", key)), cfg.data_root)
             if info["num_classes"] != int(t["task"]["num_classes"]):
@@ -254,7 +254,7 @@ def run_search_kd(plan: Plan, scores, run_dir: Path) -> list[dict]:
     notes = [f"Pool: the database students with MACs <= budget x the teacher's MACs; accuracy label "
              f"`{cfg.labels[0]}`."]
     if cfg.search_kd.train:
-        notes.append(f"KD: seeds {cfg.search_kd.seeds}, recipe {cfg.search_kd.recipe or 'of the task file'}; "
+        notes.append(f"KD: seeds {cfg.search_kd.seeds}, recipe {cfg.search_kd.kd_recipe or 'of the task file'}; "
                      f"mean ± sample std over seeds.")
     atomic_write_text(run_dir / "search_kd.md",
                       tables.search_kd_markdown(rows, methods, columns, cfg.search_kd.train, notes=notes))

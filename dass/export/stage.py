@@ -101,7 +101,7 @@ def read_kd_run(run, pick: int = 1) -> dict:
             raise DassError(f"{run / 'identity.json'}: no student architecture or space recorded ({e})") from None
         kd = cfgmod.load(KDRunConfig, run / "config.yaml")
         return {"folder": run, "dataset": kd.dataset, "data_root": kd.data_root, "teacher": kd.teacher,
-                "mean": kd.recipe.mean, "std": kd.recipe.std, "arch": arch, "space": space,
+                "mean": kd.kd_recipe.mean, "std": kd.kd_recipe.std, "arch": arch, "space": space,
                 "seeds": _finished_seeds(run), "reproduce": [f"python -m dass.kd --config {run / 'config.yaml'}"]}
     pipe, folder = _pipeline_pick(run, pick)
     if kind not in (None, "pipeline") or _kind(pipe) != "pipeline" or folder.parent.name != "kd":

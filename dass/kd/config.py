@@ -39,7 +39,7 @@ class KDRunConfig:
     remap: str = "copy_paste_first"  # initialisation of the student from the teacher (copy_paste_first ...)
     device: str = "auto"  # auto, cpu, cuda or cuda:<i>
     progress: bool = True  # progress bars
-    recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe
+    kd_recipe: KDRecipe = field(default_factory=KDRecipe)  # KD recipe (configs/kd/<profile>.yaml); the database and the pipeline reference it
 
     def check(self) -> None:
         """The checks that need no file: teacher and dataset given, seeds distinct and not empty."""

@@ -103,7 +103,7 @@ def run(cfg: KDRunConfig) -> dict:
         barrier(dist)
         log.info("student %s (%s) of space '%s' from teacher %s on %s, seeds %s, device %s x%d",
                  arch, arch.key(), space.name, cfg.teacher, cfg.dataset, cfg.seeds, dist.device, dist.world_size)
-        setting = PickSetting(space, teacher_sd, train, test, cfg.recipe, cfg.remap, cfg.device, dataset=cfg.dataset,
+        setting = PickSetting(space, teacher_sd, train, test, cfg.kd_recipe, cfg.remap, cfg.device, dataset=cfg.dataset,
                               teacher=cfg.teacher, progress=cfg.progress, ctx=dist)
         [pick] = train_pick_folders([arch], [run_dir], setting, cfg.seeds)   # the run folder is the pick's folder
         if dist.is_main:

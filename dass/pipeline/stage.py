@@ -68,7 +68,7 @@ from .config import PipelineConfig
 from .report import write_report
 
 log = logging.getLogger("dass.pipeline")
-STAGES = ("teacher", "search", "kd")
+PIPELINE_STAGES = ("teacher", "search", "kd")
 
 
 def default_run_dir(dataset: str) -> Path:
@@ -152,7 +152,7 @@ class Stages:
 def check_stage_folders(run_dir: Path) -> None:
     """Refuse a run folder whose stage folder holds files but no ``stage_identity.json``: it was not
     written by a pipeline stage, and a redo would delete it."""
-    for name in STAGES:
+    for name in PIPELINE_STAGES:
         folder = run_dir / name
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise DassError(f"{folder}: not a stage folder written by dass.pipeline; move it away")
@@ -245,7 +245,7 @@ def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
     cfgmod.save(space, folder / "space.yaml")
     tcfg = TeacherRunConfig(dataset=cfg.dataset, data_root=cfg.data_root, space=str(folder / "space.yaml"),
                             run_dir=str(folder), seed=cfg.teacher_seed, device=cfg.device, progress=cfg.progress,
-                            recipe=cfg.teacher_recipe)
+                            teacher_recipe=cfg.teacher_recipe)
     line = teacher_stage_run(tcfg, data)
     return {**line, "trained_here": True}
 

@@ -23,7 +23,7 @@ class TeacherRunConfig:
     seed: int = 0  # seed of the initialisation and the batches
     device: str = "auto"  # auto, cpu, cuda or cuda:<i>
     progress: bool = True  # progress bars
-    recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # teacher recipe
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)  # teacher recipe (the database and the pipeline reference it)
 
     def check(self) -> None:
         """The check that needs no file: a dataset is named."""

@@ -53,14 +53,14 @@ def run(cfg: TeacherRunConfig, data: tuple[ImageArrays, ImageArrays] | None = No
         barrier(dist)
         log.info("teacher of space '%s' on %s (%d train / %d test images, %d classes), device %s x%d",
                  space.name, cfg.dataset, len(train), len(test), train.num_classes, dist.device, dist.world_size)
-        state_dict, metrics = fit_teacher(space, train, test, cfg.recipe, cfg.seed, run_dir=run_dir,
+        state_dict, metrics = fit_teacher(space, train, test, cfg.teacher_recipe, cfg.seed, run_dir=run_dir,
                                             progress=cfg.progress, ctx=dist)
         line = {"teacher": str(run_dir / "teacher.pt"),
                 **{k: metrics[k] for k in ("best_acc", "final_acc", "final_loss", "best_epoch", "wall_s",
                                            "macs", "params")}}
         if dist.is_main:
             save_teacher(run_dir / "teacher.pt", state_dict, space, train.num_classes, cfg.dataset, metrics,
-                         recipe=cfg.recipe, seed=cfg.seed, data=data_id)
+                         recipe=cfg.teacher_recipe, seed=cfg.seed, data=data_id)
             atomic_write_json(run_dir / "metrics.json", {"dataset": cfg.dataset, "seed": cfg.seed, **metrics})
             log.info("done: %s", line)
             print(json.dumps({k: line[k] for k in ("teacher", "best_acc", "final_acc", "final_loss", "best_epoch",

@@ -160,7 +160,7 @@ class Learner:
             kept = (f"last good checkpoint kept at {self.run_dir / 'last.pt'} (epoch {self.epoch})"
                     if self.run_dir is not None and self.epoch > 0 else "no checkpoint kept")
             raise DassError(f"{self.name}: training diverged in epoch {self.epoch + 1} (train loss {loss}); "
-                            f"lower recipe.lr (now {self.recipe.lr:g}); {kept}")
+                            f"lower {'kd_recipe' if isinstance(self.recipe, KDRecipe) else 'teacher_recipe'}.lr (now {self.recipe.lr:g}); {kept}")
         return loss, 100.0 * correct / max(seen, 1)
 
     def end_epoch(self, train_loss: float, train_acc: float, test_acc: float | None, seconds: float) -> None:

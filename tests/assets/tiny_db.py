@@ -91,7 +91,7 @@ def write_build_config(tmp, name: str, data_root, epochs: int = 2, **extra) -> P
         "work_dir": str(tmp / name / "work"), "students": {"meta_train": 6, "meta_test": 6},
         "tasks": [{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"}],
         "teacher_recipe": {"epochs": epochs, "batch_size": 16, "eval_every": 1, "lr": 0.05},
-        "kd": {"epochs": epochs, "batch_size": 16, "eval_every": 1},
+        "kd_recipe": {"epochs": epochs, "batch_size": 16, "eval_every": 1},
         "workers": 1, "threads_per_worker": 1, "device": "cpu", "feats_per_class": 3, **extra,
     }
     p = tmp / f"{name}.yaml"

@@ -70,7 +70,7 @@ class Case:
 
 def kd(*extra, teacher="{teacher}", dataset="glyphs/good"):
     return ("dass.kd", (f"teacher={teacher}", f"dataset={dataset}", "data_root={data}", "run_dir={scratch}/kd",
-                        "recipe.epochs=1", "progress=false", *extra))
+                        "kd_recipe.epochs=1", "progress=false", *extra))
 
 
 def search(*extra, teacher="{teacher}", predictor="{predictor}"):

@@ -69,7 +69,7 @@ def _imported(stderr: str) -> set[str]:
     (["-m", "dass.search", "--help"], 0),
     (["-m", "dass.kd", "seeds=[1,1]", "teacher=t.pt", "dataset=d"], 2),   # a config error (a seed twice)
     (["-m", "dass.database", "--config", "nowhere.yaml"], 2),
-    (["-m", "dass.teacher", "recipe.epochs=1"], 2),                      # no dataset named
+    (["-m", "dass.teacher", "teacher_recipe.epochs=1"], 2),                      # no dataset named
     (["-m", "dass.evaluation", "top_k=3"], 2),                            # no database named
     (["-m", "dass.predictor", "--help"], 0),
     (["-m", "dass", ], 0),

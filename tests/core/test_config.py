@@ -123,7 +123,7 @@ def test_an_edit_in_a_recipe_file_reaches_every_profile_that_names_it(tmp_path):
     teacher.write_text(teacher.read_text().replace("  epochs: 60\n", "  epochs: 61\n", 1))
     db = load(DatabaseConfig, tmp_path / "configs" / "database" / "cpu.yaml")
     pipe = load(PipelineConfig, tmp_path / "configs" / "pipeline" / "cpu.yaml")
-    assert load(KDRunConfig, kd).recipe.lr == db.kd.lr == pipe.kd_recipe.lr == 0.07
+    assert load(KDRunConfig, kd).kd_recipe.lr == db.kd_recipe.lr == pipe.kd_recipe.lr == 0.07
     # the database keeps its ranking schedule beside the reference; the final students train longer
-    assert db.kd.epochs == 10 and pipe.kd_recipe.epochs == load(KDRunConfig, kd).recipe.epochs == 40
-    assert load(TeacherRunConfig, teacher).recipe.epochs == db.teacher_recipe.epochs == pipe.teacher_recipe.epochs == 61
+    assert db.kd_recipe.epochs == 10 and pipe.kd_recipe.epochs == load(KDRunConfig, kd).kd_recipe.epochs == 40
+    assert load(TeacherRunConfig, teacher).teacher_recipe.epochs == db.teacher_recipe.epochs == pipe.teacher_recipe.epochs == 61

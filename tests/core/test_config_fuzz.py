@@ -101,11 +101,11 @@ def argv_of(name: str, f: dict, run_dir: str) -> tuple[str, list[str]]:
     """(module, argv) of a tiny valid run of entry ``name``."""
     if name == "kd":
         return "kd", [f"teacher={f['teacher']}", "dataset=glyphs/good", f"data_root={f['data']}", *STUDENT,
-                      "recipe.epochs=1", "recipe.batch_size=5", "recipe.eval_batch_size=5", "progress=false",
+                      "kd_recipe.epochs=1", "kd_recipe.batch_size=5", "kd_recipe.eval_batch_size=5", "progress=false",
                       "device=cpu", f"run_dir={run_dir}"]
     if name == "teacher":
         return "teacher", ["dataset=glyphs/good", f"data_root={f['data']}", f"space={f['space']}",
-                           "recipe.epochs=1", "recipe.batch_size=5", "recipe.eval_batch_size=5",
+                           "teacher_recipe.epochs=1", "teacher_recipe.batch_size=5", "teacher_recipe.eval_batch_size=5",
                            "progress=false", "device=cpu", f"run_dir={run_dir}"]
     if name == "search":
         return "search", [f"teacher={f['teacher']}", f"predictor={f['predictor']}", "pool_size=4",
@@ -168,7 +168,7 @@ def check(cases, fx, tmp_path, monkeypatch):
 def test_every_entry_has_numeric_keys():
     names = {n for n, _, _ in KEYS}
     assert names == set(CONFIGS)
-    assert ("kd", "recipe.temperature", False) in KEYS and ("kd", "seeds", True) in KEYS
+    assert ("kd", "kd_recipe.temperature", False) in KEYS and ("kd", "seeds", True) in KEYS
     assert ("predictor", "model.set_heads", False) in KEYS and ("search", "budget.macs", False) in KEYS
 
 

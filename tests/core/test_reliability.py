@@ -91,13 +91,13 @@ def tree(folder) -> dict:
 
 def kd(f, *extra, student=True):
     return ("kd", f"teacher={f['teacher']}", "dataset=glyphs/good", f"data_root={f['data']}", *(STUDENT if student else ()),
-            "recipe.epochs=1", "recipe.batch_size=5", "recipe.eval_batch_size=5", "progress=false",
+            "kd_recipe.epochs=1", "kd_recipe.batch_size=5", "kd_recipe.eval_batch_size=5", "progress=false",
             "device=cpu", *extra)
 
 
 def teacher(f, *extra):
     return ("teacher", "dataset=glyphs/good", f"data_root={f['data']}", f"space={f['space']}",
-            "recipe.epochs=1", "recipe.batch_size=5", "recipe.eval_batch_size=5", "progress=false", "device=cpu",
+            "teacher_recipe.epochs=1", "teacher_recipe.batch_size=5", "teacher_recipe.eval_batch_size=5", "progress=false", "device=cpu",
             *extra)
 
 
@@ -118,8 +118,8 @@ def test_kd_rerun_with_another_teacher_is_refused_and_changes_nothing(files, cap
     assert "identity.json" in before and "config.yaml" in before
     refused(capsys, *kd(files, f"teacher={files['teacher_b']}", f"run_dir={first}"),
             expect=["holds another run", "teacher:"])
-    refused(capsys, *kd(files, f"run_dir={first}", "recipe.lr=0.2", "recipe.epochs=2"),
-            expect=["recipe.lr: 0.05 -> 0.2", "recipe.epochs: 1 -> 2"])
+    refused(capsys, *kd(files, f"run_dir={first}", "kd_recipe.lr=0.2", "kd_recipe.epochs=2"),
+            expect=["kd_recipe.lr: 0.05 -> 0.2", "kd_recipe.epochs: 1 -> 2"])
     refused(capsys, *kd(files, f"data_root={files['data_b']}", f"run_dir={first}"), expect=["data.train"])
     assert tree(first) == before
     # the same inputs resume (nothing to do); another teacher by default lands in another folder
@@ -182,13 +182,13 @@ def test_base_is_recursive_and_a_cycle_is_an_error(tmp_path, capsys):
     from dass import config as cfgmod
     from dass.kd import KDRunConfig
     (tmp_path / "parent.yaml").write_text(f"_base_: {REPO}/configs/kd/cpu.yaml\nseeds: [3]\n")
-    (tmp_path / "child.yaml").write_text("_base_: parent.yaml\nrecipe: {lr: 0.1}\n")
+    (tmp_path / "child.yaml").write_text("_base_: parent.yaml\nkd_recipe: {lr: 0.1}\n")
     cfg = cfgmod.load(KDRunConfig, tmp_path / "child.yaml")
     # the grandparent's schedule, which differs from the dataclass defaults
-    grand = yaml.safe_load((REPO / "configs/kd/cpu.yaml").read_text())["recipe"]
-    default = KDRunConfig().recipe
+    grand = yaml.safe_load((REPO / "configs/kd/cpu.yaml").read_text())["kd_recipe"]
+    default = KDRunConfig().kd_recipe
     assert (grand["epochs"], grand["batch_size"]) != (default.epochs, default.batch_size)
-    assert (cfg.recipe.epochs, cfg.recipe.batch_size, cfg.recipe.lr, cfg.seeds) == (
+    assert (cfg.kd_recipe.epochs, cfg.kd_recipe.batch_size, cfg.kd_recipe.lr, cfg.seeds) == (
         grand["epochs"], grand["batch_size"], 0.1, [3])
     (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
     (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
@@ -214,9 +214,9 @@ def test_written_files_follow_the_umask(tmp_path, mask):
 # ------------------------------------------------------------------------------------------ validation
 
 @pytest.mark.parametrize("stage, override, text", [
-    ("kd", "recipe.std=.inf", "'recipe.std' must be a finite number"),
-    ("kd", "recipe.mean=.nan", "'recipe.mean' must be a finite number"),
-    ("kd", "recipe.temperature=.inf", "'recipe.temperature' must be a finite number"),
+    ("kd", "kd_recipe.std=.inf", "'kd_recipe.std' must be a finite number"),
+    ("kd", "kd_recipe.mean=.nan", "'kd_recipe.mean' must be a finite number"),
+    ("kd", "kd_recipe.temperature=.inf", "'kd_recipe.temperature' must be a finite number"),
     ("kd", "seeds=[1,1]", "seeds lists a seed twice"),
     ("kd", "seeds=[-1]", "must be a seed in [0, 2^63)"),
     ("kd", f"seeds=[{10 ** 22}]", "out of range"),

@@ -249,7 +249,7 @@ def _build_cfg(tmp: Path, data: Path, **extra):
     d = {"space": str(tmp / "space.yaml"), "out": str(tmp / "out"), "work_dir": str(tmp / "work"),
          "teachers_dir": str(tmp / "teachers"), "students": {"meta_test": 2},
          "tasks": [{"dataset": f"folder:{data}", "split": "meta_test", "key": "t"}],
-         "teacher_recipe": {"epochs": 1, "batch_size": 8}, "kd": {"epochs": 1, "batch_size": 8},
+         "teacher_recipe": {"epochs": 1, "batch_size": 8}, "kd_recipe": {"epochs": 1, "batch_size": 8},
          "workers": 1, "threads_per_worker": 1, "device": "cpu", "feats_per_class": 2, **extra}
     return from_dict(DatabaseConfig, d)
 
@@ -277,8 +277,8 @@ def test_two_builds_of_different_recipes_cannot_share_one_out(tmp_path):
     build(_build_cfg(tmp_path, data), "teachers")
     assert "lr: 0.05" in (tmp_path / "work" / "config.yaml").read_text()
     before = snapshot(tmp_path)
-    with pytest.raises(DassError, match=r"holds another run \(differs in kd.lr"):
-        build(_build_cfg(tmp_path, data, kd={"epochs": 1, "batch_size": 8, "lr": 0.5}), "teachers")
+    with pytest.raises(DassError, match=r"holds another run \(differs in kd_recipe.lr"):
+        build(_build_cfg(tmp_path, data, kd_recipe={"epochs": 1, "batch_size": 8, "lr": 0.5}), "teachers")
     assert snapshot(tmp_path) == before    # out, and work_dir/config.yaml still the first recipe's
     with runid.locked(tmp_path / "out", "test"):
         with pytest.raises(DassError, match="in use by another dass.database build"):

@@ -97,10 +97,10 @@ def test_check_database_config_is_cpu_recipe_on_outside_tasks():
     assert [(t.dataset, t.split) for t in cfg.all_tasks] == [
         ("outside/script_capitals", "meta_test"), ("outside/fraktur_capitals", "meta_test"),
         ("outside/cyrillic_cursive", "meta_test")]
-    assert cfg.teacher_recipe.epochs == 60 and cfg.kd.epochs == 10 and cfg.kd.temperature == 2.0
-    assert cfg.kd.alpha == 0.5 and cfg.students["meta_test"] == 50 and cfg.seeds("meta_test") == [1, 2]
+    assert cfg.teacher_recipe.epochs == 60 and cfg.kd_recipe.epochs == 10 and cfg.kd_recipe.temperature == 2.0
+    assert cfg.kd_recipe.alpha == 0.5 and cfg.students["meta_test"] == 50 and cfg.seeds("meta_test") == [1, 2]
     assert (cfg.lockstep, cfg.workers, cfg.threads_per_worker) == (4, 2, 1)
-    for key in ("kd", "teacher_recipe", "space", "remap", "sample_seed", "pool_factor", "teacher_seed"):
+    for key in ("kd_recipe", "teacher_recipe", "space", "remap", "sample_seed", "pool_factor", "teacher_seed"):
         assert getattr(cfg, key) == getattr(cpu, key), key
     # nothing of the lead's build: its own folders, teachers trained into <work_dir>/teachers
     assert cfg.out.startswith("runs/outside_check/") and cfg.work_dir.startswith("runs/outside_check/")

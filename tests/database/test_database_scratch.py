@@ -1,6 +1,6 @@
 """From-scratch labels (``scratch: true``): students train from random initialisation on CE only,
 the functional maps stay those of the teacher remap; jobs equal those of remap=random_init with
-kd.alpha=1.0; the config refuses a teacher term; --compare gives both label sets' reliabilities."""
+kd_recipe.alpha=1.0; the config refuses a teacher term; --compare gives both label sets' reliabilities."""
 import json
 import os
 import subprocess
@@ -30,11 +30,11 @@ def _run(args):
 def test_scratch_config_needs_ce_only_and_a_teacher_remap(tmp_path):
     data = tmp_path / "data"
     cfg = write_build_config(tmp_path, "s", data)
-    with pytest.raises(DassError, match="kd.alpha: 1.0"):
+    with pytest.raises(DassError, match="kd_recipe.alpha: 1.0"):
         load(DatabaseConfig, cfg, ["scratch=true"])
     with pytest.raises(DassError, match="remap"):
-        load(DatabaseConfig, cfg, ["scratch=true", "kd.alpha=1.0", "remap=random_init"])
-    c = load(DatabaseConfig, cfg, ["scratch=true", "kd.alpha=1.0"])
+        load(DatabaseConfig, cfg, ["scratch=true", "kd_recipe.alpha=1.0", "remap=random_init"])
+    c = load(DatabaseConfig, cfg, ["scratch=true", "kd_recipe.alpha=1.0"])
     assert c.train_remap == "random_init" and c.remap == "copy_paste_first"
     assert load(DatabaseConfig, cfg).train_remap == "copy_paste_first"
 
@@ -53,7 +53,7 @@ def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(
              {"dataset": "glyphs/b", "split": "meta_test", "teacher": str(teachers / "glyphs-b" / "teacher.pt")}]
     sc_cfg = write_build_config(tmp_path, "sc", data, epochs=1, students={"meta_train": 3, "meta_test": 3},
                                 label_seeds={"meta_test": [1, 2]}, tasks=tasks, scratch=True,
-                                kd={"epochs": 1, "batch_size": 16, "eval_every": 1, "alpha": 1.0})
+                                kd_recipe={"epochs": 1, "batch_size": 16, "eval_every": 1, "alpha": 1.0})
     r = _run(["--config", str(sc_cfg)])
     assert r.returncode == 0, r.stderr[-2000:]
     kd_db, sc_db = load_db(tmp_path / "kd" / "db"), load_db(tmp_path / "sc" / "db")
@@ -67,10 +67,10 @@ def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(
     tasks = build_tasks(cfg)
     task = tasks["glyphs-b"]
     arch = Arch.from_dict(sc_t["students"]["arch"][0])
-    want = kd_train(arch, KDSetting(task.space, task.teacher_sd, task.train, task.test, cfg.kd, remap="random_init",
+    want = kd_train(arch, KDSetting(task.space, task.teacher_sd, task.train, task.test, cfg.kd_recipe, remap="random_init",
                                     device="cpu"), seed=1)
     assert float(sc_t["students"]["best_acc_seeds"][0, 0]) == pytest.approx(want["best_acc"], abs=1e-4)
-    # the same jobs as remap=random_init with kd.alpha=1.0 (no scratch flag): results are shared
+    # the same jobs as remap=random_init with kd_recipe.alpha=1.0 (no scratch flag): results are shared
     plain = load(DatabaseConfig, sc_cfg, ["scratch=false", "remap=random_init"])
     ids = {j.student_id for j in plan_students(plain, build_tasks(plain))["glyphs-b"]}
     assert ids == {j.student_id for j in plan_students(cfg, tasks)["glyphs-b"]}

@@ -159,7 +159,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
     ids = {p.stem for p in (work / "results" / "glyphs-b").glob("*.json")}
     assert {j.student_id for j in plan1["glyphs-b"]} < ids
     # the students sampled do not depend on the KD recipe (a CE-only companion has the same students)
-    ce = plan_students(load(DatabaseConfig, cfg, ["kd.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
+    ce = plan_students(load(DatabaseConfig, cfg, ["kd_recipe.alpha=1.0", "splits=[meta_test]", f"work_dir={tmp_path}/ce",
                                                f"teachers_dir={work}/teachers"]), tasks)
     base = plan_students(load(DatabaseConfig, cfg), tasks)
     assert list(ce) == ["glyphs-b"] and len(base) == 3

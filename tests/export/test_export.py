@@ -42,7 +42,7 @@ def kd_folder(tmp_path_factory):
     teacher = save_teacher(root / "teacher.pt", tiny_teacher_state(TINY, 4, 0), TINY, 4, "glyphs/q", 61.5)
     cfg = cfgmod.load(KDRunConfig, REPO / "configs/kd/cpu.yaml",
                       [f"teacher={teacher}", "dataset=glyphs/q", f"data_root={root / 'data'}",
-                       f"run_dir={root / 'kd'}", "seeds=[1,2]", "recipe.epochs=6", "recipe.batch_size=16", "recipe.alpha=0.9",
+                       f"run_dir={root / 'kd'}", "seeds=[1,2]", "kd_recipe.epochs=6", "kd_recipe.batch_size=16", "kd_recipe.alpha=0.9",
                        "progress=false", "device=cpu"])
     cfg.student = StudentSpec(**ARCH)
     kd_run(cfg)

@@ -194,5 +194,5 @@ def test_bad_input_is_one_error_line_and_exit_2(fixtures, capsys, args, message)
 
 def test_cpu_profile_recipes_agree_with_the_stage_profiles():
     pipe = cfgmod.load(PipelineConfig, REPO / "configs/pipeline/cpu.yaml")
-    assert pipe.teacher_recipe == cfgmod.load(TeacherRunConfig, REPO / "configs/teacher/cpu.yaml").recipe
-    assert pipe.kd_recipe == cfgmod.load(KDRunConfig, REPO / "configs/kd/cpu.yaml").recipe
+    assert pipe.teacher_recipe == cfgmod.load(TeacherRunConfig, REPO / "configs/teacher/cpu.yaml").teacher_recipe
+    assert pipe.kd_recipe == cfgmod.load(KDRunConfig, REPO / "configs/kd/cpu.yaml").kd_recipe

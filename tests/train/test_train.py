@@ -70,7 +70,7 @@ def teacher_cmd(data_root, run_dir, *extra):
     and bitwise equalities (kill + resume, torchrun/gloo vs one process), which cuDNN's algorithm
     choice does not promise on a GPU."""
     return [sys.executable, "-m", "dass.teacher", "--config", str(TEACHER_CFG), "dataset=glyphs/pattern",
-            f"data_root={data_root}", f"run_dir={run_dir}", f"space={SPACE}", f"recipe.epochs={EPOCHS}",
+            f"data_root={data_root}", f"run_dir={run_dir}", f"space={SPACE}", f"teacher_recipe.epochs={EPOCHS}",
             "progress=false", "device=cpu", *extra]
 
 
@@ -164,10 +164,10 @@ def test_torchrun_two_gloo_processes_match_one_process(data_root, reference_run,
 
 def test_divergence_stops_with_exit_2_and_one_line(data_root, tmp_path, capsys):
     code, errors = cli(teacher_cli, ["--config", TEACHER_CFG, "dataset=glyphs/pattern", f"data_root={data_root}",
-                                     f"run_dir={tmp_path / 'nan'}", f"space={SPACE}", "recipe.lr=1.0e+30",
+                                     f"run_dir={tmp_path / 'nan'}", f"space={SPACE}", "teacher_recipe.lr=1.0e+30",
                                      "progress=false"], capsys)
     assert code == 2 and len(errors) == 1
-    assert "diverged in epoch 1" in errors[0] and "recipe.lr" in errors[0]
+    assert "diverged in epoch 1" in errors[0] and "teacher_recipe.lr" in errors[0]
     assert not (tmp_path / "nan" / "teacher.pt").exists()
 
 
@@ -228,7 +228,7 @@ def test_kd_cli_writes_per_seed_results(data_root, untrained_teachers, tmp_path,
     (tmp_path / "cands.json").write_text(json.dumps(archs))
     run = tmp_path / "kd"
     code, errors = cli(kd_cli, kd_args(data_root, untrained_teachers[8], run, f"candidates_file={tmp_path / 'cands.json'}",
-                                       "index=1", "seeds=[1,2]", "recipe.epochs=1"), capsys)
+                                       "index=1", "seeds=[1,2]", "kd_recipe.epochs=1"), capsys)
     assert code == 0, errors
     rows = (run / "results.csv").read_text().splitlines()
     assert rows[0].startswith("seed,best_acc,final_acc") and len(rows) == 3
