@@ -22,7 +22,6 @@ them and every small convolution slows down by one to two orders of magnitude; o
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import tempfile
 import time

@@ -228,7 +228,8 @@ def main() -> int:
     designs = {d: DESIGNS[d] + args.extra for d in args.designs}
     _, tasks = load_tasks(args.db)
     from dass.predictor import proxy_inputs
-    names = list(proxy_inputs.PROXY_INPUTS)
+    from dass.predictor.config import PROXY_INPUTS
+    names = list(PROXY_INPUTS)
     uses_proxies = any(any(o.startswith("proxies=") and o != "proxies=[]" for o in ov) for ov in designs.values())
     has_proxies = uses_proxies or (out / "proxy_cache").is_dir()
     all_proxy = {}

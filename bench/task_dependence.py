@@ -45,7 +45,8 @@ if str(ROOT) not in sys.path:
 from dass.correlation import correlations, nanmean, selection_value  # noqa: E402
 from dass.database.format import acc_seeds, load_db, seed_agreement  # noqa: E402
 from dass.evaluation import baselines as bl  # noqa: E402
-from dass.evaluation.ensemble import ENCODING_ALPHAS, ENCODING_GROUPS, Ridge, task_features  # noqa: E402
+from dass.evaluation.ensemble import ENCODING_ALPHAS, ENCODING_GROUPS, task_features  # noqa: E402
+from dass.predictor.linear import Ridge  # noqa: E402
 from dass.evaluation.tables import fmt, markdown_table  # noqa: E402
 
 COLUMNS = ("students", "seed_rho", "reliability", "ceiling", "task_blind", "macs", "within_cv", "room")

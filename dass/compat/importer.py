@@ -40,7 +40,8 @@ from tqdm import tqdm
 from ..config import to_dict
 from ..data import tiny_imagenet
 from ..data.download import NUM_CLASSES
-from ..database.format import FORMAT_V1 as FORMAT, META_SPLITS, save_task_db, validate_task_db
+from ..database.format import FORMAT_V1 as FORMAT, save_task_db, validate_task_db
+from ..database.splits import META_SPLITS
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
 from ..space import Arch, SpaceConfig, macs, onehot, onehot_batch, params, teacher_arch

@@ -34,7 +34,7 @@ from ..correlation import spearman
 from ..errors import DassError
 from ..io import atomic_torch_save, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, validate
-from .splits import LABELS, META_SPLITS  # noqa: F401 (re-exported: the format names its splits and labels)
+from .splits import META_SPLITS
 
 log = logging.getLogger("dass.database")
 

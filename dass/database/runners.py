@@ -21,7 +21,8 @@ from ..teacher.checkpoint import save_teacher
 from ..train import fit_teacher
 from ..train.kd_setting import KDSetting
 from ..train.lockstep import kd_train_many
-from ..train.distributed import resolve_device, single_process
+from ..device import resolve_device
+from ..train.distributed import single_process
 from ..train.recipe import TeacherRecipe
 from .config import DatabaseConfig, TaskSpec
 from .jobs import JobGroup

@@ -61,7 +61,7 @@ from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import macs, noise_input, params
 from ..task import Task
 from . import ensemble
-from .tasks import num_students, task_archs, task_key, task_space, true_accuracy  # noqa: F401 (re-exported)
+from .tasks import num_students, task_archs, task_key, task_space, true_accuracy
 
 log = logging.getLogger("dass.evaluation")
 

@@ -31,7 +31,7 @@ from ..predictor.data import cost_features
 from ..proxies.batch import ARCH_PROXIES
 from ..space import stage_batch
 from ..predictor.boosting import BoostedTrees
-from ..predictor.linear import Ridge  # noqa: F401 (re-exported: the ensemble's model)
+from ..predictor.linear import Ridge
 from .tasks import task_archs, task_space
 
 GROUPS = ("cost", "proxies", "stage", "onehot")

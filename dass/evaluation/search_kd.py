@@ -25,7 +25,8 @@ from ..hashing import json_sha1
 from ..kd.picks import PickSetting, kd_picks, pick_dir, pick_summary, seed_dir
 from ..space import macs, teacher_arch
 from ..train.recipe import KDRecipe
-from .baselines import EvalContext, task_archs, task_key, task_space, true_accuracy
+from .baselines import EvalContext
+from .tasks import task_archs, task_key, task_space, true_accuracy
 from ..correlation import top1_index
 
 log = logging.getLogger("dass.evaluation")

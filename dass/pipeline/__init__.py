@@ -5,6 +5,6 @@ Names are imported lazily (``dass/_lazy.py``): the config needs no torch."""
 from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "config": ["PipelineConfig", "BudgetConfig"],
+    "config": ["PipelineConfig"],
     "stage": ["run", "predictor_file", "default_run_dir"],
 })

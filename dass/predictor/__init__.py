@@ -10,7 +10,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "adapt": ["adapt", "adapted_params", "init_inner_lrs", "predict", "predict_task"],
     "data": ["TARGETS", "TaskData", "cost_features", "load_tasks", "student_inputs", "student_targets",
              "support_target", "take", "task_context", "to_accuracy"],
-    "metrics": ["correlations", "evaluate_predictor", "mean_metrics", "task_metrics"],
+    "metrics": ["evaluate_predictor", "task_metrics"],
     "model": ["InputDims", "Predictor", "PredictorConfig", "canonical_input_type"],
     "checkpoint": ["LoadedPredictor", "load_predictor", "save_predictor"],
     "meta_train": ["MetaTrainer", "run", "calibrate", "pairwise_rank_loss"],

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import warnings
 
-from ..correlation import METRICS, PARTIAL, correlations, mean_metrics, partial_spearman
+from ..correlation import PARTIAL, correlations, partial_spearman
 from ..space import macs
 from .adapt import predict_task
 from .data import TaskData
 from .checkpoint import LoadedPredictor, check_same_space, load_predictor
 
-__all__ = ["METRICS", "correlations", "mean_metrics", "task_metrics", "evaluate_predictor"]
+__all__ = ["task_metrics", "evaluate_predictor"]
 
 
 def task_metrics(pred, task: TaskData) -> dict[str, float]:

@@ -30,7 +30,7 @@ from ..proxies.batch import ProxySetting
 from ..proxies.cache import ProxyCache, cached_archs_proxy
 from ..space import teacher_arch
 from ..task import Task
-from .config import PROXY_INPUTS, check_proxy_names as check_names  # noqa: F401 (re-exported)
+from .config import PROXY_INPUTS, check_proxy_names
 
 FLOOR = -50.0
 
@@ -79,7 +79,7 @@ def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache=None,
     cached (:mod:`dass.proxies.cache`: keyed by the students, the teacher's weights and the batch's
     bytes), so runs that read different proxy sets, or the same proxies again, share what they have
     in common."""
-    names = check_names(names)
+    names = check_proxy_names(names)
     if not isinstance(cache, ProxyCache):
         cache = ProxyCache(cache) if cache else None
     for t in tasks:

@@ -64,7 +64,7 @@ from ..space.arch import read_candidates_file
 from ..space.latency import measure_arch
 from ..task import SupportPoint, Task
 from ..teacher.checkpoint import checked_accuracy
-from .budget import Budget, feasible_budget, measured_picks, smallest_arch  # noqa: F401  (smallest_arch: re-exported)
+from .budget import Budget, feasible_budget, measured_picks
 from .config import SearchConfig
 from .strategies import Found, Problem, run_strategy
 

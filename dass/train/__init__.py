@@ -10,5 +10,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "trainer": ["Learner", "Keeping", "fit", "top1_accuracies", "fit_teacher"],
     "kd_setting": ["KDSetting"],
     "lockstep": ["kd_train", "kd_train_many"],
-    "distributed": ["DistContext", "init_distributed", "single_process", "resolve_device"],
+    "distributed": ["DistContext", "init_distributed", "single_process"],
 })

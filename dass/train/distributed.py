@@ -15,7 +15,7 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..device import resolve_device  # noqa: F401  (re-exported: dass.train.resolve_device)
+from ..device import resolve_device
 from ..errors import DassError
 
 

@@ -7,7 +7,7 @@ import torch
 
 from assets.tiny_db import TINY
 from dass.data import dataset_key
-from dass.database.format import LABELS
+from dass.database.splits import LABELS
 from dass.device import resolve_device
 from dass.errors import DassError
 from dass.evaluation.tables import markdown_table

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from dass.evaluation import ensemble
+from dass.predictor.linear import Ridge
 
 
 def test_ridge_recovers_a_known_linear_target():
@@ -10,7 +11,7 @@ def test_ridge_recovers_a_known_linear_target():
     X = rng.normal(size=(200, 4)) * [1.0, 10.0, 0.1, 3.0] + [0.0, 5.0, -2.0, 1.0]
     w, b = np.array([2.0, -0.5, 7.0, 0.0]), 3.0
     y = X @ w + b
-    m = ensemble.Ridge().fit(X, y, alpha=1e-9)
+    m = Ridge().fit(X, y, alpha=1e-9)
     np.testing.assert_allclose(m.coef, w, atol=1e-6)
     assert m.bias == pytest.approx(b, abs=1e-6)
     np.testing.assert_allclose(m.predict(X), y, atol=1e-6)
@@ -21,7 +22,7 @@ def test_ridge_penalty_shrinks_by_the_closed_form():
     # for y = x. A constant column gets std 1 and a zero weight.
     x = np.array([-1.0, 1.0, -1.0, 1.0])
     X = np.stack([x, np.full(4, 3.0)], axis=1)
-    m = ensemble.Ridge().fit(X, x, alpha=4.0)
+    m = Ridge().fit(X, x, alpha=4.0)
     assert m.coef_std[0] == pytest.approx(4 / 8)
     assert m.coef_std[1] == 0.0
 

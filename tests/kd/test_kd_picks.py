@@ -52,7 +52,8 @@ def test_picks_layout_numbers_scratch_and_resume(setting, tmp_path, monkeypatch)
 def test_evaluation_search_kd_trains_its_picks_with_the_routine(tiny_db, tmp_path):
     from dass.data.registry import load_dataset
     from dass.evaluation.search_kd import train_picks
-    from dass.evaluation.baselines import EvalContext, task_space
+    from dass.evaluation.baselines import EvalContext
+    from dass.evaluation.tasks import task_space
     from dass.space import Arch
     from dass.teacher import load_teacher
     from dass.train.recipe import KDRecipe

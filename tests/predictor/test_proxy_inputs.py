@@ -8,6 +8,7 @@ import torch
 
 from dass.errors import DassError
 from dass.predictor import InputDims, Predictor, PredictorConfig, proxy_inputs
+from dass.predictor.config import check_proxy_names
 from dass.search import shortlist_rescore
 from synthetic_db import random_teacher_sd, tiny_space
 
@@ -19,9 +20,9 @@ def test_relative_features_by_hand():
     f = proxy_inputs.relative("naswot", [float("-inf"), -1000.0], 0.0)
     assert f.tolist() == [proxy_inputs.FLOOR, proxy_inputs.FLOOR]
     with pytest.raises(DassError):
-        proxy_inputs.check_names(["naswot", "naswot"])
+        check_proxy_names(["naswot", "naswot"])
     with pytest.raises(DassError):
-        proxy_inputs.check_names(["snip"])
+        check_proxy_names(["snip"])
 
 
 def test_diswot_input_is_zero_for_the_teacher_and_negative_for_a_smaller_student():
