@@ -12,9 +12,10 @@ from torch.func import functional_call
 
 from dass.errors import DassError
 from dass.predictor import (InputDims, LoadedPredictor, Predictor, PredictorConfig, adapt, canonical_input_type,
-                            correlations, init_inner_lrs, load_predictor, save_predictor, student_inputs, take,
+                            init_inner_lrs, load_predictor, save_predictor, student_inputs, take,
                             task_context)
 from dass.predictor.encoders import GraphEncoder, MapEncoder
+from dass.correlation import correlations
 from dass.predictor.set_encoder import SetEncoder
 from dass.space import SpaceConfig, graph_batch, load_space, sample_unique, teacher_arch
 from synthetic_db import tiny_space
