@@ -9,9 +9,10 @@
 #   2. meta-valid: the 4 datasets, 20 of their 40 students each (checkpoint choice of the baseline);
 #   3. meta-test: the 8 datasets, 20 of their 50 students each, seeds 1 and 2 (--compare with the KD labels);
 #   4. meta-train: the next 8 class-subset tasks (16 in all).
-# Outputs: assets/cpu/db_scratch (task files) and assets/cpu/db_scratch_build (finished runs), which
-# script/commit_db_progress.sh commits as they land:
-#   CONFIG=configs/database/cpu.yaml script/commit_db_progress.sh $(script/build_scratch_companion.sh --args)
+# Outputs: assets/cpu/db_scratch (task files, tracked) and assets/cpu/db_scratch_build (finished runs,
+# git-ignored like the other build folders once the build completed; restore with
+# `git checkout af0928a -- assets/cpu/db_scratch_build`, which a resumed or extended build needs); commit
+# the task files as they land (`git add assets/cpu/db_scratch`).
 #   script/build_scratch_companion.sh [key=value ...]     CODE=<frozen checkout> as for build_database_ordered.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
