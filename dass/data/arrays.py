@@ -26,6 +26,12 @@ from ..io import atomic_write_bytes
 DATA_SPLITS = ("train", "test")
 
 
+def check_data_split(split: str) -> None:
+    """A DassError unless ``split`` is one of :data:`DATA_SPLITS`."""
+    if split not in DATA_SPLITS:
+        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
+
+
 def as_rgb_uint8(images: np.ndarray, where: str) -> np.ndarray:
     """N x H x W [x 1|3|4] uint8 -> N x H x W x 3 uint8 (grey repeated, alpha dropped)."""
     images = np.asarray(images)
@@ -168,8 +174,7 @@ def check_splits(train: ImageArrays, test: ImageArrays) -> int:
 
 def read_split(root, name: str, split: str) -> ImageArrays:
     """Read ``<root>/<name>/<split>_{images,labels}.npy``."""
-    if split not in DATA_SPLITS:
-        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
+    check_data_split(split)
     folder = dataset_folder(root, name)
     img_path, lab_path = folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
     images = load_npy(img_path)
@@ -190,8 +195,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 def write_split(root, name: str, split: str, arrays: ImageArrays) -> Path:
     """Write ``arrays`` as ``<root>/<name>/<split>_{images,labels}.npy`` (atomic); returns the folder."""
-    if split not in DATA_SPLITS:
-        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
+    check_data_split(split)
     folder = Path(root) / name
     atomic_write_bytes(folder / f"{split}_images.npy", npy_bytes(arrays.images))
     atomic_write_bytes(folder / f"{split}_labels.npy", npy_bytes(arrays.labels.astype(np.int64)))

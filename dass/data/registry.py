@@ -30,8 +30,8 @@ import numpy as np
 
 from ..errors import DassError
 from . import subset, tiny_imagenet
-from .arrays import (DATA_SPLITS, ImageArrays, as_int64_labels, dataset_folder, infer_num_classes, load_npy, read_split,
-                     resize_images)
+from .arrays import (DATA_SPLITS, ImageArrays, as_int64_labels, check_data_split, dataset_folder, infer_num_classes,
+                     load_npy, read_split, resize_images)
 from .folder import load_image_folder
 from .glyph_config import FAMILIES as GLYPH_FAMILIES
 
@@ -96,8 +96,7 @@ def _lookup(name: str) -> tuple[_Entry, str | None]:
 
 def load_dataset(name: str, root, split: str, image_size: int | None = None) -> ImageArrays:
     """Load split "train" or "test" of dataset ``name`` from ``root`` (resized when ``image_size``)."""
-    if split not in DATA_SPLITS:
-        raise DassError(f"split must be one of {list(DATA_SPLITS)}, got {split!r}")
+    check_data_split(split)
     if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
         raise DassError(f"image_size must be a positive integer, got {image_size!r}")
     entry, arg = _lookup(name)

@@ -115,8 +115,8 @@ class DatabaseConfig:
                 raise DassError(f"target_reliability: split {s} needs label_seeds with at least 2 seeds "
                                 f"(their agreement decides how many more are needed)")
         if self.scratch and (self.kd_recipe.alpha != 1.0 or self.remap == "random_init"):
-            raise DassError("scratch: true trains on the labels alone: set kd_recipe.alpha: 1.0 (and keep remap a teacher "
-                            "remap: it makes the functional maps)")
+            raise DassError("scratch: true trains on the labels alone: set kd_recipe.alpha: 1.0 (and keep remap a "
+                            "teacher remap: it makes the functional maps)")
         if not 2 <= self.max_label_seeds <= 100:
             raise DassError(f"max_label_seeds must lie in [2, 100], got {self.max_label_seeds}")
 

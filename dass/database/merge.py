@@ -125,8 +125,8 @@ def merge(cfg: DatabaseConfig, plan, tasks: dict[str, Task]) -> dict:
     built = {t.key for t in cfg.all_tasks}
     listed = {t.key for t in dataclasses.replace(cfg, splits=list(META_SPLITS), only=[]).all_tasks}
     rows += [r for k, r in old.items() if k in listed and k not in built]
-    manifest = {"format": FORMAT, "space": to_dict(build_space(tasks)), "kd": to_dict(cfg.kd_recipe), "remap": cfg.remap,
-                "noise_seed": cfg.noise_seed, "tasks": rows,
+    manifest = {"format": FORMAT, "space": to_dict(build_space(tasks)), "kd": to_dict(cfg.kd_recipe),
+                "remap": cfg.remap, "noise_seed": cfg.noise_seed, "tasks": rows,
                 "complete": all(r["file"] for r in rows)}
     atomic_write_json(out / "manifest.json", manifest)
     log_ = {"students_done": len(walls), "student_seconds_total": float(sum(walls)),

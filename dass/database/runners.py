@@ -112,8 +112,8 @@ def run_group(cfg: DatabaseConfig, group: JobGroup, tasks: dict[str, Task] | Non
     seed = todo[0].seed
     cache = logit_cache_dir(cfg, task) if cfg.teacher_logit_cache else None
     t0 = time.perf_counter()
-    setting = KDSetting(t.space, t.teacher_sd, tr, te, cfg.kd_recipe, remap=cfg.train_remap, device=dev, logit_cache=cache,
-                        wait_for_cache=False)
+    setting = KDSetting(t.space, t.teacher_sd, tr, te, cfg.kd_recipe, remap=cfg.train_remap, device=dev,
+                        logit_cache=cache, wait_for_cache=False)
     results = kd_train_many(archs, setting, seed)
     wall = (time.perf_counter() - t0) / len(archs)
     for j, r in zip(todo, results):

@@ -77,8 +77,8 @@ def search_rows(task: dict, scores: dict[str, np.ndarray], fractions: list[float
 
 
 def load_recipe(path: str, task: dict):
-    """The KD recipe: from ``path`` (a YAML that is a recipe, or holds one under ``kd_recipe:``, as a kd profile does), or, when
-    ``path`` is empty, the recipe stored in the task file (the one that made its labels)."""
+    """The KD recipe: from ``path`` (a YAML that is a recipe, or holds one under ``kd_recipe:``, as a kd
+    profile does), or, when ``path`` is empty, the recipe stored in the task file (the one that made its labels)."""
     if not path:
         if "recipe" not in task:
             raise DassError(f"task {task_key(task)}: the task file stores no KD recipe; give search_kd.kd_recipe")

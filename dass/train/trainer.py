@@ -159,8 +159,9 @@ class Learner:
         if not math.isfinite(loss):
             kept = (f"last good checkpoint kept at {self.run_dir / 'last.pt'} (epoch {self.epoch})"
                     if self.run_dir is not None and self.epoch > 0 else "no checkpoint kept")
+            key = "kd_recipe" if isinstance(self.recipe, KDRecipe) else "teacher_recipe"
             raise DassError(f"{self.name}: training diverged in epoch {self.epoch + 1} (train loss {loss}); "
-                            f"lower {'kd_recipe' if isinstance(self.recipe, KDRecipe) else 'teacher_recipe'}.lr (now {self.recipe.lr:g}); {kept}")
+                            f"lower {key}.lr (now {self.recipe.lr:g}); {kept}")
         return loss, 100.0 * correct / max(seen, 1)
 
     def end_epoch(self, train_loss: float, train_acc: float, test_acc: float | None, seconds: float) -> None:
