@@ -20,6 +20,7 @@ class TaskSpec:
     key: str = ""        # default: dataset_key(dataset), e.g. 'glyphs/latin' -> 'glyphs-latin'
     teacher: str = ""    # teacher checkpoint; empty = trained by the build
     teacher_lr: float = 0.0  # learning rate of this task's teacher when trained here (0 = the recipe's)
+    teacher_epochs: int = 0  # epochs of this task's teacher when trained here, the schedule ending there (0 = the recipe's): a weaker teacher
 
     def __post_init__(self):
         if self.split not in META_SPLITS:
@@ -93,9 +94,9 @@ class DatabaseConfig:
                 and 1 <= self.max_feats <= 1 << 20 and self.noise_seed >= 0):
             raise DassError("workers and lockstep must lie in [1, 1024], pool_factor in [1, 10000], "
                             "threads_per_worker in [0, 1024], feats_per_class and max_feats in [1, 2^20], noise_seed >= 0")
-        if any(t.teacher_lr < 0 for t in self.tasks) or min(vars(self.slurm).get(k) for k in (
+        if any(t.teacher_lr < 0 or t.teacher_epochs < 0 for t in self.tasks) or min(vars(self.slurm).get(k) for k in (
                 "timeout_min", "array_parallelism", "cpus_per_task", "gpus_per_node", "groups_per_job")) < 0:
-            raise DassError("tasks[].teacher_lr and the slurm counts must be >= 0")
+            raise DassError("tasks[].teacher_lr, tasks[].teacher_epochs and the slurm counts must be >= 0")
         for s, n in self.students.items():
             if s not in META_SPLITS or not 1 <= n <= 1_000_000:
                 raise DassError(f"students: '{s}: {n}' must name a split with a count in [1, 10^6]")

@@ -52,10 +52,10 @@ def run_teacher_job(cfg: DatabaseConfig, task: TaskSpec, tasks: dict[str, Task] 
 
 
 def teacher_recipe(cfg: DatabaseConfig, task: TaskSpec) -> TeacherRecipe:
-    """The recipe of the teacher the build trains for ``task`` (``teacher_lr`` replaces the lr)."""
-    if task.teacher_lr > 0:
-        return dataclasses.replace(cfg.teacher_recipe, lr=task.teacher_lr)
-    return cfg.teacher_recipe
+    """The recipe of the teacher the build trains for ``task``: ``teacher_lr`` replaces the lr and
+    ``teacher_epochs`` the epochs (the schedule ends where the run ends) where they are set."""
+    changes = {k: v for k, v in (("lr", task.teacher_lr), ("epochs", task.teacher_epochs)) if v > 0}
+    return dataclasses.replace(cfg.teacher_recipe, **changes) if changes else cfg.teacher_recipe
 
 
 def teacher_data_identity(train, test) -> dict:

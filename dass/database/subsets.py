@@ -12,7 +12,9 @@ rendering the same code point) count once, the first pool dataset's copy is kept
 its size uniformly from ``classes`` (inclusive) and then that many distinct classes, with a random
 stream seeded by ``(seed, i)`` alone, so raising ``count`` adds tasks and leaves the earlier ones
 unchanged. Its key is ``<prefix><i>-<8 hex of the dataset name's hash>``: a changed draw gets a new
-key, so a teacher trained for another class set is never reused.
+key, so a teacher trained for another class set is never reused. ``teacher_epochs`` cuts the
+teachers of a block's tasks short (weaker teachers, the regime axis of docs/DATABASE.md); it enters
+the hash, so a block's weak-teacher tasks never share a key, or a teacher, with full-recipe ones.
 
 :func:`check_disjoint` enforces the rule that no class (by identity) of a meta-valid or meta-test
 task appears in a meta-train task.
@@ -39,6 +41,7 @@ class SubsetTaskSpec:
     split: str = "meta_train"  # split of these tasks
     seed: int = 0  # seed of the draws (task i uses the stream of (seed, i))
     prefix: str = "sub"  # task keys: <prefix><i:02d>-<8 hex of the dataset name's hash>
+    teacher_epochs: int = 0  # epochs of these tasks' teachers, the schedule ending there (0 = the teacher recipe's): weaker teachers
 
     def __post_init__(self):
         if self.split not in META_SPLITS:
@@ -49,6 +52,8 @@ class SubsetTaskSpec:
             raise DassError(f"subset_tasks: count must be >= 1, got {self.count}")
         if len(self.classes) != 2 or not 2 <= self.classes[0] <= self.classes[1]:
             raise DassError(f"subset_tasks: classes must be [min, max] with 2 <= min <= max, got {self.classes}")
+        if self.teacher_epochs < 0:
+            raise DassError(f"subset_tasks: teacher_epochs must be >= 0, got {self.teacher_epochs}")
 
 
 def pool_classes(spec: SubsetTaskSpec, root) -> list[tuple[str, int]]:
@@ -75,8 +80,12 @@ def expand(spec: SubsetTaskSpec, root) -> list[dict]:
         k = int(rng.integers(lo, hi + 1))
         pick = np.sort(rng.choice(len(pool), size=k, replace=False))
         name = subset_name([pool[j] for j in pick])
-        tasks.append({"dataset": name, "split": spec.split,
-                      "key": f"{spec.prefix}{i:02d}-{content_hash(name)[:8]}"})
+        task = {"dataset": name, "split": spec.split}
+        hashed = name
+        if spec.teacher_epochs:  # another teacher on the same classes: another key
+            task["teacher_epochs"] = spec.teacher_epochs
+            hashed = f"{name}|teacher_epochs={spec.teacher_epochs}"
+        tasks.append({**task, "key": f"{spec.prefix}{i:02d}-{content_hash(hashed)[:8]}"})
     return tasks
 
 

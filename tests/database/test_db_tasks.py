@@ -20,6 +20,7 @@ from dass.database import __main__ as db_cli
 from dass.database.config import DatabaseConfig
 from dass.database.plan import build_tasks, plan_students
 from dass.database.format import load_db, seed_agreement
+from dass.database.runners import teacher_recipe
 from dass.database.subsets import SubsetTaskSpec, expand, pool_classes
 from dass.errors import DassError
 
@@ -104,6 +105,28 @@ def test_subset_tasks_expand_deterministically(tmp_path):
         assert t["split"] == "meta_train" and t["key"].startswith("sub")
     with pytest.raises(DassError, match="pool has 9"):
         expand(SubsetTaskSpec(pool=["glyphs/a", "glyphs/c"], classes=[2, 10]), data)
+
+
+def test_teacher_epochs_cut_the_teacher_and_key_the_subset_tasks(tmp_path):
+    data = _data(tmp_path)
+    spec = dict(pool=["glyphs/a", "glyphs/c"], classes=[3, 6], seed=4, count=3)
+    full, weak = expand(SubsetTaskSpec(**spec), data), expand(SubsetTaskSpec(teacher_epochs=2, **spec), data)
+    # same classes, another teacher: the datasets agree, the keys (and so the teachers' folders) do not
+    assert [t["dataset"] for t in weak] == [t["dataset"] for t in full]
+    assert not {t["key"] for t in weak} & {t["key"] for t in full}
+    assert all("teacher_epochs" not in t for t in full) and all(t["teacher_epochs"] == 2 for t in weak)
+    cfg = _cfg(_config(tmp_path, "te", subset_tasks=[{**spec, "teacher_epochs": 2}],
+                       tasks=[{"dataset": "glyphs/b", "split": "meta_test", "teacher_epochs": 3, "teacher_lr": 0.5}]),
+               teacher_recipe={"epochs": 7, "lr": 0.1})
+    by_key = {t.key: t for t in cfg.all_tasks}
+    recipe = teacher_recipe(cfg, by_key["glyphs-b"])
+    assert (recipe.epochs, recipe.lr) == (3, 0.5) and cfg.teacher_recipe.epochs == 7
+    subs = [t for t in cfg.all_tasks if t.split == "meta_train"]
+    assert len(subs) == 3 and all(teacher_recipe(cfg, t).epochs == 2 for t in subs)
+    with pytest.raises(DassError, match="teacher_epochs"):
+        SubsetTaskSpec(pool=["glyphs/a"], teacher_epochs=-1)
+    with pytest.raises(DassError, match="teacher_epochs"):
+        _cfg(_config(tmp_path, "bad", tasks=[{"dataset": "glyphs/b", "split": "meta_test", "teacher_epochs": -2}]))
 
 
 @pytest.mark.parametrize("tasks, subsets, culprit", [
