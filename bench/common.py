@@ -65,6 +65,19 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return ap
 
 
+def print_result(compute: Callable[[], dict], render: Callable[[dict], str], as_json: bool) -> int:
+    """One torch thread, then print ``render(compute())`` (or the result as one JSON line); a
+    :class:`DassError` becomes a one-line ``error:`` and exit status 2."""
+    torch.set_num_threads(1)
+    try:
+        result = compute()
+    except DassError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result) if as_json else render(result))
+    return 0
+
+
 def setup(args: argparse.Namespace) -> torch.device:
     """Apply ``--threads`` and resolve ``--device``; fill the default repeats/warm-up of the mode."""
     if args.threads:

@@ -22,7 +22,6 @@ Spearman; Spearman is :func:`dass.correlation.correlations`.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import print_result  # noqa: E402
 from dass.correlation import correlations, nanmean  # noqa: E402
 from dass.database.format import acc_seeds, load_db, seed_agreement  # noqa: E402
 from dass.database.splits import META_SPLITS  # noqa: E402
@@ -126,16 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--test", nargs="+", required=True, help="databases (db[:split,...]) whose tasks are ranked")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     a = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(1)
-    from dass.errors import DassError
-    try:
-        result = transfer(a.fit, a.test)
-    except DassError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result) if a.json else markdown(result))
-    return 0
+    return print_result(lambda: transfer(a.fit, a.test), markdown, a.json)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ markdown table; ``--json`` prints the rows as one JSON line instead.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import zlib
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import print_result  # noqa: E402
 from dass.correlation import correlations, nanmean, selection_value  # noqa: E402
 from dass.database.format import acc_seeds, load_db, seed_agreement  # noqa: E402
 from dass.evaluation import baselines as bl  # noqa: E402
@@ -146,16 +146,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.folds < 2:
         ap.error("--folds must be >= 2")
-    import torch
-    torch.set_num_threads(1)
-    from dass.errors import DassError
-    try:
-        result = task_dependence(a.db, a.train_db, a.split, a.label, a.folds, a.seed)
-    except DassError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result) if a.json else markdown(result))
-    return 0
+    return print_result(lambda: task_dependence(a.db, a.train_db, a.split, a.label, a.folds, a.seed), markdown, a.json)
 
 
 if __name__ == "__main__":

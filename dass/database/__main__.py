@@ -1,6 +1,6 @@
 """``python -m dass.database --config configs/database/cpu.yaml [--phase all|teachers|students|merge]``: build
 the meta-training database (resumable); ``--validate DIR`` checks a built one, ``--compare DB_A DB_B``
-compares two label sets (:mod:`dass.database.stage`).
+compares two label sets (:mod:`dass.database.stage`); ``--union OUT DB...`` joins databases built apart.
 
 Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
 without torch, which :mod:`dass.database.stage` imports once the command line is known good."""
@@ -14,6 +14,11 @@ def main(args) -> int:
     if args.compare:
         from .stage import compare  # lazy on purpose, as below
         compare(*args.compare, as_json=args.json)
+        return 0
+    if args.union:
+        from .format import write_union  # lazy, as below
+        write_union(args.union[0], args.union[1:])
+        print(f"{args.union[0]}: union of {', '.join(args.union[1:])}")
         return 0
     if args.validate:
         from .stage import validate  # lazy: torch only after the command line is checked
@@ -32,6 +37,9 @@ def _parser():
     p.add_argument("--validate", metavar="DIR", help="validate a built database folder, print its table and exit")
     p.add_argument("--compare", nargs=2, metavar=("DB_A", "DB_B"),
                    help="per task: mean gain A - B and Spearman between the labels of the students in both")
+    p.add_argument("--union", nargs="+", metavar="DIR",
+                   help="OUT DB [DB ...]: make OUT a union database that reads the member databases as one "
+                        "(e.g. strong- and weak-teacher tasks built apart) and exit")
     p.add_argument("--json", action="store_true", help="with --validate or --compare: print JSON")
     return p
 

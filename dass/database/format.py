@@ -24,6 +24,7 @@ Accuracies are top-1 on the task's test split, in percent, as in the original re
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -32,7 +33,8 @@ import torch
 from ..config import from_dict
 from ..correlation import spearman
 from ..errors import DassError
-from ..io import atomic_torch_save, read_json, safe_torch_load
+from ..hashing import file_hash
+from ..io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, validate
 from .splits import META_SPLITS
 
@@ -217,40 +219,102 @@ def unlisted_task_files(root) -> list[str]:
     return [p.name for p in sorted(Path(root).glob("*.pt")) if p.name not in listed]
 
 
-def load_db(root, splits=META_SPLITS) -> dict[str, list[dict]]:
-    """The task files of the database ``root`` grouped by split: ``{split: [task dict, ...]}`` sorted
-    by key. With a ``manifest.json``, the database is what it lists: a listed file that is missing,
-    or whose split differs from its row's, is an error (never a silent average over the rest), and a
-    ``*.pt`` file it does not list (left over from another task list) is ignored with a warning.
-    Every file must be of one space, and no task key may occur twice."""
+MAX_UNION_DEPTH = 4
+
+
+def union_members(root) -> list[Path] | None:
+    """The member databases of a union database (``manifest.json`` with ``union: [folder, ...]``,
+    paths relative to ``root``), or None when ``root`` is a plain database. A union holds no task
+    files of its own: it joins databases built apart (e.g. the strong- and the weak-teacher tasks)
+    so that every reader of a database folder reads them as one."""
+    manifest = read_manifest(root)
+    if manifest is None or "union" not in manifest:
+        return None
+    members = manifest["union"]
+    where = Path(root) / "manifest.json"
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) and m for m in members):
+        raise DassError(f"{where}: 'union' must be a non-empty list of database folders")
+    if manifest.get("tasks") or list(Path(root).glob("*.pt")):
+        raise DassError(f"{where}: a union database lists member folders only, no tasks or task files of its own")
+    return [(Path(root) / m) for m in members]
+
+
+def write_union(out, members) -> dict:
+    """Make ``out`` a union database of the database folders ``members`` (its ``manifest.json``, the
+    paths relative to ``out``), after checking that they read as one database (:func:`load_db`: one
+    space, no key twice). Refuses a folder that holds task files or a plain database's manifest.
+    Returns the manifest."""
+    out = Path(out)
+    if not members:
+        raise DassError("--union needs at least one member database")
+    if out.exists() and (list(out.glob("*.pt")) or (read_manifest(out) is not None and union_members(out) is None)):
+        raise DassError(f"{out}: holds a database of its own; a union goes into an empty folder")
+    group_tasks([f for m in members for f in db_task_files(m)], META_SPLITS, out)   # reads as one database
+    manifest = {"union": [os.path.relpath(Path(m).resolve(), out.resolve()) for m in members], "tasks": []}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def db_task_files(root, _depth: int = 0) -> list[tuple[Path, dict | None]]:
+    """The task files of the database ``root`` (following a union's members, in order), each with
+    its manifest row (None without a manifest); checks of :func:`load_db`."""
     root = Path(root)
     if not root.is_dir():
         raise DassError(f"database folder not found: {root}")
+    members = union_members(root)
+    if members is not None:
+        if _depth >= MAX_UNION_DEPTH:
+            raise DassError(f"{root}: unions nested deeper than {MAX_UNION_DEPTH} (a cycle?)")
+        return [f for m in members for f in db_task_files(m, _depth + 1)]
     manifest = read_manifest(root)
     files = sorted(root.glob("*.pt"))
-    rows = {}
-    if manifest is not None:
-        rows = {row["file"]: row for row in manifest.get("tasks", []) if row.get("file")}
-        for name, row in rows.items():
-            if not (root / name).is_file():
-                raise DassError(f"{root / 'manifest.json'}: lists task {row['key']} in {name}, which is missing")
-        extra = [p.name for p in files if p.name not in rows]
-        if extra:
-            log.warning("%s: %d task file(s) not in manifest.json ignored (%s%s)", root, len(extra),
-                        ", ".join(extra[:3]), " ..." if len(extra) > 3 else "")
-        files = [p for p in files if p.name in rows]
+    if manifest is None:
+        return [(p, None) for p in files]
+    rows = {row["file"]: row for row in manifest.get("tasks", []) if row.get("file")}
+    for name, row in rows.items():
+        if not (root / name).is_file():
+            raise DassError(f"{root / 'manifest.json'}: lists task {row['key']} in {name}, which is missing")
+    extra = [p.name for p in files if p.name not in rows]
+    if extra:
+        log.warning("%s: %d task file(s) not in manifest.json ignored (%s%s)", root, len(extra),
+                    ", ".join(extra[:3]), " ..." if len(extra) > 3 else "")
+    return [(p, rows[p.name]) for p in files if p.name in rows]
+
+
+def db_file_hashes(root) -> dict[str, str]:
+    """What a run records of the database it read: ``{file name: content hash}`` of every ``*.pt``
+    of a plain database, ``{member folder/file name: hash}`` of a union's members."""
+    members = union_members(root)
+    if members is None:
+        return {p.name: file_hash(p) for p in sorted(Path(root).glob("*.pt"))}
+    return {f"{m.name}/{k}": v for m in members for k, v in db_file_hashes(m).items()}
+
+
+def load_db(root, splits=META_SPLITS) -> dict[str, list[dict]]:
+    """The task files of the database ``root`` grouped by split: ``{split: [task dict, ...]}`` in file
+    name order (a union's members one after another). With a ``manifest.json``, the database is what it lists: a listed file that is missing,
+    or whose split differs from its row's, is an error (never a silent average over the rest), and a
+    ``*.pt`` file it does not list (left over from another task list) is ignored with a warning. A
+    union database (:func:`union_members`) is the tasks of its members. Every file must be of one
+    space, and no task key may occur twice."""
+    return group_tasks(db_task_files(root), splits, root)
+
+
+def group_tasks(files: list[tuple[Path, dict | None]], splits, root) -> dict[str, list[dict]]:
+    """The task files ``files`` (:func:`db_task_files`) loaded and grouped by split, with the checks of
+    :func:`load_db`; ``root`` names the database in the error of an empty one."""
     out: dict[str, list[dict]] = {s: [] for s in splits}
     keys: dict[str, Path] = {}
     space = None
-    for p in files:
+    for p, row in files:
         d = load_task_db(p)
         key, s = d["task"].get("key"), d["task"]["split"]
-        row = rows.get(p.name)
         if row is not None and (row.get("key") != key or row.get("split", s) != s):
             raise DassError(f"{p}: holds task {key!r} of split {s}, manifest.json says {row.get('key')!r} of "
                             f"split {row.get('split')}")
         if key in keys:
-            raise DassError(f"{p}: task key {key!r} also in {keys[key].name}")
+            raise DassError(f"{p}: task key {key!r} also in {keys[key]}")
         keys[key] = p
         if space is None:
             space = (d["space"], p)

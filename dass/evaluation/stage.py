@@ -40,7 +40,7 @@ from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..config import to_dict
 from ..data.registry import dataset_info
-from ..database.format import load_db
+from ..database.format import db_file_hashes, load_db
 from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_write_json, atomic_write_text, write_csv
@@ -303,8 +303,8 @@ def identity(cfg: EvaluationConfig) -> dict:
     """The run identity (dass.runid): the config, less where it writes and how it shows progress,
     plus the bytes of the database task files, predictors and teacher overrides it reads."""
     preds = {k: hashing.file_hash(p) for k, p in cfg.predictors.items() if Path(p).is_file()}
-    return runid.identity("evaluation", cfg, db={p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))},
-                          **({"train_db": {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.train_db).glob("*.pt"))}}
+    return runid.identity("evaluation", cfg, db=db_file_hashes(cfg.db),
+                          **({"train_db": db_file_hashes(cfg.train_db)}
                              if cfg.train_db else {}),
                           predictors=preds, teachers={k: hashing.file_hash(p) for k, p in cfg.teachers.items()})
 

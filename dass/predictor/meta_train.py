@@ -42,10 +42,11 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from .. import config as cfgmod
-from .. import hashing, runid
+from .. import runid
 from ..cli import setup_run_dir
 from ..correlation import METRICS, PARTIAL, mean_metrics, nanmean, selection_value
 from ..device import resolve_device
+from ..database.format import db_file_hashes
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
 from . import proxy_inputs
@@ -220,7 +221,7 @@ def run(cfg: MetaTrainConfig) -> dict:
         for t in sum(tasks.values(), []):
             if t.dset is None:
                 raise DassError(f"input_type {cfg.input_type} reads dataset features, task {t.key} has none")
-    files = {p.name: hashing.file_hash(p) for p in sorted(Path(cfg.db).glob("*.pt"))}
+    files = db_file_hashes(cfg.db)
     ident = runid.identity("predictor", cfg, db=files)
     run_dir = setup_run_dir(cfg.run_dir, cfg, "predictor", identity=ident)
     last = run_dir / "last.pt"

@@ -1,0 +1,65 @@
+"""bench/regime_transfer.py: a ridge that sees the teacher's accuracy can follow an order that flips with
+the teacher's strength; the task-blind ridge cannot (labels built so that the answer is known)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from assets.tiny_db import write_tiny_db
+from dass.database.format import load_task_db, save_task_db
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+import regime_transfer as rt  # noqa: E402
+
+# fit tasks alternate strong (90 %) and weak (20 %) teachers; the test task has a weak one (25 %)
+FIT = [(f"f{i}", "meta_train", 90.0 if i % 2 else 20.0) for i in range(6)]
+TEST = [("t0", "meta_test", 25.0)]
+
+
+def _db(root: Path, tasks) -> Path:
+    write_tiny_db(root, tasks=[(k, s) for k, s, _ in tasks], n_students=12)
+    for key, _, teacher in tasks:
+        path = root / "db" / f"{key}.pt"
+        d = load_task_db(path)
+        log_macs = np.log(d["students"]["macs"].double().numpy())
+        # under a strong teacher the bigger student wins, under a weak one the smaller: the slope is
+        # (teacher - 50) / 50 times log MACs
+        acc = 50.0 + (teacher - 50.0) / 50.0 * (log_macs - log_macs.mean())
+        d["students"]["best_acc"] = d["students"]["best_acc"].new_tensor(acc)
+        d["teacher"]["best_acc"] = teacher
+        save_task_db(d, path)
+    return root / "db"
+
+
+@pytest.fixture(scope="module")
+def dbs(tmp_path_factory):
+    return _db(tmp_path_factory.mktemp("fit"), FIT), _db(tmp_path_factory.mktemp("test"), TEST)
+
+
+def test_teacher_aware_ridge_follows_the_flipped_order(dbs):
+    fit_db, test_db = dbs
+    res = rt.transfer([f"{fit_db}:meta_train"], [str(test_db)])
+    (row,) = res["rows"]
+    task = load_task_db(test_db / "t0.pt")
+    macs = task["students"]["macs"].numpy()
+    true = task["students"]["best_acc"].numpy()
+    assert stats.spearmanr(macs, true).statistic == pytest.approx(-1.0)   # the weak-teacher order
+    assert row["macs"] == pytest.approx(-1.0) and row["teacher"] == pytest.approx(25.0)
+    assert row["teacher-aware"] > 0.9          # reads the teacher's accuracy: the order flips
+    assert row["task-blind"] < 0.5             # one order for every task: it cannot
+    assert res["fit_tasks"] == 6 and set(res["alpha"].values()) <= set(rt.ENCODING_ALPHAS)
+
+
+def test_cli_table(dbs):
+    fit_db, test_db = dbs
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "regime_transfer.py"), "--fit", f"{fit_db}:meta_train",
+                          "--test", str(test_db)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "| t0 | 25.0 | 12 |" in out.stdout and "teacher-aware" in out.stdout
+    bad = subprocess.run([sys.executable, str(REPO / "bench" / "regime_transfer.py"), "--fit", str(fit_db / "nope"),
+                          "--test", str(test_db)], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
