@@ -9,6 +9,9 @@ from ..errors import DassError
 
 # Zero-cost proxies a predictor may read as inputs (computed by dass.predictor.proxy_inputs).
 PROXY_INPUTS = ("naswot", "synflow", "diswot", "inherit")
+# What a user knows of a task that a predictor may read (dass.predictor.data.task_stats): the teacher's
+# test accuracy (a fraction) and the log of the class count.
+TASK_STATS = ("teacher_acc", "log_classes")
 
 
 def check_proxy_names(names) -> list[str]:
@@ -66,6 +69,7 @@ class MetaTrainConfig:
     prior_rounds: int = 300  # with prior_model=trees: boosting rounds (learning rate 0.05, 20 students per leaf)
     prior_depth: int = 3  # with prior_model=trees: depth of each tree
     proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow, diswot, inherit
+    task_stats: list[str] = field(default_factory=list)  # task statistics joining the scalars: teacher_acc, log_classes
     data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
     proxy_batch_size: int = 32  # images per proxy batch
     proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
@@ -102,6 +106,10 @@ class MetaTrainConfig:
             raise DassError(f"meta_batch must be >= 0 (0 = every meta-train task), got {self.meta_batch}")
         if self.proxies:
             check_proxy_names(self.proxies)
+        if any(n not in TASK_STATS for n in self.task_stats) or len(set(self.task_stats)) != len(self.task_stats):
+            raise DassError(f"task_stats must be distinct names among {list(TASK_STATS)}, got {self.task_stats}")
+        if self.task_stats and not (self.cost_features or self.cost_prior):
+            raise DassError("task_stats join the cost scalars: set cost_features or cost_prior")
         if self.outer_lr <= 0 or self.inner_lr_init < 0 or self.rank_loss_weight < 0 or self.prior_ridge < 0:
             raise DassError("outer_lr must be > 0, inner_lr_init, rank_loss_weight and prior_ridge >= 0")
         if self.stage_features and not (self.cost_features or self.cost_prior):

@@ -75,9 +75,23 @@ def student_inputs(archs: list[Arch], space: SpaceConfig, num_classes: int, need
     return out
 
 
-def task_context(needs: set[str], tmap: torch.Tensor | None, dset: torch.Tensor | None) -> dict:
-    """Per-task inputs: ``tmap`` (``C x r x r``) and ``dset`` (``M x C``) where needed."""
+def task_stats(teacher_acc: float | None, num_classes: int) -> torch.Tensor:
+    """The task statistics of :data:`~dass.predictor.config.TASK_STATS`: the teacher's accuracy as a
+    fraction (``teacher_acc`` in percent; NaN when unknown) and ``log(num_classes)``."""
+    acc = float("nan") if teacher_acc is None else float(teacher_acc) / 100.0
+    return torch.tensor([acc, math.log(num_classes)], dtype=torch.float32)
+
+
+def task_context(needs: set[str], tmap: torch.Tensor | None, dset: torch.Tensor | None,
+                 stats: torch.Tensor | None = None) -> dict:
+    """Per-task inputs: ``tmap`` (``C x r x r``), ``dset`` (``M x C``) and ``task`` (``stats``,
+    :func:`task_stats`) where needed."""
     out: dict = {}
+    if "task" in needs:
+        if stats is None or not bool(torch.isfinite(stats).all()):
+            raise DassError("the predictor reads the task's statistics (task_stats: the teacher's accuracy, the "
+                            "class count) but they are unknown: give the teacher's accuracy")
+        out["task"] = stats
     if "tmap" in needs:
         out["tmap"] = tmap
     if "dset" in needs:
@@ -97,7 +111,10 @@ def support_inputs(point: SupportPoint, space: SpaceConfig, num_classes: int, ne
     zero = None if num_proxies is None else torch.zeros(1, num_proxies)
     rows = student_inputs([point.arch], space, num_classes, needs, point.fmap[None],
                           None if onehot is None else onehot[None], zero)
-    return {**rows, **task_context(needs, point.fmap, dset)}
+    return {**rows, **task_context(needs, point.fmap, dset, task_stats(point.accuracy, num_classes))}
+
+
+PER_TASK = ("tmap", "dset", "task")   # inputs of the task, not of a row
 
 
 def take(inputs: dict, idx=None, device=None) -> dict:
@@ -107,7 +124,7 @@ def take(inputs: dict, idx=None, device=None) -> dict:
         return v.to(device=device, dtype=torch.float32)
     out = {}
     for k, v in inputs.items():
-        if k in ("tmap", "dset"):
+        if k in PER_TASK:
             out[k] = v.to(device=device, dtype=torch.float32)
         elif k == "graph":
             out[k] = {gk: pick(gv) for gk, gv in v.items()}
@@ -245,7 +262,8 @@ class TaskData:
         if key not in self._cache:
             rows = student_inputs(self.archs, self.space, self.num_classes, needs, self.fmap, self.onehot,
                                   self.proxy)
-            self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset)}
+            self._cache[key] = {**rows, **task_context(needs, self.teacher_fmap, self.dset,
+                                                       task_stats(self.teacher_acc, self.num_classes))}
         return self._cache[key]
 
     def support(self, needs: set[str]) -> dict:

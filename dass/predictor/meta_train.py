@@ -78,9 +78,11 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
-    """The prior's inputs of a task's students: cost (stage, proxy) scalars (and the one-hot encoding)."""
-    needs = {"cost"} | ({"stage"} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
-    x = scalar_inputs(t.inputs(needs), cfg.stage_features, bool(cfg.proxies))
+    """The prior's inputs of a task's students: cost (stage, proxy, task statistics) scalars (and the
+    one-hot encoding)."""
+    needs = ({"cost"} | ({"stage"} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
+             | ({"task"} if cfg.task_stats else set()))
+    x = scalar_inputs(t.inputs(needs), cfg.stage_features, bool(cfg.proxies), cfg.task_stats)
     return torch.cat([x, t.onehot], dim=1) if cfg.prior_onehot else x
 
 
@@ -93,7 +95,8 @@ class MetaTrainer:
         torch.manual_seed(cfg.seed)
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
                                cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot,
-                               cfg.stage_features, cfg.prior_model, cfg.prior_rounds, cfg.prior_depth)
+                               cfg.stage_features, cfg.prior_model, cfg.prior_rounds, cfg.prior_depth,
+                               list(cfg.task_stats))
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)

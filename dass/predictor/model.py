@@ -16,6 +16,10 @@ With ``stage_features`` the stage encoding (``stage: N x 2S``, per-stage depth a
 relative to the maximum, :mod:`dass.space.encodings`) follows the two cost scalars.
 With ``proxies`` (e.g. ``[naswot, synflow]``) the cost scalars are followed by the students'
 zero-cost proxy features relative to the teacher (``proxy: N x P``, :mod:`dass.predictor.proxy_inputs`).
+With ``task_stats`` (e.g. ``[teacher_acc]``) the task's statistics follow, the same in every row
+(``task``: one value per name of :data:`~dass.predictor.config.TASK_STATS`, the model reads the
+named ones): with the tree prior, the ranking of the students may then change with the teacher's
+strength.
 
 With ``cost_prior`` the output is ``prior(scalars) + head(...)``: ``prior`` a linear map of the
 cost (and proxy) scalars, initialised (by meta-training) to the least-squares fit of the targets on the cost
@@ -43,7 +47,7 @@ from torch import nn
 from ..errors import DassError
 from ..space import SpaceConfig, onehot_dim, stage_dim
 from ..space.encodings import graph_feature_dim
-from .config import ModelSizes
+from .config import TASK_STATS, ModelSizes
 from .encoders import GraphEncoder, MapEncoder, OnehotEncoder
 from .set_encoder import SetEncoder
 
@@ -130,6 +134,7 @@ class PredictorConfig:
     prior_model: str = "linear"      # "linear" or "trees" (TreePrior)
     prior_rounds: int = 300          # with trees: boosting rounds
     prior_depth: int = 3             # with trees: depth of every tree
+    task_stats: list[str] = field(default_factory=list)  # names of TASK_STATS joining the scalars
 
     def __post_init__(self):
         if self.prior_model not in PRIOR_MODELS:
@@ -144,6 +149,10 @@ class PredictorConfig:
             raise DassError("prior_onehot extends the cost prior: set cost_prior")
         if self.proxies and not (self.cost_features or self.cost_prior):
             raise DassError("proxies are read with the cost scalars: set cost_features or cost_prior")
+        if any(n not in TASK_STATS for n in self.task_stats) or len(set(self.task_stats)) != len(self.task_stats):
+            raise DassError(f"task_stats must be distinct names among {list(TASK_STATS)}, got {self.task_stats}")
+        if self.task_stats and not (self.cost_features or self.cost_prior):
+            raise DassError("task_stats join the cost scalars: set cost_features or cost_prior")
         self.input_type = canonical_input_type(self.input_type)
         if self.arch_encoder not in ARCH_ENCODERS:
             raise DassError(f"arch_encoder must be one of {list(ARCH_ENCODERS)}, got {self.arch_encoder!r}")
@@ -170,7 +179,7 @@ class Predictor(nn.Module):
             else:
                 self.arch_enc = GraphEncoder(d.graph_node_dim, z.graph_hidden, z.arch_out, z.graph_layers)
             width += z.arch_out
-        n_scalars = 2 + (d.stage_dim if cfg.stage_features else 0) + len(cfg.proxies)
+        n_scalars = 2 + (d.stage_dim if cfg.stage_features else 0) + len(cfg.proxies) + len(cfg.task_stats)
         if cfg.cost_features:
             width += n_scalars
         self.hidden = nn.Linear(width, z.head_hidden)
@@ -196,6 +205,8 @@ class Predictor(nn.Module):
             out.add("stage")
         if self.cfg.prior_onehot:
             out.add("onehot")
+        if self.cfg.task_stats:
+            out.add("task")
         return out
 
     def set_output_bias(self, value: float) -> None:
@@ -233,7 +244,7 @@ class Predictor(nn.Module):
             parts.append(self.tmap_enc(inputs["tmap"][None]).expand(n, -1))
         if "A" in it:
             parts.append(self.arch_enc(inputs[self.cfg.arch_encoder]))
-        scalars = scalar_inputs(inputs, self.cfg.stage_features, bool(self.cfg.proxies))
+        scalars = scalar_inputs(inputs, self.cfg.stage_features, bool(self.cfg.proxies), self.cfg.task_stats)
         if self.cfg.cost_features:
             parts.append(scalars)
         h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
@@ -244,12 +255,16 @@ class Predictor(nn.Module):
         return y
 
 
-def scalar_inputs(inputs: dict, stage: bool, proxies: bool) -> torch.Tensor | None:
-    """The scalars the head (``cost_features``) and the prior read: ``cost``, then ``stage`` and
-    ``proxy`` where the predictor reads them (``None`` without ``cost``)."""
+def scalar_inputs(inputs: dict, stage: bool, proxies: bool, task_stats=()) -> torch.Tensor | None:
+    """The scalars the head (``cost_features``) and the prior read: ``cost``, then ``stage``,
+    ``proxy`` and the named ``task_stats`` (columns of ``task``, repeated in every row) where the
+    predictor reads them (``None`` without ``cost``)."""
     if "cost" not in inputs:
         return None
     parts = [inputs["cost"]] + ([inputs["stage"]] if stage else []) + ([inputs["proxy"]] if proxies else [])
+    if task_stats:
+        cols = inputs["task"][[TASK_STATS.index(n) for n in task_stats]]
+        parts.append(cols.to(inputs["cost"].dtype)[None].expand(inputs["cost"].shape[0], -1))
     return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 

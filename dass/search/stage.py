@@ -57,7 +57,7 @@ from ..predictor import proxy_inputs
 from ..predictor.proxy_inputs import ProxySetting
 from ..predictor.adapt import adapted_params, predict
 from ..predictor.data import (gives_accuracy, student_inputs, support_inputs, support_target, take, task_context,
-                              to_accuracy)
+                              task_stats, to_accuracy)
 from ..predictor.checkpoint import LoadedPredictor, load_predictor
 from ..space import Arch, SpaceConfig, space_difference, validate
 from ..space.arch import read_candidates_file
@@ -142,7 +142,7 @@ class AdaptedScorer:
         self.batch_size, self.device, self.progress = batch_size, task.device, progress
         self.needs = pred.model.needs
         self.teacher_acc = support.accuracy
-        self.context = task_context(self.needs, support.fmap, dset)
+        self.context = task_context(self.needs, support.fmap, dset, task_stats(support.accuracy, task.num_classes))
         self.proxy_batch = proxy_batch
         inputs = support_inputs(support, self.space, task.num_classes, self.needs, dset, len(pred.model.cfg.proxies))
         label = torch.tensor([support_target(pred.target, support.accuracy)], device=self.device)
