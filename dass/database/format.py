@@ -34,7 +34,7 @@ from ..correlation import spearman
 from ..errors import DassError
 from ..io import atomic_torch_save, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, validate
-from .splits import META_SPLITS
+from .splits import META_SPLITS, check_meta_split
 
 log = logging.getLogger("dass.database")
 
@@ -56,8 +56,7 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
         if not isinstance(d[k], dict):
             raise DassError(f"{where}: '{k}' must be a mapping, got {type(d[k]).__name__}")
     task = d["task"]
-    if task.get("split") not in META_SPLITS:
-        raise DassError(f"{where}: task.split must be one of {META_SPLITS}, got {task.get('split')!r}")
+    check_meta_split(task.get("split"), f"{where}: task")
     st = d["students"]
     n = len(st.get("arch", []))
     if n == 0:
@@ -224,6 +223,8 @@ def load_db(root, splits=META_SPLITS) -> dict[str, list[dict]]:
     ``*.pt`` file it does not list (left over from another task list) is ignored with a warning.
     Every file must be of one space, and no task key may occur twice."""
     root = Path(root)
+    for s in splits:
+        check_meta_split(s, f"splits asked of the database {root}")
     if not root.is_dir():
         raise DassError(f"database folder not found: {root}")
     manifest = read_manifest(root)
