@@ -2,7 +2,7 @@
 
 :func:`find_student` is ``python -m dass.pipeline`` called from Python: it builds the pipeline's
 config (a profile of ``configs/pipeline/``, then ``settings``, then its own arguments) and calls
-:func:`dass.pipeline.stage.run`, so a call and the command with the same inputs share one run folder
+:func:`dass.pipeline.runner.run`, so a call and the command with the same inputs share one run folder
 (default ``runs/pipeline/<dataset>``), its identity and its resumption: a finished stage is not
 redone. It returns the picks as :class:`Pick` objects.
 
@@ -33,7 +33,7 @@ from .export.config import FORMATS as EXPORT_FORMATS
 from .hashing import named_blobs_sha256
 from .io import atomic_write_bytes, read_json
 from .pipeline.config import PipelineConfig
-from .pipeline.stage import run as pipeline_run
+from .pipeline.runner import run as pipeline_run
 from .space import Arch
 
 PROFILES = Path(__file__).resolve().parents[1] / "configs" / "pipeline"

@@ -65,7 +65,7 @@ echo "== validate $OUT $(date -u +%T)"
 "${VALIDATE[@]}"
 "$PY" - "$OUT" <<'PYEOF'
 import sys
-from dass.database.stage import validate_db
+from dass.database.commands import validate_db
 rows = [r for split in validate_db(sys.argv[1]).values() for r in split]
 low = [f"{r['key']} {r['teacher_best_acc']} %" for r in rows
        if r["teacher_best_acc"] is None or r["teacher_best_acc"] < 50]

@@ -41,7 +41,7 @@ from ..config import to_dict
 from ..data import tiny_imagenet
 from ..data.download import NUM_CLASSES
 from ..database.format import FORMAT_V1 as FORMAT, save_task_db, validate_task_db
-from ..database.splits import META_SPLITS
+from ..database.splits import META_SPLITS, check_meta_split
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json
 from ..space import Arch, SpaceConfig, macs, onehot, onehot_batch, params, teacher_arch
@@ -106,8 +106,7 @@ def task_from_records(students: OriginalRecords, teacher: OriginalRecords, key: 
                       source: dict | None = None) -> tuple[dict, int]:
     """One ``dass-db-v1`` task dict from an original database file and its teacher file; returns it
     with the number of repeated students dropped (see module doc)."""
-    if split not in META_SPLITS:
-        raise DassError(f"task {key}: split must be one of {META_SPLITS}, got {split!r}")
+    check_meta_split(split, f"task {key}")
     t_arch = teacher_arch(space)
     if teacher.archs and teacher.archs[0] != t_arch:
         raise DassError(f"task {key}: the teacher file's architecture {teacher.archs[0].to_dict()} is not the "

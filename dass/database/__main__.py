@@ -1,9 +1,9 @@
 """``python -m dass.database --config configs/database/cpu.yaml [--phase all|teachers|students|merge]``: build
 the meta-training database (resumable); ``--validate DIR`` checks a built one, ``--compare DB_A DB_B``
-compares two label sets (:mod:`dass.database.stage`); ``--union OUT DB...`` joins databases built apart.
+compares two label sets (:mod:`dass.database.commands`); ``--union OUT DB...`` joins databases built apart.
 
 Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
-without torch, which :mod:`dass.database.stage` imports once the command line is known good."""
+without torch, which :mod:`dass.database.commands` imports once the command line is known good."""
 from __future__ import annotations
 
 from ..cli import load_config, make_parser, run_main
@@ -12,7 +12,7 @@ from .config import DatabaseConfig
 
 def main(args) -> int:
     if args.compare:
-        from .stage import compare  # lazy on purpose, as below
+        from .commands import compare  # lazy on purpose, as below
         compare(*args.compare, as_json=args.json)
         return 0
     if args.union:
@@ -21,11 +21,11 @@ def main(args) -> int:
         print(f"{args.union[0]}: union of {', '.join(args.union[1:])}")
         return 0
     if args.validate:
-        from .stage import validate  # lazy: torch only after the command line is checked
+        from .commands import validate  # lazy: torch only after the command line is checked
         validate(args.validate, as_json=args.json)
         return 0
     cfg = load_config(DatabaseConfig, args)
-    from .stage import run  # lazy on purpose: torch only after the config has been checked
+    from .commands import run  # lazy on purpose: torch only after the config has been checked
     run(cfg, args.phase)
     return 0
 

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from ..data.registry import dataset_key
 from ..errors import DassError
 from ..train.recipe import KDRecipe, TeacherRecipe
-from .splits import META_SPLITS
+from .splits import META_SPLITS, check_meta_split
 from .subsets import SubsetTaskSpec, expand
 
 
@@ -23,8 +23,7 @@ class TaskSpec:
     teacher_epochs: int = 0  # epochs of this task's teacher when trained here, the schedule ending there (0 = the recipe's): a weaker teacher
 
     def __post_init__(self):
-        if self.split not in META_SPLITS:
-            raise DassError(f"task '{self.dataset}': split must be one of {list(META_SPLITS)}, got '{self.split}'")
+        check_meta_split(self.split, f"task '{self.dataset}'")
         if not self.key:
             self.key = dataset_key(self.dataset)
 
@@ -98,20 +97,26 @@ class DatabaseConfig:
                 "timeout_min", "array_parallelism", "cpus_per_task", "gpus_per_node", "groups_per_job")) < 0:
             raise DassError("tasks[].teacher_lr, tasks[].teacher_epochs and the slurm counts must be >= 0")
         for s, n in self.students.items():
-            if s not in META_SPLITS or not 1 <= n <= 1_000_000:
-                raise DassError(f"students: '{s}: {n}' must name a split with a count in [1, 10^6]")
+            check_meta_split(s, "students")
+            if not 1 <= n <= 1_000_000:
+                raise DassError(f"students: '{s}: {n}' must be a count in [1, 10^6]")
         for s, k in self.labelled_students.items():
-            if s not in META_SPLITS or not 1 <= k <= self.students.get(s, 0):
-                raise DassError(f"labelled_students: '{s}: {k}' must name a split with a count in [1, students of "
+            check_meta_split(s, "labelled_students")
+            if not 1 <= k <= self.students.get(s, 0):
+                raise DassError(f"labelled_students: '{s}: {k}' must be a count in [1, students of "
                                 f"the split ({self.students.get(s, 0)})]")
-        if not self.splits or any(s not in META_SPLITS for s in self.splits):
-            raise DassError(f"splits: {self.splits} must be a non-empty list of {list(META_SPLITS)}")
+        if not self.splits:
+            raise DassError(f"splits: must be a non-empty list of {list(META_SPLITS)}")
+        for s in self.splits:
+            check_meta_split(s, "splits")
         for s, seeds in self.label_seeds.items():
-            if s not in META_SPLITS or not seeds or len(set(seeds)) != len(seeds):
-                raise DassError(f"label_seeds: '{s}: {seeds}' must name a split with a list of distinct seeds")
+            check_meta_split(s, "label_seeds")
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise DassError(f"label_seeds: '{s}: {seeds}' must be a list of distinct seeds")
         for s, target in self.target_reliability.items():
-            if s not in META_SPLITS or not 0 < target < 1:
-                raise DassError(f"target_reliability: '{s}: {target}' must name a split with a value in (0, 1)")
+            check_meta_split(s, "target_reliability")
+            if not 0 < target < 1:
+                raise DassError(f"target_reliability: '{s}: {target}' must be a value in (0, 1)")
             if len(self.seeds(s)) < 2:
                 raise DassError(f"target_reliability: split {s} needs label_seeds with at least 2 seeds "
                                 f"(their agreement decides how many more are needed)")

@@ -36,7 +36,7 @@ from ..errors import DassError
 from ..hashing import file_hash
 from ..io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
 from ..space import Arch, SpaceConfig, validate
-from .splits import META_SPLITS
+from .splits import META_SPLITS, check_meta_split
 
 log = logging.getLogger("dass.database")
 
@@ -58,8 +58,7 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
         if not isinstance(d[k], dict):
             raise DassError(f"{where}: '{k}' must be a mapping, got {type(d[k]).__name__}")
     task = d["task"]
-    if task.get("split") not in META_SPLITS:
-        raise DassError(f"{where}: task.split must be one of {META_SPLITS}, got {task.get('split')!r}")
+    check_meta_split(task.get("split"), f"{where}: task")
     st = d["students"]
     n = len(st.get("arch", []))
     if n == 0:
@@ -260,6 +259,8 @@ def db_task_files(root, _depth: int = 0) -> list[tuple[Path, dict | None]]:
     """The task files of the database ``root`` (following a union's members, in order), each with
     its manifest row (None without a manifest); checks of :func:`load_db`."""
     root = Path(root)
+    for s in splits:
+        check_meta_split(s, f"splits asked of the database {root}")
     if not root.is_dir():
         raise DassError(f"database folder not found: {root}")
     members = union_members(root)

@@ -28,7 +28,7 @@ import numpy as np
 from ..data.registry import class_identities, class_list
 from ..data.subset import class_identity, subset_name
 from ..errors import DassError
-from .splits import META_SPLITS
+from .splits import check_meta_split
 from .jobs import content_hash
 
 
@@ -44,8 +44,7 @@ class SubsetTaskSpec:
     teacher_epochs: int = 0  # epochs of these tasks' teachers, the schedule ending there (0 = the teacher recipe's): weaker teachers
 
     def __post_init__(self):
-        if self.split not in META_SPLITS:
-            raise DassError(f"subset_tasks: split must be one of {list(META_SPLITS)}, got '{self.split}'")
+        check_meta_split(self.split, "subset_tasks")
         if not self.pool:
             raise DassError("subset_tasks: 'pool' must list at least one dataset")
         if self.count < 1:

@@ -10,5 +10,5 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["EvaluationConfig", "ProxyConfig", "SearchKDConfig", "BUILTIN_METHODS"],
     "baselines": ["EvalContext", "Scorer", "PredictorScorer", "builtin_scorers", "make_scorer", "run_scorer"],
-    "stage": ["run", "prepare", "run_plan", "Plan"],
+    "evaluate_tasks": ["run", "prepare", "run_plan", "Plan"],
 })

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from ..database.splits import LABELS, META_SPLITS
+from ..database.splits import LABELS, check_meta_split
 from ..errors import DassError
 
 # The built-in methods, in table order: the scorers :mod:`dass.evaluation.baselines` registers
@@ -65,8 +65,7 @@ class EvaluationConfig:
     search_kd: SearchKDConfig = field(default_factory=SearchKDConfig)  # search-then-KD comparison under budgets
 
     def __post_init__(self):
-        if self.split not in META_SPLITS:
-            raise DassError(f"split must be one of {list(META_SPLITS)}, got {self.split!r}")
+        check_meta_split(self.split, "evaluation config")
         if not self.labels or len(set(self.labels)) != len(self.labels) or set(self.labels) - set(LABELS):
             raise DassError(f"labels must be distinct names among {list(LABELS)}, got {self.labels}")
         if self.top_k < 1:

@@ -7,5 +7,5 @@ from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["ExportConfig", "FORMATS"],
-    "stage": ["run", "read_kd_run"],
+    "exporter": ["run", "read_kd_run"],
 })

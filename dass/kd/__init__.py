@@ -7,6 +7,6 @@ from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["KDRunConfig", "StudentSpec"],
-    "stage": ["run", "resolve_student"],
+    "distil_student": ["run", "resolve_student"],
     "picks": ["PickSetting", "kd_picks", "train_pick_folders", "pick_dir", "write_results", "CSV_FIELDS"],
 })

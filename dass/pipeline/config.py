@@ -1,5 +1,5 @@
 """The pipeline's config (no torch: ``python -m dass.pipeline --help`` and config errors answer without
-importing it; the remap name is checked by :func:`dass.pipeline.stage.run`, which knows the strategies)."""
+importing it; the remap name is checked by :func:`dass.pipeline.runner.run`, which knows the strategies)."""
 from __future__ import annotations
 
 import importlib.util

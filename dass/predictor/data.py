@@ -107,7 +107,7 @@ def support_inputs(point: SupportPoint, space: SpaceConfig, num_classes: int, ne
     """The support set of a task as a one-row input: the teacher (``point``, :meth:`dass.task.Task.support_point`)
     whose own map is both its S and its T input, with ``num_proxies`` zero proxy features (the
     teacher's own, relative to itself; None: no proxy input) and its ``onehot`` when stored. Used by
-    meta-training (:meth:`TaskData.support`) and search (:class:`dass.search.stage.AdaptedScorer`)."""
+    meta-training (:meth:`TaskData.support`) and search (:class:`dass.search.searcher.AdaptedScorer`)."""
     zero = None if num_proxies is None else torch.zeros(1, num_proxies)
     rows = student_inputs([point.arch], space, num_classes, needs, point.fmap[None],
                           None if onehot is None else onehot[None], zero)

@@ -7,6 +7,6 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["SearchConfig", "EvolutionConfig", "MAX_POOL"],
     "budget": ["Budget", "smallest_arch"],
-    "stage": ["run", "AdaptedScorer", "Candidates", "read_candidates", "shortlist_rescore"],
+    "searcher": ["run", "AdaptedScorer", "Candidates", "read_candidates", "shortlist_rescore"],
     "strategies": ["sample_pool", "evolve", "strategy_names", "run_strategy", "register"],
 })

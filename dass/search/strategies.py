@@ -30,7 +30,7 @@ log = logging.getLogger("dass.search")
 
 
 class Scorer(Protocol):
-    """What a strategy needs of the adapted predictor (:class:`dass.search.stage.AdaptedScorer`)."""
+    """What a strategy needs of the adapted predictor (:class:`dass.search.searcher.AdaptedScorer`)."""
 
     def score(self, archs: list[Arch], fmap: torch.Tensor | None = None) -> torch.Tensor: ...
 
@@ -38,7 +38,7 @@ class Scorer(Protocol):
 @dataclass(frozen=True)
 class Problem:
     """What a strategy searches: candidates of ``space`` under ``budget``, scored by ``scorer``, with
-    the settings of ``cfg``; ``listed``: the :class:`dass.search.stage.Candidates` of a candidates
+    the settings of ``cfg``; ``listed``: the :class:`dass.search.searcher.Candidates` of a candidates
     file (None: sample)."""
 
     scorer: Scorer

@@ -9,5 +9,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "config": ["TeacherRunConfig"],
     "checkpoint": ["teacher_checkpoint", "save_teacher", "load_teacher", "check_teacher_state_dict",
                    "strip_module_prefix"],
-    "stage": ["run"],
+    "training_run": ["run"],
 })

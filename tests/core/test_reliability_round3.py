@@ -141,7 +141,7 @@ def _tiny_task_db(tmp: Path, tasks=(("t1", "meta_test"), ("t2", "meta_test")), s
 
 def test_a_task_file_outside_the_manifest_is_not_part_of_the_database(tmp_path, caplog):
     from dass.database.format import load_db
-    from dass.database.stage import validate_db
+    from dass.database.commands import validate_db
     db = _tiny_task_db(tmp_path / "a")
     stale = _tiny_task_db(tmp_path / "b", tasks=(("old", "meta_test"),))
     (db / "old.pt").write_bytes((stale / "old.pt").read_bytes())   # left over from another task list
@@ -153,7 +153,7 @@ def test_a_task_file_outside_the_manifest_is_not_part_of_the_database(tmp_path, 
 
 
 def test_validate_says_on_stdout_which_task_files_it_ignored(tmp_path, capsys):
-    from dass.database.stage import validate
+    from dass.database.commands import validate
     db = _tiny_task_db(tmp_path / "a")
     stale = _tiny_task_db(tmp_path / "b", tasks=(("old", "meta_test"),))
     (db / "old.pt").write_bytes((stale / "old.pt").read_bytes())
@@ -468,7 +468,7 @@ def test_a_damaged_given_teacher_is_refused_before_training(made, tmp_path, caps
 def test_a_given_teachers_accuracy_on_other_data_is_measured_here(made, tmp_path):
     from dass import config as cfgmod
     from dass.pipeline import PipelineConfig
-    from dass.pipeline.stage import recorded_teacher_accuracy
+    from dass.pipeline.runner import recorded_teacher_accuracy
     from dass.teacher.checkpoint import load_teacher
     _, data, _ = made
     teacher = _teacher_file(made, tmp_path, lambda d: d.update(dataset="glyphs/other"))
@@ -493,7 +493,7 @@ def test_search_and_kd_bounds_are_checked_before_training(made, tmp_path, capsys
 def test_candidates_with_nan_maps_or_a_bad_teacher_accuracy_are_refused(tmp_path):
     import torch
     from dass.errors import DassError
-    from dass.search.stage import read_candidates
+    from dass.search.searcher import read_candidates
     from dass.space import sample_unique
     archs = sample_unique(TINY, 3, np.random.default_rng(0))
     r = TINY.stage_resolutions()[-1]
@@ -732,7 +732,7 @@ def test_a_teachers_accuracy_recorded_on_data_since_changed_is_measured_here(mad
     from dass import config as cfgmod
     from dass.data.folder import load_image_folder
     from dass.pipeline import PipelineConfig
-    from dass.pipeline.stage import recorded_data, recorded_teacher_accuracy
+    from dass.pipeline.runner import recorded_data, recorded_teacher_accuracy
     from dass.teacher.checkpoint import load_teacher
     _, data, _ = made
     now = {s: hashing.dataset_hash(load_image_folder(data, s, TINY.image_size)) for s in ("train", "test")}

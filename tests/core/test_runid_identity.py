@@ -35,7 +35,8 @@ DICT_KINDS = {"pipeline"}
 # for each (cfg, inputs) of fixed_runs(), where OLD_DROP was: teacher the inline drop= of
 # teacher/stage.py; kd and search their stage.py IDENTITY_FREE; predictor dass/predictor/meta_train its
 # RESUMABLE_CHANGES + ("db",); database builder.py's BUILD_IDENTITY_FREE; evaluation the inline drop=
-# of evaluation/stage.py.
+# of evaluation/stage.py (the stage.py modules are now teacher/training_run.py, kd/distil_student.py,
+# search/searcher.py and evaluation/evaluate_tasks.py).
 PINNED = {
     "teacher": "9f9041426253b3fe",
     "kd": "5e78571503017d56",

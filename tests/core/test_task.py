@@ -200,7 +200,7 @@ def test_search_and_meta_training_adapt_on_the_same_support_point(space, tmp_pat
     meta-training path does on the saved task holding the same maps (TaskData, predict_task)."""
     from dass.predictor import InputDims, LoadedPredictor, Predictor, PredictorConfig
     from dass.predictor.adapt import predict_task
-    from dass.search.stage import AdaptedScorer
+    from dass.search.searcher import AdaptedScorer
     sd = random_teacher_sd(space, 11)
     task = Task(space, "synth", noise_seed=5).use_teacher(sd, metrics={"best_acc": 80.0})
     archs = sample_unique(space, 6, np.random.default_rng(5))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from assets.tiny_db import write_build_config, write_quadrant_glyphs
-from dass.database.stage import validate_db
+from dass.database.commands import validate_db
 from dass.database.format import load_db
 
 pytestmark = pytest.mark.slow  # every test builds (or validates) a database in subprocesses

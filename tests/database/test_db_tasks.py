@@ -240,7 +240,7 @@ def test_work_dir_is_committable(tmp_path):
 
 def test_validate_table_and_compare_hand_computed(tmp_path):
     from assets.tiny_db import write_tiny_db
-    from dass.database.stage import format_summary, validate_db
+    from dass.database.commands import format_summary, validate_db
     from dass.database.compare import compare_dbs
     from dass.database.format import FORMAT, save_task_db
     d = write_tiny_db(tmp_path / "a", tasks=(("dtd", "meta_test"),), n_students=4)["dtd"]

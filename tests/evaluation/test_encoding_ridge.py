@@ -88,7 +88,7 @@ def test_encoding_ridge_is_task_blind(db):
 
 def test_evaluation_stage_has_the_encoding_ridge_row_and_needs_meta_train(db, tmp_path):
     from dass.evaluation.config import EvaluationConfig
-    from dass.evaluation.stage import run
+    from dass.evaluation.evaluate_tasks import run
     root, tasks = db
     cfg = EvaluationConfig(db=str(root / "db"), data_root=str(root / "none"), methods=["macs", "encoding_ridge"],
                            run_dir=str(tmp_path / "run"), plots=False, progress=False)

@@ -23,9 +23,9 @@ from assets.tiny_db import TINY, save_teacher, tiny_teacher_state, write_predict
 from dass import config as cfgmod
 from dass.errors import DassError
 from dass.export.config import ExportConfig
-from dass.export.stage import run as export_run
+from dass.export.exporter import run as export_run
 from dass.kd.config import KDRunConfig, StudentSpec
-from dass.kd.stage import run as kd_run
+from dass.kd.distil_student import run as kd_run
 from dass.pipeline import PipelineConfig
 from dass.pipeline import run as pipeline_run
 from dass.space import Arch, build

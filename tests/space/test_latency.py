@@ -146,7 +146,7 @@ def test_search_filters_by_predicted_latency_and_replaces_measured_picks(files, 
         order.append(arch)
         ms = 1e-3 * params(arch, space_, num_classes)
         return 2 * ms + limit if len(order) == 2 else ms
-    monkeypatch.setattr("dass.search.stage.measure_arch", measured)
+    monkeypatch.setattr("dass.search.searcher.measure_arch", measured)
     cfg = cfgmod.load(SearchConfig, None, [f"teacher={files['teacher']}", f"predictor={files['predictor']}",
                                            f"run_dir={tmp_path / 'run'}", "progress=false", "device=cpu",
                                            "pool_size=60", "top_k=3", f"budget.latency_ms={limit}",
@@ -222,7 +222,7 @@ def test_pipeline_latency_only_budget_reports_predicted_and_measured(pipeline_fi
     def measured(arch, space_, num_classes, cfg):   # the first candidate measured is 3x over budget
         calls.append(arch)
         return 3 * limit if len(calls) == 1 else 1e-3 * params(arch, space_, num_classes)
-    monkeypatch.setattr("dass.search.stage.measure_arch", measured)
+    monkeypatch.setattr("dass.search.searcher.measure_arch", measured)
     out = tmp_path / "run"
     result = pipeline_run(_cfg(f"dataset=npy:{root / 'arrays'}", f"teacher={_teacher(root, pred)}",
                                f"predictor={pred}", f"run_dir={out}", "budget.macs=null",

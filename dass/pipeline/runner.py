@@ -4,9 +4,9 @@
 
 1. **teacher**: load ``teacher=<checkpoint>`` (its accuracy measured on the test split when the file
    records none), or train the teacher of the predictor's space with ``teacher_recipe``
-   (:func:`dass.teacher.stage.run`);
+   (:func:`dass.teacher.training_run.run`);
 2. **search**: adapt the predictor on the teacher and score candidates under the budget
-   (:func:`dass.search.stage.run`); budgets given as fractions (<= 1) are taken of the teacher's
+   (:func:`dass.search.searcher.run`); budgets given as fractions (<= 1) are taken of the teacher's
    MACs/parameters;
 3. **kd**: KD-train the ``top_k`` best candidates with every seed of ``seeds`` (the students of one
    seed in lockstep, one teacher forward per batch; each pick's folder is a ``dass.kd`` run folder);
@@ -50,19 +50,19 @@ from ..data.registry import dataset_key, load_dataset
 from ..device import resolve_device
 from ..errors import DassError
 from ..export.config import ExportConfig
-from ..export.stage import run as export_run
+from ..export.exporter import run as export_run
 from ..hashing import dataset_hash, file_sha256
 from ..io import atomic_write_json, read_json, safe_torch_load
 from ..kd.picks import PickSetting, kd_picks
 from ..predictor.checkpoint import load_predictor
 from ..search.budget import feasible_budget
 from ..search.config import BudgetConfig, SearchConfig
-from ..search.stage import check_teacher_space, run as search_run
+from ..search.searcher import check_teacher_space, run as search_run
 from ..space import REMAPS, Arch, macs, params, teacher_arch
 from ..task import Task
 from ..teacher.checkpoint import checked_accuracy, load_teacher, save_teacher
 from ..teacher.config import TeacherRunConfig
-from ..teacher.stage import run as teacher_stage_run
+from ..teacher.training_run import run as teacher_run
 from ..train.trainer import check_data
 from .config import PipelineConfig
 from .report import write_report
@@ -246,7 +246,7 @@ def _teacher_trained(cfg: PipelineConfig, space, data, folder: Path) -> dict:
     tcfg = TeacherRunConfig(dataset=cfg.dataset, data_root=cfg.data_root, space=str(folder / "space.yaml"),
                             run_dir=str(folder), seed=cfg.teacher_seed, device=cfg.device, progress=cfg.progress,
                             teacher_recipe=cfg.teacher_recipe)
-    line = teacher_stage_run(tcfg, data)
+    line = teacher_run(tcfg, data)
     return {**line, "trained_here": True}
 
 
