@@ -259,8 +259,6 @@ def db_task_files(root, _depth: int = 0) -> list[tuple[Path, dict | None]]:
     """The task files of the database ``root`` (following a union's members, in order), each with
     its manifest row (None without a manifest); checks of :func:`load_db`."""
     root = Path(root)
-    for s in splits:
-        check_meta_split(s, f"splits asked of the database {root}")
     if not root.is_dir():
         raise DassError(f"database folder not found: {root}")
     members = union_members(root)
@@ -294,11 +292,13 @@ def db_file_hashes(root) -> dict[str, str]:
 
 def load_db(root, splits=META_SPLITS) -> dict[str, list[dict]]:
     """The task files of the database ``root`` grouped by split: ``{split: [task dict, ...]}`` in file
-    name order (a union's members one after another). With a ``manifest.json``, the database is what it lists: a listed file that is missing,
-    or whose split differs from its row's, is an error (never a silent average over the rest), and a
-    ``*.pt`` file it does not list (left over from another task list) is ignored with a warning. A
+    name order (a union's members one after another). With a ``manifest.json``, the database is what
+    it lists: a listed file that is missing, or whose split differs from its row's, is an error (never
+    a silent average over the rest), and a ``*.pt`` file it does not list (left over from another task list) is ignored with a warning. A
     union database (:func:`union_members`) is the tasks of its members. Every file must be of one
     space, and no task key may occur twice."""
+    for s in splits:
+        check_meta_split(s, f"splits asked of the database {root}")
     return group_tasks(db_task_files(root), splits, root)
 
 

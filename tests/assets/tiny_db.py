@@ -155,6 +155,25 @@ def write_tiny_db(root, data_root=None, tasks=(("dtd", "meta_test"), ("cub", "me
     return out
 
 
+def write_flip_db(root, tasks, n_students: int = 12) -> Path:
+    """Task files ``<root>/db/<key>.pt`` of ``tasks`` (``(key, split, teacher accuracy %)``) whose
+    labels are known: under a strong teacher the bigger student wins, under a weak one the smaller
+    (label ``50 + (teacher - 50) / 50 * (log MACs - mean)``), and the task records that teacher
+    accuracy. Returns the database folder."""
+    from dass.database.format import load_task_db
+    root = Path(root)
+    write_tiny_db(root, tasks=[(k, s) for k, s, _ in tasks], n_students=n_students)
+    for key, _, teacher in tasks:
+        path = root / "db" / f"{key}.pt"
+        d = load_task_db(path)
+        log_macs = np.log(d["students"]["macs"].double().numpy())
+        acc = 50.0 + (teacher - 50.0) / 50.0 * (log_macs - log_macs.mean())
+        d["students"]["best_acc"] = d["students"]["best_acc"].new_tensor(acc)
+        d["teacher"]["best_acc"] = teacher
+        save_task_db(d, path)
+    return root / "db"
+
+
 def write_predictor(path, space: SpaceConfig, input_type: str = "STA", inner_lr: float = 0.005, seed: int = 0,
                     edit=None) -> Path:
     """An untrained ``dass-predictor-v1`` checkpoint (raw target, one adaptation step); ``edit(model)``

@@ -4,12 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from scipy import stats
 
-from assets.tiny_db import write_tiny_db
-from dass.database.format import load_task_db, save_task_db
+from assets.tiny_db import write_flip_db
+from dass.database.format import load_task_db
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
@@ -20,24 +19,9 @@ FIT = [(f"f{i}", "meta_train", 90.0 if i % 2 else 20.0) for i in range(6)]
 TEST = [("t0", "meta_test", 25.0)]
 
 
-def _db(root: Path, tasks) -> Path:
-    write_tiny_db(root, tasks=[(k, s) for k, s, _ in tasks], n_students=12)
-    for key, _, teacher in tasks:
-        path = root / "db" / f"{key}.pt"
-        d = load_task_db(path)
-        log_macs = np.log(d["students"]["macs"].double().numpy())
-        # under a strong teacher the bigger student wins, under a weak one the smaller: the slope is
-        # (teacher - 50) / 50 times log MACs
-        acc = 50.0 + (teacher - 50.0) / 50.0 * (log_macs - log_macs.mean())
-        d["students"]["best_acc"] = d["students"]["best_acc"].new_tensor(acc)
-        d["teacher"]["best_acc"] = teacher
-        save_task_db(d, path)
-    return root / "db"
-
-
 @pytest.fixture(scope="module")
 def dbs(tmp_path_factory):
-    return _db(tmp_path_factory.mktemp("fit"), FIT), _db(tmp_path_factory.mktemp("test"), TEST)
+    return write_flip_db(tmp_path_factory.mktemp("fit"), FIT), write_flip_db(tmp_path_factory.mktemp("test"), TEST)
 
 
 def test_teacher_aware_ridge_follows_the_flipped_order(dbs):

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from assets.tiny_db import write_tiny_db
+from assets.tiny_db import write_flip_db
 from dass import config as cfgmod
-from dass.database.format import load_task_db, save_task_db
 from dass.errors import DassError
 from dass.predictor import MetaTrainConfig, MetaTrainer, load_tasks, take
 from dass.predictor.data import task_context, task_stats
@@ -25,18 +23,7 @@ TASKS = [(f"tr{i}", "meta_train", 90.0 if i % 2 else 20.0) for i in range(6)] + 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stats")
-    write_tiny_db(root, tasks=[(k, s) for k, s, _ in TASKS], n_students=24)
-    for key, _, teacher in TASKS:
-        path = root / "db" / f"{key}.pt"
-        d = load_task_db(path)
-        log_macs = np.log(d["students"]["macs"].double().numpy())
-        # a strong teacher favours the bigger students, a weak one the smaller
-        acc = 50.0 + (teacher - 50.0) / 50.0 * (log_macs - log_macs.mean())
-        d["students"]["best_acc"] = d["students"]["best_acc"].new_tensor(acc)
-        d["teacher"]["best_acc"] = teacher
-        save_task_db(d, path)
-    return root / "db"
+    return write_flip_db(tmp_path_factory.mktemp("stats"), TASKS, n_students=24)
 
 
 def test_task_stats_values_and_rows():
