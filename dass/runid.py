@@ -40,15 +40,19 @@ def _flatten(d, prefix: str = "") -> dict:
 def identity(kind: str, config, **inputs) -> dict:
     """The identity of a run of ``kind``: ``config`` without the keys outside the identity, plus
     ``inputs`` (content hashes of files and data), plus code versions. ``config`` is a stage's config
-    dataclass, whose class names those keys (dotted) in ``IDENTITY_FREE``, next to its fields; or a
-    plain dict of what identifies the run (nothing dropped)."""
+    dataclass, whose class names those keys (dotted) in ``IDENTITY_FREE``, next to its fields, and in
+    ``IDENTITY_ADDED`` the keys added after runs existed with the value at which they change nothing
+    (left out while they hold it, so the earlier runs keep their identity); or a plain dict of what
+    identifies the run (nothing dropped)."""
     import torch  # lazy: keeps --help torch-free (runid is imported by dass.cli)
 
     if isinstance(config, dict):
-        values, free = config, ()
+        values, free, quiet = config, (), {}
     else:
         values, free = to_dict(config), type(config).IDENTITY_FREE
-    flat = {k: v for k, v in _flatten(values).items() if k not in free and not any(k.startswith(d + ".") for d in free)}
+        quiet = getattr(type(config), "IDENTITY_ADDED", {})
+    flat = {k: v for k, v in _flatten(values).items() if k not in free and not any(k.startswith(d + ".") for d in free)
+            and not (k in quiet and v == quiet[k])}
     parts = {"kind": kind, "code": {"identity": IDENTITY_VERSION, "dass": __version__,
                                     "torch": ".".join(torch.__version__.split(".")[:2])},
              "config": flat, "inputs": inputs}

@@ -51,6 +51,8 @@ class MetaTrainConfig:
     # episodes), and the inputs held by content (the database's task files; the proxies' cache).
     IDENTITY_FREE: ClassVar[tuple[str, ...]] = ("run_dir", "episodes", "resume", "progress", "device",
                                                 "checkpoint_every", "data_root", "proxy_cache", "db")
+    # Keys added after runs existed, with the value at which they change nothing (dass.runid).
+    IDENTITY_ADDED: ClassVar[dict] = {"task_stats": []}
 
     db: str = ""  # database folder (task files)
     run_dir: str = ""  # output folder: best.pt, last.pt, history.csv, metrics.json

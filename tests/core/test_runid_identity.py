@@ -163,3 +163,13 @@ def test_every_identity_goes_through_a_stage_config():
         assert kind in STAGE_CONFIGS or kind in DICT_KINDS, f"{where}: identity of an unlisted kind {kind!r}"
         assert "drop" not in keywords, f"{where}: keys outside the identity belong in the config's IDENTITY_FREE"
     assert {k for _, k, _ in calls} == set(STAGE_CONFIGS) | DICT_KINDS
+
+
+def test_added_keys_leave_the_identity_only_at_their_neutral_value():
+    """IDENTITY_ADDED: a key added after runs existed is left out while it holds the value at which it
+    changes nothing (the pinned hashes above hold), and counts as soon as it holds another."""
+    base = MetaTrainConfig(db="d", run_dir="r")
+    aware = dataclasses.replace(base, task_stats=["teacher_acc"])
+    a, b = runid.identity("predictor", base), runid.identity("predictor", aware)
+    assert "task_stats" not in a["config"] and b["config"]["task_stats"] == ["teacher_acc"]
+    assert a["hash"] != b["hash"]
