@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dass.correlation import bootstrap_interval  # noqa: E402
 
 
-SUMMARY_ROWS = ("mean", "ci90_lo", "ci90_hi")   # rows of the evaluation's own summary, not tasks
+SUMMARY_ROWS = ("mean", "ci90_lo", "ci90_hi")   # rows of the evaluation's own summary (and "<row>:<group>"), not tasks
 
 
 def read(path: Path, label: str, metric: str) -> dict[str, dict[str, dict[int, float]]]:
@@ -31,7 +31,7 @@ def read(path: Path, label: str, metric: str) -> dict[str, dict[str, dict[int, f
     out: dict = defaultdict(lambda: defaultdict(dict))
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            if r["label"] != label or r[metric] in ("", "nan") or r["task"] in SUMMARY_ROWS:
+            if r["label"] != label or r[metric] in ("", "nan") or r["task"].split(":")[0] in SUMMARY_ROWS:
                 continue
             name, _, seed = r["method"].partition("@s")
             out[name][r["task"]][int(seed) if seed else 0] = float(r[metric])

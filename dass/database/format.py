@@ -315,7 +315,8 @@ def group_tasks(files: list[tuple[Path, dict | None]], splits, root) -> dict[str
             raise DassError(f"{p}: holds task {key!r} of split {s}, manifest.json says {row.get('key')!r} of "
                             f"split {row.get('split')}")
         if key in keys:
-            raise DassError(f"{p}: task key {key!r} also in {keys[key]}")
+            other = keys[key].name if keys[key].parent == p.parent else keys[key]   # a union's other member: the path
+            raise DassError(f"{p}: task key {key!r} also in {other}")
         keys[key] = p
         if space is None:
             space = (d["space"], p)

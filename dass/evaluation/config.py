@@ -52,6 +52,7 @@ class EvaluationConfig:
     run_dir: str = ""  # output folder; default runs/evaluate/<split>-<identity hash> (dass.runid)
     split: str = "meta_test"  # split whose tasks are evaluated
     tasks: list[str] = field(default_factory=list)        # task keys; empty = every task of the split
+    groups: dict[str, list[str]] = field(default_factory=dict)  # task groups (e.g. regimes): name -> task keys; tables add each group's mean and 90 % interval
     methods: list[str] = field(default_factory=lambda: list(BUILTIN_METHODS))  # baselines to run (random, macs ...)
     predictors: dict[str, str] = field(default_factory=dict)   # method name -> predictor checkpoint
     teachers: dict[str, str] = field(default_factory=dict)     # task key -> teacher checkpoint override
@@ -72,6 +73,9 @@ class EvaluationConfig:
             raise DassError("top_k must be >= 1")
         if len(set(self.methods)) != len(self.methods):
             raise DassError("methods: a method is listed twice")
+        for name, members in self.groups.items():
+            if not name or ":" in name or not members or len(set(members)) != len(members):
+                raise DassError(f"groups: '{name}' must be a name without ':' with a non-empty list of distinct task keys")
 
     def check(self) -> None:
         """The check that needs no file: a database folder is named."""

@@ -70,7 +70,12 @@ def _select_tasks(cfg: EvaluationConfig) -> list[dict]:
     unknown = [k for k in cfg.tasks if k not in keys]
     if unknown:
         raise DassError(f"{cfg.db}: no {cfg.split} task '{unknown[0]}' (tasks: {', '.join(keys)})")
-    return [t for t in tasks if not cfg.tasks or bl.task_key(t) in cfg.tasks]
+    chosen = [k for k in keys if not cfg.tasks or k in cfg.tasks]
+    for group, members in cfg.groups.items():
+        outside = [k for k in members if k not in chosen]
+        if outside:
+            raise DassError(f"groups.{group}: task '{outside[0]}' is not among the evaluated {cfg.split} tasks")
+    return [t for t in tasks if bl.task_key(t) in chosen]
 
 
 def _scorers(cfg: EvaluationConfig, tasks: list[dict], device) -> tuple[list[bl.Scorer], dict[str, str]]:
@@ -196,12 +201,15 @@ def correlation_rows(plan: Plan, scores) -> list[dict]:
                                   search_kd.student_macs(task), cfg.top_k, f"task {key}, {s.name} vs {label}")
                 per_task.append(m)
                 rows.append({"label": label, "task": key, "method": s.name, **m, "n": bl.num_students(task)})
-            rows.append({"label": label, "task": "mean", "method": s.name,
-                         **{k: corr.nanmean(m[k] for m in per_task) for k in names}, "n": len(per_task)})
-            ci = {k: corr.bootstrap_interval([m[k] for m in per_task], seed=cfg.seed) for k in names}
-            for side, name in enumerate(tables.CI_ROWS):
-                rows.append({"label": label, "task": name, "method": s.name,
-                             **{k: v[side] for k, v in ci.items()}, "n": len(per_task)})
+            keys = [bl.task_key(t) for t in plan.tasks]
+            for group, members in [*cfg.groups.items(), ("", keys)]:
+                part = [m for k, m in zip(keys, per_task) if k in members]
+                rows.append({"label": label, "task": tables.group_row("mean", group), "method": s.name,
+                             **{k: corr.nanmean(m[k] for m in part) for k in names}, "n": len(part)})
+                ci = {k: corr.bootstrap_interval([m[k] for m in part], seed=cfg.seed) for k in names}
+                for side, name in enumerate(tables.CI_ROWS):
+                    rows.append({"label": label, "task": tables.group_row(name, group), "method": s.name,
+                                 **{k: v[side] for k, v in ci.items()}, "n": len(part)})
     return rows
 
 
@@ -279,7 +287,8 @@ def run_plan(plan: Plan, run_dir) -> dict:
     notes += [f"Proxy input of {k}: {v}." for k, v in plan.context.proxy_source.items()]
     notes += [f"Skipped {k}: {v}." for k, v in plan.skipped.items()]
     atomic_write_text(run_dir / "correlations.md",
-                      tables.correlations_markdown(rows, cfg.labels, names, keys, methods, notes=notes))
+                      tables.correlations_markdown(rows, cfg.labels, names, keys, methods, notes=notes,
+                                                   groups=list(cfg.groups)))
     n_plots = draw_plots(plan, scores, rows, run_dir / "plots") if cfg.plots else 0
     search_rows = run_search_kd(plan, scores, run_dir) if cfg.search_kd.enabled else []
     summary = {
@@ -291,6 +300,9 @@ def run_plan(plan: Plan, run_dir) -> dict:
                           if isinstance(s, bl.FittedScorer) and s.model is not None},
         "mean": {label: {r["method"]: {k: r[k] for k in names} for r in rows
                          if r["label"] == label and r["task"] == "mean"} for label in cfg.labels},
+        "group_mean": {label: {g: {r["method"]: {k: r[k] for k in names} for r in rows
+                                   if r["label"] == label and r["task"] == tables.group_row("mean", g)}
+                               for g in cfg.groups} for label in cfg.labels},
         "per_task": rows, "seconds": seconds, "plots": n_plots,
         "search_kd": search_rows, "wall_s": time.perf_counter() - t0,
         "config": to_dict(cfg),

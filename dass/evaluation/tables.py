@@ -51,10 +51,11 @@ def bold_best(values: dict[str, float], reference=(), digits: int = 3) -> dict[s
 
 def method_table(cells: dict[str, dict[str, float]], methods: list[str], columns: list[str],
                  reference=(), digits: int = 3, spread: dict | None = None,
-                 interval: dict | None = None) -> str:
+                 intervals: dict[str, dict] | None = None) -> str:
     """``cells[method][column]`` -> a table with one row per method, best per column in bold;
     ``spread[method][column]``, when given, is printed after the value as `` ± s``;
-    ``interval[method] = (lo, hi)``, when given, is a last column ``90 % CI`` printed ``[lo, hi]``."""
+    ``intervals[title][method] = (lo, hi)``, when given, adds one last column per title printed
+    ``[lo, hi]``."""
     formatted = {c: bold_best({m: cells.get(m, {}).get(c, float("nan")) for m in methods}, reference, digits)
                  for c in columns}
     if spread is not None:
@@ -63,17 +64,25 @@ def method_table(cells: dict[str, dict[str, float]], methods: list[str], columns
                 formatted[c][m] += f" ± {fmt(spread.get(m, {}).get(c, float('nan')), digits)}"
     rows = [[m] + [formatted[c][m] for c in columns] for m in methods]
     header = ["method"] + columns
-    if interval is not None:
-        header.append("90 % CI")
+    for title, interval in (intervals or {}).items():
+        header.append(title)
         for r, m in zip(rows, methods):
             lo, hi = interval.get(m, (float("nan"), float("nan")))
             r.append(f"[{fmt(lo, digits)}, {fmt(hi, digits)}]")
     return markdown_table(header, rows)
 
 
+def group_row(kind: str, group: str = "") -> str:
+    """The ``task`` value of a summary row: ``mean`` or a :data:`CI_ROWS` name over every task, or the
+    same over the tasks of one group, ``<kind>:<group>``."""
+    return f"{kind}:{group}" if group else kind
+
+
 def correlations_markdown(rows: list[dict], labels: list[str], metrics: list[str], tasks: list[str],
-                          methods: list[str], reference=("oracle",), notes: list[str] = ()) -> str:
-    """One table per (label, metric) from the ``correlations.csv`` rows (``task`` = a key or "mean")."""
+                          methods: list[str], reference=("oracle",), notes: list[str] = (), groups=()) -> str:
+    """One table per (label, metric) from the ``correlations.csv`` rows (``task`` = a key, "mean" or a
+    group's ``mean:<group>``, :func:`group_row`): the tasks, each group's mean, the mean over all,
+    then the 90 % intervals of the groups' means and of the mean over all."""
     parts = ["# Ranking the students of each meta-test task\n"]
     parts += [f"{n}\n" for n in notes]
     for label in labels:
@@ -82,10 +91,16 @@ def correlations_markdown(rows: list[dict], labels: list[str], metrics: list[str
             for r in rows:
                 if r["label"] == label:
                     cells.setdefault(r["method"], {})[r["task"]] = r[metric]
-            interval = {m: (c[CI_ROWS[0]], c[CI_ROWS[1]]) for m, c in cells.items() if CI_ROWS[0] in c}
+            intervals = {}
+            for g in [*groups, ""]:
+                lo, hi = group_row(CI_ROWS[0], g), group_row(CI_ROWS[1], g)
+                ci = {m: (c[lo], c[hi]) for m, c in cells.items() if lo in c}
+                if ci:
+                    intervals[f"90 % CI {g}" if g else "90 % CI"] = ci
             title = METRIC_TITLES.get(metric, metric.replace("_", " "))
             parts.append(f"## {title} vs `{label}`\n")
-            parts.append(method_table(cells, methods, tasks + ["mean"], reference, interval=interval or None))
+            columns = tasks + [group_row("mean", g) for g in groups] + ["mean"]
+            parts.append(method_table(cells, methods, columns, reference, intervals=intervals))
     return "\n".join(parts)
 
 

@@ -322,7 +322,7 @@ def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
              f"data_root={root / 'data'}", f"run_dir={run_dir}", "proxy.batch_size=8", "progress=false",
              "methods=[random,macs,naswot,oracle]",
              f"predictors={{dass: {pred}, meta_nas_A: {tmp_path / 'missing.pt'}}}", "search_kd.enabled=true",
-             cwd=tmp_path)
+             "groups={just_cub: [cub]}", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "meta_nas_A" in p.stderr and "not found" in p.stderr
     with open(run_dir / "correlations.csv") as f:
@@ -335,8 +335,13 @@ def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
         assert float(got["spearman"]) == pytest.approx(exp)
         oracle = next(r for r in rows if r["task"] == key and r["method"] == "oracle" and r["label"] == "best_acc")
         assert float(oracle["spearman"]) == pytest.approx(1.0) and float(oracle["regret"]) == 0.0
+    # a group of one task: its mean is that task's value, and so are both ends of its interval
+    cub = next(r for r in rows if r["task"] == "cub" and r["method"] == "macs" and r["label"] == "best_acc")
+    for name in ("mean:just_cub", "ci90_lo:just_cub", "ci90_hi:just_cub"):
+        g = next(r for r in rows if r["task"] == name and r["method"] == "macs" and r["label"] == "best_acc")
+        assert float(g["spearman"]) == pytest.approx(float(cub["spearman"])) and g["n"] == "1"
     md = (run_dir / "correlations.md").read_text()
-    assert "| method | cub | dtd | mean |" in md and "**" in md
+    assert "| method | cub | dtd | mean:just_cub | mean | 90 % CI just_cub | 90 % CI |" in md and "**" in md
     pngs = sorted((run_dir / "plots").rglob("*.png"))
     assert len(pngs) == 2 * (len(methods) + 1)
     assert all(p_.read_bytes()[:8] == PNG_SIGNATURE for p_ in pngs)
@@ -344,6 +349,7 @@ def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
     assert summary["proxy_input"]["dtd"].startswith("train images")
     assert summary["proxy_input"]["cub"].startswith("noise")
     assert "meta_nas_A" in summary["skipped"] and summary["predictors"]["dass"]["input_type"] == "STA"
+    assert summary["group_mean"]["best_acc"]["just_cub"]["macs"]["spearman"] == pytest.approx(float(cub["spearman"]))
     with open(run_dir / "search_kd.csv") as f:
         sk = list(csv.DictReader(f))
     t_macs = macs(teacher_arch(TINY), TINY, 5)
@@ -371,6 +377,10 @@ def test_evaluate_fails_in_one_line_before_work(tmp_path, tiny, capsys):
     assert "unknown method 'zen'" in capsys.readouterr().err
     assert _main_in_process(f"db={root / 'db'}", "teachers.dtd=/no/such.pt", f"run_dir={tmp_path / 'run'}") == 2
     assert "teacher checkpoint not found" in capsys.readouterr().err
+    assert _main_in_process(f"db={root / 'db'}", "groups={weak: [dtd, nope]}", f"run_dir={tmp_path / 'run'}") == 2
+    assert "groups.weak: task 'nope'" in capsys.readouterr().err
+    assert _main_in_process(f"db={root / 'db'}", "groups={'a:b': [dtd]}", f"run_dir={tmp_path / 'run'}") == 2
+    assert "without ':'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
