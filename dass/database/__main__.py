@@ -1,6 +1,7 @@
 """``python -m dass.database --config configs/database/cpu.yaml [--phase all|teachers|students|merge]``: build
 the meta-training database (resumable); ``--validate DIR`` checks a built one, ``--compare DB_A DB_B``
-compares two label sets (:mod:`dass.database.commands`); ``--union OUT DB...`` joins databases built apart.
+compares two label sets (:mod:`dass.database.commands`); ``--union OUT DB...`` joins databases built apart;
+``--record-digests DIR`` adds the teachers' proxy digests to the task files of a database merged without them.
 
 Only the config and the CLI plumbing are imported up front: ``--help`` and config errors answer
 without torch, which :mod:`dass.database.commands` imports once the command line is known good."""
@@ -20,6 +21,10 @@ def main(args) -> int:
         write_union(args.union[0], args.union[1:])
         print(f"{args.union[0]}: union of {', '.join(args.union[1:])}")
         return 0
+    if args.record_digests:
+        from .commands import record_digests  # lazy, as below
+        record_digests(args.record_digests)
+        return 0
     if args.validate:
         from .commands import validate  # lazy: torch only after the command line is checked
         validate(args.validate, as_json=args.json)
@@ -35,6 +40,9 @@ def _parser():
     p.add_argument("--phase", default="all", choices=["all", "teachers", "students", "merge"],
                    help="run one build phase (teachers, students, merge) or all")
     p.add_argument("--validate", metavar="DIR", help="validate a built database folder, print its table and exit")
+    p.add_argument("--record-digests", metavar="DIR",
+                   help="add the teachers' proxy digests (teacher.proxy_digest) to the task files of a built database "
+                        "folder whose teacher checkpoints are at hand, and exit")
     p.add_argument("--compare", nargs=2, metavar=("DB_A", "DB_B"),
                    help="per task: mean gain A - B and Spearman between the labels of the students in both")
     p.add_argument("--union", nargs="+", metavar="DIR",

@@ -6,7 +6,8 @@ docs/DATABASE.md); rerunning it resumes: finished teachers and students are skip
 :func:`validate` (``--validate DIR``) checks a built database (counts, shapes, ranges) and prints a
 table per task (teacher accuracy, students, label seeds, seed agreement, label reliability).
 :func:`compare` (``--compare DB_A DB_B``) compares two label sets of the same students (e.g. KD vs
-CE-only, see docs/DATABASE.md).
+CE-only, see docs/DATABASE.md). :func:`record_digests` (``--record-digests DIR``) adds the teachers'
+proxy digests to a database merged before the merge recorded them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DassError
 from .builder import build
-from .merge import task_row
+from .merge import record_teacher_digests, task_row
 from .compare import compare_dbs, format_comparison
 from .config import DatabaseConfig
 from .format import acc_seeds, label_seeds_of, load_db, read_manifest, unlisted_task_files
@@ -92,6 +93,22 @@ def validate(root, as_json: bool = False) -> dict:
         print(f"ignored, not in manifest.json ({len(extra)} files, not part of the database): " + ", ".join(extra))
     print("database OK" + (f" ({len(extra)} unlisted task files ignored)" if extra else ""))
     return summary
+
+
+def record_digests(root) -> list[dict]:
+    """Add the teachers' proxy digests to the task files of the database ``root``
+    (:func:`dass.database.merge.record_teacher_digests`); prints one line per file rewritten or
+    skipped for want of its teacher, then the counts."""
+    rows = record_teacher_digests(root)
+    for r in rows:
+        if r["status"] == "recorded":
+            print(f"{r['file']}: teacher.proxy_digest {r['digest'][:16]}... recorded")
+        elif r["status"] == "no teacher":
+            print(f"{r['file']}: skipped, teacher checkpoint not found: '{r['teacher_ckpt']}'")
+    count = {s: sum(r["status"] == s for r in rows) for s in ("recorded", "unchanged", "no teacher")}
+    print(f"{root}: {count['recorded']} task files given the teacher's proxy digest, {count['unchanged']} "
+          f"already had it, {count['no teacher']} skipped (teacher checkpoint not found)")
+    return rows
 
 
 def compare(db_a, db_b, as_json: bool = False) -> list[dict]:

@@ -11,7 +11,8 @@ A plain dict (loadable with ``torch.load(weights_only=True)``)::
     recipe:   dict             # the KD recipe that produced the labels
     label_seeds: list of S ints  # KD seeds of every student (v2); the labels are their mean
     teacher:  {arch: {depths, widths}, best_acc, final_acc (percent), macs, params,
-               onehot: float32 [D], fmap: float16 [C, r, r]}
+               onehot: float32 [D], fmap: float16 [C, r, r],
+               proxy_digest: str (optional)}   # see below
     students: {arch: list of {depths, widths} (N),
                onehot: float32 [N, D], fmap: float16 [N, C, r, r],
                best_acc, final_acc, final_loss: float32 [N] (accuracies in percent; the mean
@@ -20,11 +21,19 @@ A plain dict (loadable with ``torch.load(weights_only=True)``)::
     dataset_feats: float16 [M, C]   # teacher's pooled last-stage features of M sampled train images
 
 Accuracies are top-1 on the task's test split, in percent, as in the original release.
+
+``teacher.proxy_digest`` (optional; written by the merge since it exists, added to older files by
+``python -m dass.database --record-digests DIR``, :func:`dass.database.merge.record_teacher_digests`):
+:func:`dass.hashing.proxy_state_sha256` of the teacher's state dict as
+:func:`dass.teacher.checkpoint.load_teacher` gives it (float32, also for a half-precision file), the
+teacher's part of a proxy cache key (:mod:`dass.proxies.cache`). With it, meta-training reads the
+proxy inputs of a task from a cache without the teacher checkpoint. Files without it load as before.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -75,6 +84,9 @@ def validate_task_db(d: dict, where: str = "<database>") -> dict:
     for k in ("onehot", "fmap"):
         if not torch.is_tensor(t[k]):
             raise DassError(f"{where}: teacher.{k} must be a tensor")
+    digest = t.get("proxy_digest")
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise DassError(f"{where}: teacher.proxy_digest must be a sha256 of 64 lowercase hex digits, got {digest!r:.40}")
     acc = t["best_acc"]
     if not isinstance(acc, (int, float)) and not (torch.is_tensor(acc) and acc.numel() == 1):
         raise DassError(f"{where}: teacher.best_acc must be a number, got {t['best_acc']!r:.40}")

@@ -1,6 +1,7 @@
 """The database build's merge: the task file of every task whose students are all done (functional
-maps, encodings, teacher map and accuracy, dataset features, per-seed accuracies and their mean),
-``manifest.json`` and ``build_log.json``."""
+maps, encodings, teacher map, accuracy and proxy digest, dataset features, per-seed accuracies and
+their mean), ``manifest.json`` and ``build_log.json``; :func:`record_teacher_digests` adds the
+teacher's proxy digest to the task files of a database merged before the merge wrote it."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,12 +12,12 @@ import torch
 
 from ..config import to_dict
 from ..errors import DassError
-from ..hashing import file_sha256
+from ..hashing import file_sha256, proxy_state_sha256
 from ..io import atomic_write_json, read_json
 from ..space import Arch, macs, onehot, onehot_batch, params, teacher_arch
 from ..task import Task
 from .config import DatabaseConfig, TaskSpec
-from .format import FORMAT, save_task_db, seed_agreement
+from .format import FORMAT, db_task_files, load_task_db, read_manifest, save_task_db, seed_agreement
 from .jobs import StudentJob, content_hash
 from .plan import build_space, finished_results, job_seeds, per_seed, teacher_path
 from .splits import META_SPLITS
@@ -51,7 +52,7 @@ def merge_task(cfg: DatabaseConfig, task: TaskSpec, results: list[dict], seeds: 
         "teacher": {"arch": t_arch.to_dict(), "best_acc": float(t_metrics["best_acc"]),
                     "final_acc": float(t_metrics.get("final_acc", t_metrics["best_acc"])),
                     "macs": macs(t_arch, space, tr.num_classes), "params": params(t_arch, space, tr.num_classes),
-                    "onehot": onehot(t_arch, space), "fmap": t_map},
+                    "onehot": onehot(t_arch, space), "fmap": t_map, "proxy_digest": proxy_state_sha256(t.teacher_sd)},
         "students": {
             "arch": [r["arch"] for r in first],
             "onehot": onehot_batch(archs, space),
@@ -134,3 +135,47 @@ def merge(cfg: DatabaseConfig, plan, tasks: dict[str, Task]) -> dict:
             "student_seconds_median": float(np.median(walls)) if walls else None}
     atomic_write_json(out / "build_log.json", log_)
     return manifest
+
+
+def record_teacher_digests(root) -> list[dict]:
+    """Add ``teacher.proxy_digest`` (:mod:`dass.database.format`) to every task file of the database
+    ``root`` (a union's members included) whose ``task.teacher_ckpt`` exists: the digest of the
+    teacher's state dict as meta-training's proxy inputs load it (:meth:`dass.task.Task.teacher_sd`
+    of :meth:`~dass.task.Task.from_saved`), so that a proxy cache is looked up the same way without
+    the checkpoint. Files rewritten atomically, and a manifest row's ``sha256`` of a rewritten file
+    follows it (the merge would otherwise take the file for a hand edit and redo it). A file that
+    already records the same digest is left as it is; a task without a readable teacher checkpoint
+    is skipped. A file recording another digest is an error, raised before anything is written.
+    Returns one row per task file: ``{file, status (recorded | unchanged | no teacher), digest |
+    teacher_ckpt}``."""
+    rows, changed = [], []
+    for path, _ in db_task_files(root):
+        d = load_task_db(path)
+        ckpt = str(d["task"].get("teacher_ckpt") or "")
+        if not ckpt or not Path(ckpt).is_file():
+            rows.append({"file": str(path), "status": "no teacher", "teacher_ckpt": ckpt})
+            continue
+        digest = proxy_state_sha256(Task.from_saved(d).teacher_sd)
+        old = d["teacher"].get("proxy_digest")
+        if old is not None and old != digest:
+            raise DassError(f"{path}: records teacher.proxy_digest {old[:16]}..., its teacher checkpoint {ckpt} "
+                            f"has {digest[:16]}...: another teacher than the one the task was built with?")
+        rows.append({"file": str(path), "status": "unchanged" if old == digest else "recorded", "digest": digest})
+        if old is None:
+            d["teacher"]["proxy_digest"] = digest
+            changed.append((Path(path), d))
+    for path, d in changed:
+        _rewrite_task_file(path, d)
+    return rows
+
+
+def _rewrite_task_file(path: Path, d: dict) -> None:
+    """Save task ``d`` over ``path``; the manifest row that recorded the old file's sha256 records the new one."""
+    before = file_sha256(path)
+    save_task_db(d, path)
+    manifest = read_manifest(path.parent)
+    rows = [r for r in (manifest or {}).get("tasks", []) if r.get("file") == path.name and r.get("sha256") == before]
+    for r in rows:
+        r["sha256"] = file_sha256(path)
+    if rows:
+        atomic_write_json(path.parent / "manifest.json", manifest)

@@ -50,7 +50,8 @@ class MetaTrainConfig:
     # where it is written and how it shows progress, how far it goes (a resumption may raise
     # episodes), and the inputs held by content (the database's task files; the proxies' cache).
     IDENTITY_FREE: ClassVar[tuple[str, ...]] = ("run_dir", "episodes", "resume", "progress", "device",
-                                                "checkpoint_every", "data_root", "proxy_cache", "db")
+                                                "checkpoint_every", "data_root", "proxy_cache", "db",
+                                                "proxy_read_only_caches")
     # Keys added after runs existed, with the value at which they change nothing (dass.runid).
     IDENTITY_ADDED: ClassVar[dict] = {"task_stats": []}
 
@@ -75,6 +76,7 @@ class MetaTrainConfig:
     data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
     proxy_batch_size: int = 32  # images per proxy batch
     proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
+    proxy_read_only_caches: list[str] = field(default_factory=list)  # proxy caches only read, after proxy_cache (shipped ones)
     model: ModelSizes = field(default_factory=ModelSizes)  # layer sizes of the predictor
     # objective
     target: Literal["raw", "relative", "standardized"] = "raw"  # accuracy as is, minus the teacher's, or standardised

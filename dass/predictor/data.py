@@ -233,6 +233,7 @@ class TaskData:
     noise_seed: int
     remap: str
     teacher_ckpt: str = ""
+    teacher_digest: str = ""          # the teacher's proxy digest (teacher.proxy_digest), "" when not recorded
     proxy: torch.Tensor | None = None   # N x P proxy features, set by dass.predictor.proxy_inputs.attach
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -251,7 +252,8 @@ class TaskData:
                    teacher_arch=validate(Arch.from_dict(te["arch"]), space), teacher_acc=float(te["best_acc"]),
                    teacher_fmap=te["fmap"], teacher_onehot=te["onehot"].float(),
                    dset=None if feats is None else feats.float(), noise_seed=int(d["noise_seed"]),
-                   remap=str(d.get("remap", "copy_paste_first")), teacher_ckpt=str(task.get("teacher_ckpt") or ""))
+                   remap=str(d.get("remap", "copy_paste_first")), teacher_ckpt=str(task.get("teacher_ckpt") or ""),
+                   teacher_digest=str(te.get("proxy_digest") or ""))
 
     def __len__(self) -> int:
         return len(self.archs)

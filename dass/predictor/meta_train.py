@@ -49,6 +49,7 @@ from ..device import resolve_device
 from ..database.format import db_file_hashes
 from ..errors import DassError
 from ..io import atomic_torch_save, atomic_write_json, safe_torch_load, write_csv
+from ..proxies.cache import ProxyCache
 from . import proxy_inputs
 from .adapt import adapt, init_inner_lrs, predict_task
 from .config import MetaTrainConfig
@@ -216,7 +217,8 @@ def run(cfg: MetaTrainConfig) -> dict:
         if not tasks[split]:
             raise DassError(f"{cfg.db}: no {split} tasks (meta-training needs meta_train and meta_valid)")
     if cfg.proxies:
-        cache = cfg.proxy_cache or str(Path(cfg.run_dir) / "proxy_cache")
+        cache = ProxyCache(cfg.proxy_cache or str(Path(cfg.run_dir) / "proxy_cache"),
+                           read_only=cfg.proxy_read_only_caches)
         proxy_inputs.attach(sum(tasks.values(), []), cfg.proxies, cfg.data_root, cfg.proxy_batch_size,
                             PROXY_SEED, cache, device, cfg.progress)
     trainer = MetaTrainer(cfg, space, tasks, device)

@@ -18,7 +18,7 @@ search; a proxy that needs more images gets a batch of its own size, drawn the s
 from __future__ import annotations
 
 import dataclasses
-
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +27,14 @@ import torch
 from ..errors import DassError
 from ..hashing import proxy_state_sha256
 from ..proxies.batch import ProxySetting
-from ..proxies.cache import ProxyCache, cached_archs_proxy
+from ..proxies.cache import ProxyCache, cached_archs_proxy, stored_archs_proxy
 from ..space import teacher_arch
 from ..task import Task
 from .config import PROXY_INPUTS, check_proxy_names
 
 FLOOR = -50.0
+
+log = logging.getLogger("dass.predictor")
 
 
 def relative(name: str, values, teacher: float) -> np.ndarray:
@@ -53,20 +55,45 @@ def relative(name: str, values, teacher: float) -> np.ndarray:
     return np.maximum(f, FLOOR)
 
 
+class MissingProxy(DassError):
+    """A proxy that is not in the cache and cannot be computed: the teacher's weights are not at hand."""
+
+    def __init__(self, label: str, name: str, entry: str):
+        self.name, self.entry = name, entry
+        super().__init__(f"{label}: proxy {name} ({entry}) is not in the proxy cache and computing it needs the "
+                         f"teacher's weights")
+
+
+def _raw(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting, batch: tuple,
+         progress: bool = False) -> np.ndarray:
+    """The raw proxy ``name`` of ``archs``: read from ``cache`` or computed (and stored); without the
+    teacher's weights (``setting.teacher_sd`` None) only read, :class:`MissingProxy` on a miss."""
+    if setting.teacher_sd is not None:
+        return cached_archs_proxy(cache, label, name, archs, setting, batch, progress)
+    found = stored_archs_proxy(cache, label, name, archs, setting, batch)
+    if found is None:
+        raise MissingProxy(label, name, "the teacher's own" if label.endswith(".teacher") else "the students'")
+    return found
+
+
 def features(names, archs, setting: ProxySetting, batches_: dict, progress: bool = False,
              cache: ProxyCache | None = None, label: str = "") -> torch.Tensor:
     """``N x P`` float32 proxy features of ``archs`` against the teacher of ``setting`` (remapped with
     its strategy, on its device), each proxy on its batch in ``batches_``
     (:meth:`dass.task.Task.proxy_batches`). With ``cache`` (:class:`dass.proxies.cache.ProxyCache`)
     the raw proxies of the students and of the teacher are read from it, or computed and stored
-    (entries labelled ``<label>.<proxy>`` and ``<label>.<proxy>.teacher``)."""
+    (entries labelled ``<label>.<proxy>`` and ``<label>.<proxy>.teacher``). Without the teacher's
+    weights (``setting.teacher_sd`` None, the teacher named by ``setting.teacher_digest``) every
+    entry is read from ``cache``; one it does not hold raises :class:`MissingProxy`."""
+    if setting.teacher_sd is None and not setting.teacher_digest:
+        raise DassError(f"{label or 'proxy features'}: neither the teacher's weights nor its digest given")
     if cache is not None and setting.teacher_digest is None:
         setting = dataclasses.replace(setting, teacher_digest=proxy_state_sha256(setting.teacher_sd))
     space = setting.space
     cols = []
     for name in names:
-        t = cached_archs_proxy(cache, f"{label}.{name}.teacher", name, [teacher_arch(space)], setting, batches_[name])[0]
-        v = cached_archs_proxy(cache, f"{label}.{name}", name, archs, setting, batches_[name], progress)
+        t = _raw(cache, f"{label}.{name}.teacher", name, [teacher_arch(space)], setting, batches_[name])[0]
+        v = _raw(cache, f"{label}.{name}", name, archs, setting, batches_[name], progress)
         cols.append(relative(name, v, t))
     return torch.tensor(np.stack(cols, axis=1), dtype=torch.float32).reshape(len(archs), len(cols))
 
@@ -78,15 +105,42 @@ def attach(tasks, names, data_root: str, batch_size: int, seed: int, cache=None,
     :class:`~dass.proxies.cache.ProxyCache`, which may also read shipped folders) the proxies are
     cached (:mod:`dass.proxies.cache`: keyed by the students, the teacher's weights and the batch's
     bytes), so runs that read different proxy sets, or the same proxies again, share what they have
-    in common."""
+    in common. A task whose teacher checkpoint is missing or unreadable but whose file records the
+    teacher's digest (``teacher_digest``, :mod:`dass.database.format`) reads all its proxies from the
+    cache (the same features); one the cache lacks is a one-line error naming the task and proxy."""
     names = check_proxy_names(names)
     if not isinstance(cache, ProxyCache):
         cache = ProxyCache(cache) if cache else None
     for t in tasks:
-        if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
-            raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: "
-                            f"'{t.teacher_ckpt}'")
-        task = Task(t.space, t.dataset, data_root, t.teacher_ckpt, t.num_classes, t.remap, t.noise_seed, device)
+        task = Task(t.space, t.dataset, data_root, t.teacher_ckpt or None, t.num_classes, t.remap, t.noise_seed,
+                    device)
+        sd = _teacher_weights(t, task)
         b = task.proxy_batches(names, batch_size, seed)
-        setting = ProxySetting(t.space, t.num_classes, task.teacher_sd, t.remap, device)
-        t.proxy = features(names, t.archs, setting, b, progress, cache, label=t.key).float().reshape(len(t), len(names))
+        setting = ProxySetting(t.space, t.num_classes, sd, t.remap, device,
+                               teacher_digest=None if sd is not None else t.teacher_digest)
+        try:
+            f = features(names, t.archs, setting, b, progress, cache, label=t.key)
+        except MissingProxy as e:
+            where = "no proxy cache given" if cache is None else f"proxy cache {cache.describe()}"
+            raise DassError(f"task {t.key}: proxy {e.name} ({e.entry}) is not in the {where}; computing it needs "
+                            f"the task's teacher checkpoint, expected at '{t.teacher_ckpt}'") from None
+        t.proxy = f.float().reshape(len(t), len(names))
+
+
+def _teacher_weights(t, task: Task) -> dict | None:
+    """The teacher state dict of task ``t`` as the proxies are computed from (and the cache keys it);
+    None when its checkpoint is missing or unreadable but ``t`` records the teacher's digest."""
+    digest = getattr(t, "teacher_digest", "")
+    if not t.teacher_ckpt or not Path(t.teacher_ckpt).is_file():
+        if digest:
+            return None
+        raise DassError(f"task {t.key}: proxy inputs need its teacher checkpoint, not found: '{t.teacher_ckpt}' "
+                        f"(or a task file recording teacher.proxy_digest and a proxy cache holding its proxies)")
+    try:
+        return task.teacher_sd
+    except DassError as e:
+        if not digest:
+            raise
+        log.warning("task %s: teacher checkpoint not readable (%s); its proxies are read from the cache by the "
+                    "digest its task file records", t.key, e)
+        return None

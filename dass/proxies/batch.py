@@ -50,11 +50,13 @@ def image_batch(dataset: str, data_root: str, space: SpaceConfig, num_classes: i
 class ProxySetting:
     """What a task's students' proxies are computed against: their space and class count, the teacher
     weights they are remapped from with ``strategy``, and the device. ``teacher_digest``: the
-    teacher's :func:`dass.hashing.proxy_state_sha256` when the caller knows it (the cache's key)."""
+    teacher's :func:`dass.hashing.proxy_state_sha256` when the caller knows it (the cache's key);
+    ``teacher_sd`` None with a digest: the teacher is not at hand, its proxies can only be read from
+    a cache (:func:`dass.proxies.cache.stored_archs_proxy`)."""
 
     space: SpaceConfig
     num_classes: int
-    teacher_sd: dict
+    teacher_sd: dict | None
     strategy: str = "copy_paste_first"
     device: object = "cpu"
     teacher_digest: str | None = None
@@ -70,6 +72,8 @@ def archs_proxy(name: str, archs: list[Arch], setting: ProxySetting, batch: tupl
     False, which builds and runs each student (the reference)."""
     if name not in ARCH_PROXIES:
         raise DassError(f"unknown proxy {name!r} (known: {', '.join(ARCH_PROXIES)})")
+    if setting.teacher_sd is None:
+        raise DassError(f"proxy {name}: computing it needs the teacher's weights, none given")
     space, num_classes, teacher_sd, strategy, device = (setting.space, setting.num_classes, setting.teacher_sd,
                                                          setting.strategy, setting.device)
     x, y = batch

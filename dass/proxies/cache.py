@@ -54,6 +54,11 @@ class ProxyCache:
         self.hits = 0
         self.misses = 0
 
+    def describe(self) -> str:
+        """The folders it reads, for a message: ``'<folder>' (+ read-only '<folder>', ...)``."""
+        own = f"'{self.folder}'" if self.folder is not None else "(none written)"
+        return own + "".join(f" + read-only '{f}'" for f in self.read_only)
+
     def _path(self, label: str, k: str, folder: Path) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
         return folder / f"{safe}-{k[:16]}.json"
@@ -92,6 +97,23 @@ class ProxyCache:
             log.warning("proxy cache: cannot write under %s (%s)", self.folder, e)
 
 
+def entry_key(name: str, archs, setting: ProxySetting, batch: tuple) -> str:
+    """The key of proxy ``name`` over ``archs`` in ``setting`` on ``batch``: :func:`key`, the teacher
+    by ``setting.teacher_digest`` when given (else hashed from ``setting.teacher_sd``)."""
+    digest = setting.teacher_digest or proxy_state_sha256(setting.teacher_sd)
+    return key(name, archs, setting.space, setting.strategy, digest, batch[0], batch[1], setting.device)
+
+
+def stored_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting,
+                       batch: tuple) -> np.ndarray | None:
+    """The scores :func:`cached_archs_proxy` would read from ``cache``, or None on a miss (or without
+    a cache): never computed, so ``setting.teacher_sd`` may be None when ``setting.teacher_digest``
+    names the teacher (a task whose checkpoint is not at hand)."""
+    if cache is None:
+        return None
+    return cache.get(label, entry_key(name, archs, setting, batch), len(archs))
+
+
 def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting, batch: tuple,
                        progress: bool = False, desc: str = "") -> np.ndarray:
     """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
@@ -99,9 +121,7 @@ def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, s
     the teacher again (:func:`dass.hashing.proxy_state_sha256`)."""
     if cache is None:
         return archs_proxy(name, archs, setting, batch, progress, desc)
-    s = setting
-    digest = s.teacher_digest or proxy_state_sha256(s.teacher_sd)
-    k = key(name, archs, s.space, s.strategy, digest, batch[0], batch[1], s.device)
+    k = entry_key(name, archs, setting, batch)
     hit = cache.get(label, k, len(archs))
     if hit is not None:
         return hit

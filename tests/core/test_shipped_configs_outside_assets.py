@@ -22,7 +22,8 @@ STAGES = {
     "teacher": ("dass.teacher.config:TeacherRunConfig", {"run_dir", "runs_root"}, {"data_root"}),
     "database": ("dass.database.config:DatabaseConfig", {"out", "work_dir"},
                  {"data_root", "teachers_dir"}),   # teachers_dir: reused read-only unless out is in assets/ (builder)
-    "predictor": ("dass.predictor.config:MetaTrainConfig", {"run_dir", "proxy_cache"}, {"data_root"}),
+    "predictor": ("dass.predictor.config:MetaTrainConfig", {"run_dir", "proxy_cache"},
+                  {"data_root", "proxy_read_only_caches"}),
     "search": ("dass.search.config:SearchConfig", {"run_dir", "latency.cache_dir"}, {"data_root"}),
     "kd": ("dass.kd.config:KDRunConfig", {"run_dir", "runs_root"}, {"data_root"}),
     "export": ("dass.export.config:ExportConfig", {"out"}, {"data_root"}),
