@@ -16,6 +16,7 @@ fi
 # the shipped database's folders, named here (the config writes under runs/)
 SHIPPED=(out=assets/cpu/db work_dir=assets/cpu/db_build)
 B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "${SHIPPED[@]}" "$@")
+source script/database_steps.sh   # step SPLIT KEY... (its keys is replaced below: this build sorts them)
 keys() {  # keys SPLIT [key=value ...]: the task keys of one split (named datasets smallest first)
   "$PY" - "$@" <<'PYEOF'
 import sys
@@ -27,11 +28,6 @@ named = [t for t in cfg.all_tasks if not t.dataset.startswith("subset:")]
 named.sort(key=lambda t: dataset_info(t.dataset, cfg.data_root)["num_classes"])
 print("\n".join(t.key for t in named + [t for t in cfg.all_tasks if t.dataset.startswith("subset:")]))
 PYEOF
-}
-step() {  # step SPLIT KEY... : the students of these tasks (and their merge)
-  local split=$1; shift
-  echo "== $split $* $(date -u +%T)"
-  "${B[@]}" --phase students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
 }
 for split in meta_valid meta_train meta_test; do
   mapfile -t K < <(keys $split "$@")

@@ -18,27 +18,14 @@ fi
 export OMP_NUM_THREADS=1
 ARGS=(out=assets/cpu/db_regimes work_dir=assets/cpu/db_regimes_build teachers_dir=assets/cpu/db_regimes_build/teachers)
 B=("$PY" -m dass.database --config configs/database/regimes.yaml workers=2 "${ARGS[@]}" "$@")
-keys() {  # keys SPLIT: the task keys of one split, in config order
-  "$PY" - "$1" <<'PYEOF'
-import sys
-from dass.config import load
-from dass.database.config import DatabaseConfig
-cfg = load(DatabaseConfig, "configs/database/regimes.yaml", [f"splits=[{sys.argv[1]}]"])
-print("\n".join(t.key for t in cfg.all_tasks))
-PYEOF
-}
-step() {  # step SPLIT KEY...: the students of these tasks, and their merge
-  local split=$1; shift
-  echo "== $split $* $(date -u +%T)"
-  "${B[@]}" --phase students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
-}
+source script/database_steps.sh   # keys CONFIG SPLIT, step SPLIT KEY...
 echo "== teachers $(date -u +%T)"
 "${B[@]}" --phase teachers
-mapfile -t K < <(keys meta_test)
+mapfile -t K < <(keys configs/database/regimes.yaml meta_test)
 for k in "${K[@]}"; do step meta_test "$k"; done
-mapfile -t K < <(keys meta_valid)
+mapfile -t K < <(keys configs/database/regimes.yaml meta_valid)
 step meta_valid "${K[@]}"
-mapfile -t T < <(keys meta_train)
+mapfile -t T < <(keys configs/database/regimes.yaml meta_train)
 for ((i = 0; i < ${#T[@]}; i += 4)); do step meta_train "${T[@]:i:4}"; done
 echo "== merge $(date -u +%T)"
 "${B[@]}" --phase merge

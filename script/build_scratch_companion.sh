@@ -24,27 +24,14 @@ ARGS=(scratch=true kd_recipe.alpha=1.0 kd_recipe.epochs=40 out=assets/cpu/db_scr
       'labelled_students={meta_train: 20, meta_valid: 20, meta_test: 20}' 'label_seeds={meta_train: [1], meta_valid: [1], meta_test: [1, 2]}')
 if [[ "${1:-}" == "--args" ]]; then printf '%s\n' "${ARGS[@]}"; exit 0; fi
 B=("$PY" -m dass.database --config configs/database/cpu.yaml workers=2 "${ARGS[@]}" "$@")
-keys() {  # keys SPLIT: the task keys of one split, in config order
-  "$PY" - "$1" <<'PYEOF'
-import sys
-from dass.config import load
-from dass.database.config import DatabaseConfig
-cfg = load(DatabaseConfig, "configs/database/cpu.yaml", [f"splits=[{sys.argv[1]}]"])
-print("\n".join(t.key for t in cfg.all_tasks))
-PYEOF
-}
-step() {  # step SPLIT KEY...: the students of these tasks, and their merge
-  local split=$1; shift
-  echo "== $split $* $(date -u +%T)"
-  "${B[@]}" --phase students "splits=[$split]" "only=[$(IFS=,; echo "$*")]"
-}
-mapfile -t T < <(keys meta_train)
+source script/database_steps.sh   # keys CONFIG SPLIT, step SPLIT KEY...
+mapfile -t T < <(keys configs/database/cpu.yaml meta_train)
 for ((i = 0; i < 8; i += 4)); do step meta_train "${T[@]:i:4}"; done
-mapfile -t K < <(keys meta_valid)
+mapfile -t K < <(keys configs/database/cpu.yaml meta_valid)
 step meta_valid "${K[@]}"
-mapfile -t K < <(keys meta_test)
+mapfile -t K < <(keys configs/database/cpu.yaml meta_test)
 for k in "${K[@]}"; do step meta_test "$k"; done
 for ((i = 8; i < 16; i += 4)); do step meta_train "${T[@]:i:4}"; done
 echo "== merge $(date -u +%T)"
-"${B[@]}" --phase merge 'splits=[meta_train, meta_valid, meta_test]' "only=[$(keys meta_train | head -16 | paste -sd,),$(keys meta_valid | paste -sd,),$(keys meta_test | paste -sd,)]"
+"${B[@]}" --phase merge 'splits=[meta_train, meta_valid, meta_test]' "only=[$(keys configs/database/cpu.yaml meta_train | head -16 | paste -sd,),$(keys configs/database/cpu.yaml meta_valid | paste -sd,),$(keys configs/database/cpu.yaml meta_test | paste -sd,)]"
 echo "== done $(date -u +%T)"
