@@ -72,6 +72,10 @@ DESIGNS = {
     "trees prior": CPU + PRIOR + STAGE + TREES,
     "trees prior+proxies": CPU + PRIOR + STAGE + TREES + PROXIES,
     "trees onehot prior+proxies": CPU + PRIOR + STAGE + TREES + ONEHOT + PROXIES,
+    "trees onehot prior+proxies+teacher_acc": CPU + PRIOR + STAGE + TREES + ONEHOT + PROXIES
+    + ["task_stats=[teacher_acc]"],
+    "trees onehot prior+proxies+task_stats": CPU + PRIOR + STAGE + TREES + ONEHOT + PROXIES
+    + ["task_stats=[teacher_acc,log_classes]"],
     "cpu_v1+rank loss": CPU + ["rank_loss_weight=1.0"],
     "cpu_v1 DSTA (dataset encoder)": CPU + ["input_type=DSTA"],
 }

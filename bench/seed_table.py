@@ -4,7 +4,7 @@ mean over a method's seeds, then the mean over tasks with a 90 % bootstrap inter
 (``dass.correlation.bootstrap_interval``) and the spread of the seeds' task means.
 
     python bench/seed_table.py runs/scratch_baselines/evaluate/correlations.csv [--label best_acc]
-        [--metric spearman] [--methods dass rapid_nas ...] [--json out.json]
+        [--metric spearman] [--methods dass rapid_nas ...] [--tasks KEY ...] [--json out.json]
 Methods without ``@s`` (the deterministic baselines) count as one seed.
 """
 from __future__ import annotations
@@ -38,8 +38,8 @@ def read(path: Path, label: str, metric: str) -> dict[str, dict[str, dict[int, f
     return out
 
 
-def table(data, methods: list[str]) -> tuple[list[str], list[dict]]:
-    tasks = sorted({t for m in methods for t in data[m]})
+def table(data, methods: list[str], only: list[str] | None = None) -> tuple[list[str], list[dict]]:
+    tasks = sorted({t for m in methods for t in data[m] if not only or t in only})
     rows = []
     for m in methods:
         per_task = [float(np.mean(list(data[m][t].values()))) for t in tasks]
@@ -68,6 +68,7 @@ def main() -> int:
     p.add_argument("--label", default="best_acc")
     p.add_argument("--metric", default="spearman", choices=["spearman", "partial_spearman", "kendall", "regret"])
     p.add_argument("--methods", nargs="*", help="methods in this order (default: all, as read)")
+    p.add_argument("--tasks", nargs="*", help="only these task keys (a regime's columns); default: every task")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     if not a.correlations.is_file():
@@ -79,7 +80,11 @@ def main() -> int:
     if unknown:
         print(f"error: methods not in {a.correlations}: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    tasks, rows = table(data, methods)
+    missing = [t for t in a.tasks or [] if not any(t in data[m] for m in methods)]
+    if missing:
+        print(f"error: tasks not in {a.correlations}: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    tasks, rows = table(data, methods, a.tasks)
     print(markdown(tasks, rows))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))

@@ -127,8 +127,8 @@ def check_predictor_values(d: dict, model: "Predictor", where: str) -> None:
     if t["kind"] == "standardized" and not _number(t.get("support_default")):
         raise DassError(f"{where}: target.support_default must be a finite number, got {t.get('support_default')!r:.40}")
     calib = t.get("calib")
-    if calib is not None and not (isinstance(calib, (list, tuple)) and len(calib) == 2 and all(map(_number, calib))):
-        raise DassError(f"{where}: target.calib must be two finite numbers, got {calib!r:.60}")
+    if calib is not None and not (isinstance(calib, (list, tuple)) and len(calib) in (2, 4) and all(map(_number, calib))):
+        raise DassError(f"{where}: target.calib must be two or four finite numbers, got {calib!r:.60}")
     steps = d["adapt"].get("steps")
     if not isinstance(steps, int) or isinstance(steps, bool) or not 0 <= steps <= MAX_ADAPT_STEPS:
         raise DassError(f"{where}: adapt.steps must be an integer in [0, {MAX_ADAPT_STEPS}], got {steps!r:.40}")

@@ -162,30 +162,44 @@ def gives_accuracy(target: dict) -> bool:
     return "calib" in target or target["kind"] != "standardized"
 
 
-def fit_calibration(preds: list[torch.Tensor], accs: list[torch.Tensor], teacher_accs: list[float]) -> list[float]:
-    """``[a, b]`` of the least-squares fit ``acc / teacher_acc ~ a + b * pred`` pooled over tasks."""
+def fit_calibration(preds: list[torch.Tensor], accs: list[torch.Tensor], teacher_accs: list[float],
+                    teacher_terms: bool = False) -> list[float]:
+    """The least-squares fit of ``acc / teacher_acc`` pooled over tasks: ``[a, b]`` of ``a + b * pred``,
+    or with ``teacher_terms`` ``[a, b, c, d]`` of ``a + b * pred + c * t + d * t * pred``, ``t`` the
+    teacher's accuracy as a fraction (under a weak teacher students reach a larger share of its
+    accuracy, and their spread differs)."""
     p = torch.cat([x.double().reshape(-1) for x in preds])
     y = torch.cat([a.double().reshape(-1) / max(float(t), 1e-6) for a, t in zip(accs, teacher_accs)])
     if not bool(torch.isfinite(p).all()):
         raise DassError("the predictor's outputs are not finite (meta-training diverged: lower outer_lr or "
                         "inner_lr_init)")
-    X = torch.stack([torch.ones_like(p), p], dim=1)
-    coef = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
-    return [float(coef[0]), float(coef[1])]
+    cols = [torch.ones_like(p), p]
+    if teacher_terms:
+        t = torch.cat([torch.full((x.numel(),), float(a) / 100.0, dtype=torch.float64) for x, a in zip(preds, teacher_accs)])
+        cols += [t, t * p]
+    coef = torch.linalg.lstsq(torch.stack(cols, dim=1), y[:, None], driver="gelsd").solution[:, 0]
+    return [float(c) for c in coef]
 
 
 def to_accuracy(target: dict, pred: torch.Tensor, teacher_acc: float) -> torch.Tensor | None:
     """Predicted accuracy in percent, or None for an uncalibrated score-only target (``standardized``).
 
-    A predictor whose ``target`` holds ``calib = [a, b]`` (fitted after meta-training on the
-    meta-training students, :func:`fit_calibration`) predicts ``teacher_acc * (a + b * pred)``,
+    A predictor whose ``target`` holds ``calib`` (fitted after meta-training on the meta-training
+    students, :func:`fit_calibration`) predicts ``teacher_acc * (a + b * pred)``, or with four
+    coefficients ``teacher_acc * (a + b * pred + c * t + d * t * pred)`` (``t = teacher_acc / 100``),
     whatever its target kind: the output is mapped to accuracy relative to the teacher's, which the
     support set gives for the new task. Accuracies are clipped to [0, 100] (a linear map can leave
     them; the ranking is the score's, not this).
     """
     if "calib" in target:
-        a, b = target["calib"]
-        acc = (a + b * pred) * float(teacher_acc)
+        c = [float(v) for v in target["calib"]]
+        if len(c) not in (2, 4):
+            raise DassError(f"the predictor's calibration has {len(c)} coefficients; 2 or 4 expected")
+        rel = c[0] + c[1] * pred
+        if len(c) == 4:
+            t = float(teacher_acc) / 100.0
+            rel = rel + c[2] * t + c[3] * t * pred
+        acc = rel * float(teacher_acc)
     elif target["kind"] == "raw":
         acc = pred * 100.0
     elif target["kind"] == "relative":

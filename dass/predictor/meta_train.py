@@ -283,12 +283,24 @@ def _validate(trainer: MetaTrainer, run_dir: Path, step_seconds: float) -> float
     return rho
 
 
-def calibrate(pred: LoadedPredictor, tasks: list[TaskData]) -> None:
+def calibrate(pred: LoadedPredictor, tasks: list[TaskData], valid: list[TaskData] = ()) -> None:
     """Fit ``pred.target["calib"]`` (accuracy relative to the teacher's from the adapted output,
-    :func:`dass.predictor.data.fit_calibration`) on ``tasks``' students."""
-    outs = [predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t,
-                         next(pred.model.parameters()).device) for t in tasks]
-    pred.target["calib"] = fit_calibration(outs, [t.acc for t in tasks], [t.teacher_acc for t in tasks])
+    :func:`dass.predictor.data.fit_calibration`) on ``tasks``' students: the line in the output, or,
+    when its mean absolute error on the ``valid`` tasks is lower, the fit that also reads the
+    teacher's accuracy (the choice is made on meta-valid, as the checkpoint's)."""
+    dev = next(pred.model.parameters()).device
+    outs = [predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t, dev) for t in tasks]
+    args = (outs, [t.acc for t in tasks], [t.teacher_acc for t in tasks])
+    pred.target["calib"] = fit_calibration(*args)
+    if not valid or len({round(float(t.teacher_acc), 6) for t in tasks}) < 3:
+        return
+    valid_out = {t.key: predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t, dev)
+                 for t in valid}
+    line = nanmean(accuracy_errors(pred, valid, valid_out).values())
+    aware = fit_calibration(*args, teacher_terms=True)
+    line_calib, pred.target["calib"] = pred.target["calib"], aware
+    if not nanmean(accuracy_errors(pred, valid, valid_out).values()) < line:
+        pred.target["calib"] = line_calib
 
 
 def accuracy_errors(pred: LoadedPredictor, tasks: list[TaskData], outputs: dict | None = None) -> dict[str, float]:
@@ -314,7 +326,7 @@ def _baselines(tasks: list[TaskData]) -> dict:
 def _finish(trainer: MetaTrainer, tasks: dict, run_dir: Path, device) -> dict:
     best = load_predictor(run_dir / "best.pt", trainer.space, device)
     if "calib" not in best.target:
-        calibrate(best, trainer.train)
+        calibrate(best, trainer.train, tasks["meta_valid"])
         save_predictor(best, run_dir / "best.pt")
     test = evaluate_predictor(best, tasks["meta_test"])
     mae = {split: accuracy_errors(best, tasks[split]) for split in ("meta_valid", "meta_test")}

@@ -417,6 +417,8 @@ def _inf_inner_lr(d):
     (lambda d: d["adapt"].update(steps="x"), r"adapt.steps must be an integer .* got 'x'"),
     (lambda d: d["adapt"].update(steps=10 ** 9), r"adapt.steps .* got 1000000000"),   # the hang of the issue
     (lambda d: d["target"].update(kind="bogus"), r"target.kind must be one of"),
+    (lambda d: d["target"].update(calib=[1.0, 0.1, 0.2]), r"target.calib must be two or four finite numbers"),
+    (lambda d: d["target"].update(calib=[1.0, 0.1, float("nan"), 0.0]), r"target.calib must be two or four"),
     (lambda d: d["inputs"].update(noise_seed="abc"), r"inputs.noise_seed must be an integer"),
     (lambda d: d["inputs"].clear(), r"inputs lacks noise_seed, remap, which the model .* reads"),   # no silent default
     (lambda d: d["inputs"].update(remap="bogus"), r"inputs.remap must be one of .*copy_paste_first"),
@@ -428,6 +430,13 @@ def test_predictor_values_are_checked_on_load(made, tmp_path, edit, message):
     bad = _edited(pred, tmp_path / "bad.pt", edit)
     with pytest.raises(DassError, match=message):
         load_predictor(bad)
+
+
+def test_four_term_calibration_loads(made, tmp_path):
+    from dass.predictor.checkpoint import load_predictor
+    _, _, pred = made
+    ok = _edited(pred, tmp_path / "ok.pt", lambda d: d["target"].update(calib=[1.2, 0.05, -0.3, 0.02]))
+    assert load_predictor(ok).target["calib"] == [1.2, 0.05, -0.3, 0.02]
 
 
 def _teacher_file(made, tmp_path, edit) -> Path:

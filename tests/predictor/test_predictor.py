@@ -215,3 +215,50 @@ def test_predicted_accuracy_is_the_calibrated_line_clipped_to_percent():
     assert got.tolist() == pytest.approx([0.0, 72.0, 76.5, 100.0])
     assert to_accuracy({"kind": "raw"}, torch.tensor([0.5, 1.2]), 90.0).tolist() == pytest.approx([50.0, 100.0])
     assert to_accuracy({"kind": "standardized"}, pred, 90.0) is None
+
+
+def test_teacher_aware_calibration_by_hand():
+    from dass.predictor.data import fit_calibration, to_accuracy
+    # calib [a, b, c, d] = [1.2, 0.05, -0.3, 0.02] under a 40 % teacher (t = 0.4):
+    # relative 1.2 - 0.12 + (0.05 + 0.008) p = 1.08 + 0.058 p; at p = 0, 1: 43.2 and 45.52
+    got = to_accuracy({"kind": "standardized", "calib": [1.2, 0.05, -0.3, 0.02]}, torch.tensor([0.0, 1.0]), 40.0)
+    assert got.tolist() == pytest.approx([43.2, 45.52])
+    with pytest.raises(DassError, match="3 coefficients"):
+        to_accuracy({"kind": "standardized", "calib": [1.0, 0.1, 0.2]}, torch.tensor([0.0]), 40.0)
+    # labels made exactly by that map on three teachers: the four-term fit recovers it, the line cannot
+    g = torch.Generator().manual_seed(0)
+    preds = [torch.randn(30, generator=g) for _ in range(3)]
+    teachers = [30.0, 60.0, 90.0]
+    coef = [1.2, 0.05, -0.3, 0.02]
+    accs = [to_accuracy({"kind": "standardized", "calib": coef}, p, t) for p, t in zip(preds, teachers)]
+    assert fit_calibration(preds, accs, teachers, teacher_terms=True) == pytest.approx(coef, abs=1e-6)
+    line = fit_calibration(preds, accs, teachers)
+    assert len(line) == 2
+    err = sum(float((to_accuracy({"kind": "standardized", "calib": line}, p, t) - a).abs().mean())
+              for p, t, a in zip(preds, teachers, accs))
+    assert err > 1.0   # points: one line cannot follow three teachers' offsets
+
+
+def test_calibration_reads_the_teacher_only_where_meta_valid_says_so(monkeypatch):
+    from types import SimpleNamespace
+    from dass.predictor import meta_train
+    outs = {}
+
+    def task(key, teacher, rel_at_zero):
+        p = torch.linspace(-1, 1, 11)
+        outs[key] = p
+        return SimpleNamespace(key=key, teacher_acc=teacher, acc=teacher * (rel_at_zero + 0.05 * p))
+
+    monkeypatch.setattr(meta_train, "predict_task", lambda model, lrs, target, steps, t, dev=None: outs[t.key])
+    pred = SimpleNamespace(model=torch.nn.Linear(1, 1), inner_lrs={}, target={"kind": "standardized"},
+                           adapt={"steps": 1})
+    # students reach a larger share of a weaker teacher: relative accuracy 1.3 - 0.5 t at the mean
+    train = [task(f"tr{i}", t, 1.3 - 0.5 * t / 100) for i, t in enumerate((30.0, 50.0, 70.0, 90.0))]
+    valid = [task(f"va{i}", t, 1.3 - 0.5 * t / 100) for i, t in enumerate((40.0, 80.0))]
+    meta_train.calibrate(pred, train, valid)
+    assert pred.target["calib"] == pytest.approx([1.3, 0.05, -0.5, 0.0], abs=1e-6)
+    # one relation for every teacher: the line is as good on meta-valid, so the line is kept
+    train = [task(f"tr{i}", t, 0.9) for i, t in enumerate((30.0, 50.0, 70.0, 90.0))]
+    valid = [task(f"va{i}", t, 0.9) for i, t in enumerate((40.0, 80.0))]
+    meta_train.calibrate(pred, train, valid)
+    assert pred.target["calib"] == pytest.approx([0.9, 0.05], abs=1e-6)

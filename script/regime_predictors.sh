@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Predictors on tasks that differ (README, "Tasks that differ: teacher strength"; issue #26): meta-train,
+# with seeds 0, 1, 2, on the union of the strong-teacher database (assets/cpu/db) and the
+# teacher-strength regimes (assets/cpu/db_regimes):
+#   union          configs/predictor/cpu.yaml without task statistics (the default design until 2026-12-06)
+#   teacher_acc    the same + task_stats=[teacher_acc] (configs/predictor/cpu.yaml since: the default)
+#   task_stats     the same + task_stats=[teacher_acc,log_classes]
+#   teacher_acc_inherit / _diswot   teacher_acc with the inherit or DisWOT proxy as a third proxy input
+#   teacher_acc_depth4              teacher_acc with trees of depth 4 in the prior (more interactions)
+#   meta_nas_A     the KD-unaware design A (no teacher input)
+# print each design's meta-valid Spearman (the 8 meta-valid tasks of the union: the only numbers a
+# design is chosen on), then evaluate every checkpoint, and the shipped predictors, on the 16
+# meta-test tasks of the union beside the task-blind floor (encoding_ridge, fitted on the union's
+# meta-train), MACs, the proxies and the proxy ensemble, with one column group per regime
+# (strong: the 8 tasks of assets/cpu/db; regimes: the 8 cut-teacher tasks), and print the tables over
+# seeds (bench/seed_table.py). Finished runs are reused. The regime tasks' teachers must be in
+# assets/cpu/db_regimes_build/teachers (bash script/build_regimes.sh trains them, about 10 min).
+#   bash script/regime_predictors.sh [output folder, default runs/regime_predictors]
+#   NAMES="union teacher_acc"   only these designs; VALID_ONLY=1 stops after the meta-valid table
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+OUT=${1:-runs/regime_predictors}
+export OMP_NUM_THREADS=1
+DB=$OUT/db_all
+[[ -f $DB/manifest.json ]] || $PY -m dass.database --union "$DB" assets/cpu/db assets/cpu/db_regimes
+CPU=configs/predictor/cpu.yaml
+declare -A CONF=([union]=$CPU [teacher_acc]=$CPU [task_stats]=$CPU [teacher_acc_inherit]=$CPU [teacher_acc_diswot]=$CPU
+                 [teacher_acc_depth4]=$CPU [meta_nas_A]=assets/cpu/predictors/meta_nas_A/config.yaml)
+declare -A EXTRA=([union]="task_stats=[]" [teacher_acc]="task_stats=[teacher_acc]" [task_stats]="task_stats=[teacher_acc,log_classes]"
+                  [teacher_acc_inherit]="task_stats=[teacher_acc] proxies=[naswot,synflow,inherit]"
+                  [teacher_acc_diswot]="task_stats=[teacher_acc] proxies=[naswot,synflow,diswot]"
+                  [teacher_acc_depth4]="task_stats=[teacher_acc] prior_depth=4"
+                  [meta_nas_A]="")
+read -r -a NAMES <<<"${NAMES:-union teacher_acc task_stats teacher_acc_inherit teacher_acc_diswot teacher_acc_depth4 meta_nas_A}"
+train() {  # train NAME SEED
+  local run=$OUT/$1/s$2
+  [[ -f $run/metrics.json ]] || $PY -m dass.predictor --config "${CONF[$1]}" db="$DB" run_dir="$run" seed="$2" \
+    progress=false data_root=data proxy_cache=runs/cache/predictor_proxy ${EXTRA[$1]} >"$OUT/$1.s$2.log" 2>&1
+}
+mkdir -p "$OUT"
+# seed 0 of each design alone (it fills the proxy cache the others read), then two at a time
+for n in "${NAMES[@]}"; do train "$n" 0; done
+jobs_=()
+for s in 0 1 2; do
+  for n in "${NAMES[@]}"; do
+    [[ $s == 0 ]] && continue
+    train "$n" "$s" &
+    jobs_+=($!)
+    if (( ${#jobs_[@]} >= ${JOBS:-2} )); then wait "${jobs_[0]}"; jobs_=("${jobs_[@]:1}"); fi
+  done
+done
+wait
+echo "== meta-valid Spearman (8 tasks of the union; designs are chosen on this)"
+for n in "${NAMES[@]}"; do
+  $PY - "$n" "$OUT"/"$n"/s{0,1,2}/metrics.json <<'EOF'
+import json, sys
+import numpy as np
+v = [json.load(open(p))["best_valid_spearman"] for p in sys.argv[2:]]
+print(f"{sys.argv[1]:<12} {np.mean(v):.3f} (seeds {', '.join(f'{x:.3f}' for x in v)})")
+EOF
+done
+PREDS="dass_shipped: assets/cpu/predictors/dass/best.pt, meta_nas_A_shipped: assets/cpu/predictors/meta_nas_A/best.pt"
+for s in 0 1 2; do
+  for n in "${NAMES[@]}"; do PREDS+=", $n@s$s: $OUT/$n/s$s/best.pt"; done
+done
+STRONG=$($PY -c "import sys; from dass.database.format import load_db; print(','.join(t['task']['key'] for t in load_db(sys.argv[1], ['meta_test'])['meta_test']))" assets/cpu/db)
+REGIMES=$($PY -c "import sys; from dass.database.format import load_db; print(','.join(t['task']['key'] for t in load_db(sys.argv[1], ['meta_test'])['meta_test']))" assets/cpu/db_regimes)
+[[ ${VALID_ONLY:-0} == 1 ]] && exit 0
+rm -rf "$OUT/evaluate"   # derived from the checkpoints above: rebuilt, so a changed list of designs is judged whole
+$PY -m dass.evaluation --config configs/evaluation/cpu.yaml db="$DB" train_db="$DB" \
+  data_root=data run_dir="$OUT/evaluate" "methods=[macs, naswot, synflow, encoding_ridge, proxy_ensemble]" \
+  "predictors={$PREDS}" "groups={strong: [$STRONG], regimes: [$REGIMES]}" "search_kd.budgets=[0.25, 0.5]" \
+  plots=false progress=false >"$OUT/evaluate.log" 2>&1
+for metric in spearman partial_spearman; do
+  echo; echo "== $metric vs the KD label (best_acc), meta-test tasks of the union"
+  $PY bench/seed_table.py "$OUT/evaluate/correlations.csv" --metric $metric --json "$OUT/table_$metric.json" \
+    --methods "${NAMES[@]}" dass_shipped meta_nas_A_shipped encoding_ridge proxy_ensemble naswot synflow macs
+  for g in regimes strong; do
+    echo; echo "-- $metric, group $g"
+    $PY bench/seed_table.py "$OUT/evaluate/correlations.csv" --metric $metric --json "$OUT/table_${metric}_$g.json" \
+      --tasks $(tr , ' ' <<<"$([[ $g == regimes ]] && echo "$REGIMES" || echo "$STRONG")") \
+      --methods "${NAMES[@]}" dass_shipped meta_nas_A_shipped encoding_ridge proxy_ensemble naswot synflow macs
+  done
+done
