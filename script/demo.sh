@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 bash script/install.sh
 PY=${PYTHON:-python3}
 # One torch thread unless told otherwise: the README's figures were measured so, and CPU training is
-# reproducible bit for bit only at a fixed thread count (the demo's KD pick, seed 1: 98.07 % best with
-# one thread, 98.44 % with two; the evaluation's tables do not move)
+# reproducible bit for bit only at a fixed thread count (the previous default predictor's pick, seed 1:
+# 98.07 % best with one thread, 98.44 % with two; the evaluation's tables do not move)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=${DEMO_DIR:-runs/demo}
 TASK=${DEMO_TASK:-hebrew}

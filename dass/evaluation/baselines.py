@@ -57,7 +57,7 @@ from ..predictor.checkpoint import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, image_batch, proxy_images
 from ..hashing import proxy_state_sha256
 from ..proxies.batch import ProxySetting
-from ..proxies.cache import ProxyCache, cached_archs_proxy
+from ..proxies.cache import ProxyCache, cached_archs_proxy, stored_archs_proxy
 from ..space import macs, noise_input, params
 from ..task import Task
 from . import ensemble
@@ -132,19 +132,45 @@ class EvalContext:
             raise DassError(f"task {key}: teacher checkpoint not found: '{path}' (give it with teachers.{key}=<path>)")
         return self.task_of(task).teacher_sd
 
+    def recorded_digest(self, task: dict) -> str:
+        """The teacher's proxy digest the task file records (``teacher.proxy_digest``) when its teacher
+        checkpoint is not at hand and a proxy cache is configured, else "": such a task's proxies are
+        read from the cache by that digest, never computed."""
+        path = self.teacher_path(task)
+        if self._cache is None or (str(path) and path.is_file()):
+            return ""
+        return str((task.get("teacher") or {}).get("proxy_digest") or "")
+
+    def check_proxy_teacher(self, task: dict) -> None:
+        """Before any work: the teacher a task's proxies need is loadable, or the task records its
+        digest for the proxy cache (a cache miss is then an error when the proxy is read)."""
+        if not self.recorded_digest(task):
+            self.teacher_state(task)
+
     def proxy_scores(self, task: dict, name: str) -> np.ndarray:
         """Proxy ``name`` (one of :data:`dass.proxies.ARCH_PROXIES`) of every remapped student of
-        ``task`` on the task's proxy batch; computed once per (task, proxy) and shared by scorers."""
+        ``task`` on the task's proxy batch; computed once per (task, proxy) and shared by scorers.
+        Without the teacher checkpoint, read from the cache by the digest the task file records."""
         key = (task_key(task), name)
         if key not in self._proxy:
             space, n_cls = task_space(task), int(task["task"]["num_classes"])
-            sd = self.teacher_state(task)
+            recorded = self.recorded_digest(task)
+            sd = None if recorded else self.teacher_state(task)
             x, y = self.proxy_batch(task, proxy_images(name, self.proxy_batch_size))
             if name in LABEL_PROXIES and task_key(task) in self._noise:
                 # an accuracy on noise images with made-up labels measures nothing: not computed
                 self._proxy[key] = np.full(num_students(task), np.nan)
                 return self._proxy[key]
             strategy = str(task.get("remap", "copy_paste_first"))
+            if recorded:
+                setting = ProxySetting(space, n_cls, None, strategy, self.device, teacher_digest=recorded)
+                hit = stored_archs_proxy(self._cache, f"{task_key(task)}.{name}", name, task_archs(task), setting, (x, y))
+                if hit is None:
+                    raise DassError(f"task {task_key(task)}: proxy {name} is not in the proxy cache "
+                                    f"{self._cache.describe()} and computing it needs the teacher checkpoint, not found: "
+                                    f"'{self.teacher_path(task)}' (give it with teachers.{task_key(task)}=<path>)")
+                self._proxy[key] = hit
+                return hit
             if self._cache is not None and task_key(task) not in self._teacher_digest:
                 self._teacher_digest[task_key(task)] = proxy_state_sha256(sd)
             digest = self._teacher_digest.get(task_key(task))

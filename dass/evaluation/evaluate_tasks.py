@@ -136,7 +136,7 @@ def prepare(cfg: EvaluationConfig) -> Plan:
         raise DassError(f"teachers: '{stray[0]}' is not an evaluated task")
     if any(s.needs_teacher for s in scorers):
         for t in tasks:
-            context.teacher_state(t)
+            context.check_proxy_teacher(t)
     fitted = [s for s in scorers if getattr(s, "needs_training_tasks", False)]
     if fitted:
         hint = "train_db=<folder> names another database to fit it on"
@@ -149,7 +149,7 @@ def prepare(cfg: EvaluationConfig) -> Plan:
             raise DassError(f"{context.db}: {names} needs meta_train tasks, the database has none ({hint})")
         if any(s.needs_teacher for s in fitted):
             for t in train["meta_train"] + train["meta_valid"]:
-                context.teacher_state(t)
+                context.check_proxy_teacher(t)
     search_methods, recipes = _check_search(cfg, tasks, [s.name for s in scorers], skipped, context)
     return Plan(cfg, tasks, scorers, context, skipped, search_methods, recipes)
 

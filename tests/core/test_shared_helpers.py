@@ -119,8 +119,14 @@ def test_teacher_at_half_precision(tiny_teacher, tmp_path):
 
 def test_shipped_teachers_are_half_precision_and_load_as_float32():
     from pathlib import Path
-    files = sorted((Path(__file__).resolve().parents[2] / "assets/cpu/teachers").glob("*/teacher.pt"))
-    assert len(files) == 44
+    from dass.database.format import load_db
+    root = Path(__file__).resolve().parents[2]
+    files = sorted((root / "assets/cpu/teachers").glob("*/teacher.pt"))
+    # shipped: the teachers of the meta-valid and meta-test tasks (the meta-train ones left git; their
+    # proxies are in the shipped cache)
+    db = load_db(root / "assets/cpu/db", ("meta_valid", "meta_test"))
+    wanted = sorted(root / t["task"]["teacher_ckpt"] for t in db["meta_valid"] + db["meta_test"])
+    assert len(wanted) == 12 and [f for f in files if f.parent.name.startswith("glyphs-")] == wanted
     for f in files:
         raw = safe_torch_load(f)
         assert raw["half"]["dtype"] == "float16" and len(raw["half"]["float32_sha256"]) == 64

@@ -398,3 +398,45 @@ def test_proxy_ensemble_fits_on_another_database_with_train_db(tmp_path, capsys)
     with open(tmp_path / "r2" / "correlations.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["method"] == "proxy_ensemble" and r["label"] == "best_acc"]
     assert [r["task"] for r in rows][0] == "dtd" and math.isfinite(float(rows[0]["spearman"]))
+
+
+def test_proxies_of_a_task_without_its_teacher_come_from_the_cache_by_the_recorded_digest(tmp_path, capsys):
+    """The shipped case: meta-train teachers left git, the proxy cache holds their students' proxies.
+    With the teacher gone and the digest recorded, the evaluation reads the same scores from the
+    cache (read-only, nothing computed) as it computed with the teacher; an entry the cache lacks is
+    a one-line error that names the task, the proxy and the missing checkpoint."""
+    from dass.database.format import load_task_db, save_task_db
+    from dass.database.merge import record_teacher_digests
+    write_tiny_db(tmp_path / "mine", tasks=(("dtd", "meta_test"),), n_students=10)
+    write_tiny_db(tmp_path / "shipped", tasks=(("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid")),
+                  n_students=10)
+    record_teacher_digests(tmp_path / "shipped" / "db")
+    args = [f"db={tmp_path / 'mine' / 'db'}", f"train_db={tmp_path / 'shipped' / 'db'}", f"data_root={tmp_path / 'none'}",
+            "methods=[naswot,proxy_ensemble]", "plots=false", "progress=false", "proxy.batch_size=4",
+            "search_kd.enabled=false", "proxy.read_only_caches=[]"]
+    assert _main_in_process(*args, f"proxy.cache={tmp_path / 'cache'}", f"run_dir={tmp_path / 'r1'}") == 0
+
+    def scores(run):
+        with open(tmp_path / run / "scores.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and all(r["score_naswot"] and r["score_proxy_ensemble"] for r in rows)
+        return [(r["student"], r["score_naswot"], r["score_proxy_ensemble"]) for r in rows]
+
+    for k in ("a", "b", "c"):
+        (tmp_path / "shipped" / "teachers" / f"{k}.pt").unlink()
+    # without the teachers, the written cache only read: the same scores
+    assert _main_in_process(*args, "proxy.cache=", f"proxy.read_only_caches=[{tmp_path / 'cache'}]",
+                            f"run_dir={tmp_path / 'r2'}") == 0
+    assert scores("r2") == scores("r1")
+    # an empty cache: one line, naming what is missing
+    capsys.readouterr()
+    assert _main_in_process(*args, f"proxy.cache={tmp_path / 'empty'}", f"run_dir={tmp_path / 'r3'}") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and err[0].startswith("error: task a: proxy ") and "is not in the proxy cache" in err[0]
+    assert "teacher checkpoint, not found" in err[0]
+    # a task file without the digest still needs its teacher, before any work
+    d = load_task_db(tmp_path / "shipped" / "db" / "a.pt")
+    del d["teacher"]["proxy_digest"]
+    save_task_db(d, tmp_path / "shipped" / "db" / "a.pt")
+    assert _main_in_process(*args, f"proxy.read_only_caches=[{tmp_path / 'cache'}]", f"run_dir={tmp_path / 'r4'}") == 2
+    assert "task a: teacher checkpoint not found" in capsys.readouterr().err
