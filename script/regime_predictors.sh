@@ -13,8 +13,10 @@
 # meta-test tasks of the union beside the task-blind floor (encoding_ridge, fitted on the union's
 # meta-train), MACs, the proxies and the proxy ensemble, with one column group per regime
 # (strong: the 8 tasks of assets/cpu/db; regimes: the 8 cut-teacher tasks), and print the tables over
-# seeds (bench/seed_table.py). Finished runs are reused. The regime tasks' teachers must be in
-# assets/cpu/db_regimes_build/teachers (bash script/build_regimes.sh trains them, about 10 min).
+# seeds (bench/seed_table.py). Finished runs are reused. No teacher checkpoint is needed: the shipped
+# proxy cache (assets/cpu/proxy_cache) holds every proxy these designs and the evaluation read, by the
+# teacher digests the task files record (on the CPU; another device computes them, which needs the
+# teachers: bash script/build_regimes.sh for the regime ones, git checkout 71d6cdd -- assets/cpu/teachers).
 #   bash script/regime_predictors.sh [output folder, default runs/regime_predictors]
 #   NAMES="union teacher_acc"   only these designs; VALID_ONLY=1 stops after the meta-valid table
 set -euo pipefail
