@@ -38,6 +38,7 @@ def test_teacher_aware_ridge_follows_the_flipped_order(dbs):
     assert res["fit_tasks"] == 6 and set(res["alpha"].values()) <= set(rt.ENCODING_ALPHAS)
 
 
+@pytest.mark.slow
 def test_cli_table(dbs):
     fit_db, test_db = dbs
     out = subprocess.run([sys.executable, str(REPO / "bench" / "regime_transfer.py"), "--fit", f"{fit_db}:meta_train",

@@ -73,6 +73,7 @@ def test_rows_against_independent_computations(db):
     assert res["mean"]["room"] == pytest.approx(row["room"])
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_and_json(db):
     root, _ = db
     out = subprocess.run([sys.executable, str(REPO / "bench" / "task_dependence.py"), "--db", str(root / "db"),

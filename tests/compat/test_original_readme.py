@@ -109,6 +109,7 @@ def test_original_forms_refuse_a_wrong_argument_count(bare):
         assert proc.returncode == 2 and usage in proc.stderr
 
 
+@pytest.mark.slow
 def test_project_forms_unchanged(bare):
     """A first argument that is not all digits is still the project's own form: a database folder
     for run_meta_train.sh (see the next test), a dataset for the others."""

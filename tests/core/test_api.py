@@ -95,6 +95,7 @@ def test_readme_example_runs_as_written(monkeypatch, tmp_path, capsys):
         assert p.arch in out
 
 
+@pytest.mark.slow
 def test_in_memory_arrays_identity_and_search_only(tiny, monkeypatch, tmp_path):
     root, settings, teacher = tiny
     monkeypatch.chdir(tmp_path)
@@ -137,6 +138,7 @@ def test_in_memory_arrays_identity_and_search_only(tiny, monkeypatch, tmp_path):
     assert _run_dir_of(other) != run and ident[0]["hash"] != ident[1]["hash"]
 
 
+@pytest.mark.slow
 def test_held_out_split_and_class_names_reach_the_export(tiny, monkeypatch, tmp_path):
     root, settings, teacher = tiny
     monkeypatch.chdir(tmp_path)

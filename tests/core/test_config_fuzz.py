@@ -172,6 +172,7 @@ def test_every_entry_has_numeric_keys():
     assert ("predictor", "model.set_heads", False) in KEYS and ("search", "budget.macs", False) in KEYS
 
 
+@pytest.mark.slow
 def test_the_base_runs_are_valid(fx, tmp_path, monkeypatch, capsys):
     """Without an override each tiny run ends with exit 0 (so a 2 below comes from the value)."""
     monkeypatch.setenv("DASS_CACHE_DIR", str(tmp_path / "cache"))

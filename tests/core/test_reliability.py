@@ -108,6 +108,7 @@ def search(f, *extra):
 
 # ------------------------------------------------------------------------------------------ run identity
 
+@pytest.mark.slow
 def test_kd_rerun_with_another_teacher_is_refused_and_changes_nothing(files, capsys, tmp_path):
     """Item 1 and 2: the finished run is never reused for other inputs; the refused rerun writes
     nothing (config.yaml included); the default folder of the other run is another folder."""

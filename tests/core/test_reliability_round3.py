@@ -581,6 +581,7 @@ def _fuzz_items(rng, n: int) -> list[str]:
             for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_fuzzed_overrides_load_or_give_one_user_error():
     """600 seeded draws of 1-3 hostile overrides on the pipeline's config: loaded and checked, or a
     DassError (what the CLI prints as one ``error:`` line, exit 2); never another exception."""

@@ -33,6 +33,7 @@ def test_code_point_syntax():
         glyph_config.parse_code_points(["0x50-0x41"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     only = ["hebrew", "ogham"]
     a = glyphs.generate_family(_config(tmp_path / "a", only), progress=False)

@@ -96,6 +96,7 @@ def test_evenly_keeps_first_and_last_at_even_spacing():
     assert evenly(list(range(4)), 10) == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_compare_reports_both_label_sets_seed_reliabilities(tiny_db, tmp_path):
     """--compare: per task, A vs B Spearman beside each database's own seed-vs-seed Spearman and
     reliability (hand-computed from the seed columns), '-' where a database has one seed."""

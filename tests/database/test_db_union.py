@@ -65,6 +65,7 @@ def test_union_refusals(two, tmp_path):
         load_db(loop)
 
 
+@pytest.mark.slow
 def test_cli_union(two, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "dass.database", "--union", str(tmp_path / "u"), str(two / "a" / "db"),

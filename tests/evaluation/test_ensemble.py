@@ -33,6 +33,7 @@ def test_zscore_puts_non_finite_values_at_the_bottom():
     np.testing.assert_allclose(z, (np.array([1, 1, 3, 1]) - 1.5) / np.sqrt(0.75))
 
 
+@pytest.mark.slow
 def test_fit_on_tasks_picks_the_features_that_rank_meta_valid(monkeypatch):
     # Synthetic tasks where accuracy follows one cost column: any candidate with cost features ranks
     # meta-valid perfectly; the choice must have valid Spearman 1.

@@ -199,6 +199,7 @@ def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_in
     assert (last._cache.hits, last._cache.misses) == (1, 0)
 
 
+@pytest.mark.slow
 def test_proxy_ensemble_trains_on_meta_train_and_scores_meta_test(tmp_path):
     splits = (("dtd", "meta_test"), ("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid"))
     tasks = write_tiny_db(tmp_path, tasks=splits, n_students=10)
@@ -384,6 +385,7 @@ def test_evaluate_fails_in_one_line_before_work(tmp_path, tiny, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_proxy_ensemble_fits_on_another_database_with_train_db(tmp_path, capsys):
     """Evaluating a database of meta-test tasks only (a user's own tasks): the proxy ensemble needs
     training tasks; train_db names the database it is fitted on."""
@@ -400,6 +402,7 @@ def test_proxy_ensemble_fits_on_another_database_with_train_db(tmp_path, capsys)
     assert [r["task"] for r in rows][0] == "dtd" and math.isfinite(float(rows[0]["spearman"]))
 
 
+@pytest.mark.slow
 def test_proxies_of_a_task_without_its_teacher_come_from_the_cache_by_the_recorded_digest(tmp_path, capsys):
     """The shipped case: meta-train teachers left git, the proxy cache holds their students' proxies.
     With the teacher gone and the digest recorded, the evaluation reads the same scores from the

@@ -104,6 +104,7 @@ def test_model_json_and_card(exported):
     assert arch["arch"] == ARCH and arch["num_classes"] == 4
 
 
+@pytest.mark.slow
 def test_torchscript_runs_without_dass(exported, tmp_path):
     root, summary = exported
     seed = summary["seed"]
@@ -135,6 +136,7 @@ def test_onnxruntime_agrees(exported):
     assert summary["max_abs_diff"]["onnx"] == pytest.approx(float(np.abs(got - want).max()), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_readme_snippet_classifies_an_image_file(exported, tmp_path):
     root, summary = exported
     text = (REPO / "README.md").read_text()
@@ -157,6 +159,7 @@ def test_readme_snippet_classifies_an_image_file(exported, tmp_path):
         assert r.stdout.strip() == CODE_POINTS[c]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["empty", "missing", "teacher_file"])
 def test_not_a_kd_run_is_one_error_line(exported, tmp_path, what, env):
     root, _ = exported
@@ -175,6 +178,7 @@ def test_bad_format_is_refused(env):
     assert r.returncode == 2 and r.stderr.startswith("error:") and "tflite" in r.stderr
 
 
+@pytest.mark.slow
 def test_pipeline_run_and_image_folder_class_names(tmp_path):
     """A real (tiny) pipeline run on an image folder: its pick of rank 1, given as the pipeline run or
     as its kd/<rank>-<arch> folder, exports with the folder's class names."""
@@ -237,6 +241,7 @@ def test_a_program_over_tolerance_is_an_error_and_nothing_is_written(exported, t
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_pipeline_exports_by_default_and_the_program_runs_without_dass(kd_folder, tmp_path):
     """The cpu pipeline profile, no export setting given: <run>/export holds student.ts, student.onnx and
     MODEL_CARD.md (with the latency measured at export); the TorchScript program, loaded in a process

@@ -81,6 +81,7 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_image_folder_from_scratch_then_resume(fixtures):
     root, pred = fixtures
     out = root / "run_folder"
@@ -135,6 +136,7 @@ def test_image_folder_from_scratch_then_resume(fixtures):
     assert json.loads((Path(picks[0]["run_dir"]) / "seed1" / "metrics.json").read_text())["history"]
 
 
+@pytest.mark.slow
 def test_npy_folder_with_a_given_teacher_lacking_its_accuracy(fixtures):
     root, pred = fixtures
     net_sd = {k: v for k, v in torch.load(_teacher(root, pred), weights_only=True)["state_dict"].items()}

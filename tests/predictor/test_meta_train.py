@@ -58,6 +58,7 @@ def test_meta_training_ranks_held_out_tasks(db, tmp_path):
     assert (tmp_path / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_other_inputs_targets_and_losses_train(db, tmp_path):
     metrics = run(config(db, tmp_path, "episodes=4", "eval_every=2", "input_type=DSTA", "arch_encoder=graph",
                          "cost_features=true", "target=standardized", "rank_loss_weight=1.0", "first_order=true",

@@ -238,6 +238,7 @@ def test_inherit_normalises_by_the_batch_by_hand_and_leaves_the_net_unchanged():
 
 # ------------------------------------------------------------------------------------- batched passes
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name", ["tiny", "cpu"])
 def test_batched_proxies_equal_one_network_at_a_time(space_name, monkeypatch):
     """naswot, synflow and diswot of many students in masked passes of the teacher (dass.proxies.masked)

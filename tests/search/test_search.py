@@ -273,6 +273,7 @@ def test_standardized_predictor_ranks_without_accuracies(files, space, tmp_path)
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "data/glyphs/ogham").exists(), reason="glyph data not generated (data/)")
 def test_default_predictor_search_with_batched_proxies_equals_one_network_at_a_time(tmp_path, monkeypatch):
     """The shipped cpu predictor reads NASWOT and synflow of a shortlist: a search with them computed

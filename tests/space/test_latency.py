@@ -208,6 +208,7 @@ def test_cpu_clock_needs_one_cpu_thread_and_keys_its_own_table(tmp_path):
     assert wall != cpu
 
 
+@pytest.mark.slow
 def test_pipeline_latency_only_budget_reports_predicted_and_measured(pipeline_fixtures, monkeypatch, tmp_path):
     """budget.latency_ms alone (budget.macs=null): the picks pass the predicted latency, the first
     measured over budget is replaced by the next, and report.md / picks.csv show both latencies."""

@@ -61,6 +61,7 @@ def without_time(result):
             for k, v in result.items() if k != "wall_s"}
 
 
+@pytest.mark.slow
 def test_lockstep_equals_sequential_bitwise(setting, tmp_path, teacher_forwards):
     teacher_sd, train, test = setting
     forwards = teacher_forwards
