@@ -1,9 +1,9 @@
 """Tasks of the database as predictor inputs, and the targets the predictor learns.
 
-A :class:`TaskData` holds one ``dass-db`` task file (a :class:`~dass.database.saved.SavedTask`)
-as the predictor reads it, its students labelled with one accuracy label. :func:`student_inputs` builds the per-row predictor inputs of any list of architectures
-(database students, the teacher as support set, search candidates) so training and search feed the
-predictor the same way; :func:`task_context` adds the per-task inputs (teacher map, dataset rows).
+A :class:`TaskData` holds one ``dass-db`` task file (a :class:`~dass.database.saved.SavedTask`) as
+the predictor reads it, its students labelled with one accuracy label. :func:`student_inputs` builds
+the per-row predictor inputs of any list of architectures (database students, the teacher as support
+set, search candidates) so training and search feed the predictor the same way; :func:`task_context` adds the per-task inputs (teacher map, dataset rows).
 
 Targets (``kind``), all from accuracies in percent:
 

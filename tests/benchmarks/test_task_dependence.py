@@ -60,7 +60,8 @@ def test_rows_against_independent_computations(db):
     assert row["macs"] == pytest.approx(stats.spearmanr(task["students"]["macs"].numpy(), true).statistic)
     blind = bl.make_scorer("encoding_ridge")
     ctx = bl.EvalContext(db=str(root / "db"), progress=False)
-    assert row["task_blind"] == pytest.approx(stats.spearmanr(blind.score(SavedTask.from_db(task), ctx), true).statistic)
+    scores = blind.score(SavedTask.from_db(task), ctx)
+    assert row["task_blind"] == pytest.approx(stats.spearmanr(scores, true).statistic)
     # within-task: folds partition the students; each fold predicted by a closed-form ridge on the rest
     parts = td.fold_parts(15, 5, 3, "dtd")
     assert sorted(np.concatenate(parts).tolist()) == list(range(15)) and [len(p) for p in parts] == [3] * 5
