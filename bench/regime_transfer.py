@@ -34,7 +34,8 @@ if str(ROOT) not in sys.path:
 
 from common import print_result  # noqa: E402
 from dass.correlation import correlations, nanmean  # noqa: E402
-from dass.database.format import acc_seeds, load_db, seed_agreement  # noqa: E402
+from dass.database.format import seed_agreement  # noqa: E402
+from dass.database.saved import SavedTask, load_saved_tasks  # noqa: E402
 from dass.database.splits import META_SPLITS  # noqa: E402
 from dass.evaluation.ensemble import ENCODING_ALPHAS, ENCODING_GROUPS, task_features  # noqa: E402
 from dass.evaluation.tables import fmt, markdown_table  # noqa: E402
@@ -43,19 +44,19 @@ from dass.predictor.linear import Ridge  # noqa: E402
 MODELS = ("task-blind", "teacher-aware")
 
 
-def load_tasks(spec: str) -> list[dict]:
+def load_tasks(spec: str) -> list[SavedTask]:
     """The tasks of ``db[:split,...]``."""
     path, _, splits = spec.partition(":")
     names = tuple(splits.split(",")) if splits else META_SPLITS
-    db = load_db(path, splits=names)
+    db = load_saved_tasks(path, splits=names)
     return [t for s in names for t in db.get(s, [])]
 
 
-def teacher_acc(task: dict) -> float:
-    return float(task["teacher"]["best_acc"]) / 100.0
+def teacher_acc(task: SavedTask) -> float:
+    return task.teacher_acc / 100.0
 
 
-def features(task: dict, model: str) -> np.ndarray:
+def features(task: SavedTask, model: str) -> np.ndarray:
     X = task_features(task, None, ENCODING_GROUPS)
     if model == "task-blind":
         return X
@@ -63,12 +64,12 @@ def features(task: dict, model: str) -> np.ndarray:
     return np.concatenate([X, np.full((len(X), 1), a), X * a], axis=1)
 
 
-def zlabels(task: dict) -> np.ndarray:
-    y = task["students"]["best_acc"].double().numpy()
+def zlabels(task: SavedTask) -> np.ndarray:
+    y = task.accuracy("best_acc")
     return (y - y.mean()) / (y.std() or 1.0)
 
 
-def fit(tasks: list[dict], model: str, alpha: float) -> Ridge:
+def fit(tasks: list[SavedTask], model: str, alpha: float) -> Ridge:
     X = np.concatenate([features(t, model) for t in tasks])
     y = np.concatenate([zlabels(t) for t in tasks])
     return Ridge().fit(X, y, alpha)
@@ -78,12 +79,12 @@ def spearman(pred, true) -> float:
     return correlations(pred, true)["spearman"]
 
 
-def choose_alpha(tasks: list[dict], model: str) -> tuple[float, float]:
+def choose_alpha(tasks: list[SavedTask], model: str) -> tuple[float, float]:
     """The penalty with the best leave-one-task-out mean Spearman over ``tasks``, and that mean."""
     best = (ENCODING_ALPHAS[0], -math.inf)
     for a in ENCODING_ALPHAS:
         rho = nanmean(spearman(fit(tasks[:i] + tasks[i + 1:], model, a).predict(features(t, model)),
-                               t["students"]["best_acc"].double().numpy()) for i, t in enumerate(tasks))
+                               t.accuracy("best_acc")) for i, t in enumerate(tasks))
         if rho > best[1]:
             best = (a, rho)
     return best
@@ -96,11 +97,11 @@ def transfer(fit_specs: list[str], test_specs: list[str]) -> dict:
     fitted = {m: fit(train, m, chosen[m][0]) for m in MODELS}
     rows = []
     for t in test:
-        true = t["students"]["best_acc"].double().numpy()
-        _, rel = seed_agreement(acc_seeds(t, "best_acc"))
-        row = {"task": t["task"]["key"], "teacher": 100 * teacher_acc(t), "students": len(true),
+        true = t.accuracy("best_acc")
+        _, rel = seed_agreement(t.seed_accuracies("best_acc"))
+        row = {"task": t.key, "teacher": 100 * teacher_acc(t), "students": len(true),
                "ceiling": math.sqrt(rel) if rel is not None and rel >= 0 else None,
-               "macs": spearman(t["students"]["macs"].double().numpy(), true)}
+               "macs": spearman(t.macs.double().numpy(), true)}
         row.update({m: spearman(fitted[m].predict(features(t, m)), true) for m in MODELS})
         rows.append(row)
     mean = {c: nanmean(float("nan") if r[c] is None else r[c] for r in rows) for c in ("ceiling", "macs", *MODELS)}

@@ -43,7 +43,8 @@ if str(ROOT) not in sys.path:
 
 from common import print_result  # noqa: E402
 from dass.correlation import correlations, nanmean, selection_value  # noqa: E402
-from dass.database.format import acc_seeds, load_db, seed_agreement  # noqa: E402
+from dass.database.format import seed_agreement  # noqa: E402
+from dass.database.saved import SavedTask, load_saved_tasks  # noqa: E402
 from dass.evaluation import baselines as bl  # noqa: E402
 from dass.evaluation.ensemble import ENCODING_ALPHAS, ENCODING_GROUPS, task_features  # noqa: E402
 from dass.predictor.linear import Ridge  # noqa: E402
@@ -74,14 +75,14 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, alpha: float, parts: list[np.nd
     return out
 
 
-def within_task_spearman(task: dict, label: str, alpha: float, folds: int, seed: int) -> float:
+def within_task_spearman(task: SavedTask, label: str, alpha: float, folds: int, seed: int) -> float:
     X = task_features(task, None, ENCODING_GROUPS)
-    y = task["students"][label].double().numpy()
-    pred = cv_predictions(X, y, alpha, fold_parts(len(y), folds, seed, bl.task_key(task)))
+    y = task.accuracy(label)
+    pred = cv_predictions(X, y, alpha, fold_parts(len(y), folds, seed, task.key))
     return spearman(pred, y)
 
 
-def choose_within_alpha(valid: list[dict], label: str, folds: int, seed: int) -> tuple[float, float]:
+def choose_within_alpha(valid: list[SavedTask], label: str, folds: int, seed: int) -> tuple[float, float]:
     """The penalty of :data:`ENCODING_ALPHAS` whose cross-validated within-task Spearman, averaged over
     ``valid``, is highest (first best on ties), and that mean."""
     best = (ENCODING_ALPHAS[0], float("nan"))
@@ -95,21 +96,21 @@ def choose_within_alpha(valid: list[dict], label: str, folds: int, seed: int) ->
 def task_dependence(db: str, train_db: str = "", split: str = "meta_test", label: str = "best_acc",
                     folds: int = 5, seed: int = 0) -> dict:
     """``{"rows": [...], "mean": {...}, "task_blind": <model>, "within_alpha": a, ...}`` (module doc)."""
-    tasks = load_db(db, splits=(split,))[split]
+    tasks = load_saved_tasks(db, splits=(split,))[split]
     train_db = train_db or db
     ctx = bl.EvalContext(db=train_db, label=label, progress=False)
     blind = bl.make_scorer("encoding_ridge")
     blind.fit(ctx)
-    valid = load_db(train_db, splits=("meta_valid",))["meta_valid"]
+    valid = load_saved_tasks(train_db, splits=("meta_valid",))["meta_valid"]
     alpha, valid_rho = choose_within_alpha(valid, label, folds, seed)
     rows = []
     for t in tasks:
-        true = t["students"][label].double().numpy()
-        r, rel = seed_agreement(acc_seeds(t, label))
+        true = t.accuracy(label)
+        r, rel = seed_agreement(t.seed_accuracies(label))
         ceiling = math.sqrt(rel) if rel is not None and rel >= 0 else None
-        row = {"task": bl.task_key(t), "students": len(true), "seed_rho": r, "reliability": rel, "ceiling": ceiling,
+        row = {"task": t.key, "students": len(true), "seed_rho": r, "reliability": rel, "ceiling": ceiling,
                "task_blind": spearman(blind.score(t, ctx), true),
-               "macs": spearman(t["students"]["macs"].double().numpy(), true),
+               "macs": spearman(t.macs.double().numpy(), true),
                "within_cv": within_task_spearman(t, label, alpha, folds, seed)}
         row["room"] = ceiling - row["task_blind"] if ceiling is not None else None
         rows.append(row)

@@ -103,16 +103,12 @@ class Task:
         return self._device
 
     @classmethod
-    def from_saved(cls, saved: dict, data_root="", teacher=None, device="cpu") -> "Task":
-        """The task a database task file (:mod:`dass.database.format`) was computed on: its space,
-        dataset, class count, remap and noise seed; its teacher ``teacher``, else the file's
+    def from_saved(cls, saved, data_root="", teacher=None, device="cpu") -> "Task":
+        """The task a saved database task (:class:`dass.database.saved.SavedTask`) was computed on: its
+        space, dataset, class count, remap and noise seed; its teacher ``teacher``, else the file's
         ``teacher_ckpt``."""
-        info = saved["task"]
-        key = str(info["key"])
-        space = cfgmod.from_dict(SpaceConfig, dict(saved["space"]), where=f"task {key} (space)")
-        return cls(space, str(info.get("dataset", key)), data_root, teacher or info.get("teacher_ckpt") or None,
-                   int(info["num_classes"]), str(saved.get("remap", "copy_paste_first")), int(saved["noise_seed"]),
-                   device)
+        return cls(saved.space, saved.dataset, data_root, teacher or saved.teacher_ckpt or None, saved.num_classes,
+                   saved.remap, saved.noise_seed, device)
 
     # ------------------------------------------------------------------------------------ data
     @property

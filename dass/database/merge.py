@@ -20,6 +20,7 @@ from .config import DatabaseConfig, TaskSpec
 from .format import FORMAT, db_task_files, load_task_db, read_manifest, save_task_db, seed_agreement
 from .jobs import StudentJob, content_hash
 from .plan import build_space, finished_results, job_seeds, per_seed, teacher_path
+from .saved import SavedTask
 from .splits import META_SPLITS
 
 
@@ -155,7 +156,7 @@ def record_teacher_digests(root) -> list[dict]:
         if not ckpt or not Path(ckpt).is_file():
             rows.append({"file": str(path), "status": "no teacher", "teacher_ckpt": ckpt})
             continue
-        digest = proxy_state_sha256(Task.from_saved(d).teacher_sd)
+        digest = proxy_state_sha256(Task.from_saved(SavedTask.from_db(d)).teacher_sd)
         old = d["teacher"].get("proxy_digest")
         if old is not None and old != digest:
             raise DassError(f"{path}: records teacher.proxy_digest {old[:16]}..., its teacher checkpoint {ckpt} "

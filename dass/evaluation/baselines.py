@@ -1,8 +1,8 @@
 """Scorers: every way of ranking the students of a database task, behind one interface.
 
 A scorer has a ``name`` and ``score(task, context) -> np.ndarray`` (float64, one score per student of
-``task["students"]``, in the file's order, higher = better); ``task`` is a ``dass-db`` task dict
-(:mod:`dass.database.format`) and ``context`` an :class:`EvalContext`. Built-ins are registered by name
+``task``, in the file's order, higher = better); ``task`` is a saved database task
+(:class:`dass.database.saved.SavedTask`) and ``context`` an :class:`EvalContext`. Built-ins are registered by name
 (:func:`make_scorer`):
 
 * ``random``: uniform scores from ``(context.seed, crc32(task key))``;
@@ -47,7 +47,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..database.format import load_db
+from ..database.saved import SavedTask, load_saved_tasks
 from ..database.splits import LABELS
 from ..errors import DassError
 from ..predictor import proxy_inputs
@@ -61,7 +61,6 @@ from ..proxies.cache import ProxyCache, cached_archs_proxy, stored_archs_proxy
 from ..space import macs, noise_input, params
 from ..task import Task
 from . import ensemble
-from .tasks import num_students, task_archs, task_key, task_space, true_accuracy
 
 log = logging.getLogger("dass.evaluation")
 
@@ -112,86 +111,82 @@ class EvalContext:
         """The proxy cache (written folder and read-only ones), or None."""
         return self._cache
 
-    def teacher_path(self, task: dict) -> Path:
-        key = task_key(task)
-        return Path(self.teachers.get(key) or task["task"].get("teacher_ckpt") or "")
+    def teacher_path(self, task: SavedTask) -> Path:
+        return Path(self.teachers.get(task.key) or task.teacher_ckpt)
 
-    def task_of(self, task: dict) -> Task:
+    def task_of(self, task: SavedTask) -> Task:
         """The :class:`~dass.task.Task` of a saved task (:meth:`~dass.task.Task.from_saved`, its teacher
         the one :meth:`teacher_path` names), one per task key: its teacher is loaded once."""
-        key = task_key(task)
-        if key not in self._tasks:
-            self._tasks[key] = Task.from_saved(task, self.data_root, self.teacher_path(task), self.device)
-        return self._tasks[key]
+        if task.key not in self._tasks:
+            self._tasks[task.key] = Task.from_saved(task, self.data_root, self.teacher_path(task), self.device)
+        return self._tasks[task.key]
 
-    def teacher_state(self, task: dict) -> dict:
+    def teacher_state(self, task: SavedTask) -> dict:
         """The task's teacher state dict (loaded once; checked against the task's space and classes)."""
         path = self.teacher_path(task)
         if not str(path) or not path.is_file():
-            key = task_key(task)
-            raise DassError(f"task {key}: teacher checkpoint not found: '{path}' (give it with teachers.{key}=<path>)")
+            raise DassError(f"task {task.key}: teacher checkpoint not found: '{path}' "
+                            f"(give it with teachers.{task.key}=<path>)")
         return self.task_of(task).teacher_sd
 
-    def recorded_digest(self, task: dict) -> str:
+    def recorded_digest(self, task: SavedTask) -> str:
         """The teacher's proxy digest the task file records (``teacher.proxy_digest``) when its teacher
         checkpoint is not at hand and a proxy cache is configured, else "": such a task's proxies are
         read from the cache by that digest, never computed."""
         path = self.teacher_path(task)
         if self._cache is None or (str(path) and path.is_file()):
             return ""
-        return str((task.get("teacher") or {}).get("proxy_digest") or "")
+        return task.teacher_digest
 
-    def check_proxy_teacher(self, task: dict) -> None:
+    def check_proxy_teacher(self, task: SavedTask) -> None:
         """Before any work: the teacher a task's proxies need is loadable, or the task records its
         digest for the proxy cache (a cache miss is then an error when the proxy is read)."""
         if not self.recorded_digest(task):
             self.teacher_state(task)
 
-    def proxy_scores(self, task: dict, name: str) -> np.ndarray:
+    def proxy_scores(self, task: SavedTask, name: str) -> np.ndarray:
         """Proxy ``name`` (one of :data:`dass.proxies.ARCH_PROXIES`) of every remapped student of
         ``task`` on the task's proxy batch; computed once per (task, proxy) and shared by scorers.
         Without the teacher checkpoint, read from the cache by the digest the task file records."""
-        key = (task_key(task), name)
+        key = (task.key, name)
         if key not in self._proxy:
-            space, n_cls = task_space(task), int(task["task"]["num_classes"])
+            space, n_cls = task.space, task.num_classes
             recorded = self.recorded_digest(task)
             sd = None if recorded else self.teacher_state(task)
             x, y = self.proxy_batch(task, proxy_images(name, self.proxy_batch_size))
-            if name in LABEL_PROXIES and task_key(task) in self._noise:
+            if name in LABEL_PROXIES and task.key in self._noise:
                 # an accuracy on noise images with made-up labels measures nothing: not computed
-                self._proxy[key] = np.full(num_students(task), np.nan)
+                self._proxy[key] = np.full(len(task), np.nan)
                 return self._proxy[key]
-            strategy = str(task.get("remap", "copy_paste_first"))
+            strategy = task.remap
             if recorded:
                 setting = ProxySetting(space, n_cls, None, strategy, self.device, teacher_digest=recorded)
-                hit = stored_archs_proxy(self._cache, f"{task_key(task)}.{name}", name, task_archs(task), setting, (x, y))
+                hit = stored_archs_proxy(self._cache, f"{task.key}.{name}", name, task.archs, setting, (x, y))
                 if hit is None:
-                    raise DassError(f"task {task_key(task)}: proxy {name} is not in the proxy cache "
+                    raise DassError(f"task {task.key}: proxy {name} is not in the proxy cache "
                                     f"{self._cache.describe()} and computing it needs the teacher checkpoint, not found: "
-                                    f"'{self.teacher_path(task)}' (give it with teachers.{task_key(task)}=<path>)")
+                                    f"'{self.teacher_path(task)}' (give it with teachers.{task.key}=<path>)")
                 self._proxy[key] = hit
                 return hit
-            if self._cache is not None and task_key(task) not in self._teacher_digest:
-                self._teacher_digest[task_key(task)] = proxy_state_sha256(sd)
-            digest = self._teacher_digest.get(task_key(task))
+            if self._cache is not None and task.key not in self._teacher_digest:
+                self._teacher_digest[task.key] = proxy_state_sha256(sd)
+            digest = self._teacher_digest.get(task.key)
             setting = ProxySetting(space, n_cls, sd, strategy, self.device, teacher_digest=digest)
-            self._proxy[key] = cached_archs_proxy(self._cache, f"{task_key(task)}.{name}", name, task_archs(task),
-                                                  setting, (x, y), self.progress, f"{name} {task_key(task)}")
+            self._proxy[key] = cached_archs_proxy(self._cache, f"{task.key}.{name}", name, task.archs,
+                                                  setting, (x, y), self.progress, f"{name} {task.key}")
         return self._proxy[key]
 
-    def proxy_batch(self, task: dict, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def proxy_batch(self, task: SavedTask, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x: n x C x S x S float32, y: n int64)`` on the device (see module doc); ``n`` defaults to
         the configured proxy batch size (a proxy that needs more images asks for more)."""
         n = int(n or self.proxy_batch_size)
-        key = (task_key(task), n)
+        key = (task.key, n)
         if key not in self._batch:
             self._batch[key] = self._make_batch(task, n)
         return self._batch[key]
 
-    def _make_batch(self, task: dict, n: int):
-        key, space = task_key(task), task_space(task)
-        n_cls = int(task["task"]["num_classes"])
-        dataset = str(task["task"].get("dataset", key))
+    def _make_batch(self, task: SavedTask, n: int):
+        key, space, n_cls, dataset = task.key, task.space, task.num_classes, task.dataset
         if self.proxy_input == "data":
             try:
                 return self._data_batch(task, space, dataset, n_cls, n)
@@ -200,17 +195,17 @@ class EvalContext:
                     self._warned.add(key)
                     log.warning("task %s: proxies fall back to the noise input (dataset not readable: %s)", key, e)
         self._noise.add(key)
-        x = noise_input(space, int(task["noise_seed"]), n=n)
+        x = noise_input(space, task.noise_seed, n=n)
         y = torch.arange(n) % n_cls
         if n == self.proxy_batch_size:
-            self.proxy_source[key] = f"noise (seed {int(task['noise_seed'])}, {n} images)"
+            self.proxy_source[key] = f"noise (seed {task.noise_seed}, {n} images)"
         return x.to(self.device), y.to(self.device)
 
     def _data_batch(self, task, space, dataset, n_cls, n):
         x, y = image_batch(dataset, self.data_root, space, n_cls, n,
-                           [self.seed, zlib.crc32(task_key(task).encode())], self.device)
+                           [self.seed, zlib.crc32(task.key.encode())], self.device)
         if n == self.proxy_batch_size:
-            self.proxy_source[task_key(task)] = f"train images of {dataset} ({len(y)} images)"
+            self.proxy_source[task.key] = f"train images of {dataset} ({len(y)} images)"
         return x, y
 
 
@@ -222,7 +217,7 @@ class Scorer:
     name = ""
     needs_teacher = False   # reads the teacher checkpoint (checked before any work)
 
-    def score(self, task: dict, context: EvalContext) -> np.ndarray:
+    def score(self, task: SavedTask, context: EvalContext) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -230,8 +225,8 @@ class RandomScorer(Scorer):
     name = "random"
 
     def score(self, task, context):
-        rng = np.random.default_rng([context.seed, zlib.crc32(task_key(task).encode())])
-        return rng.random(num_students(task))
+        rng = np.random.default_rng([context.seed, zlib.crc32(task.key.encode())])
+        return rng.random(len(task))
 
 
 class CostScorer(Scorer):
@@ -240,8 +235,7 @@ class CostScorer(Scorer):
         self._fn = {"macs": macs, "params": params}[kind]
 
     def score(self, task, context):
-        space, n_cls = task_space(task), int(task["task"]["num_classes"])
-        return np.array([self._fn(a, space, n_cls) for a in task_archs(task)], dtype=np.float64)
+        return np.array([self._fn(a, task.space, task.num_classes) for a in task.archs], dtype=np.float64)
 
 
 class ProxyScorer(Scorer):
@@ -271,7 +265,7 @@ class FittedScorer(Scorer):
     def fit(self, context: EvalContext) -> None:
         if not context.db:
             raise DassError(f"{self.name} needs the database (db=...) to train on its meta_train tasks")
-        groups = load_db(context.db, splits=("meta_train", "meta_valid"))
+        groups = load_saved_tasks(context.db, splits=("meta_train", "meta_valid"))
         self.model = ensemble.fit_on_tasks(groups["meta_train"], groups["meta_valid"], context,
                                            candidates=self.candidates, models=self.models)
         log.info("%s: %s", self.name, self.model.describe())
@@ -307,7 +301,7 @@ class OracleScorer(Scorer):
     name = "oracle"
 
     def score(self, task, context):
-        return true_accuracy(task, context.label)
+        return task.accuracy(context.label)
 
 
 class PredictorScorer(Scorer):
@@ -326,20 +320,20 @@ class PredictorScorer(Scorer):
     def needs_teacher(self) -> bool:
         return bool(self.predictor.model.cfg.proxies)
 
-    def check_task(self, task: dict) -> None:
+    def check_task(self, task: SavedTask) -> None:
         """Raise DassError when the predictor cannot read ``task`` (other space, missing inputs)."""
-        check_same_space(self.predictor.space, task_space(task), f"{self.path} on task {task_key(task)}")
-        if "D" in self.input_type and task.get("dataset_feats") is None:
+        check_same_space(self.predictor.space, task.space, f"{self.path} on task {task.key}")
+        if "D" in self.input_type and task.dataset_feats is None:
             raise DassError(f"{self.path}: input type {self.input_type} reads dataset features, "
-                            f"task {task_key(task)} has none")
+                            f"task {task.key} has none")
         trained = self.predictor.inputs.get("remap")
-        if trained and trained != task.get("remap"):
+        if trained and trained != task.remap:
             log.warning("%s: meta-trained on maps remapped with %s, task %s uses %s", self.name, trained,
-                        task_key(task), task.get("remap"))
+                        task.key, task.remap)
 
     def score(self, task, context):
         p = self.predictor
-        data = TaskData.from_db(task, context.label)
+        data = TaskData.from_saved(task, context.label)
         if p.model.cfg.proxies:
             info = p.inputs["proxies"]
             data.teacher_ckpt = str(context.teacher_path(task))
@@ -373,9 +367,9 @@ def make_scorer(name: str) -> Scorer:
     return _REGISTRY[name]()
 
 
-def run_scorer(scorer: Scorer, task: dict, context: EvalContext) -> np.ndarray:
+def run_scorer(scorer: Scorer, task: SavedTask, context: EvalContext) -> np.ndarray:
     """``scorer.score`` checked to give one float per student."""
     s = np.asarray(scorer.score(task, context), dtype=np.float64).reshape(-1)
-    if s.shape != (num_students(task),):
-        raise RuntimeError(f"scorer {scorer.name} gave {s.size} scores for {num_students(task)} students")
+    if s.shape != (len(task),):
+        raise RuntimeError(f"scorer {scorer.name} gave {s.size} scores for {len(task)} students")
     return s

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..correlation import correlations, nanmean, selection_value
+from ..database.saved import SavedTask
 from ..predictor.data import cost_features
 from ..proxies.batch import ARCH_PROXIES
 from ..space import stage_batch
 from ..predictor.boosting import BoostedTrees
 from ..predictor.linear import Ridge
-from .tasks import task_archs, task_space
 
 GROUPS = ("cost", "proxies", "stage", "onehot")
 CANDIDATE_GROUPS = (("cost",), ("cost", "proxies"), ("cost", "stage"), ("cost", "proxies", "stage"),
@@ -74,23 +74,22 @@ def zscore(v: np.ndarray) -> np.ndarray:
     return (v - v.mean()) / (sd if sd > 0 else 1.0)
 
 
-def task_features(task: dict, context, groups) -> np.ndarray:
+def task_features(task: SavedTask, context, groups) -> np.ndarray:
     """``N x F`` features of ``task``'s students (groups in :data:`GROUPS` order)."""
     cols = []
     if "cost" in groups:
-        cols.append(cost_features(task_archs(task), task_space(task), int(task["task"]["num_classes"])).double()
-                    .numpy())
+        cols.append(cost_features(task.archs, task.space, task.num_classes).double().numpy())
     if "proxies" in groups:
         cols.append(np.stack([zscore(context.proxy_scores(task, p)) for p in ARCH_PROXIES], axis=1))
     if "stage" in groups:
-        cols.append(stage_batch(task_archs(task), task_space(task)).double().numpy())
+        cols.append(stage_batch(task.archs, task.space).double().numpy())
     if "onehot" in groups:
-        cols.append(task["students"]["onehot"].double().numpy())
+        cols.append(task.onehot.double().numpy())
     return np.concatenate(cols, axis=1)
 
 
-def task_target(task: dict, label: str) -> np.ndarray:
-    return zscore(task["students"][label].double().numpy())
+def task_target(task: SavedTask, label: str) -> np.ndarray:
+    return zscore(task.accuracy(label))
 
 
 @dataclass
@@ -101,7 +100,7 @@ class ProxyEnsemble:
     model: object            # Ridge or BoostedTrees
     valid_spearman: float
 
-    def predict_task(self, task: dict, context) -> np.ndarray:
+    def predict_task(self, task: SavedTask, context) -> np.ndarray:
         return self.model.predict(task_features(task, context, self.groups))
 
     def describe(self) -> str:
@@ -109,7 +108,7 @@ class ProxyEnsemble:
                 f"(meta-valid Spearman {self.valid_spearman:.3f})")
 
 
-def fit_on_tasks(train: list[dict], valid: list[dict], context, candidates=CANDIDATE_GROUPS,
+def fit_on_tasks(train: list[SavedTask], valid: list[SavedTask], context, candidates=CANDIDATE_GROUPS,
                  models=MODELS) -> ProxyEnsemble:
     """Fit every candidate on ``train`` and keep the best on ``valid`` (see module doc)."""
     label = context.label
@@ -120,7 +119,7 @@ def fit_on_tasks(train: list[dict], valid: list[dict], context, candidates=CANDI
         Xv = [task_features(t, context, groups) for t in valid]
         for name, settings in models:
             model = make_model(name, settings, X, y)
-            rho = nanmean(correlations(model.predict(x), t["students"][label].double().numpy())["spearman"]
+            rho = nanmean(correlations(model.predict(x), t.accuracy(label))["spearman"]
                           for x, t in zip(Xv, valid)) if valid else float("nan")
             if best is None or selection_value(rho) > selection_value(best.valid_spearman):
                 best = ProxyEnsemble(tuple(groups), name, dict(settings), model, rho)

@@ -40,7 +40,8 @@ from .. import hashing, runid
 from ..cli import setup_run_dir
 from ..config import to_dict
 from ..data.registry import dataset_info
-from ..database.format import db_file_hashes, load_db
+from ..database.format import db_file_hashes
+from ..database.saved import SavedTask, load_saved_tasks
 from ..device import resolve_device
 from ..errors import DassError
 from ..io import atomic_write_json, atomic_write_text, write_csv
@@ -55,7 +56,7 @@ log = logging.getLogger("dass.evaluation")
 class Plan:
     """Everything checked and loaded before scoring starts."""
     cfg: EvaluationConfig
-    tasks: list[dict]
+    tasks: list[SavedTask]
     scorers: list[bl.Scorer]
     context: bl.EvalContext
     skipped: dict[str, str]
@@ -63,10 +64,10 @@ class Plan:
     recipes: dict
 
 
-def _select_tasks(cfg: EvaluationConfig) -> list[dict]:
+def _select_tasks(cfg: EvaluationConfig) -> list[SavedTask]:
     cfg.check()
-    tasks = load_db(cfg.db, splits=(cfg.split,))[cfg.split]
-    keys = [bl.task_key(t) for t in tasks]
+    tasks = load_saved_tasks(cfg.db, splits=(cfg.split,))[cfg.split]
+    keys = [t.key for t in tasks]
     unknown = [k for k in cfg.tasks if k not in keys]
     if unknown:
         raise DassError(f"{cfg.db}: no {cfg.split} task '{unknown[0]}' (tasks: {', '.join(keys)})")
@@ -75,10 +76,10 @@ def _select_tasks(cfg: EvaluationConfig) -> list[dict]:
         outside = [k for k in members if k not in chosen]
         if outside:
             raise DassError(f"groups.{group}: task '{outside[0]}' is not among the evaluated {cfg.split} tasks")
-    return [t for t in tasks if bl.task_key(t) in chosen]
+    return [t for t in tasks if t.key in chosen]
 
 
-def _scorers(cfg: EvaluationConfig, tasks: list[dict], device) -> tuple[list[bl.Scorer], dict[str, str]]:
+def _scorers(cfg: EvaluationConfig, tasks: list[SavedTask], device) -> tuple[list[bl.Scorer], dict[str, str]]:
     scorers = [bl.make_scorer(m) for m in cfg.methods]
     skipped = {}
     for name, path in cfg.predictors.items():
@@ -111,13 +112,12 @@ def _check_search(cfg: EvaluationConfig, tasks, names: list[str], skipped, conte
     recipes = {}
     if sk.train:
         for t in tasks:
-            key = bl.task_key(t)
-            recipes[key] = search_kd.load_recipe(sk.kd_recipe, t)
+            recipes[t.key] = search_kd.load_recipe(sk.kd_recipe, t)
             context.teacher_state(t)
-            info = dataset_info(str(t["task"].get("dataset", key)), cfg.data_root)
-            if info["num_classes"] != int(t["task"]["num_classes"]):
-                raise DassError(f"task {key}: dataset {info['name']} has {info['num_classes']} classes, "
-                                f"the task {t['task']['num_classes']}")
+            info = dataset_info(t.dataset, cfg.data_root)
+            if info["num_classes"] != t.num_classes:
+                raise DassError(f"task {t.key}: dataset {info['name']} has {info['num_classes']} classes, "
+                                f"the task {t.num_classes}")
     return methods, recipes
 
 
@@ -130,7 +130,7 @@ def prepare(cfg: EvaluationConfig) -> Plan:
                              proxy_input=cfg.proxy.input, proxy_batch_size=cfg.proxy.batch_size,
                              teachers=dict(cfg.teachers), progress=cfg.progress, db=cfg.train_db or cfg.db,
                              proxy_cache=cfg.proxy.cache, proxy_read_only_caches=tuple(cfg.proxy.read_only_caches))
-    keys = {bl.task_key(t) for t in tasks}
+    keys = {t.key for t in tasks}
     stray = [k for k in cfg.teachers if k not in keys]
     if stray:
         raise DassError(f"teachers: '{stray[0]}' is not an evaluated task")
@@ -142,7 +142,7 @@ def prepare(cfg: EvaluationConfig) -> Plan:
         hint = "train_db=<folder> names another database to fit it on"
         names = " and ".join(s.name for s in fitted)
         try:
-            train = load_db(context.db, splits=("meta_train", "meta_valid"))
+            train = load_saved_tasks(context.db, splits=("meta_train", "meta_valid"))
         except DassError as e:
             raise DassError(f"{names} needs meta_train tasks: {e} ({hint})") from None
         if not train["meta_train"]:
@@ -161,7 +161,7 @@ def score_all(plan: Plan) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, f
     scores: dict[str, dict[str, np.ndarray]] = {}
     seconds = {s.name: 0.0 for s in plan.scorers}
     for task in plan.tasks:
-        key = bl.task_key(task)
+        key = task.key
         scores[key] = {}
         for s in plan.scorers:
             t0 = time.perf_counter()
@@ -196,12 +196,12 @@ def correlation_rows(plan: Plan, scores) -> list[dict]:
         for s in plan.scorers:
             per_task = []
             for task in plan.tasks:
-                key = bl.task_key(task)
-                m = _task_metrics(scores[key][s.name], bl.true_accuracy(task, label),
+                key = task.key
+                m = _task_metrics(scores[key][s.name], task.accuracy(label),
                                   search_kd.student_macs(task), cfg.top_k, f"task {key}, {s.name} vs {label}")
                 per_task.append(m)
-                rows.append({"label": label, "task": key, "method": s.name, **m, "n": bl.num_students(task)})
-            keys = [bl.task_key(t) for t in plan.tasks]
+                rows.append({"label": label, "task": key, "method": s.name, **m, "n": len(task)})
+            keys = [t.key for t in plan.tasks]
             for group, members in [*cfg.groups.items(), ("", keys)]:
                 part = [m for k, m in zip(keys, per_task) if k in members]
                 rows.append({"label": label, "task": tables.group_row("mean", group), "method": s.name,
@@ -216,12 +216,11 @@ def correlation_rows(plan: Plan, scores) -> list[dict]:
 def write_scores(path, plan: Plan, scores) -> None:
     rows = []
     for task in plan.tasks:
-        key = bl.task_key(task)
-        st = task["students"]
-        for i, arch in enumerate(bl.task_archs(task)):
-            row = {"task": key, "student": i, "arch": str(arch), "macs": int(st["macs"][i]),
-                   "params": int(st["params"][i]), "best_acc": float(st["best_acc"][i]),
-                   "final_acc": float(st["final_acc"][i])}
+        key = task.key
+        best, final = task.label("best_acc"), task.label("final_acc")
+        for i, arch in enumerate(task.archs):
+            row = {"task": key, "student": i, "arch": str(arch), "macs": int(task.macs[i]),
+                   "params": int(task.params[i]), "best_acc": float(best[i]), "final_acc": float(final[i])}
             row.update({f"score_{m}": float(v[i]) for m, v in scores[key].items()})
             rows.append(row)
     write_csv(path, rows)
@@ -231,8 +230,8 @@ def draw_plots(plan: Plan, scores, rows: list[dict], out_dir: Path) -> int:
     label = plan.cfg.labels[0]
     n = 0
     for task in plan.tasks:
-        key = bl.task_key(task)
-        true = bl.true_accuracy(task, label)
+        key = task.key
+        true = task.accuracy(label)
         folder = out_dir / plots.safe_name(key)
         for method, s in scores[key].items():
             c = next(r for r in rows if r["label"] == label and r["task"] == key and r["method"] == method)
@@ -250,11 +249,11 @@ def run_search_kd(plan: Plan, scores, run_dir: Path) -> list[dict]:
     cfg = plan.cfg
     rows = []
     for task in plan.tasks:
-        key = bl.task_key(task)
+        key = task.key
         chosen = {m: scores[key][m] for m in plan.search_methods}
         rows += search_kd.search_rows(task, chosen, cfg.search_kd.budgets, cfg.labels[0])
     if cfg.search_kd.train:
-        search_kd.train_picks(rows, {bl.task_key(t): t for t in plan.tasks}, plan.recipes, cfg.search_kd.seeds,
+        search_kd.train_picks(rows, {t.key: t for t in plan.tasks}, plan.recipes, cfg.search_kd.seeds,
                               plan.context, run_dir / "search_kd_runs")
     write_csv(run_dir / "search_kd.csv", rows)
     columns = list(dict.fromkeys(r["column"] for r in rows))
@@ -280,7 +279,7 @@ def run_plan(plan: Plan, run_dir) -> dict:
     rows = correlation_rows(plan, scores)
     names = metric_names(cfg.top_k)
     write_csv(run_dir / "correlations.csv", rows, ["label", "task", "method"] + names + ["n"])
-    keys = [bl.task_key(t) for t in plan.tasks]
+    keys = [t.key for t in plan.tasks]
     methods = [s.name for s in plan.scorers]
     notes = ["Means skip tasks where a metric is undefined (nan: constant scores). `oracle` scores the "
              f"true `{cfg.labels[0]}` (a bound, never bold)."]

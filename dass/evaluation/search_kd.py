@@ -22,11 +22,11 @@ from .. import config as cfgmod
 from ..data.registry import load_dataset
 from ..errors import DassError
 from ..hashing import json_sha1
+from ..database.saved import SavedTask
 from ..kd.picks import PickSetting, kd_picks, pick_dir, pick_summary, seed_dir
 from ..space import macs, teacher_arch
 from ..train.recipe import KDRecipe
 from .baselines import EvalContext
-from .tasks import task_archs, task_key, task_space, true_accuracy
 from ..correlation import top1_index
 
 log = logging.getLogger("dass.evaluation")
@@ -34,17 +34,15 @@ log = logging.getLogger("dass.evaluation")
 BEST = "best_ground_truth"
 
 
-def teacher_macs(task: dict) -> int:
-    space = task_space(task)
-    return macs(teacher_arch(space), space, int(task["task"]["num_classes"]))
+def teacher_macs(task: SavedTask) -> int:
+    return macs(teacher_arch(task.space), task.space, task.num_classes)
 
 
-def student_macs(task: dict) -> np.ndarray:
-    space, n_cls = task_space(task), int(task["task"]["num_classes"])
-    return np.array([macs(a, space, n_cls) for a in task_archs(task)], dtype=np.int64)
+def student_macs(task: SavedTask) -> np.ndarray:
+    return np.array([macs(a, task.space, task.num_classes) for a in task.archs], dtype=np.int64)
 
 
-def budget_pool(task: dict, fraction: float) -> np.ndarray:
+def budget_pool(task: SavedTask, fraction: float) -> np.ndarray:
     """Indices of the students with ``macs <= fraction * teacher macs``."""
     return np.flatnonzero(student_macs(task) <= fraction * teacher_macs(task))
 
@@ -53,11 +51,11 @@ def column_name(key: str, fraction: float) -> str:
     return f"{key} @ {fraction:g}"
 
 
-def search_rows(task: dict, scores: dict[str, np.ndarray], fractions: list[float], label: str) -> list[dict]:
+def search_rows(task: SavedTask, scores: dict[str, np.ndarray], fractions: list[float], label: str) -> list[dict]:
     """One row per (budget, method) plus one ``best_ground_truth`` row per budget; budgets whose pool
     is empty are skipped with a warning."""
-    key, archs = task_key(task), task_archs(task)
-    acc, m, t_macs = true_accuracy(task, label), student_macs(task), teacher_macs(task)
+    key, archs = task.key, task.archs
+    acc, m, t_macs = task.accuracy(label), student_macs(task), teacher_macs(task)
     rows = []
     for f in fractions:
         pool = budget_pool(task, f)
@@ -76,13 +74,13 @@ def search_rows(task: dict, scores: dict[str, np.ndarray], fractions: list[float
     return rows
 
 
-def load_recipe(path: str, task: dict):
+def load_recipe(path: str, task: SavedTask):
     """The KD recipe: from ``path`` (a YAML that is a recipe, or holds one under ``kd_recipe:``, as a kd
     profile does), or, when ``path`` is empty, the recipe stored in the task file (the one that made its labels)."""
     if not path:
-        if "recipe" not in task:
-            raise DassError(f"task {task_key(task)}: the task file stores no KD recipe; give search_kd.kd_recipe")
-        return cfgmod.from_dict(KDRecipe, dict(task["recipe"]), where=f"task {task_key(task)} (recipe)")
+        if task.recipe is None:
+            raise DassError(f"task {task.key}: the task file stores no KD recipe; give search_kd.kd_recipe")
+        return cfgmod.from_dict(KDRecipe, dict(task.recipe), where=f"task {task.key} (recipe)")
     data = cfgmod.read_with_bases(path)
     if isinstance(data.get("kd_recipe"), dict):
         data = data["kd_recipe"]
@@ -93,29 +91,29 @@ def _recipe_hash(recipe) -> str:
     return json_sha1(cfgmod.to_dict(recipe), compact=False)[:8]
 
 
-def train_picks(rows: list[dict], tasks: dict[str, dict], recipes: dict, seeds: list[int], context: EvalContext,
+def train_picks(rows: list[dict], tasks: dict[str, SavedTask], recipes: dict, seeds: list[int], context: EvalContext,
                 runs_dir) -> None:
     """KD-train every distinct pick of ``rows`` with each seed (:func:`dass.kd.picks.kd_picks`, into
     ``<runs_dir>/<task>/<recipe hash>/<index>-<arch key>/seed<k>/``); fill ``kd_mean``, ``kd_std``
     (sample std over seeds, 0 for one seed) and ``kd_accs`` (best test top-1 per seed, %) in place.
 
-    ``tasks``: key -> task dict; ``recipes``: key -> KDRecipe; ``context``: where the data lie, the
+    ``tasks``: key -> saved task; ``recipes``: key -> KDRecipe; ``context``: where the data lie, the
     tasks' teachers (:meth:`~dass.evaluation.baselines.EvalContext.teacher_state`), device, progress.
     """
     results: dict[tuple, float] = {}
     for key in sorted({r["task"] for r in rows}):
-        task, archs = tasks[key], task_archs(tasks[key])
+        task, archs = tasks[key], tasks[key].archs
         picks = [(i, archs[i]) for i in sorted({r["student"] for r in rows if r["task"] == key})]
         out = Path(runs_dir) / key / _recipe_hash(recipes[key])
         folders = [pick_dir(out, i, a) for i, a in picks]
         if all((seed_dir(f, s) / "metrics.json").is_file() for f in folders for s in seeds):
             done = [{"rank": i, **pick_summary(f, seeds)} for (i, _), f in zip(picks, folders)]
         else:
-            name = str(task["task"].get("dataset", key))
-            setting = PickSetting(task_space(task), context.teacher_state(task),
+            name = task.dataset
+            setting = PickSetting(task.space, context.teacher_state(task),
                                   load_dataset(name, context.data_root, "train"),
                                   load_dataset(name, context.data_root, "test"), recipes[key],
-                                  str(task.get("remap", "copy_paste_first")), context.device, dataset=name,
+                                  task.remap, context.device, dataset=name,
                                   teacher=key, progress=context.progress)
             done = kd_picks(picks, setting, seeds, out)
         for p in done:

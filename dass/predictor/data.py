@@ -1,9 +1,9 @@
 """Tasks of the database as predictor inputs, and the targets the predictor learns.
 
-A :class:`TaskData` holds one ``dass-db`` task file (see :mod:`dass.database.format`) as
-tensors. :func:`student_inputs` builds the per-row predictor inputs of any list of architectures
-(database students, the teacher as support set, search candidates) so training and search feed the
-predictor the same way; :func:`task_context` adds the per-task inputs (teacher map, dataset rows).
+A :class:`TaskData` holds one ``dass-db`` task file (a :class:`~dass.database.saved.SavedTask`) as
+the predictor reads it, its students labelled with one accuracy label. :func:`student_inputs` builds
+the per-row predictor inputs of any list of architectures (database students, the teacher as support
+set, search candidates) so training and search feed the predictor the same way; :func:`task_context` adds the per-task inputs (teacher map, dataset rows).
 
 Targets (``kind``), all from accuracies in percent:
 
@@ -23,11 +23,9 @@ import numpy as np
 import torch
 
 from .. import config as cfgmod
-from ..database.format import load_db
-from ..database.splits import LABELS
+from ..database.saved import SavedTask, load_saved_tasks
 from ..errors import DassError
-from ..space import (Arch, SpaceConfig, graph_batch, macs, macs_params, onehot_batch, params, stage_batch, teacher_arch,
-                     validate)
+from ..space import Arch, SpaceConfig, graph_batch, macs, macs_params, onehot_batch, params, stage_batch, teacher_arch
 from ..task import SupportPoint
 
 TARGETS = ("raw", "relative", "standardized")
@@ -252,22 +250,20 @@ class TaskData:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
+    def from_saved(cls, saved: SavedTask, label: str = "best_acc") -> "TaskData":
+        """The predictor's view of a saved task, its students labelled with ``label``."""
+        feats = saved.dataset_feats
+        return cls(key=saved.key, split=saved.split, dataset=saved.dataset, num_classes=saved.num_classes,
+                   space=saved.space, archs=saved.archs, acc=saved.label(label).float(), fmap=saved.fmap,
+                   onehot=saved.onehot.float(), teacher_arch=saved.teacher_arch, teacher_acc=saved.teacher_acc,
+                   teacher_fmap=saved.teacher_fmap, teacher_onehot=saved.teacher_onehot.float(),
+                   dset=None if feats is None else feats.float(), noise_seed=saved.noise_seed, remap=saved.remap,
+                   teacher_ckpt=saved.teacher_ckpt, teacher_digest=saved.teacher_digest)
+
+    @classmethod
     def from_db(cls, d: dict, label: str = "best_acc") -> "TaskData":
-        if label not in LABELS:
-            raise DassError(f"label must be one of {list(LABELS)}, got {label!r}")
-        task, st, te = d["task"], d["students"], d["teacher"]
-        where = f"task {task.get('key')}"
-        space = cfgmod.from_dict(SpaceConfig, d["space"], where=f"{where} (space)")
-        archs = [validate(Arch.from_dict(a), space) for a in st["arch"]]
-        feats = d.get("dataset_feats")
-        return cls(key=str(task["key"]), split=task["split"], dataset=str(task.get("dataset", task["key"])),
-                   num_classes=int(task["num_classes"]), space=space, archs=archs,
-                   acc=st[label].float(), fmap=st["fmap"], onehot=st["onehot"].float(),
-                   teacher_arch=validate(Arch.from_dict(te["arch"]), space), teacher_acc=float(te["best_acc"]),
-                   teacher_fmap=te["fmap"], teacher_onehot=te["onehot"].float(),
-                   dset=None if feats is None else feats.float(), noise_seed=int(d["noise_seed"]),
-                   remap=str(d.get("remap", "copy_paste_first")), teacher_ckpt=str(task.get("teacher_ckpt") or ""),
-                   teacher_digest=str(te.get("proxy_digest") or ""))
+        """:meth:`from_saved` of a task dict (:func:`dass.database.format.load_task_db`)."""
+        return cls.from_saved(SavedTask.from_db(d), label)
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -298,11 +294,11 @@ class TaskData:
 
 def load_tasks(db_root, label: str = "best_acc") -> tuple[SpaceConfig, dict[str, list[TaskData]]]:
     """Every task of the database as :class:`TaskData`, grouped by split; all must share one space."""
-    groups = load_db(db_root)
+    groups = load_saved_tasks(db_root)
     out: dict[str, list[TaskData]] = {}
     space = None
-    for split, dicts in groups.items():
-        out[split] = [TaskData.from_db(d, label) for d in dicts]
+    for split, saved in groups.items():
+        out[split] = [TaskData.from_saved(t, label) for t in saved]
         for t in out[split]:
             if space is None:
                 space = t.space

@@ -13,6 +13,7 @@ from scipy import stats
 
 from assets.tiny_db import write_tiny_db
 from dass.database.format import load_task_db, save_task_db
+from dass.database.saved import SavedTask
 from dass.evaluation import baselines as bl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,11 +60,12 @@ def test_rows_against_independent_computations(db):
     assert row["macs"] == pytest.approx(stats.spearmanr(task["students"]["macs"].numpy(), true).statistic)
     blind = bl.make_scorer("encoding_ridge")
     ctx = bl.EvalContext(db=str(root / "db"), progress=False)
-    assert row["task_blind"] == pytest.approx(stats.spearmanr(blind.score(task, ctx), true).statistic)
+    scores = blind.score(SavedTask.from_db(task), ctx)
+    assert row["task_blind"] == pytest.approx(stats.spearmanr(scores, true).statistic)
     # within-task: folds partition the students; each fold predicted by a closed-form ridge on the rest
     parts = td.fold_parts(15, 5, 3, "dtd")
     assert sorted(np.concatenate(parts).tolist()) == list(range(15)) and [len(p) for p in parts] == [3] * 5
-    X = td.task_features(task, None, td.ENCODING_GROUPS)
+    X = td.task_features(SavedTask.from_db(task), None, td.ENCODING_GROUPS)
     pred = np.empty(15)
     for p in parts:
         rest = np.setdiff1d(np.arange(15), p)

@@ -185,7 +185,7 @@ def test_the_checker_sees_leaks_and_cycles():
     known = modules()
     # a relative import of a re-exported name resolves to the package, of a submodule to the module
     assert "dass.train" in imports("dass.database.runners", known["dass.database.runners"], known)
-    assert "dass.database.format" in imports("dass.predictor.data", known["dass.predictor.data"], known)
+    assert "dass.database.saved" in imports("dass.predictor.data", known["dass.predictor.data"], known)
 
 
 def uncommented_local_imports(source: str) -> list[int]:

@@ -36,10 +36,10 @@ def test_file_sha256(tmp_path):
 
 
 def test_labels_have_one_definition():
+    from dass.database import saved
     from dass.evaluation import baselines
-    from dass.predictor import data
     assert LABELS == ("best_acc", "final_acc")
-    assert data.LABELS is LABELS and baselines.LABELS is LABELS
+    assert saved.LABELS is LABELS and baselines.LABELS is LABELS
 
 
 def test_markdown_table_by_hand():

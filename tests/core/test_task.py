@@ -15,10 +15,11 @@ import dass.task
 from dass import config as cfgmod
 from dass.data.arrays import ImageArrays, write_split
 from dass.database.format import FORMAT_V1
+from dass.database.saved import SavedTask
 from dass.errors import DassError
 from dass.io import atomic_torch_save
 from dass.predictor.data import TaskData, support_inputs
-from dass.space import ResNet, build_remapped, load_space, onehot, sample_unique, teacher_arch
+from dass.space import ResNet, build_remapped, load_space, macs, onehot, params, sample_unique, teacher_arch
 from dass.task import Task
 from synthetic_db import NUM_CLASSES, random_teacher_sd, teacher_net, tiny_space
 
@@ -126,6 +127,12 @@ def test_the_teacher_is_loaded_once(space, tmp_path, monkeypatch):
     assert loads == [path]
 
 
+def costs(archs, space) -> dict:
+    """The students' ``macs`` and ``params`` as a task file holds them."""
+    return {"macs": torch.tensor([macs(a, space, NUM_CLASSES) for a in archs]),
+            "params": torch.tensor([params(a, space, NUM_CLASSES) for a in archs])}
+
+
 def test_the_support_point_is_the_one_the_predictor_reads(space, tmp_path):
     """The support inputs of a Task's support point equal those TaskData builds from a task file
     holding the same teacher map and encoding; the teacher's row is its own map as S and T."""
@@ -139,7 +146,7 @@ def test_the_support_point_is_the_one_the_predictor_reads(space, tmp_path):
          "teacher": {"arch": t.to_dict(), "best_acc": 70.0, "onehot": onehot(t, space), "fmap": task.teacher_map()},
          "students": {"arch": [a.to_dict() for a in archs], "best_acc": torch.full((4,), 50.0),
                       "onehot": torch.stack([onehot(a, space) for a in archs]),
-                      "fmap": task.student_maps(archs)},
+                      "fmap": task.student_maps(archs), **costs(archs, space)},
          "dataset_feats": task.dataset_features(2, 8)}
     saved = TaskData.from_db(d)
     saved.proxy = torch.ones(4, 2)
@@ -179,18 +186,23 @@ def test_a_teacher_of_another_space_or_class_count_is_refused(space, tmp_path):
 
 
 def test_a_saved_task_gives_back_its_task(space, tmp_path):
-    """Task.from_saved reads a database task dict: its space, dataset, class count, remap, noise seed
-    and teacher (the file's, or the one given); its teacher map is the one the file holds."""
+    """Task.from_saved reads a saved database task (SavedTask of a task dict): its space, dataset, class
+    count, remap, noise seed and teacher (the file's, or the one given); its teacher map is the one the
+    file holds."""
     mine = save(random_teacher_sd(space, 9), space, tmp_path / "mine.pt")
     made = Task(space, "glyphs/x", teacher=mine, num_classes=NUM_CLASSES, remap="copy_paste_uniform", noise_seed=4)
-    saved = {"task": {"key": "glyphs-x", "dataset": "glyphs/x", "num_classes": NUM_CLASSES, "teacher_ckpt": str(mine)},
-             "space": cfgmod.to_dict(space), "remap": "copy_paste_uniform", "noise_seed": 4,
-             "teacher": {"fmap": made.teacher_map()}}
+    t, none = teacher_arch(space), torch.zeros(0)
+    saved = SavedTask.from_db({
+        "task": {"key": "glyphs-x", "dataset": "glyphs/x", "split": "meta_test", "num_classes": NUM_CLASSES,
+                 "teacher_ckpt": str(mine)},
+        "space": cfgmod.to_dict(space), "remap": "copy_paste_uniform", "noise_seed": 4,
+        "teacher": {"arch": t.to_dict(), "best_acc": 50.0, "onehot": onehot(t, space), "fmap": made.teacher_map()},
+        "students": {"arch": [], "onehot": none, "fmap": none, "macs": none, "params": none}})
     task = Task.from_saved(saved, "root")
     assert (task.dataset, task.data_root, task.num_classes, task.remap, task.noise_seed) == \
         ("glyphs/x", "root", NUM_CLASSES, "copy_paste_uniform", 4)
     assert cfgmod.to_dict(task.space) == cfgmod.to_dict(space) and task.teacher_path == mine
-    assert torch.equal(task.teacher_map(), saved["teacher"]["fmap"])
+    assert torch.equal(task.teacher_map(), saved.teacher_fmap)
     other = save(random_teacher_sd(space, 10), space, tmp_path / "other.pt")
     assert Task.from_saved(saved, teacher=other).teacher_path == other
 
@@ -215,7 +227,8 @@ def test_search_and_meta_training_adapt_on_the_same_support_point(space, tmp_pat
         "space": cfgmod.to_dict(space), "noise_seed": 5, "remap": "copy_paste_first",
         "teacher": {"arch": t.to_dict(), "best_acc": 80.0, "onehot": onehot(t, space), "fmap": task.teacher_map()},
         "students": {"arch": [a.to_dict() for a in archs], "best_acc": torch.full((6,), 50.0),
-                     "onehot": torch.stack([onehot(a, space) for a in archs]), "fmap": task.student_maps(archs)}})
+                     "onehot": torch.stack([onehot(a, space) for a in archs]), "fmap": task.student_maps(archs),
+                     **costs(archs, space)}})
     ours = AdaptedScorer(pred, task, task.support_point()).score(archs)
     theirs = predict_task(pred.model, pred.inner_lrs, pred.target, 2, saved)
     torch.testing.assert_close(ours, theirs.float())

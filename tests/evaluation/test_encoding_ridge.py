@@ -12,6 +12,7 @@ from scipy import stats
 from assets.tiny_db import TINY, write_tiny_db
 from dass.errors import DassError
 from dass.evaluation import baselines as bl
+from dass.database.saved import SavedTask
 from dass.evaluation.ensemble import ENCODING_ALPHAS
 from dass.space import Arch, macs, onehot, params, teacher_arch
 
@@ -65,7 +66,7 @@ def test_encoding_ridge_equals_closed_form_ridge_with_the_penalty_best_on_meta_v
     want = _closed_form(train, best)(tasks["dtd"])
     ctx = bl.EvalContext(db=str(root / "db"), progress=False)
     scorer = bl.make_scorer("encoding_ridge")
-    got = bl.run_scorer(scorer, tasks["dtd"], ctx)
+    got = bl.run_scorer(scorer, SavedTask.from_db(tasks["dtd"]), ctx)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
     assert scorer.model.settings == {"alpha": best} and scorer.model.groups == ("cost", "onehot")
     assert scorer.model.valid_spearman == pytest.approx(best_rho)
@@ -81,9 +82,9 @@ def test_encoding_ridge_is_task_blind(db):
     scorer = bl.make_scorer("encoding_ridge")
     assert not scorer.needs_teacher
     task = tasks["dtd"]
-    first = scorer.score(task, ctx)
+    first = scorer.score(SavedTask.from_db(task), ctx)
     other = {**task, "students": {**task["students"], "best_acc": torch.flip(task["students"]["best_acc"], [0])}}
-    np.testing.assert_array_equal(scorer.score(other, ctx), first)
+    np.testing.assert_array_equal(scorer.score(SavedTask.from_db(other), ctx), first)
 
 
 def test_evaluation_stage_has_the_encoding_ridge_row_and_needs_meta_train(db, tmp_path):

@@ -40,11 +40,11 @@ def test_fit_on_tasks_picks_the_features_that_rank_meta_valid(monkeypatch):
     rng = np.random.default_rng(1)
 
     def fake_features(task, ctx, groups):
-        return task["X"][:, : 2 * len(groups)]
+        return task.X[:, : 2 * len(groups)]
 
     def task(n):
         X = rng.normal(size=(n, 8))
-        return {"X": X, "students": {"best_acc": _T(50 + 10 * X[:, 0] - 3 * X[:, 1])}}
+        return _Task(X, 50 + 10 * X[:, 0] - 3 * X[:, 1])
 
     monkeypatch.setattr(ensemble, "task_features", fake_features)
     train, valid = [task(30) for _ in range(3)], [task(20) for _ in range(2)]
@@ -54,16 +54,14 @@ def test_fit_on_tasks_picks_the_features_that_rank_meta_valid(monkeypatch):
     assert fit.model.coef[0] > 0 > fit.model.coef[1]
 
 
-class _T:
-    """Minimal stand-in for a tensor column (``.double().numpy()``)."""
-    def __init__(self, v):
-        self.v = np.asarray(v, dtype=np.float64)
+class _Task:
+    """Minimal stand-in for a saved task: features ``X`` and its ``best_acc`` (``.accuracy(label)``)."""
+    def __init__(self, X, best_acc):
+        self.X, self._acc = X, np.asarray(best_acc, dtype=np.float64)
 
-    def double(self):
-        return self
-
-    def numpy(self):
-        return self.v
+    def accuracy(self, label):
+        assert label == "best_acc"
+        return self._acc.copy()
 
 
 def test_fit_on_tasks_takes_boosted_trees_when_the_ranking_is_not_linear(monkeypatch):
@@ -72,12 +70,12 @@ def test_fit_on_tasks_takes_boosted_trees_when_the_ranking_is_not_linear(monkeyp
     rng = np.random.default_rng(2)
 
     def fake_features(task, ctx, groups):
-        return task["X"]
+        return task.X
 
     def task(n):
         X = rng.uniform(-1, 1, size=(n, 3))
         acc = 50 + 10 * (X[:, 0] > 0) * np.sign(X[:, 1]) + X[:, 2]
-        return {"X": X, "students": {"best_acc": _T(acc)}}
+        return _Task(X, acc)
 
     monkeypatch.setattr(ensemble, "task_features", fake_features)
     train, valid = [task(200) for _ in range(4)], [task(60) for _ in range(2)]

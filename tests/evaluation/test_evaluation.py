@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from assets.tiny_db import TINY, write_predictor, write_tiny_db
+from dass.database.saved import SavedTask
 from dass.errors import DassError
 from dass.evaluation import baselines as bl
 from dass import correlation as corr
@@ -26,6 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def tiny(tiny_db):
     return tiny_db  # (root, {key: task dict}), built once per run (conftest.py)
+
+
+def saved(tasks: dict) -> dict:
+    """The task dicts as the evaluation reads them."""
+    return {k: SavedTask.from_db(d) for k, d in tasks.items()}
 
 
 # ------------------------------------------------------------------------------------- correlations
@@ -138,7 +144,7 @@ def test_the_torch_free_default_methods_are_the_registered_scorers():
 def test_every_builtin_scorer_scores_every_student(tiny):
     root, tasks = tiny
     ctx = bl.EvalContext(data_root=str(root / "data"), proxy_batch_size=8, progress=False)
-    for key, task in tasks.items():
+    for key, task in saved(tasks).items():
         for name in bl.builtin_scorers():
             scorer = bl.make_scorer(name)
             if getattr(scorer, "needs_training_tasks", False):   # proxy_ensemble, encoding_ridge: fitted on
@@ -159,7 +165,7 @@ def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_in
     different batch, teacher or student list is a miss; a damaged entry is recomputed and rewritten."""
     from dass.proxies.batch import ProxySetting, archs_proxy
     root, tasks = tiny
-    task = tasks["dtd"]
+    task = saved(tasks)["dtd"]
     cache = tmp_path / "cache"
 
     def ctx(**kw):
@@ -170,9 +176,9 @@ def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_in
     s1 = bl.make_scorer("naswot").score(task, first)
     assert first._cache.misses == 1 and len(list(cache.glob("dtd.naswot-*.json"))) == 1
     x, y = first.proxy_batch(task)
-    setting = ProxySetting(bl.task_space(task), int(task["task"]["num_classes"]), first.teacher_state(task),
-                           str(task.get("remap", "copy_paste_first")), "cpu")
-    direct = archs_proxy("naswot", bl.task_archs(task), setting, (x, y))
+    d = tasks["dtd"]
+    setting = ProxySetting(task.space, int(d["task"]["num_classes"]), first.teacher_state(task), d["remap"], "cpu")
+    direct = archs_proxy("naswot", [Arch.from_dict(a) for a in d["students"]["arch"]], setting, (x, y))
     np.testing.assert_array_equal(s1, direct)
     again = ctx()
     np.testing.assert_array_equal(bl.make_scorer("naswot").score(task, again), direct)
@@ -203,12 +209,13 @@ def test_proxy_cache_returns_what_computing_returns_and_misses_on_any_changed_in
 def test_proxy_ensemble_trains_on_meta_train_and_scores_meta_test(tmp_path):
     splits = (("dtd", "meta_test"), ("a", "meta_train"), ("b", "meta_train"), ("c", "meta_valid"))
     tasks = write_tiny_db(tmp_path, tasks=splits, n_students=10)
+    dtd = SavedTask.from_db(tasks["dtd"])
     ctx = bl.EvalContext(data_root=str(tmp_path / "none"), proxy_batch_size=4, progress=False)
     scorer = bl.make_scorer("proxy_ensemble")
     with pytest.raises(DassError, match="db="):
-        scorer.score(tasks["dtd"], ctx)
+        scorer.score(dtd, ctx)
     ctx.db = str(tmp_path / "db")
-    s = bl.run_scorer(scorer, tasks["dtd"], ctx)
+    s = bl.run_scorer(scorer, dtd, ctx)
     assert s.shape == (10,) and np.isfinite(s).all()
     # the tiny database's accuracy grows with MACs (30 + 40 macs / teacher macs + noise): the chosen
     # ridge model ranks the meta-test students by it too
@@ -219,13 +226,13 @@ def test_proxy_ensemble_trains_on_meta_train_and_scores_meta_test(tmp_path):
 def test_cost_oracle_and_random_scorers_against_the_database(tiny):
     _, tasks = tiny
     ctx = bl.EvalContext(seed=3)
-    for task in tasks.values():
-        st = task["students"]
+    for d, task in zip(tasks.values(), saved(tasks).values()):
+        st = d["students"]
         np.testing.assert_array_equal(bl.make_scorer("macs").score(task, ctx), st["macs"].numpy())
         np.testing.assert_array_equal(bl.make_scorer("params").score(task, ctx), st["params"].numpy())
         np.testing.assert_array_equal(bl.make_scorer("oracle").score(task, ctx), st["best_acc"].double().numpy())
     r = bl.make_scorer("random")
-    a, b = tasks["dtd"], tasks["cub"]
+    a, b = saved(tasks)["dtd"], saved(tasks)["cub"]
     np.testing.assert_array_equal(r.score(a, ctx), r.score(a, bl.EvalContext(seed=3)))
     assert not np.allclose(r.score(a, ctx), r.score(b, ctx))
     assert not np.allclose(r.score(a, ctx), r.score(a, bl.EvalContext(seed=4)))
@@ -234,12 +241,12 @@ def test_cost_oracle_and_random_scorers_against_the_database(tiny):
 def test_noise_input_is_used_when_asked_and_teacher_errors_are_one_line(tiny, tmp_path):
     root, tasks = tiny
     ctx = bl.EvalContext(data_root=str(root / "data"), proxy_input="noise", proxy_batch_size=4)
-    x, y = ctx.proxy_batch(tasks["dtd"])
+    x, y = ctx.proxy_batch(saved(tasks)["dtd"])
     assert x.shape == (4, 3, 8, 8) and y.tolist() == [0, 1, 2, 3]
     assert ctx.proxy_source["dtd"].startswith("noise")
     missing = bl.EvalContext(teachers={"dtd": str(tmp_path / "none.pt")})
     with pytest.raises(DassError, match="teacher checkpoint not found"):
-        missing.teacher_state(tasks["dtd"])
+        missing.teacher_state(saved(tasks)["dtd"])
 
 
 def _full_width_count(arch: Arch) -> int:
@@ -269,20 +276,20 @@ def test_predictor_scorer_equals_a_hand_set_predictor(tiny, tmp_path):
     path = write_predictor(tmp_path / "a.pt", TINY, "A", inner_lr=0.0, edit=edit)
     scorer = bl.PredictorScorer("meta_nas_A", path)
     assert scorer.input_type == "A"
-    for task in tasks.values():
+    for d, task in zip(tasks.values(), saved(tasks).values()):
         scorer.check_task(task)
-        expected = [math.tanh(0.1 * _full_width_count(Arch.from_dict(a))) for a in task["students"]["arch"]]
+        expected = [math.tanh(0.1 * _full_width_count(Arch.from_dict(a))) for a in d["students"]["arch"]]
         np.testing.assert_allclose(scorer.score(task, bl.EvalContext()), expected, rtol=1e-6)
     sta = bl.PredictorScorer("dass", write_predictor(tmp_path / "sta.pt", TINY, "DSTA"))
-    assert bl.run_scorer(sta, tasks["cub"], bl.EvalContext()).shape == (8,)
+    assert bl.run_scorer(sta, saved(tasks)["cub"], bl.EvalContext()).shape == (8,)
 
 
 def test_search_pool_and_picks_by_hand(tiny):
     _, tasks = tiny
-    task = tasks["dtd"]
+    task = saved(tasks)["dtd"]
     t_macs = macs(teacher_arch(TINY), TINY, 5)
-    m = task["students"]["macs"].numpy()
-    acc = task["students"]["best_acc"].numpy().astype(float)
+    m = tasks["dtd"]["students"]["macs"].numpy()
+    acc = tasks["dtd"]["students"]["best_acc"].numpy().astype(float)
     pool = np.flatnonzero(m <= 0.5 * t_macs)
     np.testing.assert_array_equal(budget_pool(task, 0.5), pool)
     rows = search_rows(task, {"macs": m.astype(float)}, [0.5], "best_acc")

@@ -53,18 +53,18 @@ def test_evaluation_search_kd_trains_its_picks_with_the_routine(tiny_db, tmp_pat
     from dass.data.registry import load_dataset
     from dass.evaluation.search_kd import train_picks
     from dass.evaluation.baselines import EvalContext
-    from dass.evaluation.tasks import task_space
+    from dass.database.saved import SavedTask
     from dass.space import Arch
     from dass.teacher import load_teacher
     from dass.train.recipe import KDRecipe
     root, tasks = tiny_db
     task = tasks["dtd"]
-    space = task_space(task)
+    space = SavedTask.from_db(task).space
     recipe = KDRecipe(**task["recipe"])
     sd = load_teacher(task["task"]["teacher_ckpt"], space, 5)[1]
     rows = [{"task": "dtd", "student": 3}, {"task": "dtd", "student": 1}, {"task": "dtd", "student": 3}]
     context = EvalContext(data_root=str(root / "data"), progress=False)   # the task file names its teacher
-    train_picks(rows, {"dtd": task}, {"dtd": recipe}, [0, 1], context, tmp_path)
+    train_picks(rows, {"dtd": SavedTask.from_db(task)}, {"dtd": recipe}, [0, 1], context, tmp_path)
     train, test = (load_dataset("dtd", str(root / "data"), s) for s in ("train", "test"))
     for i in (1, 3):
         arch = Arch.from_dict(task["students"]["arch"][i])
