@@ -57,7 +57,7 @@ from ..predictor.checkpoint import check_same_space, load_predictor
 from ..proxies.batch import ARCH_PROXIES, image_batch, proxy_images
 from ..hashing import proxy_state_sha256
 from ..proxies.batch import ProxySetting
-from ..proxies.cache import ProxyCache, cached_archs_proxy, stored_archs_proxy
+from ..proxies.cache import MissingProxy, ProxyCache, cached_archs_proxy
 from ..space import macs, noise_input, params
 from ..task import Task
 from . import ensemble
@@ -158,22 +158,17 @@ class EvalContext:
                 # an accuracy on noise images with made-up labels measures nothing: not computed
                 self._proxy[key] = np.full(len(task), np.nan)
                 return self._proxy[key]
-            strategy = task.remap
-            if recorded:
-                setting = ProxySetting(space, n_cls, None, strategy, self.device, teacher_digest=recorded)
-                hit = stored_archs_proxy(self._cache, f"{task.key}.{name}", name, task.archs, setting, (x, y))
-                if hit is None:
-                    raise DassError(f"task {task.key}: proxy {name} is not in the proxy cache "
-                                    f"{self._cache.describe()} and computing it needs the teacher checkpoint, not found: "
-                                    f"'{self.teacher_path(task)}' (give it with teachers.{task.key}=<path>)")
-                self._proxy[key] = hit
-                return hit
-            if self._cache is not None and task.key not in self._teacher_digest:
+            if self._cache is not None and not recorded and task.key not in self._teacher_digest:
                 self._teacher_digest[task.key] = proxy_state_sha256(sd)
-            digest = self._teacher_digest.get(task.key)
-            setting = ProxySetting(space, n_cls, sd, strategy, self.device, teacher_digest=digest)
-            self._proxy[key] = cached_archs_proxy(self._cache, f"{task.key}.{name}", name, task.archs,
-                                                  setting, (x, y), self.progress, f"{name} {task.key}")
+            digest = recorded or self._teacher_digest.get(task.key)
+            setting = ProxySetting(space, n_cls, sd, task.remap, self.device, teacher_digest=digest)
+            try:
+                self._proxy[key] = cached_archs_proxy(self._cache, f"{task.key}.{name}", name, task.archs,
+                                                      setting, (x, y), self.progress, f"{name} {task.key}")
+            except MissingProxy:
+                raise DassError(f"task {task.key}: proxy {name} is not in the proxy cache {self._cache.describe()} "
+                                f"and computing it needs the teacher checkpoint, not found: "
+                                f"'{self.teacher_path(task)}' (give it with teachers.{task.key}=<path>)") from None
         return self._proxy[key]
 
     def proxy_batch(self, task: SavedTask, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -287,7 +287,8 @@ def calibrate(pred: LoadedPredictor, tasks: list[TaskData], valid: list[TaskData
     """Fit ``pred.target["calib"]`` (accuracy relative to the teacher's from the adapted output,
     :func:`dass.predictor.data.fit_calibration`) on ``tasks``' students: the line in the output, or,
     when its mean absolute error on the ``valid`` tasks is lower, the fit that also reads the
-    teacher's accuracy (the choice is made on meta-valid, as the checkpoint's)."""
+    teacher's accuracy (the choice is made on meta-valid, as the checkpoint's; tried only when the
+    training tasks have at least three distinct teacher accuracies, which its four terms need)."""
     dev = next(pred.model.parameters()).device
     outs = [predict_task(pred.model, pred.inner_lrs, pred.target, int(pred.adapt["steps"]), t, dev) for t in tasks]
     args = (outs, [t.acc for t in tasks], [t.teacher_acc for t in tasks])

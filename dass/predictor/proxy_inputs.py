@@ -27,7 +27,7 @@ import torch
 from ..errors import DassError
 from ..hashing import proxy_state_sha256
 from ..proxies.batch import ProxySetting
-from ..proxies.cache import ProxyCache, cached_archs_proxy, stored_archs_proxy
+from ..proxies.cache import MissingProxy, ProxyCache, cached_archs_proxy
 from ..space import teacher_arch
 from ..task import Task
 from .config import PROXY_INPUTS, check_proxy_names
@@ -55,27 +55,6 @@ def relative(name: str, values, teacher: float) -> np.ndarray:
     return np.maximum(f, FLOOR)
 
 
-class MissingProxy(DassError):
-    """A proxy that is not in the cache and cannot be computed: the teacher's weights are not at hand."""
-
-    def __init__(self, label: str, name: str, entry: str):
-        self.name, self.entry = name, entry
-        super().__init__(f"{label}: proxy {name} ({entry}) is not in the proxy cache and computing it needs the "
-                         f"teacher's weights")
-
-
-def _raw(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting, batch: tuple,
-         progress: bool = False) -> np.ndarray:
-    """The raw proxy ``name`` of ``archs``: read from ``cache`` or computed (and stored); without the
-    teacher's weights (``setting.teacher_sd`` None) only read, :class:`MissingProxy` on a miss."""
-    if setting.teacher_sd is not None:
-        return cached_archs_proxy(cache, label, name, archs, setting, batch, progress)
-    found = stored_archs_proxy(cache, label, name, archs, setting, batch)
-    if found is None:
-        raise MissingProxy(label, name, "the teacher's own" if label.endswith(".teacher") else "the students'")
-    return found
-
-
 def features(names, archs, setting: ProxySetting, batches_: dict, progress: bool = False,
              cache: ProxyCache | None = None, label: str = "") -> torch.Tensor:
     """``N x P`` float32 proxy features of ``archs`` against the teacher of ``setting`` (remapped with
@@ -92,8 +71,9 @@ def features(names, archs, setting: ProxySetting, batches_: dict, progress: bool
     space = setting.space
     cols = []
     for name in names:
-        t = _raw(cache, f"{label}.{name}.teacher", name, [teacher_arch(space)], setting, batches_[name])[0]
-        v = _raw(cache, f"{label}.{name}", name, archs, setting, batches_[name], progress)
+        t = cached_archs_proxy(cache, f"{label}.{name}.teacher", name, [teacher_arch(space)], setting,
+                               batches_[name])[0]
+        v = cached_archs_proxy(cache, f"{label}.{name}", name, archs, setting, batches_[name], progress)
         cols.append(relative(name, v, t))
     return torch.tensor(np.stack(cols, axis=1), dtype=torch.float32).reshape(len(archs), len(cols))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DassError
 from ..hashing import proxy_key_sha256, proxy_state_sha256
 from ..io import atomic_write_json
 from .batch import ProxySetting, archs_proxy
@@ -114,11 +115,30 @@ def stored_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, s
     return cache.get(label, entry_key(name, archs, setting, batch), len(archs))
 
 
+class MissingProxy(DassError):
+    """A proxy entry the cache lacks, for a teacher known only by its digest (``setting.teacher_sd``
+    None): computing it needs the teacher's weights. ``name``: the proxy; ``entry``: whose scores
+    (``"the students'"`` or ``"the teacher's own"``, read from the entry's label)."""
+
+    def __init__(self, label: str, name: str):
+        self.name = name
+        self.entry = "the teacher's own" if label.endswith(".teacher") else "the students'"
+        super().__init__(f"{label}: proxy {name} ({self.entry}) is not in the proxy cache and computing it needs "
+                         f"the teacher's weights")
+
+
 def cached_archs_proxy(cache: ProxyCache | None, label: str, name: str, archs, setting: ProxySetting, batch: tuple,
                        progress: bool = False, desc: str = "") -> np.ndarray:
     """:func:`dass.proxies.batch.archs_proxy`, read from ``cache`` when it holds the entry and stored
     there when it did not (``cache`` None: always computed). ``setting.teacher_digest`` saves hashing
-    the teacher again (:func:`dass.hashing.proxy_state_sha256`)."""
+    the teacher again (:func:`dass.hashing.proxy_state_sha256`). Without the teacher's weights
+    (``setting.teacher_sd`` None, the teacher named by its digest) the entry is only read:
+    :class:`MissingProxy` when the cache does not hold it."""
+    if setting.teacher_sd is None:
+        found = stored_archs_proxy(cache, label, name, archs, setting, batch)
+        if found is None:
+            raise MissingProxy(label, name)
+        return found
     if cache is None:
         return archs_proxy(name, archs, setting, batch, progress, desc)
     k = entry_key(name, archs, setting, batch)
