@@ -44,9 +44,8 @@ mkdir -p "$OUT"
 # seed 0 of each design alone (it fills the proxy cache the others read), then two at a time
 for n in "${NAMES[@]}"; do train "$n" 0; done
 jobs_=()
-for s in 0 1 2; do
+for s in 1 2; do
   for n in "${NAMES[@]}"; do
-    [[ $s == 0 ]] && continue
     train "$n" "$s" &
     jobs_+=($!)
     if (( ${#jobs_[@]} >= ${JOBS:-2} )); then wait "${jobs_[0]}"; jobs_=("${jobs_[@]:1}"); fi
@@ -66,22 +65,28 @@ PREDS="dass_shipped: assets/cpu/predictors/dass/best.pt, meta_nas_A_shipped: ass
 for s in 0 1 2; do
   for n in "${NAMES[@]}"; do PREDS+=", $n@s$s: $OUT/$n/s$s/best.pt"; done
 done
-STRONG=$($PY -c "import sys; from dass.database.format import load_db; print(','.join(t['task']['key'] for t in load_db(sys.argv[1], ['meta_test'])['meta_test']))" assets/cpu/db)
-REGIMES=$($PY -c "import sys; from dass.database.format import load_db; print(','.join(t['task']['key'] for t in load_db(sys.argv[1], ['meta_test'])['meta_test']))" assets/cpu/db_regimes)
 [[ ${VALID_ONLY:-0} == 1 ]] && exit 0
+meta_test_keys() {  # meta_test_keys DB: its meta-test task keys, space-separated
+  $PY -c "import sys; from dass.database.saved import load_saved_tasks
+print(' '.join(t.key for t in load_saved_tasks(sys.argv[1], ['meta_test'])['meta_test']))" "$1"
+}
+STRONG=$(meta_test_keys assets/cpu/db)
+REGIMES=$(meta_test_keys assets/cpu/db_regimes)
+ROWS=("${NAMES[@]}" dass_shipped meta_nas_A_shipped encoding_ridge proxy_ensemble naswot synflow macs)
 rm -rf "$OUT/evaluate"   # derived from the checkpoints above: rebuilt, so a changed list of designs is judged whole
 $PY -m dass.evaluation --config configs/evaluation/cpu.yaml db="$DB" train_db="$DB" \
   data_root=data run_dir="$OUT/evaluate" "methods=[macs, naswot, synflow, encoding_ridge, proxy_ensemble]" \
-  "predictors={$PREDS}" "groups={strong: [$STRONG], regimes: [$REGIMES]}" "search_kd.budgets=[0.25, 0.5]" \
+  "predictors={$PREDS}" "groups={strong: [${STRONG// /, }], regimes: [${REGIMES// /, }]}" "search_kd.budgets=[0.25, 0.5]" \
   plots=false progress=false >"$OUT/evaluate.log" 2>&1
 for metric in spearman partial_spearman; do
   echo; echo "== $metric vs the KD label (best_acc), meta-test tasks of the union"
   $PY bench/seed_table.py "$OUT/evaluate/correlations.csv" --metric $metric --json "$OUT/table_$metric.json" \
-    --methods "${NAMES[@]}" dass_shipped meta_nas_A_shipped encoding_ridge proxy_ensemble naswot synflow macs
+    --methods "${ROWS[@]}"
   for g in regimes strong; do
     echo; echo "-- $metric, group $g"
+    keys=$REGIMES; [[ $g == strong ]] && keys=$STRONG
+    # shellcheck disable=SC2086  # the keys are words
     $PY bench/seed_table.py "$OUT/evaluate/correlations.csv" --metric $metric --json "$OUT/table_${metric}_$g.json" \
-      --tasks $(tr , ' ' <<<"$([[ $g == regimes ]] && echo "$REGIMES" || echo "$STRONG")") \
-      --methods "${NAMES[@]}" dass_shipped meta_nas_A_shipped encoding_ridge proxy_ensemble naswot synflow macs
+      --tasks $keys --methods "${ROWS[@]}"
   done
 done
