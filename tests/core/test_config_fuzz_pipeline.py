@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.test_config_fuzz import PIPELINE, cases_of, check, fx  # noqa: F401  (fx: the module fixture)
+from core.test_config_fuzz import PIPELINE, cases_of, check, fx, per_key  # noqa: F401  (fx: the module fixture)
 
 
 @pytest.mark.slow
-def test_every_hostile_value_on_every_pipeline_key_exits_0_or_2(fx, tmp_path, monkeypatch):
-    check(cases_of(PIPELINE), fx, tmp_path, monkeypatch)
+@per_key(PIPELINE)
+def test_every_hostile_value_on_every_pipeline_key_exits_0_or_2(entry_key, fx, tmp_path, monkeypatch):
+    check(cases_of([entry_key]), fx, tmp_path, monkeypatch)
