@@ -65,7 +65,8 @@ class ResNet(nn.Module):
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(c, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not m.weight.is_meta:  # a meta tensor holds no values: on
+                # one, normal_ would only cost (it imports torch._dynamo, ~1.5 s of a process's start)
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)

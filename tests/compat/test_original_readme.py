@@ -42,7 +42,7 @@ EARLY = {"bash script/run_search.sh 0 # early": ["exp/meta_train/dass/best.pt", 
 SHRINK = {"DASS_META_TRAIN_ARGS": "episodes=2 eval_every=1 checkpoint_every=1 n_query=4 meta_batch=0 "
                                   "progress=false device=cpu",
           "DASS_SEARCH_ARGS": "progress=false device=cpu",
-          "DASS_KD_ARGS": "space={space8} kd_recipe.epochs=1 kd_recipe.eval_every=1 kd_recipe.batch_size=16 "
+          "DASS_KD_ARGS": "space={space8} kd_recipe.epochs=1 kd_recipe.eval_every=1 kd_recipe.batch_size=40 "
                           "progress=false device=cpu"}
 
 

@@ -7,8 +7,10 @@ int64, huge, negative, zero, empty) on top of a tiny valid run (one epoch / one 
 candidates on the fixtures of ``test_bad_input``), in process through the entry's error boundary
 (``dass.cli.run_main``). A value that is accepted must run to the end (exit 0); one that is refused
 must be a user error (exit 2); an escaping exception (what exit 1 would be) fails the test.
-One test draws one value per key with a fixed seed, the other tries them all (both ``slow``; the
-fast suite keeps the base runs).
+Every value is tried on every key, one ``slow`` test per key (the fast suite keeps the base runs):
+the keys of ``dass.pipeline`` in ``test_config_fuzz_pipeline.py`` (its accepted values each run the
+whole tiny pipeline: most of the sweep's time, in a file of its own so that the other xdist worker
+(``--dist loadfile``) can take the rest), the others here.
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import types
 import typing
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -66,15 +67,19 @@ CONFIGS = _configs()
 KEYS = [(name, key, is_list) for name, cls in CONFIGS.items() for key, is_list in numeric_keys(cls)]
 
 
-def _cases(rng_seed: int | None, per_key: int) -> list[tuple[str, str, str]]:
-    cases = []
-    rng = np.random.default_rng(rng_seed) if rng_seed is not None else None
-    for name, key, is_list in KEYS:
-        values = VALUES + (LIST_VALUES if is_list else [])
-        if rng is not None:
-            values = list(rng.choice(values, size=per_key, replace=False))
-        cases += [(name, key, v) for v in values]
-    return cases
+PIPELINE = [k for k in KEYS if k[0] == "pipeline"]   # swept in test_config_fuzz_pipeline.py
+HERE = [k for k in KEYS if k[0] != "pipeline"]
+
+
+def cases_of(keys) -> list[tuple[str, str, str]]:
+    """``(entry, key, value)``: every hostile value on each ``(entry, key, is a list)`` of ``keys``."""
+    return [(name, key, v) for name, key, is_list in keys for v in VALUES + (LIST_VALUES if is_list else [])]
+
+
+def per_key(keys):
+    """``keys`` as pytest parameters, one test per key: xdist (``--dist loadfile``) sends the files with
+    the most tests first, so the sweeps start early instead of ending the run on one worker."""
+    return pytest.mark.parametrize("entry_key", [pytest.param(k, id=f"{k[0]}-{k[1]}") for k in keys])
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +175,9 @@ def test_every_entry_has_numeric_keys():
     assert names == set(CONFIGS)
     assert ("kd", "kd_recipe.temperature", False) in KEYS and ("kd", "seeds", True) in KEYS
     assert ("predictor", "model.set_heads", False) in KEYS and ("search", "budget.macs", False) in KEYS
+    # the two sweeps (here and test_config_fuzz_pipeline.py) together try every value on every key
+    assert sorted(HERE + PIPELINE) == sorted(KEYS) and len(set(KEYS)) == len(KEYS)
+    assert len(cases_of(KEYS)) == sum(len(VALUES) + len(LIST_VALUES) * is_list for _, _, is_list in KEYS)
 
 
 @pytest.mark.slow
@@ -182,11 +190,7 @@ def test_the_base_runs_are_valid(fx, tmp_path, monkeypatch, capsys):
         assert code == 0, (name, capsys.readouterr().err[-2000:])
 
 
-@pytest.mark.slow  # ~4 s; the fast suite keeps the base runs and tests/core/test_reliability.py's range checks
-def test_hostile_values_exit_0_or_2(fx, tmp_path, monkeypatch):
-    check(_cases(rng_seed=0, per_key=1), fx, tmp_path, monkeypatch)
-
-
-@pytest.mark.slow
-def test_every_hostile_value_on_every_key_exits_0_or_2(fx, tmp_path, monkeypatch):
-    check(_cases(rng_seed=None, per_key=0), fx, tmp_path, monkeypatch)
+@pytest.mark.slow  # the fast suite keeps the base runs and tests/core/test_reliability.py's range checks
+@per_key(HERE)
+def test_every_hostile_value_on_every_key_exits_0_or_2(entry_key, fx, tmp_path, monkeypatch):
+    check(cases_of([entry_key]), fx, tmp_path, monkeypatch)
