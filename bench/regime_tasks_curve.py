@@ -26,6 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
+    """The bench; a bad input (a missing dataset, database or cache) is one ``error:`` line, exit 2."""
+    from dass.errors import DassError
+    try:
+        return _curve(argv)
+    except DassError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _curve(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--db", default="assets/cpu/db_all", help="the database meta-training reads (a union)")
     p.add_argument("--grow", default="assets/cpu/db_regimes",

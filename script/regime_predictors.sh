@@ -19,13 +19,16 @@
 # teachers: bash script/build_regimes.sh for the regime ones, git checkout 71d6cdd -- assets/cpu/teachers).
 #   bash script/regime_predictors.sh [output folder, default runs/regime_predictors]
 #   NAMES="union teacher_acc"   only these designs; VALID_ONLY=1 stops after the meta-valid table
+#   MEMBERS="assets/cpu/db assets/cpu/db_regimes assets/cpu/db_regimes_extra"   the databases of the union
+#     (default: the first two, as assets/cpu/db_all); the meta-test groups stay those two's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${1:-runs/regime_predictors}
 export OMP_NUM_THREADS=1
 DB=$OUT/db_all
-[[ -f $DB/manifest.json ]] || $PY -m dass.database --union "$DB" assets/cpu/db assets/cpu/db_regimes
+read -r -a MEMBERS <<<"${MEMBERS:-assets/cpu/db assets/cpu/db_regimes}"
+[[ -f $DB/manifest.json ]] || $PY -m dass.database --union "$DB" "${MEMBERS[@]}"
 CPU=configs/predictor/cpu.yaml
 declare -A CONF=([union]=$CPU [teacher_acc]=$CPU [task_stats]=$CPU [teacher_acc_inherit]=$CPU [teacher_acc_diswot]=$CPU
                  [teacher_acc_depth4]=$CPU [meta_nas_A]=assets/cpu/predictors/meta_nas_A/config.yaml)

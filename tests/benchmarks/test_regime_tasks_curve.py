@@ -69,3 +69,11 @@ def test_a_count_beyond_the_pool_is_refused(dbs):
     root, cfg = dbs
     with pytest.raises(SystemExit, match="has 3 meta-train tasks"):
         curve.main(["--db", str(root / "u"), "--grow", str(root / "b" / "db"), "--counts", "4", "--config", str(cfg)])
+
+
+def test_a_missing_database_is_one_error_line(dbs, tmp_path, capsys):
+    root, cfg = dbs
+    missing = tmp_path / "nowhere"
+    assert curve.main(["--db", str(root / "u"), "--grow", str(missing), "--counts", "0", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and err.count("\n") == 1
