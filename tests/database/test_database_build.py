@@ -98,8 +98,8 @@ def test_kill_and_resume_redoes_nothing(tmp_path, kill_at):
 
 def test_submitit_local_executor(tmp_path):
     pytest.importorskip("submitit")
-    cfg = _config(tmp_path, "slurm", launcher="slurm", students={"meta_train": 3, "meta_test": 3},
-                  slurm={"cluster": "local", "timeout_min": 10, "groups_per_job": 2})
+    cfg = _config(tmp_path, "slurm", launcher="slurm", students={"meta_train": 3, "meta_test": 3}, epochs=1,
+                  slurm={"cluster": "local", "timeout_min": 10, "groups_per_job": 3})
     r = _run(["--config", str(cfg)], timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     db = load_db(tmp_path / "slurm" / "db")
