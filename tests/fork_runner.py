@@ -7,7 +7,9 @@ would follow ``python`` (``-m dass.<stage> ...`` or ``<script.py> ...``). For ea
 that takes the case's working folder, environment and arguments and runs the module or script as
 ``__main__`` (as ``python -m`` / ``python script.py`` would, ``sys.path[0]`` included: the working
 folder or the script's folder); stdout and stderr go to files. The parent writes one JSON line
-``{"returncode", "stdout", "stderr"}`` per case. torch, numpy, the package and the modules named on
+``{"returncode", "stdout", "stderr"}`` per case. A case with ``"kill_at": [<glob>, <n>]`` is
+SIGKILLed right after its ``n``-th write of a file matching ``<glob>`` (:mod:`kill_at`). A child's
+stdin is ``/dev/null`` (the parent's is the list of cases). torch, numpy, the package and the modules named on
 the command line (e.g. ``torch._dynamo``, which the first optimizer of a training run imports: ~1 s)
 are imported once, before the first fork, so a case costs its own work, not the imports; each case
 still has its own process (exit code, files, no state shared with other cases).
@@ -21,10 +23,13 @@ import sys
 import tempfile
 import traceback
 
+from kill_at import kill_after  # this file's folder is sys.path[0] until a child sets its own
+
 
 def _child(case: dict, out_path: str, err_path: str) -> None:
     out = os.open(out_path, os.O_WRONLY)
     err = os.open(err_path, os.O_WRONLY)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(out, 1)
     os.dup2(err, 2)
     sys.stdout = open(1, "w", closefd=False)
@@ -33,6 +38,8 @@ def _child(case: dict, out_path: str, err_path: str) -> None:
     os.environ.clear()
     os.environ.update(case["env"])
     argv = list(case["argv"])
+    if case.get("kill_at"):
+        kill_after(*case["kill_at"])
     code = 0
     try:
         if argv[0] == "-m":
