@@ -148,16 +148,16 @@ def test_latency_model_quick(quick_runs):
     assert "finite Spearman and MAPE: ok" in out
 
 
-def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path):
+def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path, forked):
     """bench/predictor_designs.py: runs seed-major, tabulates each design over its finished seeds, and
     with --table-only measures finished runs on another database (here: the same tasks plus one
     meta-test task more, as when the last meta-test tasks land after the runs)."""
     import shutil
     out = tmp_path / "designs"
     fast = ["--extra", "episodes=4", "eval_every=2", "model.map_hidden=16", "model.map_out=32", "n_query=10"]
-    cmd = [sys.executable, str(BENCH / "predictor_designs.py"), "--db", str(synthetic_db), "--out", str(out),
+    cmd = [BENCH / "predictor_designs.py", "--db", synthetic_db, "--out", out,    # forked: conftest.py
            "--designs", "prior", "A (KD-unaware)", "--seeds", "0", "--jobs", "2", *fast]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH.parent, timeout=600)
+    done = forked(cmd, cwd=BENCH.parent)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = {r["design"]: r for r in json.loads((out / "designs.json").read_text())}
     assert rows["prior"]["seeds"] == [0] and rows["A (KD-unaware)"]["seeds"] == [0]
@@ -171,8 +171,7 @@ def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now
     t = torch.load(bigger / "synth-7.pt", weights_only=True)
     t["task"]["key"] = "synth-8"
     torch.save(t, bigger / "synth-8.pt")
-    again = subprocess.run([*cmd[:3], str(bigger), *cmd[4:], "--table-only"], capture_output=True, text=True,
-                           cwd=BENCH.parent, timeout=600)
+    again = forked([*cmd[:2], bigger, *cmd[3:], "--table-only"], cwd=BENCH.parent)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "3 meta-test tasks" in again.stdout
     rows = {r["design"]: r for r in json.loads((out / "designs.json").read_text())}
