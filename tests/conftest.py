@@ -17,6 +17,10 @@
 * ``kill_at``: run an entry module (forked, as above) and SIGKILL it right after its ``n``-th write
   of a file matching a pattern (:mod:`kill_at`), for kill-and-resume tests that do not depend on timing.
 
+Under pytest-xdist (``-n auto --dist loadfile``: pytest.ini) the files of :data:`LONG_FILES` are handed
+out first, longest first, the others after them by number of tests (xdist's own order): a long file
+of few tests (the GPU check: one test, ~25 s) no longer starts last and ends the run on one worker.
+
 Tests marked ``slow`` (registered in ``pytest.ini``) take more than about a second each (1.2 s of call time
 on the 2-core machine, measured with ``--durations=0``);
 ``python -m pytest -m "not slow" tests`` leaves them out.
@@ -35,6 +39,31 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FORK_RUNNER = Path(__file__).with_name("fork_runner.py")
+# wall seconds of the longest files in a full run on the 2-core machine (--durations=0, summed per
+# file); only their order matters, and a stale number costs balance, never a test
+LONG_FILES = {"tests/core/test_config_fuzz_pipeline.py": 83, "tests/compat/test_original_readme.py": 62,
+              "tests/database/test_database_build.py": 42, "tests/core/test_reliability_round3.py": 42,
+              "tests/benchmarks/test_bench.py": 41, "tests/core/test_config_fuzz.py": 29,
+              "tests/benchmarks/test_gpu_check.py": 25, "tests/train/test_train.py": 20,
+              "tests/evaluation/test_evaluation.py": 20, "tests/export/test_export.py": 17}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with :data:`LONG_FILES` first (longest first), then xdist's order."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongFilesFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node):
+            if not getattr(self, "_long_first", False):   # the first assignment: the queue is complete
+                self._long_first = True
+                for scope in sorted((s for s in self.workqueue if s in LONG_FILES), key=LONG_FILES.get):
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return LongFilesFirst(config, log)
 
 
 @pytest.fixture(autouse=True, scope="session")
