@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -108,16 +110,21 @@ def forked(env):
     a CompletedProcess (text stdout and stderr). ``env`` defaults to the ``env`` fixture's."""
     runner, lock = None, threading.Lock()
 
-    def run(argv, cwd=REPO, env_=None, kill_at=None) -> subprocess.CompletedProcess:
+    def run(argv, cwd=REPO, env_=None, kill_at=None, timeout: float = 600) -> subprocess.CompletedProcess:
         nonlocal runner
         argv = [str(a) for a in argv]
         case = {"argv": argv, "cwd": str(cwd), "env": env_ or env, **({"kill_at": kill_at} if kill_at else {})}
         with lock:
-            if runner is None:
+            if runner is None:   # its own process group: a timeout ends it and the case it forked
                 runner = subprocess.Popen([sys.executable, str(FORK_RUNNER), "torch._dynamo"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+                                          stdout=subprocess.PIPE, text=True, env=env, cwd=REPO, start_new_session=True)
             runner.stdin.write(json.dumps(case) + "\n")
             runner.stdin.flush()
+            if not select.select([runner.stdout], [], [], timeout)[0]:
+                os.killpg(runner.pid, signal.SIGKILL)
+                runner.wait()
+                runner = None
+                raise AssertionError(f"timed out after {timeout} s: {argv}")
             line = runner.stdout.readline()
         assert line, f"tests/fork_runner.py ended (exit {runner.poll()}) on {argv}"
         r = json.loads(line)
