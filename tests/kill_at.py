@@ -22,8 +22,9 @@ import signal
 import sys
 
 
-def main(argv: list[str]) -> None:
-    pattern, n, module, args = argv[0], int(argv[1]), argv[2], argv[3:]
+def kill_after(pattern: str, n: int) -> None:
+    """From now on, this process SIGKILLs itself right after its ``n``-th ``os.replace`` onto a path
+    matching ``pattern`` (also used by ``fork_runner.py`` for its ``kill_at`` cases)."""
     real_replace = os.replace
     seen = 0
 
@@ -36,6 +37,11 @@ def main(argv: list[str]) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     os.replace = replace
+
+
+def main(argv: list[str]) -> None:
+    pattern, n, module, args = argv[0], int(argv[1]), argv[2], argv[3:]
+    kill_after(pattern, n)
     sys.argv = [module, *args]
     sys.path[0] = os.getcwd()  # as ``python -m`` has it, not this file's folder
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -1,8 +1,9 @@
 """The benchmarks' --quick modes run, pass their own correctness checks and print their JSON line.
 
-Each benchmark runs as a subprocess (all at once) on an empty data root (so on its synthetic 40-class dataset of
-2,160 + 720 images of 32 x 32, of which quick mode keeps 256 + 128) with one torch thread. No
-timing is asserted; the counts and costs are checked against hand computations.
+Each benchmark runs in a process of its own, forked from one warm interpreter, on an empty data root
+(so on its synthetic 40-class dataset of 2,160 + 720 images of 32 x 32, of which quick mode keeps
+256 + 128) with one torch thread. No timing is asserted; the counts and costs are checked against
+hand computations.
 """
 import json
 import subprocess
@@ -23,26 +24,28 @@ NO_DATA = ("bench_search.py", "latency_model.py")   # take no --data-root
 
 
 @pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory):
-    """Every benchmark's ``--quick`` started at once (imports dominate, so they overlap well)."""
+def quick_runs(tmp_path_factory, env) -> dict[str, subprocess.CompletedProcess]:
+    """Every benchmark's ``--quick``, each in its own process forked from one warm interpreter
+    (``tests/fork_runner.py``: torch, the package and ``torch._dynamo``, which the first optimizer
+    imports, are imported once, not once per benchmark: the imports were most of their time)."""
     empty_root = tmp_path_factory.mktemp("no_data")
-    procs = {}
-    for script in SCRIPTS:
-        extra = [] if script in NO_DATA else ["--data-root", str(empty_root)]
-        procs[script] = subprocess.Popen([sys.executable, str(BENCH / script), "--quick", "--threads", "1", *extra],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                         cwd=BENCH.parent)
-    yield procs
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    cases = [{"argv": [str(BENCH / script), "--quick", "--threads", "1",
+                       *([] if script in NO_DATA else ["--data-root", str(empty_root)])],
+              "cwd": str(BENCH.parent), "env": env} for script in SCRIPTS]
+    runner = [sys.executable, str(BENCH.parent / "tests" / "fork_runner.py"), "torch._dynamo"]
+    p = subprocess.run(runner, input="".join(json.dumps(c) + "\n" for c in cases), capture_output=True, text=True,
+                       env=env, cwd=BENCH.parent, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(rows) == len(SCRIPTS), p.stderr[-2000:]
+    return {script: subprocess.CompletedProcess(script, r["returncode"], r["stdout"], r["stderr"])
+            for script, r in zip(SCRIPTS, rows)}
 
 
 def finish(quick_runs: dict, script: str) -> tuple[str, dict | None]:
     """(stdout, the JSON line's object or None) of ``script --quick``; fails the test on a non-zero exit."""
-    stdout, stderr = quick_runs[script].communicate(timeout=300)
-    rc = quick_runs[script].returncode
+    proc = quick_runs[script]
+    stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
     assert rc == 0, f"{script} exited {rc}:\n{stdout[-2000:]}\n{stderr[-2000:]}"
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     return stdout, json.loads(lines[-1]) if lines else None
@@ -145,16 +148,16 @@ def test_latency_model_quick(quick_runs):
     assert "finite Spearman and MAPE: ok" in out
 
 
-def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path):
+def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now(synthetic_db, tmp_path, forked):
     """bench/predictor_designs.py: runs seed-major, tabulates each design over its finished seeds, and
     with --table-only measures finished runs on another database (here: the same tasks plus one
     meta-test task more, as when the last meta-test tasks land after the runs)."""
     import shutil
     out = tmp_path / "designs"
     fast = ["--extra", "episodes=4", "eval_every=2", "model.map_hidden=16", "model.map_out=32", "n_query=10"]
-    cmd = [sys.executable, str(BENCH / "predictor_designs.py"), "--db", str(synthetic_db), "--out", str(out),
+    cmd = [BENCH / "predictor_designs.py", "--db", synthetic_db, "--out", out,    # forked: conftest.py
            "--designs", "prior", "A (KD-unaware)", "--seeds", "0", "--jobs", "2", *fast]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH.parent, timeout=600)
+    done = forked(cmd, cwd=BENCH.parent)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = {r["design"]: r for r in json.loads((out / "designs.json").read_text())}
     assert rows["prior"]["seeds"] == [0] and rows["A (KD-unaware)"]["seeds"] == [0]
@@ -168,8 +171,7 @@ def test_predictor_designs_tabulates_finished_seeds_on_the_database_as_it_is_now
     t = torch.load(bigger / "synth-7.pt", weights_only=True)
     t["task"]["key"] = "synth-8"
     torch.save(t, bigger / "synth-8.pt")
-    again = subprocess.run([*cmd[:3], str(bigger), *cmd[4:], "--table-only"], capture_output=True, text=True,
-                           cwd=BENCH.parent, timeout=600)
+    again = forked([*cmd[:2], bigger, *cmd[3:], "--table-only"], cwd=BENCH.parent)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "3 meta-test tasks" in again.stdout
     rows = {r["design"]: r for r in json.loads((out / "designs.json").read_text())}

@@ -1,6 +1,5 @@
 """bench/regime_transfer.py: a ridge that sees the teacher's accuracy can follow an order that flips with
 the teacher's strength; the task-blind ridge cannot (labels built so that the answer is known)."""
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,12 +38,11 @@ def test_teacher_aware_ridge_follows_the_flipped_order(dbs):
 
 
 @pytest.mark.slow
-def test_cli_table(dbs):
+def test_cli_table(dbs, forked):
     fit_db, test_db = dbs
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "regime_transfer.py"), "--fit", f"{fit_db}:meta_train",
-                          "--test", str(test_db)], capture_output=True, text=True, cwd=REPO)
+    script = REPO / "bench" / "regime_transfer.py"   # forked from a warm interpreter (conftest.py)
+    out = forked([script, "--fit", f"{fit_db}:meta_train", "--test", test_db])
     assert out.returncode == 0, out.stderr
     assert "| t0 | 25.0 | 12 |" in out.stdout and "teacher-aware" in out.stdout
-    bad = subprocess.run([sys.executable, str(REPO / "bench" / "regime_transfer.py"), "--fit", str(fit_db / "nope"),
-                          "--test", str(test_db)], capture_output=True, text=True, cwd=REPO)
+    bad = forked([script, "--fit", fit_db / "nope", "--test", test_db])
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

@@ -2,7 +2,6 @@
 the task-blind ridge as the encoding_ridge scorer, the within-task ridge against a closed form."""
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -76,15 +75,13 @@ def test_rows_against_independent_computations(db):
 
 
 @pytest.mark.slow
-def test_cli_prints_the_table_and_json(db):
+def test_cli_prints_the_table_and_json(db, forked):
     root, _ = db
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "task_dependence.py"), "--db", str(root / "db"),
-                          "--json"], capture_output=True, text=True, cwd=REPO)
+    out = forked([REPO / "bench" / "task_dependence.py", "--db", root / "db", "--json"])   # warm imports
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert [r["task"] for r in res["rows"]] == ["dtd"]
-    bad = subprocess.run([sys.executable, str(REPO / "bench" / "task_dependence.py"), "--db", str(root / "none")],
-                         capture_output=True, text=True, cwd=REPO)
+    bad = forked([REPO / "bench" / "task_dependence.py", "--db", root / "none"])
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 
 

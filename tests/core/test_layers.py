@@ -9,6 +9,7 @@ its line."""
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import tokenize
 from pathlib import Path
@@ -98,6 +99,7 @@ def imports(mod: str, path: Path, known: dict) -> set[str]:
     return out
 
 
+@functools.cache   # parsed once for the three tests that read it (none changes it)
 def graph() -> dict[str, set[str]]:
     known = modules()
     g = {m: imports(m, p, known) for m, p in known.items()}

@@ -1,9 +1,7 @@
 """Database build: label seeds, class-subset tasks, split disjointness, partial merge, a committable work folder."""
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +43,9 @@ def _cfg(path: Path, **changes) -> DatabaseConfig:
     return from_dict(DatabaseConfig, d)
 
 
-def _run(args, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "dass.database", *args], capture_output=True, text=True, env=env, **kw)
+def _run(forked, args):
+    """``python -m dass.database args`` (forked from a warm interpreter: conftest.py's ``forked``)."""
+    return forked(["-m", "dass.database", *args])
 
 
 def _results(work: Path, task: str) -> list[dict]:
@@ -150,11 +148,11 @@ def test_builder_refuses_classes_shared_across_splits(tmp_path, tasks, subsets, 
 # ------------------------------------------------------------------------------------------- seeds, subsets, merge
 
 @pytest.mark.slow  # two database builds in subprocesses (teachers and students trained)
-def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
+def test_label_seeds_subset_tasks_and_partial_merge(tmp_path, forked):
     subsets = [{"pool": ["glyphs/c"], "count": 1, "classes": [2, 3], "seed": 1}]
     seeds = {"meta_train": [1], "meta_test": [1, 2]}
     cfg = _config(tmp_path, "s", label_seeds=seeds, subset_tasks=subsets)
-    r = _run(["--config", str(cfg)])
+    r = _run(forked, ["--config", str(cfg)])
     assert r.returncode == 0, r.stderr[-2000:]
     work, out = tmp_path / "s" / "work", tmp_path / "s" / "db"
     db = load_db(out)
@@ -198,7 +196,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
                    tasks=[{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"},
                           {"dataset": "glyphs/d", "split": "meta_valid"}],
                    students={"meta_train": 3, "meta_test": 3, "meta_valid": 2})
-    r = _run(["--config", str(cfg2), "--phase", "merge"])
+    r = _run(forked, ["--config", str(cfg2), "--phase", "merge"])
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out / "manifest.json").read_text())
     rows = {t["key"]: t for t in m["tasks"]}
@@ -212,7 +210,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path):
 
 
 @pytest.mark.slow  # a database build in a subprocess (a teacher and students trained)
-def test_work_dir_is_committable(tmp_path):
+def test_work_dir_is_committable(tmp_path, forked):
     if shutil.which("git") is None:
         pytest.skip("no git")
     repo = tmp_path / "repo"
@@ -220,7 +218,7 @@ def test_work_dir_is_committable(tmp_path):
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     cfg = _config(tmp_path, "g", work_dir=str(repo / "db_build"), out=str(repo / "db"),
                   tasks=[{"dataset": "glyphs/b", "split": "meta_test"}])
-    r = _run(["--config", str(cfg)])
+    r = _run(forked, ["--config", str(cfg)])
     assert r.returncode == 0, r.stderr[-2000:]
     # the teacher's resumable training checkpoints are there, but git would not take them
     assert list((repo / "db_build" / "teachers").rglob("last.pt"))
@@ -232,7 +230,7 @@ def test_work_dir_is_committable(tmp_path):
     assert sum(s.startswith("db_build/results/glyphs-b/") and s.endswith(".json") for s in work) == 3
     assert [s for s in work if s.endswith(".pt")] == ["db_build/teachers/glyphs-b/teacher.pt"]
     # a teacher trained with another recipe is never reused silently
-    r = _run(["--config", str(cfg), "teacher_recipe.lr=0.01"])
+    r = _run(forked, ["--config", str(cfg), "teacher_recipe.lr=0.01"])
     assert r.returncode == 2 and "another teacher recipe (lr: 0.05" in r.stderr and r.stderr.strip().count("\n") == 0
 
 

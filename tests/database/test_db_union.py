@@ -1,8 +1,6 @@
 """Union databases: databases built apart (strong- and weak-teacher tasks) read as one."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,12 +64,9 @@ def test_union_refusals(two, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_union(two, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "dass.database", "--union", str(tmp_path / "u"), str(two / "a" / "db"),
-                        str(two / "b" / "db")], capture_output=True, text=True, env=env)
+def test_cli_union(two, tmp_path, forked):
+    r = forked(["-m", "dass.database", "--union", tmp_path / "u", two / "a" / "db", two / "b" / "db"])
     assert r.returncode == 0, r.stderr
     assert sum(len(v) for v in load_db(tmp_path / "u").values()) == 4
-    r = subprocess.run([sys.executable, "-m", "dass.database", "--union", str(tmp_path / "v"), str(two / "a" / "db"),
-                        str(two / "a" / "db")], capture_output=True, text=True, env=env)
+    r = forked(["-m", "dass.database", "--union", tmp_path / "v", two / "a" / "db", two / "a" / "db"])
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr

@@ -2,9 +2,6 @@
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -315,18 +312,17 @@ def test_markdown_bolds_the_best_of_each_column_but_never_the_oracle():
 
 # ------------------------------------------------------------------------------------- the entry
 
-def _run(*args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "dass.evaluation", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+def _run(forked, *args, cwd):
+    """``python -m dass.evaluation args`` (forked from a warm interpreter: conftest.py's ``forked``)."""
+    return forked(["-m", "dass.evaluation", *args], cwd=cwd)
 
 
 @pytest.mark.slow
-def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path):
+def test_evaluate_writes_tables_plots_and_summary(tiny, tmp_path, forked):
     root, tasks = tiny
     pred = write_predictor(tmp_path / "dass.pt", TINY, "STA")
     run_dir = tmp_path / "run"
-    p = _run("--config", str(REPO / "configs/evaluation/cpu.yaml"), f"db={root / 'db'}",
+    p = _run(forked, "--config", str(REPO / "configs/evaluation/cpu.yaml"), f"db={root / 'db'}",
              f"data_root={root / 'data'}", f"run_dir={run_dir}", "proxy.batch_size=8", "progress=false",
              "methods=[random,macs,naswot,oracle]",
              f"predictors={{dass: {pred}, meta_nas_A: {tmp_path / 'missing.pt'}}}", "search_kd.enabled=true",

@@ -161,11 +161,10 @@ def test_readme_snippet_classifies_an_image_file(exported, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("what", ["empty", "missing", "teacher_file"])
-def test_not_a_kd_run_is_one_error_line(exported, tmp_path, what, env):
+def test_not_a_kd_run_is_one_error_line(exported, tmp_path, what, forked):
     root, _ = exported
     target = {"empty": tmp_path, "missing": tmp_path / "nowhere", "teacher_file": root}[what]
-    r = subprocess.run([sys.executable, "-m", "dass.export", "--config", "configs/export/cpu.yaml", f"run={target}"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    r = forked(["-m", "dass.export", "--config", "configs/export/cpu.yaml", f"run={target}"], cwd=REPO)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "KD run" in lines[0], r.stderr

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -244,12 +242,8 @@ def _cli(db, run_dir, episodes):
             "eval_every=5", "checkpoint_every=5", *FAST, "model.map_hidden=16", "model.map_out=32", "n_query=10"]
 
 
-def _env():
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-
-
 @pytest.mark.slow
-def test_kill_and_resume_gives_the_uninterrupted_result(db, tmp_path, kill_at):
+def test_kill_and_resume_gives_the_uninterrupted_result(db, tmp_path, kill_at, forked):
     episodes = 50
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     run(cfgmod.load(MetaTrainConfig, None, _cli(db, ref, episodes)[3:]))
@@ -257,7 +251,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(db, tmp_path, kill_at):
     killed = kill_at(f"{cut}/last.pt", 2, "dass.predictor", _cli(db, cut, episodes)[3:])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert safe_torch_load(cut / "last.pt")["episode"] == 2 * 5
-    done = subprocess.run(_cli(db, cut, episodes), cwd=ROOT, env=_env(), capture_output=True, text=True)
+    done = forked(_cli(db, cut, episodes)[1:], cwd=ROOT)   # the same command again
     assert done.returncode == 0, done.stderr
     a = json.loads((ref / "metrics.json").read_text())
     b = json.loads((cut / "metrics.json").read_text())

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,12 +133,9 @@ def test_budget_at_the_smallest_architecture_finds_it(files, space, least, tmp_p
 
 
 @pytest.mark.slow
-def test_impossible_budget_exits_2_with_one_line(files, least, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "dass.search", f"teacher={files['teacher']}",
-                           f"predictor={files['predictor']}", f"run_dir={tmp_path / 'r'}",
-                           f"budget.params={least[1] - 1}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+def test_impossible_budget_exits_2_with_one_line(files, least, tmp_path, forked):
+    proc = forked(["-m", "dass.search", f"teacher={files['teacher']}", f"predictor={files['predictor']}",
+                   f"run_dir={tmp_path / 'r'}", f"budget.params={least[1] - 1}"], cwd=ROOT)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"budget.params={least[1] - 1}:" in lines[0] and str(least[1]) in lines[0]
