@@ -105,9 +105,9 @@ def synthetic_db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def forked(env):
-    """``forked(argv, cwd=REPO, env=None, kill_at=None)``: ``python *argv`` (``-m <module> ...`` or a
+    """``forked(argv, cwd=REPO, env_=None, kill_at=None, timeout=600)``: ``python *argv`` (``-m <module> ...`` or a
     script), forked from this test process's warm :mod:`fork_runner` (started on first use); returns
-    a CompletedProcess (text stdout and stderr). ``env`` defaults to the ``env`` fixture's."""
+    a CompletedProcess (text stdout and stderr). ``env_`` defaults to the ``env`` fixture's."""
     runner, lock = None, threading.Lock()
 
     def run(argv, cwd=REPO, env_=None, kill_at=None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ hand computations.
 """
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,22 +23,14 @@ NO_DATA = ("bench_search.py", "latency_model.py")   # take no --data-root
 
 
 @pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory, env) -> dict[str, subprocess.CompletedProcess]:
+def quick_runs(tmp_path_factory, forked) -> dict[str, subprocess.CompletedProcess]:
     """Every benchmark's ``--quick``, each in its own process forked from one warm interpreter
-    (``tests/fork_runner.py``: torch, the package and ``torch._dynamo``, which the first optimizer
+    (``forked`` of tests/conftest.py: torch, the package and ``torch._dynamo``, which the first optimizer
     imports, are imported once, not once per benchmark: the imports were most of their time)."""
     empty_root = tmp_path_factory.mktemp("no_data")
-    cases = [{"argv": [str(BENCH / script), "--quick", "--threads", "1",
-                       *([] if script in NO_DATA else ["--data-root", str(empty_root)])],
-              "cwd": str(BENCH.parent), "env": env} for script in SCRIPTS]
-    runner = [sys.executable, str(BENCH.parent / "tests" / "fork_runner.py"), "torch._dynamo"]
-    p = subprocess.run(runner, input="".join(json.dumps(c) + "\n" for c in cases), capture_output=True, text=True,
-                       env=env, cwd=BENCH.parent, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    rows = [json.loads(line) for line in p.stdout.splitlines()]
-    assert len(rows) == len(SCRIPTS), p.stderr[-2000:]
-    return {script: subprocess.CompletedProcess(script, r["returncode"], r["stdout"], r["stderr"])
-            for script, r in zip(SCRIPTS, rows)}
+    return {script: forked([BENCH / script, "--quick", "--threads", "1",
+                            *([] if script in NO_DATA else ["--data-root", empty_root])], cwd=BENCH.parent)
+            for script in SCRIPTS}
 
 
 def finish(quick_runs: dict, script: str) -> tuple[str, dict | None]:

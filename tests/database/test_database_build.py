@@ -38,14 +38,9 @@ def _records(db_dir):
     return out
 
 
-def _run(forked, args):
-    """``python -m dass.database args`` (forked from a warm interpreter: conftest.py's ``forked``)."""
-    return forked(["-m", "dass.database", *args])
-
-
-def test_local_and_torchrun_builds_are_identical(tmp_path, forked):
+def test_local_and_torchrun_builds_are_identical(tmp_path, database_cli):
     local = _config(tmp_path, "local", lockstep=2)
-    r = _run(forked, ["--config", str(local)])
+    r = database_cli("--config", str(local))
     assert r.returncode == 0, r.stderr[-2000:]
     # torchrun builds with its own teachers path: reuse the local teachers so both share them
     teachers = tmp_path / "local" / "work" / "teachers"
@@ -74,7 +69,7 @@ def test_local_and_torchrun_builds_are_identical(tmp_path, forked):
     assert not list((tmp_path / "torchrun").rglob("*.tmp"))
 
 
-def test_kill_and_resume_redoes_nothing(tmp_path, kill_at, forked):
+def test_kill_and_resume_redoes_nothing(tmp_path, kill_at, database_cli):
     cfg = _config(tmp_path, "kill", lockstep=1)
     results = tmp_path / "kill" / "work" / "results"
     # SIGKILL right after the 3rd of 12 student results is written (a state, not a time: tests/kill_at.py)
@@ -85,7 +80,7 @@ def test_kill_and_resume_redoes_nothing(tmp_path, kill_at, forked):
     # the killed build had claimed and locked its out folder, but merged nothing into it
     assert not list((tmp_path / "kill" / "db").glob("*.pt"))
     assert not (tmp_path / "kill" / "db" / "manifest.json").exists()
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     after = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
     assert len(after) == 12
@@ -96,31 +91,31 @@ def test_kill_and_resume_redoes_nothing(tmp_path, kill_at, forked):
     assert sum(len(d["students"]["arch"]) for ts in db.values() for d in ts) == 12
 
 
-def test_submitit_local_executor(tmp_path, forked):
+def test_submitit_local_executor(tmp_path, database_cli):
     pytest.importorskip("submitit")
     cfg = _config(tmp_path, "slurm", launcher="slurm", students={"meta_train": 3, "meta_test": 3}, epochs=1,
                   slurm={"cluster": "local", "timeout_min": 10, "groups_per_job": 3})
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 0, r.stderr[-3000:]
     db = load_db(tmp_path / "slurm" / "db")
     assert sorted(len(d["students"]["arch"]) for ts in db.values() for d in ts) == [3, 3]
 
 
-def test_bad_task_config_is_one_line(tmp_path, forked):
+def test_bad_task_config_is_one_line(tmp_path, database_cli):
     cfg = _config(tmp_path, "bad", tasks=[{"dataset": "glyphs/nope", "split": "meta_train"}])
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
     cfg = _config(tmp_path, "bad2", tasks=[{"dataset": "glyphs/a", "split": "train"}])
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 2 and "split" in r.stderr
 
 
-def test_committed_cpu_database_validates(forked):
+def test_committed_cpu_database_validates(database_cli):
     """The shipped cpu database: every task file loads with weights_only=True and passes validation."""
     root = Path(__file__).resolve().parents[2] / "assets" / "cpu" / "db"
     if not root.is_dir():
         pytest.skip("no committed cpu database")
-    r = _run(forked, ["--validate", str(root), "--json"])
+    r = database_cli("--validate", str(root), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
     # the ground-truth acceptance: >= 32 meta-train tasks of >= 40 students, >= 4 meta-valid, >= 8
@@ -146,12 +141,12 @@ def test_groups_interleave_over_tasks():
     assert order == [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("c", 2), ("a", 3)]
 
 
-def test_target_reliability_adds_seeds_and_resume_keeps_them(tmp_path, forked):
+def test_target_reliability_adds_seeds_and_resume_keeps_them(tmp_path, database_cli):
     # an unreachable target (reliability 1 needs seeds in perfect agreement) with a cap of 3 seeds:
     # the meta-test task gets seed 3 after seeds 1 and 2 finish; meta-train keeps its one seed
     cfg = _config(tmp_path, "rel", lockstep=2, label_seeds={"meta_test": [1, 2]},
                   target_reliability={"meta_test": 0.999999}, max_label_seeds=3)
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     db = load_db(tmp_path / "rel" / "db")
     test_task, = db["meta_test"]
@@ -164,7 +159,7 @@ def test_target_reliability_adds_seeds_and_resume_keeps_them(tmp_path, forked):
     assert len(list(results.rglob("*.json"))) == 6 + 18
     # a rerun decides the same from the same first seeds: nothing is trained, nothing changes
     before = {f: f.stat().st_mtime_ns for f in results.rglob("*.json")}
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     assert {f: f.stat().st_mtime_ns for f in results.rglob("*.json")} == before
     row = next(t for t in json.loads((tmp_path / "rel" / "db" / "manifest.json").read_text())["tasks"]

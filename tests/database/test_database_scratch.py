@@ -18,11 +18,6 @@ from dass.space import Arch
 from dass.train import KDSetting, kd_train
 
 
-def _run(forked, args):
-    """``python -m dass.database args`` (forked from a warm interpreter: conftest.py's ``forked``)."""
-    return forked(["-m", "dass.database", *args])
-
-
 def test_scratch_config_needs_ce_only_and_a_teacher_remap(tmp_path):
     data = tmp_path / "data"
     cfg = write_build_config(tmp_path, "s", data)
@@ -36,13 +31,13 @@ def test_scratch_config_needs_ce_only_and_a_teacher_remap(tmp_path):
 
 
 @pytest.mark.slow
-def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(tmp_path, forked):
+def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(tmp_path, database_cli):
     data = tmp_path / "data"
     write_quadrant_glyphs(data, "a", 0)
     write_quadrant_glyphs(data, "b", 1)
     kd_cfg = write_build_config(tmp_path, "kd", data, epochs=1, students={"meta_train": 3, "meta_test": 3},
                                 label_seeds={"meta_test": [1, 2]})
-    r = _run(forked, ["--config", str(kd_cfg)])
+    r = database_cli("--config", str(kd_cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     teachers = tmp_path / "kd" / "work" / "teachers"
     tasks = [{"dataset": "glyphs/a", "split": "meta_train", "teacher": str(teachers / "glyphs-a" / "teacher.pt")},
@@ -50,7 +45,7 @@ def test_scratch_build_trains_from_random_init_and_keeps_the_teacher_remap_maps(
     sc_cfg = write_build_config(tmp_path, "sc", data, epochs=1, students={"meta_train": 3, "meta_test": 3},
                                 label_seeds={"meta_test": [1, 2]}, tasks=tasks, scratch=True,
                                 kd_recipe={"epochs": 1, "batch_size": 16, "eval_every": 1, "alpha": 1.0})
-    r = _run(forked, ["--config", str(sc_cfg)])
+    r = database_cli("--config", str(sc_cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     kd_db, sc_db = load_db(tmp_path / "kd" / "db"), load_db(tmp_path / "sc" / "db")
     kd_t, sc_t = kd_db["meta_test"][0], sc_db["meta_test"][0]
@@ -94,7 +89,7 @@ def test_evenly_keeps_first_and_last_at_even_spacing():
 
 
 @pytest.mark.slow
-def test_compare_reports_both_label_sets_seed_reliabilities(tiny_db, tmp_path, forked):
+def test_compare_reports_both_label_sets_seed_reliabilities(tiny_db, tmp_path, database_cli):
     """--compare: per task, A vs B Spearman beside each database's own seed-vs-seed Spearman and
     reliability (hand-computed from the seed columns), '-' where a database has one seed."""
     root, tasks = tiny_db
@@ -122,10 +117,10 @@ def test_compare_reports_both_label_sets_seed_reliabilities(tiny_db, tmp_path, f
         assert r["seed_rho_b"] == pytest.approx(stats.spearmanr(s[:, 0], s[:, 1]).statistic, abs=1e-4)
     one = compare_dbs(dirs["a"], root / "db")        # the tiny database has one seed per task
     assert all(r["seed_rho_b"] is None and r["reliability_b"] is None for r in one)
-    out = _run(forked, ["--compare", str(dirs["a"]), str(root / "db")])
+    out = database_cli("--compare", str(dirs["a"]), str(root / "db"))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "rho A seeds" in lines[0] and "rel. B" in lines[0]
     assert lines[1].split()[-1] == "-"
-    js = _run(forked, ["--compare", str(dirs["a"]), str(dirs["b"]), "--json"])
+    js = database_cli("--compare", str(dirs["a"]), str(dirs["b"]), "--json")
     assert json.loads(js.stdout)[0]["reliability_b"] is not None

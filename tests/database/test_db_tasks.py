@@ -43,11 +43,6 @@ def _cfg(path: Path, **changes) -> DatabaseConfig:
     return from_dict(DatabaseConfig, d)
 
 
-def _run(forked, args):
-    """``python -m dass.database args`` (forked from a warm interpreter: conftest.py's ``forked``)."""
-    return forked(["-m", "dass.database", *args])
-
-
 def _results(work: Path, task: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((work / "results" / task).glob("*.json"))]
 
@@ -148,11 +143,11 @@ def test_builder_refuses_classes_shared_across_splits(tmp_path, tasks, subsets, 
 # ------------------------------------------------------------------------------------------- seeds, subsets, merge
 
 @pytest.mark.slow  # two database builds in subprocesses (teachers and students trained)
-def test_label_seeds_subset_tasks_and_partial_merge(tmp_path, forked):
+def test_label_seeds_subset_tasks_and_partial_merge(tmp_path, database_cli):
     subsets = [{"pool": ["glyphs/c"], "count": 1, "classes": [2, 3], "seed": 1}]
     seeds = {"meta_train": [1], "meta_test": [1, 2]}
     cfg = _config(tmp_path, "s", label_seeds=seeds, subset_tasks=subsets)
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     work, out = tmp_path / "s" / "work", tmp_path / "s" / "db"
     db = load_db(out)
@@ -196,7 +191,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path, forked):
                    tasks=[{"dataset": "glyphs/a", "split": "meta_train"}, {"dataset": "glyphs/b", "split": "meta_test"},
                           {"dataset": "glyphs/d", "split": "meta_valid"}],
                    students={"meta_train": 3, "meta_test": 3, "meta_valid": 2})
-    r = _run(forked, ["--config", str(cfg2), "--phase", "merge"])
+    r = database_cli("--config", str(cfg2), "--phase", "merge")
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out / "manifest.json").read_text())
     rows = {t["key"]: t for t in m["tasks"]}
@@ -210,7 +205,7 @@ def test_label_seeds_subset_tasks_and_partial_merge(tmp_path, forked):
 
 
 @pytest.mark.slow  # a database build in a subprocess (a teacher and students trained)
-def test_work_dir_is_committable(tmp_path, forked):
+def test_work_dir_is_committable(tmp_path, database_cli):
     if shutil.which("git") is None:
         pytest.skip("no git")
     repo = tmp_path / "repo"
@@ -218,7 +213,7 @@ def test_work_dir_is_committable(tmp_path, forked):
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     cfg = _config(tmp_path, "g", work_dir=str(repo / "db_build"), out=str(repo / "db"),
                   tasks=[{"dataset": "glyphs/b", "split": "meta_test"}])
-    r = _run(forked, ["--config", str(cfg)])
+    r = database_cli("--config", str(cfg))
     assert r.returncode == 0, r.stderr[-2000:]
     # the teacher's resumable training checkpoints are there, but git would not take them
     assert list((repo / "db_build" / "teachers").rglob("last.pt"))
@@ -230,7 +225,7 @@ def test_work_dir_is_committable(tmp_path, forked):
     assert sum(s.startswith("db_build/results/glyphs-b/") and s.endswith(".json") for s in work) == 3
     assert [s for s in work if s.endswith(".pt")] == ["db_build/teachers/glyphs-b/teacher.pt"]
     # a teacher trained with another recipe is never reused silently
-    r = _run(forked, ["--config", str(cfg), "teacher_recipe.lr=0.01"])
+    r = database_cli("--config", str(cfg), "teacher_recipe.lr=0.01")
     assert r.returncode == 2 and "another teacher recipe (lr: 0.05" in r.stderr and r.stderr.strip().count("\n") == 0
 
 

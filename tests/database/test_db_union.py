@@ -64,9 +64,9 @@ def test_union_refusals(two, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_union(two, tmp_path, forked):
-    r = forked(["-m", "dass.database", "--union", tmp_path / "u", two / "a" / "db", two / "b" / "db"])
+def test_cli_union(two, tmp_path, database_cli):
+    r = database_cli("--union", tmp_path / "u", two / "a" / "db", two / "b" / "db")
     assert r.returncode == 0, r.stderr
     assert sum(len(v) for v in load_db(tmp_path / "u").values()) == 4
-    r = forked(["-m", "dass.database", "--union", tmp_path / "v", two / "a" / "db", two / "a" / "db"])
+    r = database_cli("--union", tmp_path / "v", two / "a" / "db", two / "a" / "db")
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
