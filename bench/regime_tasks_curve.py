@@ -24,18 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import print_result  # noqa: E402  (a DassError: one ``error:`` line, exit 2)
+
 
 def main(argv=None) -> int:
-    """The bench; a bad input (a missing dataset, database or cache) is one ``error:`` line, exit 2."""
-    from dass.errors import DassError
-    try:
-        return _curve(argv)
-    except DassError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-def _curve(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--db", default="assets/cpu/db_all", help="the database meta-training reads (a union)")
     p.add_argument("--grow", default="assets/cpu/db_regimes",
@@ -46,9 +38,11 @@ def _curve(argv) -> int:
     p.add_argument("--json", help="write the rows here")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the predictor config (after --)")
     a = p.parse_args(argv)
+    return print_result(lambda: curve(a), lambda rows: table(a.grow, rows), as_json=False)
 
-    import torch
-    torch.set_num_threads(1)
+
+def curve(a: argparse.Namespace) -> list[dict]:
+    """The rows, one per count (each also printed as a JSON line as it is done)."""
     from dass import config as cfgmod
     from dass.correlation import nanmean, spearman
     from dass.database.saved import load_saved_tasks
@@ -92,15 +86,21 @@ def _curve(argv) -> int:
                **{f"valid_{g}_sd": float(np.std(v)) for g, v in scores.items() if groups[g]}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"| {Path(a.grow).name} meta-train tasks kept | draws | meta-valid, {Path(a.grow).name} tasks | "
-          f"meta-valid, other tasks |\n|---:|---:|---:|---:|")
-    for r in rows:
-        g, o = r.get("valid_grown"), r.get("valid_others")
-        print(f"| {r['count']} | {r['draws']} | {'-' if g is None else f'{g:.3f}'} | {'-' if o is None else f'{o:.3f}'} |")
     if a.json:
         Path(a.json).write_text(json.dumps({"db": a.db, "grow": a.grow, "config": a.config,
                                             "overrides": a.overrides, "rows": rows}, indent=1))
-    return 0
+    return rows
+
+
+def table(grow: str, rows: list[dict]) -> str:
+    name = Path(grow).name
+    lines = [f"| {name} meta-train tasks kept | draws | meta-valid, {name} tasks | meta-valid, other tasks |",
+             "|---:|---:|---:|---:|"]
+    for r in rows:
+        g, o = r.get("valid_grown"), r.get("valid_others")
+        lines.append(f"| {r['count']} | {r['draws']} | {'-' if g is None else f'{g:.3f}'} | "
+                     f"{'-' if o is None else f'{o:.3f}'} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
