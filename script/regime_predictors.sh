@@ -2,11 +2,17 @@
 # Predictors on tasks that differ (README, "Tasks that differ: teacher strength"; issue #26): meta-train,
 # with seeds 0, 1, 2, on the union of the strong-teacher database (assets/cpu/db) and the
 # teacher-strength regimes (assets/cpu/db_regimes):
-#   union          configs/predictor/cpu.yaml without task statistics (the default design until 2026-12-06)
-#   teacher_acc    the same + task_stats=[teacher_acc] (configs/predictor/cpu.yaml since: the default)
+#   union          the tree prior (300 boosted trees of depth 3 over the cost, stage and proxy scalars and the
+#                  one-hot encoding) without task statistics (the default design until 2026-12-06)
+#   teacher_acc    the same + task_stats=[teacher_acc] (the default until the linear prior below)
 #   task_stats     the same + task_stats=[teacher_acc,log_classes]
 #   teacher_acc_inherit / _diswot   teacher_acc with the inherit or DisWOT proxy as a third proxy input
 #   teacher_acc_depth4              teacher_acc with trees of depth 4 in the prior (more interactions)
+#   teacher_acc_linear              configs/predictor/cpu.yaml, the default since: a linear prior that reads
+#                                   every student scalar times the teacher's accuracy (prior_interactions)
+#   teacher_acc_linear_onehot       the same, its prior also reading the one-hot encoding
+#   teacher_acc_linear_r1 / _r100   teacher_acc_linear with the prior's ridge penalty 1 or 100 (default 10)
+#   task_stats_linear               teacher_acc_linear with the log class count as a second statistic
 #   meta_nas_A     the KD-unaware design A (no teacher input)
 # print each design's meta-valid Spearman (the 8 meta-valid tasks of the union: the only numbers a
 # design is chosen on), then evaluate every checkpoint, and the shipped predictors, on the 16
@@ -31,11 +37,19 @@ read -r -a MEMBERS <<<"${MEMBERS:-assets/cpu/db assets/cpu/db_regimes}"
 [[ -f $DB/manifest.json ]] || $PY -m dass.database --union "$DB" "${MEMBERS[@]}"
 CPU=configs/predictor/cpu.yaml
 declare -A CONF=([union]=$CPU [teacher_acc]=$CPU [task_stats]=$CPU [teacher_acc_inherit]=$CPU [teacher_acc_diswot]=$CPU
-                 [teacher_acc_depth4]=$CPU [meta_nas_A]=assets/cpu/predictors/meta_nas_A/config.yaml)
-declare -A EXTRA=([union]="task_stats=[]" [teacher_acc]="task_stats=[teacher_acc]" [task_stats]="task_stats=[teacher_acc,log_classes]"
-                  [teacher_acc_inherit]="task_stats=[teacher_acc] proxies=[naswot,synflow,inherit]"
-                  [teacher_acc_diswot]="task_stats=[teacher_acc] proxies=[naswot,synflow,diswot]"
-                  [teacher_acc_depth4]="task_stats=[teacher_acc] prior_depth=4"
+                 [teacher_acc_depth4]=$CPU [teacher_acc_linear]=$CPU [teacher_acc_linear_onehot]=$CPU
+                 [teacher_acc_linear_r1]=$CPU [teacher_acc_linear_r100]=$CPU [task_stats_linear]=$CPU [meta_nas_A]=assets/cpu/predictors/meta_nas_A/config.yaml)
+TREES="prior_model=trees prior_onehot=true prior_interactions=false"   # the tree prior over the scalars and the one-hot encoding (the default until the linear one)
+declare -A EXTRA=([union]="task_stats=[] $TREES" [teacher_acc]="task_stats=[teacher_acc] $TREES"
+                  [task_stats]="task_stats=[teacher_acc,log_classes] $TREES"
+                  [teacher_acc_inherit]="task_stats=[teacher_acc] proxies=[naswot,synflow,inherit] $TREES"
+                  [teacher_acc_diswot]="task_stats=[teacher_acc] proxies=[naswot,synflow,diswot] $TREES"
+                  [teacher_acc_depth4]="task_stats=[teacher_acc] $TREES prior_depth=4"
+                  [teacher_acc_linear]="task_stats=[teacher_acc]"
+                  [teacher_acc_linear_onehot]="task_stats=[teacher_acc] prior_onehot=true"
+                  [teacher_acc_linear_r1]="task_stats=[teacher_acc] prior_ridge=1"
+                  [teacher_acc_linear_r100]="task_stats=[teacher_acc] prior_ridge=100"
+                  [task_stats_linear]="task_stats=[teacher_acc,log_classes]"
                   [meta_nas_A]="")
 read -r -a NAMES <<<"${NAMES:-union teacher_acc task_stats teacher_acc_inherit teacher_acc_diswot teacher_acc_depth4 meta_nas_A}"
 train() {  # train NAME SEED

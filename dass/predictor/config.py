@@ -53,7 +53,7 @@ class MetaTrainConfig:
                                                 "checkpoint_every", "data_root", "proxy_cache", "db",
                                                 "proxy_read_only_caches")
     # Keys added after runs existed, with the value at which they change nothing (dass.runid).
-    IDENTITY_ADDED: ClassVar[dict] = {"task_stats": []}
+    IDENTITY_ADDED: ClassVar[dict] = {"task_stats": [], "prior_interactions": False}
 
     db: str = ""  # database folder (task files)
     run_dir: str = ""  # output folder: best.pt, last.pt, history.csv, metrics.json
@@ -67,12 +67,13 @@ class MetaTrainConfig:
     stage_features: bool = False  # the per-stage depth and width encoding joins the cost scalars (head input and prior)
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
     prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (linear: a ridge fit, penalty prior_ridge)
-    prior_ridge: float = 10.0  # with prior_onehot: ridge penalty of the prior's fit (standardised columns)
+    prior_ridge: float = 10.0  # with prior_onehot or prior_interactions: ridge penalty of the prior's fit (standardised columns)
     prior_model: Literal["linear", "trees"] = "linear"  # the cost prior: least squares / ridge, or boosted trees
     prior_rounds: int = 300  # with prior_model=trees: boosting rounds (learning rate 0.05, 20 students per leaf)
     prior_depth: int = 3  # with prior_model=trees: depth of each tree
     proxies: list[str] = field(default_factory=list)  # zero-cost proxies as inputs: naswot, synflow, diswot, inherit
     task_stats: list[str] = field(default_factory=list)  # task statistics joining the scalars: teacher_acc, log_classes
+    prior_interactions: bool = False  # the prior also reads each student scalar times each task statistic (ridge, prior_ridge)
     data_root: str = "data"  # datasets of the tasks (the proxies' image batches)
     proxy_batch_size: int = 32  # images per proxy batch
     proxy_cache: str = ""  # folder caching the database's proxy features; "" = <run_dir>/proxy_cache
@@ -122,6 +123,9 @@ class MetaTrainConfig:
             raise DassError("prior_onehot extends the cost prior: set cost_prior=true")
         if self.prior_model == "trees" and not self.cost_prior:
             raise DassError("prior_model=trees is a kind of cost prior: set cost_prior=true")
+        if self.prior_interactions and not (self.cost_prior and self.task_stats):
+            raise DassError("prior_interactions multiplies the prior's scalars by the task statistics: set "
+                            "cost_prior=true and task_stats")
         if self.prior_rounds < 1 or self.prior_depth < 1:
             raise DassError("prior_rounds and prior_depth must be >= 1")
         for k in ("episodes", "n_query", "inner_steps", "eval_every", "checkpoint_every"):

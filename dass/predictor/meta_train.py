@@ -59,7 +59,7 @@ from .boosting import BoostedTrees
 from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
 from .checkpoint import LoadedPredictor, load_predictor, save_predictor
-from .model import InputDims, Predictor, PredictorConfig, scalar_inputs
+from .model import InputDims, Predictor, PredictorConfig, prior_inputs
 
 log = logging.getLogger("dass.predictor")
 
@@ -83,8 +83,7 @@ def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
     one-hot encoding)."""
     needs = ({"cost"} | ({"stage"} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
              | ({"task"} if cfg.task_stats else set()))
-    x = scalar_inputs(t.inputs(needs), cfg.stage_features, bool(cfg.proxies), cfg.task_stats)
-    return torch.cat([x, t.onehot], dim=1) if cfg.prior_onehot else x
+    return prior_inputs({**t.inputs(needs), "onehot": t.onehot}, cfg)
 
 
 class MetaTrainer:
@@ -97,7 +96,7 @@ class MetaTrainer:
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
                                cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot,
                                cfg.stage_features, cfg.prior_model, cfg.prior_rounds, cfg.prior_depth,
-                               list(cfg.task_stats))
+                               list(cfg.task_stats), cfg.prior_interactions)
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)
@@ -110,7 +109,8 @@ class MetaTrainer:
                 self.model.set_tree_prior(BoostedTrees(cfg.prior_rounds, 0.05, cfg.prior_depth, min_leaf=20)
                                           .fit(X, y.double().numpy()))
             else:
-                prior = Ridge().fit(X, y.double().numpy(), cfg.prior_ridge if cfg.prior_onehot else 0.0)
+                prior = Ridge().fit(X, y.double().numpy(),
+                                    cfg.prior_ridge if cfg.prior_onehot or cfg.prior_interactions else 0.0)
                 self.model.set_prior(prior.coef, prior.bias)
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())

@@ -135,6 +135,7 @@ class PredictorConfig:
     prior_rounds: int = 300          # with trees: boosting rounds
     prior_depth: int = 3             # with trees: depth of every tree
     task_stats: list[str] = field(default_factory=list)  # names of TASK_STATS joining the scalars
+    prior_interactions: bool = False  # the prior also reads every student scalar times every task statistic
 
     def __post_init__(self):
         if self.prior_model not in PRIOR_MODELS:
@@ -153,6 +154,9 @@ class PredictorConfig:
             raise DassError(f"task_stats must be distinct names among {list(TASK_STATS)}, got {self.task_stats}")
         if self.task_stats and not (self.cost_features or self.cost_prior):
             raise DassError("task_stats join the cost scalars: set cost_features or cost_prior")
+        if self.prior_interactions and not (self.cost_prior and self.task_stats):
+            raise DassError("prior_interactions multiplies the prior's scalars by the task statistics: set cost_prior "
+                            "and task_stats")
         self.input_type = canonical_input_type(self.input_type)
         if self.arch_encoder not in ARCH_ENCODERS:
             raise DassError(f"arch_encoder must be one of {list(ARCH_ENCODERS)}, got {self.arch_encoder!r}")
@@ -185,7 +189,9 @@ class Predictor(nn.Module):
         self.hidden = nn.Linear(width, z.head_hidden)
         self.out = nn.Linear(z.head_hidden, 1)
         if cfg.cost_prior:
-            n_prior = n_scalars + (d.onehot_dim if cfg.prior_onehot else 0)
+            n_student = n_scalars - len(cfg.task_stats)
+            n_prior = (n_scalars + (n_student * len(cfg.task_stats) if cfg.prior_interactions else 0)
+                       + (d.onehot_dim if cfg.prior_onehot else 0))
             self.prior = (TreePrior(cfg.prior_rounds, cfg.prior_depth) if cfg.prior_model == "trees"
                           else nn.Linear(n_prior, 1))
 
@@ -250,9 +256,25 @@ class Predictor(nn.Module):
         h = torch.tanh(self.hidden(torch.cat(parts, dim=1)))
         y = self.out(h)[:, 0]
         if self.cfg.cost_prior:
-            x = torch.cat([scalars, inputs["onehot"]], dim=1) if self.cfg.prior_onehot else scalars
-            y = y + self.prior(x)[:, 0]
+            y = y + self.prior(prior_inputs(inputs, self.cfg, scalars))[:, 0]
         return y
+
+
+def prior_inputs(inputs: dict, cfg, scalars: torch.Tensor | None = None) -> torch.Tensor:
+    """The prior's input rows: the scalars (:func:`scalar_inputs`), with ``prior_interactions`` each
+    student scalar (cost, stage, proxy) times each task statistic (``n_student x n_stats`` columns,
+    student-major), then the one-hot encoding with ``prior_onehot``. ``cfg`` is a
+    :class:`PredictorConfig` or the meta-training config (the same field names)."""
+    if scalars is None:
+        scalars = scalar_inputs(inputs, cfg.stage_features, bool(cfg.proxies), cfg.task_stats)
+    parts = [scalars]
+    if cfg.prior_interactions:
+        k = len(cfg.task_stats)
+        student, stats = scalars[:, :-k], scalars[:, -k:]
+        parts.append((student[:, :, None] * stats[:, None, :]).reshape(len(scalars), -1))
+    if cfg.prior_onehot:
+        parts.append(inputs["onehot"])
+    return torch.cat(parts, dim=1) if len(parts) > 1 else scalars
 
 
 def scalar_inputs(inputs: dict, stage: bool, proxies: bool, task_stats=()) -> torch.Tensor | None:

@@ -14,7 +14,7 @@ from dass import config as cfgmod
 from dass.errors import DassError
 from dass.predictor import MetaTrainConfig, MetaTrainer, load_tasks, take
 from dass.predictor.data import task_context, task_stats
-from dass.predictor.model import scalar_inputs
+from dass.predictor.model import InputDims, Predictor, PredictorConfig, prior_inputs, scalar_inputs
 
 # meta-train alternates strong (90 %) and weak (20 %) teachers; the held-out tasks have one of each
 TASKS = [(f"tr{i}", "meta_train", 90.0 if i % 2 else 20.0) for i in range(6)] + [
@@ -65,3 +65,36 @@ def test_tree_prior_reads_the_teachers_strength(db, tmp_path):
         _config(db, tmp_path, "task_stats=[nope]").check()
     with pytest.raises(DassError, match="task_stats"):
         cfgmod.load(MetaTrainConfig, None, [f"db={db}", f"run_dir={tmp_path}", "task_stats=[teacher_acc]"]).check()
+
+
+def test_prior_interaction_columns():
+    cost = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    stage = torch.tensor([[0.5, 0.25], [1.0, 0.75]])
+    inputs = {"cost": cost, "stage": stage, "task": task_stats(40.0, 8), "onehot": torch.eye(2)}
+    cfg = PredictorConfig(InputDims(4, 2, 6, 2), cost_prior=True, stage_features=True,
+                          task_stats=["teacher_acc", "log_classes"], prior_interactions=True, prior_onehot=True)
+    rows = prior_inputs(inputs, cfg)
+    a, c = 0.4, math.log(8)
+    student = torch.cat([cost, stage], dim=1)
+    # student scalars, the two statistics, each student scalar times (acc, log classes), then the one-hot
+    expect = [[*s, a, c, *[v * w for v in s for w in (a, c)], *o] for s, o in zip(student.tolist(), torch.eye(2).tolist())]
+    torch.testing.assert_close(rows, torch.tensor(expect))
+    assert Predictor(cfg).prior.in_features == rows.shape[1]
+    with pytest.raises(DassError, match="prior_interactions"):
+        PredictorConfig(InputDims(4, 2, 6, 2), cost_prior=True, prior_interactions=True)
+
+
+def test_linear_prior_with_interactions_follows_the_flip(db, tmp_path):
+    """Labels are +-(log MACs) by the teacher's side of 50 %: linear in (log MACs) x (teacher accuracy), so
+    the interaction prior ranks both held-out tasks exactly; without interactions one linear order
+    cannot fit both."""
+    space, tasks = load_tasks(db)
+    lin = ["prior_model=linear", "task_stats=[teacher_acc]", "prior_ridge=0"]
+    inter = MetaTrainer(_config(db, tmp_path, *lin, "prior_interactions=true"), space, tasks, torch.device("cpu"))
+    plain = MetaTrainer(_config(db, tmp_path, *lin), space, tasks, torch.device("cpu"))
+    weak = next(t for t in tasks["meta_test"] if t.teacher_acc < 50)
+    strong = next(t for t in tasks["meta_test"] if t.teacher_acc > 50)
+    assert min(_prior_spearman(inter, weak), _prior_spearman(inter, strong)) > 0.99
+    assert min(_prior_spearman(plain, weak), _prior_spearman(plain, strong)) < 0
+    with pytest.raises(DassError, match="prior_interactions"):
+        _config(db, tmp_path, "prior_interactions=true").check()
