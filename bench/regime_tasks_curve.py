@@ -1,5 +1,5 @@
-"""How much a predictor gains from more tasks of one kind: refit the tree prior of a predictor design
-(its episode-0 predictor, which is what the checkpoint choice starts from) on the meta-train tasks of
+"""How much a predictor gains from more tasks of one kind: refit the prior of a predictor design (its
+episode-0 predictor, which is what the checkpoint choice starts from; trees or linear, as the design says) on the meta-train tasks of
 a database with only K of the meta-train tasks of one member database kept (K drawn at random,
 ``--draws`` times), and print the mean meta-valid Spearman per group of meta-valid tasks (each member
 database's meta-valid tasks are a group). The deciding pilot before building more regime tasks
@@ -9,7 +9,7 @@ their build.
     python bench/regime_tasks_curve.py --db assets/cpu/db_all --grow assets/cpu/db_regimes \\
         --counts 0 4 8 16 --draws 6 [--config configs/predictor/cpu.yaml] [-- key=value ...]
 
-The design's prior must be trees (``prior_model: trees``, ``cost_prior: true``). Proxies are read from
+The design must have a prior (``cost_prior: true``). Proxies are read from
 the design's caches (``proxy_read_only_caches``, then ``proxy_cache``, default runs/cache/predictor_proxy).
 Prints a table and one JSON line per count; ``--json`` writes them too. Meta-test is never read.
 """
@@ -47,15 +47,14 @@ def curve(a: argparse.Namespace) -> list[dict]:
     from dass.correlation import nanmean, spearman
     from dass.database.saved import load_saved_tasks
     from dass.predictor import proxy_inputs
-    from dass.predictor.boosting import BoostedTrees
     from dass.predictor.config import MetaTrainConfig
     from dass.predictor.data import load_tasks
-    from dass.predictor.meta_train import PROXY_SEED, _prior_inputs, student_targets
+    from dass.predictor.meta_train import PROXY_SEED, _prior_inputs, fit_prior, student_targets
     from dass.proxies.cache import ProxyCache
 
     cfg = cfgmod.load(MetaTrainConfig, a.config, [f"db={a.db}", *a.overrides])
-    if not (cfg.cost_prior and cfg.prior_model == "trees"):
-        raise SystemExit(f"error: {a.config}: the design's prior is not trees (cost_prior, prior_model: trees)")
+    if not cfg.cost_prior:
+        raise SystemExit(f"error: {a.config}: the design has no prior (cost_prior: true)")
     _, tasks = load_tasks(cfg.db, cfg.label)
     grow = {t.key for t in load_saved_tasks(a.grow, ["meta_train"])["meta_train"]}
     grow_valid = {t.key for t in load_saved_tasks(a.grow, ["meta_valid"])["meta_valid"]}
@@ -77,10 +76,9 @@ def curve(a: argparse.Namespace) -> list[dict]:
         scores = {g: [] for g in groups}
         for _ in range(draws):
             keys = kept + [pool[i] for i in sorted(rng.choice(len(pool), size=k, replace=False))]
-            trees = BoostedTrees(cfg.prior_rounds, 0.05, cfg.prior_depth, min_leaf=20).fit(
-                np.concatenate([X[k_] for k_ in keys]), np.concatenate([y[k_] for k_ in keys]))
+            prior = fit_prior(cfg, np.concatenate([X[k_] for k_ in keys]), np.concatenate([y[k_] for k_ in keys]))
             for g, ts in groups.items():
-                rho = [spearman(trees.predict(_prior_inputs(t, cfg).double().numpy()), t.acc.numpy()) for t in ts]
+                rho = [spearman(prior.predict(_prior_inputs(t, cfg).double().numpy()), t.acc.numpy()) for t in ts]
                 scores[g].append(nanmean(rho))
         row = {"count": k, "draws": draws, **{f"valid_{g}": float(np.mean(v)) for g, v in scores.items() if groups[g]},
                **{f"valid_{g}_sd": float(np.std(v)) for g, v in scores.items() if groups[g]}}

@@ -86,6 +86,16 @@ def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
     return prior_inputs({**t.inputs(needs), "onehot": t.onehot}, cfg)
 
 
+def fit_prior(cfg: MetaTrainConfig, X: np.ndarray, y: np.ndarray):
+    """The prior fitted on the meta-train students' prior inputs ``X`` (:func:`_prior_inputs`) and
+    targets ``y``: boosted trees (``prior_model: trees``), or a ridge regression, least squares when
+    the prior reads the cost scalars alone (penalty ``prior_ridge`` with ``prior_onehot`` or
+    ``prior_interactions``). Either has ``predict(X)``."""
+    if cfg.prior_model == "trees":
+        return BoostedTrees(cfg.prior_rounds, 0.05, cfg.prior_depth, min_leaf=20).fit(X, y)
+    return Ridge().fit(X, y, cfg.prior_ridge if cfg.prior_onehot or cfg.prior_interactions else 0.0)
+
+
 class MetaTrainer:
     """The state of one meta-training run (model, inner learning rates, optimiser, progress)."""
 
@@ -105,12 +115,10 @@ class MetaTrainer:
         self.model.set_output_bias(float(y.mean()))
         if cfg.cost_prior:
             X = torch.cat([_prior_inputs(t, cfg) for t in self.train]).double().numpy()
+            prior = fit_prior(cfg, X, y.double().numpy())
             if cfg.prior_model == "trees":
-                self.model.set_tree_prior(BoostedTrees(cfg.prior_rounds, 0.05, cfg.prior_depth, min_leaf=20)
-                                          .fit(X, y.double().numpy()))
+                self.model.set_tree_prior(prior)
             else:
-                prior = Ridge().fit(X, y.double().numpy(),
-                                    cfg.prior_ridge if cfg.prior_onehot or cfg.prior_interactions else 0.0)
                 self.model.set_prior(prior.coef, prior.bias)
         self.inner_lrs = init_inner_lrs(self.model, cfg.inner_lr_init)
         outer = list(self.model.parameters())
