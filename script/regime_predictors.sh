@@ -8,11 +8,15 @@
 #   task_stats     the same + task_stats=[teacher_acc,log_classes]
 #   teacher_acc_inherit / _diswot   teacher_acc with the inherit or DisWOT proxy as a third proxy input
 #   teacher_acc_depth4              teacher_acc with trees of depth 4 in the prior (more interactions)
-#   teacher_acc_linear              configs/predictor/cpu.yaml, the default since: a linear prior that reads
-#                                   every student scalar times the teacher's accuracy (prior_interactions)
+#   teacher_acc_linear              a linear prior that reads every student scalar times the teacher's
+#                                   accuracy (prior_interactions; the default until the mean widths below)
 #   teacher_acc_linear_onehot       the same, its prior also reading the one-hot encoding
 #   teacher_acc_linear_r1 / _r100   teacher_acc_linear with the prior's ridge penalty 1 or 100 (default 10)
 #   task_stats_linear               teacher_acc_linear with the log class count as a second statistic
+#   teacher_acc_linear_mean         configs/predictor/cpu.yaml, the default since: teacher_acc_linear whose
+#                                   stage encoding gives each stage's mean block width instead of its
+#                                   summed widths (stage_width=mean)
+#   teacher_acc_linear_noproxy / teacher_acc_linear_mean_noproxy   the two without the proxy inputs
 #   meta_nas_A     the KD-unaware design A (no teacher input)
 # print each design's meta-valid Spearman (the 8 meta-valid tasks of the union: the only numbers a
 # design is chosen on), then evaluate every checkpoint, and the shipped predictors, on the 16
@@ -36,25 +40,33 @@ DB=$OUT/db_all
 read -r -a MEMBERS <<<"${MEMBERS:-assets/cpu/db assets/cpu/db_regimes}"
 [[ -f $DB/manifest.json ]] || $PY -m dass.database --union "$DB" "${MEMBERS[@]}"
 CPU=configs/predictor/cpu.yaml
-declare -A CONF=([union]=$CPU [teacher_acc]=$CPU [task_stats]=$CPU [teacher_acc_inherit]=$CPU [teacher_acc_diswot]=$CPU
-                 [teacher_acc_depth4]=$CPU [teacher_acc_linear]=$CPU [teacher_acc_linear_onehot]=$CPU
-                 [teacher_acc_linear_r1]=$CPU [teacher_acc_linear_r100]=$CPU [task_stats_linear]=$CPU [meta_nas_A]=assets/cpu/predictors/meta_nas_A/config.yaml)
-TREES="prior_model=trees prior_onehot=true prior_interactions=false"   # the tree prior over the scalars and the one-hot encoding (the default until the linear one)
-declare -A EXTRA=([union]="task_stats=[] $TREES" [teacher_acc]="task_stats=[teacher_acc] $TREES"
-                  [task_stats]="task_stats=[teacher_acc,log_classes] $TREES"
-                  [teacher_acc_inherit]="task_stats=[teacher_acc] proxies=[naswot,synflow,inherit] $TREES"
-                  [teacher_acc_diswot]="task_stats=[teacher_acc] proxies=[naswot,synflow,diswot] $TREES"
-                  [teacher_acc_depth4]="task_stats=[teacher_acc] $TREES prior_depth=4"
-                  [teacher_acc_linear]="task_stats=[teacher_acc]"
-                  [teacher_acc_linear_onehot]="task_stats=[teacher_acc] prior_onehot=true"
-                  [teacher_acc_linear_r1]="task_stats=[teacher_acc] prior_ridge=1"
-                  [teacher_acc_linear_r100]="task_stats=[teacher_acc] prior_ridge=100"
-                  [task_stats_linear]="task_stats=[teacher_acc,log_classes]"
-                  [meta_nas_A]="")
+SUM="stage_width=sum"   # the stage encoding with summed widths (the default until the mean widths)
+TREES="prior_model=trees prior_onehot=true prior_interactions=false $SUM"   # the tree prior over the scalars and the one-hot encoding (the default until the linear one)
+# design -> overrides of its config ($CPU; meta_nas_A: its shipped config.yaml)
+declare -A EXTRA
+while read -r name extra; do EXTRA[$name]=$extra; done <<EOF
+union                           task_stats=[] $TREES
+teacher_acc                     task_stats=[teacher_acc] $TREES
+task_stats                      task_stats=[teacher_acc,log_classes] $TREES
+teacher_acc_inherit             task_stats=[teacher_acc] proxies=[naswot,synflow,inherit] $TREES
+teacher_acc_diswot              task_stats=[teacher_acc] proxies=[naswot,synflow,diswot] $TREES
+teacher_acc_depth4              task_stats=[teacher_acc] $TREES prior_depth=4
+teacher_acc_linear              task_stats=[teacher_acc] $SUM
+teacher_acc_linear_onehot       task_stats=[teacher_acc] prior_onehot=true $SUM
+teacher_acc_linear_r1           task_stats=[teacher_acc] prior_ridge=1 $SUM
+teacher_acc_linear_r100         task_stats=[teacher_acc] prior_ridge=100 $SUM
+task_stats_linear               task_stats=[teacher_acc,log_classes] $SUM
+teacher_acc_linear_mean         task_stats=[teacher_acc] stage_width=mean
+teacher_acc_linear_noproxy      task_stats=[teacher_acc] proxies=[] $SUM
+teacher_acc_linear_mean_noproxy task_stats=[teacher_acc] stage_width=mean proxies=[]
+meta_nas_A
+EOF
+conf() { [[ $1 == meta_nas_A ]] && echo assets/cpu/predictors/meta_nas_A/config.yaml || echo "$CPU"; }
 read -r -a NAMES <<<"${NAMES:-union teacher_acc task_stats teacher_acc_inherit teacher_acc_diswot teacher_acc_depth4 meta_nas_A}"
 train() {  # train NAME SEED
   local run=$OUT/$1/s$2
-  [[ -f $run/metrics.json ]] || $PY -m dass.predictor --config "${CONF[$1]}" db="$DB" run_dir="$run" seed="$2" \
+  [[ -n ${EXTRA[$1]+set} ]] || { echo "error: unknown design '$1' (NAMES)" >&2; exit 2; }
+  [[ -f $run/metrics.json ]] || $PY -m dass.predictor --config "$(conf "$1")" db="$DB" run_dir="$run" seed="$2" \
     progress=false data_root=data proxy_cache=runs/cache/predictor_proxy ${EXTRA[$1]} >"$OUT/$1.s$2.log" 2>&1
 }
 mkdir -p "$OUT"

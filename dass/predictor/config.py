@@ -53,7 +53,7 @@ class MetaTrainConfig:
                                                 "checkpoint_every", "data_root", "proxy_cache", "db",
                                                 "proxy_read_only_caches")
     # Keys added after runs existed, with the value at which they change nothing (dass.runid).
-    IDENTITY_ADDED: ClassVar[dict] = {"task_stats": [], "prior_interactions": False}
+    IDENTITY_ADDED: ClassVar[dict] = {"task_stats": [], "prior_interactions": False, "stage_width": "sum"}
 
     db: str = ""  # database folder (task files)
     run_dir: str = ""  # output folder: best.pt, last.pt, history.csv, metrics.json
@@ -65,6 +65,7 @@ class MetaTrainConfig:
     arch_encoder: Literal["onehot", "graph"] = "onehot"  # encoder of input A
     cost_features: bool = False  # add log MACs and log params relative to the teacher's to the head's input
     stage_features: bool = False  # the per-stage depth and width encoding joins the cost scalars (head input and prior)
+    stage_width: Literal["sum", "mean"] = "sum"  # that encoding's width per stage: summed over its blocks, or their mean
     cost_prior: bool = False  # output = linear prior on the cost (and proxy) scalars, least squares, + learned residual
     prior_onehot: bool = False  # the cost prior also reads the one-hot encoding (linear: a ridge fit, penalty prior_ridge)
     prior_ridge: float = 10.0  # with prior_onehot or prior_interactions: ridge penalty of the prior's fit (standardised columns)

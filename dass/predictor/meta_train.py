@@ -81,7 +81,8 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
     """The prior's inputs of a task's students: cost (stage, proxy, task statistics) scalars (and the
     one-hot encoding)."""
-    needs = ({"cost"} | ({"stage"} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
+    stage = "stage" if cfg.stage_width == "sum" else "stage_mean"
+    needs = ({"cost"} | ({stage} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
              | ({"task"} if cfg.task_stats else set()))
     return prior_inputs({**t.inputs(needs), "onehot": t.onehot}, cfg)
 
@@ -106,7 +107,7 @@ class MetaTrainer:
         pcfg = PredictorConfig(InputDims.for_space(space), cfg.input_type, cfg.arch_encoder, cfg.cost_features,
                                cfg.model, cfg.cost_prior, list(cfg.proxies), cfg.prior_onehot,
                                cfg.stage_features, cfg.prior_model, cfg.prior_rounds, cfg.prior_depth,
-                               list(cfg.task_stats), cfg.prior_interactions)
+                               list(cfg.task_stats), cfg.prior_interactions, cfg.stage_width)
         self.model = Predictor(pcfg).to(device)
         self.needs = self.model.needs
         self.target = make_target(cfg.target, cfg.label, self.train)

@@ -13,7 +13,8 @@ With ``cost_features`` two scalars are appended: ``log(macs / teacher macs)`` an
 -> tanh -> linear(head_hidden -> 1)``: 576 -> 64 -> 1 for the paper's STA.
 
 With ``stage_features`` the stage encoding (``stage: N x 2S``, per-stage depth and summed width
-relative to the maximum, :mod:`dass.space.encodings`) follows the two cost scalars.
+relative to the maximum, or with ``stage_width: mean`` the mean block width relative to the stage's,
+:mod:`dass.space.encodings`) follows the two cost scalars.
 With ``proxies`` (e.g. ``[naswot, synflow]``) the cost scalars are followed by the students'
 zero-cost proxy features relative to the teacher (``proxy: N x P``, :mod:`dass.predictor.proxy_inputs`).
 With ``task_stats`` (e.g. ``[teacher_acc]``) the task's statistics follow, the same in every row
@@ -46,6 +47,7 @@ from torch import nn
 
 from ..errors import DassError
 from ..space import SpaceConfig, onehot_dim, stage_dim
+from ..space.encodings import STAGE_WIDTHS
 from ..space.encodings import graph_feature_dim
 from .config import TASK_STATS, ModelSizes
 from .encoders import GraphEncoder, MapEncoder, OnehotEncoder
@@ -136,6 +138,7 @@ class PredictorConfig:
     prior_depth: int = 3             # with trees: depth of every tree
     task_stats: list[str] = field(default_factory=list)  # names of TASK_STATS joining the scalars
     prior_interactions: bool = False  # the prior also reads every student scalar times every task statistic
+    stage_width: str = "sum"          # with stage_features: the stage encoding's widths, summed or mean
 
     def __post_init__(self):
         if self.prior_model not in PRIOR_MODELS:
@@ -154,6 +157,8 @@ class PredictorConfig:
             raise DassError(f"task_stats must be distinct names among {list(TASK_STATS)}, got {self.task_stats}")
         if self.task_stats and not (self.cost_features or self.cost_prior):
             raise DassError("task_stats join the cost scalars: set cost_features or cost_prior")
+        if self.stage_width not in STAGE_WIDTHS:
+            raise DassError(f"stage_width must be one of {list(STAGE_WIDTHS)}, got {self.stage_width!r}")
         if self.prior_interactions and not (self.cost_prior and self.task_stats):
             raise DassError("prior_interactions multiplies the prior's scalars by the task statistics: set cost_prior "
                             "and task_stats")
@@ -208,7 +213,7 @@ class Predictor(nn.Module):
         if self.cfg.proxies:
             out.add("proxy")
         if self.cfg.stage_features:
-            out.add("stage")
+            out.add("stage" if self.cfg.stage_width == "sum" else "stage_mean")
         if self.cfg.prior_onehot:
             out.add("onehot")
         if self.cfg.task_stats:

@@ -10,7 +10,9 @@ One-hot (``onehot``), length ``S * (len(depths) + max_depth * len(width_mults))`
 Stage (``stage``), length ``2 * S``: for each stage ``s``, ``depth / max_depth`` and the stage's
 summed block widths over the largest possible sum, ``sum(widths) / (max_depth * stage_widths[s])``
 (the teacher's encoding is all ones): where a student spends its depth and width, in a few numbers
-a linear model can weigh.
+a linear model can weigh. With ``width="mean"`` the second number is the stage's mean block width
+over its full width, ``mean(widths) / stage_widths[s]``, which does not grow with the depth (the
+first number already says how deep the stage is).
 
 Graph (``graph``): ``N = 2 + S * max_depth`` nodes, node 0 the stem, node ``1 + s*max_depth + b``
 block ``b`` of stage ``s``, node ``N-1`` the classifier head. Node features (``F = 7 + S``):
@@ -52,15 +54,20 @@ def stage_dim(space: SpaceConfig) -> int:
     return 2 * space.num_stages
 
 
-def stage(arch: Arch, space: SpaceConfig) -> torch.Tensor:
+STAGE_WIDTHS = ("sum", "mean")
+
+
+def stage(arch: Arch, space: SpaceConfig, width: str = "sum") -> torch.Tensor:
     validate(arch, space)
+    if width not in STAGE_WIDTHS:
+        raise DassError(f"stage encoding width must be one of {list(STAGE_WIDTHS)}, got {width!r}")
     md = space.max_depth
     return torch.tensor([v for d, ws, full in zip(arch.depths, arch.widths, space.stage_widths)
-                         for v in (d / md, sum(ws) / (md * full))], dtype=torch.float32)
+                         for v in (d / md, sum(ws) / ((md if width == "sum" else d) * full))], dtype=torch.float32)
 
 
-def stage_batch(archs, space: SpaceConfig) -> torch.Tensor:
-    return torch.stack([stage(a, space) for a in archs]) if archs else torch.zeros(0, stage_dim(space))
+def stage_batch(archs, space: SpaceConfig, width: str = "sum") -> torch.Tensor:
+    return torch.stack([stage(a, space, width) for a in archs]) if archs else torch.zeros(0, stage_dim(space))
 
 
 def onehot_batch(archs, space: SpaceConfig) -> torch.Tensor:

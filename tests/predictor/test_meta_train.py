@@ -103,20 +103,23 @@ def test_cost_prior_starts_at_the_least_squares_fit_of_the_targets(db, tmp_path)
     assert metrics["pred_acc_mae_mean"]["meta_test"] >= 0
 
 
-def test_stage_prior_starts_at_the_least_squares_fit_on_cost_and_stages(db, tmp_path):
+@pytest.mark.parametrize("width", ["sum", "mean"])
+def test_stage_prior_starts_at_the_least_squares_fit_on_cost_and_stages(db, tmp_path, width):
     """stage_features: the prior reads [cost, stage encoding]; the stage columns are written out here
-    from the architectures (depth / max depth, summed widths / (max depth x stage width))."""
+    from the architectures (depth / max depth, summed widths / (max depth x stage width), or with
+    stage_width=mean the mean block width / stage width)."""
     import numpy as np
     from dass.predictor import MetaTrainer
     from dass.predictor import cost_features, load_tasks, take
-    cfg = config(db, tmp_path, "cost_prior=true", "stage_features=true", "target=standardized")
+    cfg = config(db, tmp_path, "cost_prior=true", "stage_features=true", "target=standardized",
+                 f"stage_width={width}")
     space, tasks = load_tasks(db)
     trainer = MetaTrainer(cfg, space, tasks, torch.device("cpu"))
     assert trainer.model.prior.in_features == 2 + 2 * space.num_stages
 
     def stages(a):
         return [v for d, ws, full in zip(a.depths, a.widths, space.stage_widths)
-                for v in (d / space.max_depth, sum(ws) / (space.max_depth * full))]
+                for v in (d / space.max_depth, sum(ws) / full / (space.max_depth if width == "sum" else len(ws)))]
     X = np.concatenate([np.concatenate([cost_features(t.archs, t.space, t.num_classes).numpy(),
                                         np.array([stages(a) for a in t.archs])], 1) for t in tasks["meta_train"]])
     y = np.concatenate([((t.acc - t.acc.mean()) / t.acc.std()).numpy() for t in tasks["meta_train"]])
@@ -127,6 +130,8 @@ def test_stage_prior_starts_at_the_least_squares_fit_on_cost_and_stages(db, tmp_
     np.testing.assert_allclose(got, A @ coef, atol=1e-3)
     with pytest.raises(DassError, match="stage_features"):
         config(db, tmp_path, "stage_features=true").check()
+    with pytest.raises(DassError, match="stage_width"):
+        config(db, tmp_path, "stage_width=max")
 
 
 def test_onehot_prior_starts_at_the_ridge_fit_of_the_targets(db, tmp_path):

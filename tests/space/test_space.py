@@ -239,6 +239,13 @@ def test_stage_encoding_by_hand():
     assert stage(a, space).tolist() == pytest.approx(want)
     assert stage(teacher_arch(space), space).tolist() == [1.0] * 8
     assert stage_batch([a, teacher_arch(space)], space).shape == (2, 8)
+    # mean widths: 4/8, (8+10)/2/16, (16+16+32)/3/32, 32/64; the depths as above
+    mean = [1 / 3, 0.5, 2 / 3, 9 / 16, 1.0, 2 / 3, 1 / 3, 0.5]
+    assert stage(a, space, "mean").tolist() == pytest.approx(mean)
+    assert stage_batch([a], space, "mean")[0].tolist() == pytest.approx(mean)
+    assert stage(teacher_arch(space), space, "mean").tolist() == [1.0] * 8
+    with pytest.raises(DassError, match="width"):
+        stage(a, space, "max")
 
 
 def test_sampler_draws_the_stream_of_rng_choice_and_batch_encodings_equal_single_ones():
