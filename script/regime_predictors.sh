@@ -23,7 +23,8 @@
 # meta-test tasks of the union beside the task-blind floor (encoding_ridge, fitted on the union's
 # meta-train), MACs, the proxies and the proxy ensemble, with one column group per regime
 # (strong: the 8 tasks of assets/cpu/db; regimes: the 8 cut-teacher tasks), and print the tables over
-# seeds (bench/seed_table.py). Finished runs are reused. No teacher checkpoint is needed: the shipped
+# seeds (bench/seed_table.py) and the budgeted search regret per group (bench/search_regret.py).
+# Finished runs are reused. No teacher checkpoint is needed: the shipped
 # proxy cache (assets/cpu/proxy_cache) holds every proxy these designs and the evaluation read, by the
 # teacher digests the task files record (on the CPU; another device computes them, which needs the
 # teachers: bash script/build_regimes.sh for the regime ones, git checkout 71d6cdd -- assets/cpu/teachers).
@@ -118,4 +119,10 @@ for metric in spearman partial_spearman; do
     $PY bench/seed_table.py "$OUT/evaluate/correlations.csv" --metric $metric --json "$OUT/table_${metric}_$g.json" \
       --tasks $keys --methods "${ROWS[@]}"
   done
+done
+for g in regimes strong; do
+  echo; echo "-- budgeted search regret (points), group $g"
+  keys=$REGIMES; [[ $g == strong ]] && keys=$STRONG
+  # shellcheck disable=SC2086  # the keys are words
+  $PY bench/search_regret.py "$OUT/evaluate/search_kd.csv" --tasks $keys --methods "${ROWS[@]}"
 done
