@@ -70,7 +70,7 @@ def student_inputs(archs: list[Arch], space: SpaceConfig, num_classes: int, need
         out["cost"] = cost_features(archs, space, num_classes)
     if "stage" in needs:
         out["stage"] = stage_batch(archs, space)
-    if "stage_mean" in needs:       # the stage encoding with mean block widths (stage_width: mean)
+    if "stage_mean" in needs:       # the stage encoding with mean block widths (model.stage_need("mean"))
         out["stage"] = stage_batch(archs, space, "mean")
     return out
 

@@ -59,7 +59,7 @@ from .boosting import BoostedTrees
 from .linear import Ridge
 from .metrics import evaluate_predictor, task_metrics
 from .checkpoint import LoadedPredictor, load_predictor, save_predictor
-from .model import InputDims, Predictor, PredictorConfig, prior_inputs
+from .model import InputDims, Predictor, PredictorConfig, prior_inputs, stage_need
 
 log = logging.getLogger("dass.predictor")
 
@@ -81,8 +81,7 @@ def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _prior_inputs(t: TaskData, cfg: MetaTrainConfig) -> torch.Tensor:
     """The prior's inputs of a task's students: cost (stage, proxy, task statistics) scalars (and the
     one-hot encoding)."""
-    stage = "stage" if cfg.stage_width == "sum" else "stage_mean"
-    needs = ({"cost"} | ({stage} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
+    needs = ({"cost"} | ({stage_need(cfg.stage_width)} if cfg.stage_features else set()) | ({"proxy"} if cfg.proxies else set())
              | ({"task"} if cfg.task_stats else set()))
     return prior_inputs({**t.inputs(needs), "onehot": t.onehot}, cfg)
 

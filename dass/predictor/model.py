@@ -213,7 +213,7 @@ class Predictor(nn.Module):
         if self.cfg.proxies:
             out.add("proxy")
         if self.cfg.stage_features:
-            out.add("stage" if self.cfg.stage_width == "sum" else "stage_mean")
+            out.add(stage_need(self.cfg.stage_width))
         if self.cfg.prior_onehot:
             out.add("onehot")
         if self.cfg.task_stats:
@@ -263,6 +263,12 @@ class Predictor(nn.Module):
         if self.cfg.cost_prior:
             y = y + self.prior(prior_inputs(inputs, self.cfg, scalars))[:, 0]
         return y
+
+
+def stage_need(width: str) -> str:
+    """The input key that asks :func:`dass.predictor.data.student_inputs` for the stage encoding with
+    ``width`` (``stage_width``); either way the rows arrive as ``stage``."""
+    return "stage" if width == "sum" else "stage_mean"
 
 
 def prior_inputs(inputs: dict, cfg, scalars: torch.Tensor | None = None) -> torch.Tensor:
